@@ -1,0 +1,99 @@
+"""What a CLI command needs: settings, the database engine, the gateway keys.
+
+Owns: opening those resources from the configuration, with clear errors when
+Barid was not initialised yet. Must not: create anything (that is `barid init`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from admin.errors import EXIT_USAGE, CliError
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.store import migrate
+from gateway.store.db import create_engine, session_factory
+from gateway.store.directory import Directory
+from keys.gateway_keys import GatewayKeys, KeyFileError, derive_key, load_gateway_keys
+
+AUDIT_KEY_PURPOSE = "audit-chain"
+
+
+def settings_from(config: str | None, data_dir: str | None = None) -> Settings:
+    """Settings from --config / BARID_CONFIG, or from DATA_DIR/barid.toml if given."""
+    try:
+        if config is None and data_dir is not None:
+            candidate = Path(data_dir) / "barid.toml"
+            if candidate.exists():
+                return load_settings(candidate)
+            import os
+
+            env = dict(os.environ)
+            env.setdefault("BARID_SERVER__DATA_DIR", str(Path(data_dir).resolve()))
+            return load_settings(None, env)
+        return load_settings(config)
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keys: GatewayKeys
+    directory: Directory
+
+    @property
+    def audit_key(self) -> bytes:
+        return derive_key(self.keys.master_key, AUDIT_KEY_PURPOSE)
+
+
+def _require_initialised(settings: Settings) -> None:
+    if settings.database.url:
+        return
+    db = settings.data_dir / "barid.db"
+    if not db.exists():
+        raise CliError(
+            f"no database at {db}: run `barid init --data-dir {settings.data_dir}` first"
+            " (or pass --config)"
+        )
+
+
+@asynccontextmanager
+async def open_app(settings: Settings) -> AsyncIterator[App]:
+    _require_initialised(settings)
+    try:
+        keys = load_gateway_keys(settings.keys_dir)
+    except KeyFileError as exc:
+        raise CliError(f"gateway keys: {exc}") from None
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        connect_timeout=settings.database.connect_timeout_seconds,
+    )
+    try:
+        try:
+            current = await migrate.current_revision(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise CliError(f"database unavailable ({type(exc).__name__})") from None
+        if current != migrate.head_revision():
+            raise CliError(
+                f"database schema is at {current or 'nothing'}, expected"
+                f" {migrate.head_revision()}: run `barid init` to migrate"
+            )
+        sessions = session_factory(engine)
+        yield App(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            keys=keys,
+            directory=Directory(sessions, derive_key(keys.master_key, AUDIT_KEY_PURPOSE)),
+        )
+    finally:
+        await engine.dispose()

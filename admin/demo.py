@@ -1,0 +1,200 @@
+"""`barid demo`: a small government in one data directory, ready to try.
+
+Owns: the demo directory (a cabinet secretariat, two ministries with a
+directorate each, a governorate), demo passwords and key material, and the
+printed guide. Must not: be used for real agencies; the passwords it prints
+are stored in <data_dir>/demo/credentials.json (mode 0600) so a re-run shows
+them again instead of making new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from admin.context import open_app
+from admin.errors import CliError
+from gateway.config import Settings
+from gateway.store.directory import AgencyInput, DirectoryError, EmployeeInput
+from keys import passwords
+from keys.demo_material import (
+    make_ca,
+    make_openpgp_key,
+    make_smime_certificate,
+    stop_gpg_agent,
+    write_certificate_pem,
+    write_private_key_pem,
+    write_secret_bytes,
+)
+from keys.gateway_keys import PUBLIC_FILE_MODE, write_new_file
+from keys.identities import inspect_identity
+
+ACTOR = "demo"
+
+AGENCIES = (
+    AgencyInput("CAB", "Cabinet Secretariat", "الأمانة العامة لمجلس الوزراء", "entity",
+                "cab.gov.example"),
+    AgencyInput("MOH", "Ministry of Health", "وزارة الصحة", "ministry", "moh.gov.example"),
+    AgencyInput("MOH-PLN", "Planning Directorate", "دائرة التخطيط", "directorate",
+                "moh.gov.example", "MOH"),
+    AgencyInput("MOF", "Ministry of Finance", "وزارة المالية", "ministry", "mof.gov.example"),
+    AgencyInput("MOF-BUD", "Budget Directorate", "دائرة الموازنة", "directorate",
+                "mof.gov.example", "MOF"),
+    AgencyInput("GOV-BSR", "Basra Governorate", "محافظة البصرة", "governorate",
+                "gov-bsr.gov.example"),
+)  # fmt: skip
+
+# (address, agency, English name, Arabic name, role, clearance, S/MIME too?)
+EMPLOYEES = (
+    ("sg@cab.gov.example", "CAB", "Layla Hassan", "ليلى حسن", "minister", "secret", False),
+    ("registry@cab.gov.example", "CAB", "Omar Saleh", "عمر صالح", "registrar", "confidential",
+     False),
+    ("minister@moh.gov.example", "MOH", "Karim Abbas", "كريم عباس", "minister", "secret", True),
+    ("planning@moh.gov.example", "MOH-PLN", "Sara Jamil", "سارة جميل", "director",
+     "confidential", False),
+    ("minister@mof.gov.example", "MOF", "Hadi Nouri", "هادي نوري", "minister", "secret", False),
+    ("budget@mof.gov.example", "MOF-BUD", "Noor Kadhim", "نور كاظم", "clerk", "internal", False),
+    ("governor@gov-bsr.gov.example", "GOV-BSR", "Ali Jaber", "علي جابر", "director",
+     "confidential", False),
+)  # fmt: skip
+
+
+@dataclass
+class DemoSummary:
+    data_dir: Path
+    http_url: str
+    employees: list[dict[str, Any]] = field(default_factory=list)
+    created: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data_dir),
+            "http": self.http_url,
+            "employees": self.employees,
+            "created": self.created,
+        }
+
+    def text(self) -> str:
+        lines = [
+            "Barid demo" + (" (created)" if self.created else " (already set up)"),
+            f"data directory: {self.data_dir}",
+            f"health:         {self.http_url}/healthz",
+            f"metrics:        {self.http_url}/metrics",
+            "",
+            "Demo employees (address / password / employee code / key files):",
+        ]
+        for emp in self.employees:
+            lines.append(f"  {emp['address']}  ({emp['agency']}, {emp['role']}, {emp['clearance']})")
+            lines.append(f"    password: {emp['password']}")
+            lines.append(f"    code:     {emp['code']}")
+            for label, path in emp["key_files"].items():
+                lines.append(f"    {label}: {path}")
+        return "\n".join(lines)
+
+
+async def build_demo(settings: Settings) -> DemoSummary:
+    demo_dir = settings.data_dir / "demo"
+    credentials_file = demo_dir / "credentials.json"
+    summary = DemoSummary(
+        data_dir=settings.data_dir,
+        http_url=f"http://{settings.http.listen}:{settings.http.port}",
+    )
+    if credentials_file.exists():
+        summary.employees = json.loads(credentials_file.read_text(encoding="utf-8"))
+        return summary
+
+    demo_dir.mkdir(mode=0o700, exist_ok=True)
+    key_dir = demo_dir / "keys"
+    key_dir.mkdir(mode=0o700, exist_ok=True)
+    gnupghome = Path(tempfile.mkdtemp(prefix="bd", dir="/tmp"))
+    try:
+        async with open_app(settings) as app:
+            directory = app.directory
+            for agency in AGENCIES:
+                await directory.add_agency(agency, actor=ACTOR)
+            ca_key, ca_cert = make_ca("MOH Demo Agency CA")
+            ca_path = key_dir / "moh-ca.pem"
+            write_certificate_pem(ca_path, ca_cert)
+            from cryptography.hazmat.primitives import hashes, serialization
+
+            await directory.trust_ca(
+                "MOH",
+                fingerprint=ca_cert.fingerprint(hashes.SHA256()).hex().upper(),
+                subject=ca_cert.subject.rfc4514_string(),
+                pem=ca_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+                actor=ACTOR,
+            )
+            for address, agency_code, name_en, name_ar, role, clearance, smime in EMPLOYEES:
+                password = secrets.token_urlsafe(12)
+                added = await directory.add_employee(
+                    EmployeeInput(
+                        address,
+                        agency_code,
+                        name_en,
+                        name_ar,
+                        role,
+                        clearance,
+                        passwords.hash_password(password),
+                    ),
+                    actor=ACTOR,
+                )
+                local = address.split("@")[0] + "-" + agency_code.lower()
+                files: dict[str, str] = {}
+                fpr, public, secret = make_openpgp_key(gnupghome, name_en, address, added["code"])
+                pub_path, sec_path = key_dir / f"{local}.pub.asc", key_dir / f"{local}.sec.asc"
+                write_new_file(pub_path, public, PUBLIC_FILE_MODE)
+                write_secret_bytes(sec_path, secret)
+                files["openpgp public key"] = str(pub_path)
+                files["openpgp secret key"] = str(sec_path)
+                await directory.add_identity(
+                    address, kind="openpgp", fingerprint=fpr, material=public.decode("ascii"),
+                    actor=ACTOR,
+                )  # fmt: skip
+                if smime:
+                    key, cert = make_smime_certificate(
+                        ca_key, ca_cert, name_en, address, added["code"]
+                    )
+                    cert_path, key_path = key_dir / f"{local}.cert.pem", key_dir / f"{local}.key.pem"
+                    write_certificate_pem(cert_path, cert)
+                    write_private_key_pem(key_path, key)
+                    files["s/mime certificate"] = str(cert_path)
+                    files["s/mime private key"] = str(key_path)
+                    files["agency ca"] = str(ca_path)
+                    pem = cert.public_bytes(serialization.Encoding.PEM)
+                    await directory.add_identity(
+                        address,
+                        kind="x509",
+                        fingerprint=inspect_identity(pem).fingerprint,
+                        material=pem.decode("ascii"),
+                        actor=ACTOR,
+                    )
+                summary.employees.append(
+                    {
+                        "address": address,
+                        "agency": agency_code,
+                        "role": role,
+                        "clearance": clearance,
+                        "password": password,
+                        "code": added["code"],
+                        "key_files": files,
+                    }
+                )
+    except DirectoryError as exc:
+        raise CliError(
+            f"the data directory already holds a directory that is not the demo's ({exc});"
+            " use a fresh --data-dir"
+        ) from None
+    finally:
+        stop_gpg_agent(gnupghome)
+        shutil.rmtree(gnupghome, ignore_errors=True)
+    write_secret_bytes(
+        credentials_file,
+        json.dumps(summary.employees, ensure_ascii=False, indent=2).encode("utf-8"),
+    )
+    summary.created = True
+    return summary

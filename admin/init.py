@@ -1,0 +1,149 @@
+"""`barid init`: data directory, configuration file, keys, TLS, policy, database.
+
+Owns: the idempotent set-up sequence; every step creates only what is missing
+and reports what it did. Must not: overwrite anything that exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from admin.errors import CliError
+from gateway.config import ConfigError, Settings, load_settings, render_toml
+from gateway.store import migrate
+from gateway.store.db import create_engine
+from keys.gateway_keys import KeyFileError, ensure_gateway_keys
+from keys.tls import ensure_dev_certificate
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_POLICY = SOURCE_ROOT / "config" / "policies.yaml"
+CONFIG_NAME = "barid.toml"
+
+
+@dataclass
+class InitReport:
+    data_dir: Path
+    config_file: Path
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "data_dir": str(self.data_dir),
+            "config_file": str(self.config_file),
+            "created": self.created,
+            "unchanged": self.unchanged,
+            "changed": bool(self.created),
+        }
+
+    def text(self) -> str:
+        lines = [f"data directory: {self.data_dir}", f"configuration:  {self.config_file}"]
+        if self.created:
+            lines += [f"  created {item}" for item in self.created]
+        else:
+            lines.append("already initialised: nothing to do")
+        return "\n".join(lines)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def resolve(data_dir: str | None, config: str | None) -> tuple[Path, Path | None]:
+    """(config file to use or create, the data dir requested on the command line)."""
+    if data_dir is not None:
+        base = Path(data_dir).expanduser().resolve()
+        return base / CONFIG_NAME, base
+    if config is not None or os.environ.get("BARID_CONFIG"):
+        return Path(config or os.environ["BARID_CONFIG"]).expanduser().resolve(), None
+    try:
+        settings = load_settings(None)
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}", 2) from None
+    return settings.data_dir / CONFIG_NAME, settings.data_dir
+
+
+async def initialise(data_dir: str | None, config: str | None) -> tuple[InitReport, Settings]:
+    config_file, wanted_dir = resolve(data_dir, config)
+    report = InitReport(data_dir=wanted_dir or config_file.parent, config_file=config_file)
+    if not config_file.exists():
+        if wanted_dir is None:
+            raise CliError(f"{config_file}: configuration file not found")
+        wanted_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_private(config_file, render_toml({"server": {"data_dir": "."}}))
+        report.created.append(f"configuration file {config_file}")
+    else:
+        report.unchanged.append(f"configuration file {config_file}")
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}", 2) from None
+    report.data_dir = settings.data_dir
+
+    if not settings.data_dir.exists():
+        settings.data_dir.mkdir(mode=0o700, parents=True)
+        report.created.append(f"data directory {settings.data_dir}")
+
+    try:
+        keys = ensure_gateway_keys(settings.keys_dir)
+    except KeyFileError as exc:
+        raise CliError(f"gateway keys: {exc}") from None
+    report.created += [f"key {settings.keys_dir / name}" for name in keys.created]
+    if keys.present:
+        report.unchanged.append(f"keys in {settings.keys_dir}")
+
+    if settings.tls.cert:
+        for path in (settings.tls_cert, settings.tls_key):
+            if not path.exists():
+                raise CliError(f"tls: {path} does not exist")
+        report.unchanged.append("configured TLS certificate")
+    else:
+        settings.tls_cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            made = ensure_dev_certificate(
+                settings.tls_cert, settings.tls_key, settings.server.hostname
+            )
+        except KeyFileError as exc:
+            raise CliError(f"tls: {exc}") from None
+        if made:
+            report.created.append(f"development TLS certificate {settings.tls_cert}")
+        else:
+            report.unchanged.append("development TLS certificate")
+
+    if not settings.policy_file.exists():
+        if settings.policy.file:
+            raise CliError(f"policy: {settings.policy_file} does not exist")
+        if SHIPPED_POLICY.exists():
+            shutil.copyfile(SHIPPED_POLICY, settings.policy_file)
+            report.created.append(f"routing policy {settings.policy_file} (from the shipped example)")
+    else:
+        report.unchanged.append("routing policy")
+
+    if not settings.database.url:
+        db_file = settings.data_dir / "barid.db"
+        if not db_file.exists():
+            # Created private before SQLite opens it: it holds password hashes.
+            os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    engine = create_engine(settings.database_url)
+    try:
+        before = await migrate.current_revision(engine)
+        head = migrate.head_revision()
+        if before != head:
+            await migrate.upgrade(engine)
+            report.created.append(f"database schema {before or 'empty'} -> {head}")
+        else:
+            report.unchanged.append(f"database schema at {head}")
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"database unavailable ({type(exc).__name__})") from None
+    finally:
+        await engine.dispose()
+    return report, settings

@@ -1,0 +1,298 @@
+"""Configuration: `config/barid.toml` defaults, a TOML file, `BARID_<SECTION>__<KEY>`.
+
+Owns: the settings schema, their defaults and validation. Must not: create files
+or open sockets; a bad setting raises `ConfigError` naming the key (exit 2).
+Precedence (lowest first): built-in defaults, the TOML file, the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "BARID_"
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _f(default: Any, doc: str, **limits: Any) -> Any:
+    """A setting with its default and the one-line documentation rendered into barid.toml."""
+    return Field(default=default, description=doc, **limits)
+
+
+class ServerSettings(_Section):
+    data_dir: str = _f("./barid-data", "Data directory: database, blobs, keys, TLS, policy.")
+    hostname: str = _f("localhost", "Name this gateway uses in SMTP greetings and Received headers.")
+    log_level: Literal["debug", "info", "warning", "error"] = _f("info", "Log level.")
+    log_format: Literal["json", "text"] = _f("json", "Log format: json (one object per line) or text.")
+    shutdown_grace_seconds: float = _f(
+        10.0, "Seconds to finish open sessions on SIGTERM.", gt=0, le=600
+    )
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not value or len(value) > 253 or any(c.isspace() for c in value):
+            raise ValueError("must be a host name without spaces")
+        return value
+
+
+class DatabaseSettings(_Section):
+    url: str = _f(
+        "",
+        "SQLAlchemy URL; empty means SQLite at <data_dir>/barid.db. PostgreSQL:"
+        " postgresql+asyncpg://user:password@host:5432/barid",
+    )
+    pool_size: int = _f(5, "Connections kept open (PostgreSQL).", ge=1, le=100)
+    connect_timeout_seconds: float = _f(5.0, "Give up connecting after this long.", gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class SmtpSettings(_Section):
+    listen: str = _f("127.0.0.1", "Address the SMTP listeners bind to.")
+    submission_port: Port = _f(5870, "Submission with STARTTLS (production: 587).")
+    smtps_port: Port = _f(4650, "Submission with implicit TLS (production: 465).")
+    transfer_port: Port = _f(2525, "Gateway-to-gateway transfer / MX (production: 25).")
+    max_message_size: int = _f(
+        25 * 1024 * 1024, "Largest message accepted, in bytes.", ge=1024, le=1024**3
+    )
+    max_recipients: int = _f(100, "Recipients per message.", ge=1, le=10_000)
+    max_connections: int = _f(200, "Concurrent SMTP sessions.", ge=1, le=100_000)
+
+
+class ImapSettings(_Section):
+    listen: str = _f("127.0.0.1", "Address the IMAP listeners bind to.")
+    port: Port = _f(1430, "IMAP with STARTTLS (production: 143).")
+    imaps_port: Port = _f(9930, "IMAP with implicit TLS (production: 993).")
+
+
+class HttpSettings(_Section):
+    listen: str = _f("127.0.0.1", "Address the HTTP listener binds to.")
+    port: Port = _f(8080, "Admin, REST API (/api/v1), verification (/v/), /metrics, /healthz.")
+    public_url: str = _f(
+        "http://localhost:8080", "Base URL printed in verification links and QR codes."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class TlsSettings(_Section):
+    cert: str = _f("", "Certificate chain (PEM); empty: the development certificate in <data_dir>/tls.")
+    key: str = _f("", "Private key (PEM); empty: the development key in <data_dir>/tls.")
+
+
+class PolicySettings(_Section):
+    file: str = _f("", "Routing policy (YAML); empty: <data_dir>/policies.yaml.")
+
+
+class KeysSettings(_Section):
+    dir: str = _f("", "Gateway keys (signing, DKIM, master); empty: <data_dir>/keys.")
+    dkim_selector: str = _f("barid", "DKIM selector prefix (records <prefix>-rsa, <prefix>-ed25519).")
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    imap: ImapSettings = ImapSettings()
+    http: HttpSettings = HttpSettings()
+    tls: TlsSettings = TlsSettings()
+    policy: PolicySettings = PolicySettings()
+    keys: KeysSettings = KeysSettings()
+
+    # Derived paths. Relative paths in a config file were made absolute against
+    # the file's folder by load_settings; the rest resolve against the cwd.
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.data_dir).expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'barid.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return Path(self.keys.dir).expanduser().resolve() if self.keys.dir else self.data_dir / "keys"
+
+    @property
+    def tls_cert(self) -> Path:
+        return Path(self.tls.cert).expanduser() if self.tls.cert else self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def tls_key(self) -> Path:
+        return Path(self.tls.key).expanduser() if self.tls.key else self.data_dir / "tls" / "key.pem"
+
+    @property
+    def policy_file(self) -> Path:
+        return Path(self.policy.file).expanduser() if self.policy.file else self.data_dir / "policies.yaml"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_toml(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The documented configuration file: every setting, its doc line and default.
+
+    `config/barid.toml` is this with no overrides (a test keeps them equal);
+    `barid init` writes it with the data directory filled in.
+    """
+    overrides = overrides or {}
+    lines = [
+        "# Barid configuration. Every key is shown with its default.",
+        "# Any key can be overridden from the environment as BARID_<SECTION>__<KEY>,",
+        "# e.g. BARID_SMTP__SUBMISSION_PORT=15870. Relative paths are relative to this file.",
+    ]
+    for section, model in _SECTIONS.items():
+        lines += ["", f"[{section}]"]
+        for key, info in model.model_fields.items():
+            value = overrides.get(section, {}).get(key, info.default)
+            lines.append(f"# {info.description}")
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+class ConfigError(Exception):
+    """A setting is unknown, of the wrong type or impossible. The message names it."""
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Settings.model_fields.items()
+}
+
+
+def _coerce_env(section: str, key: str, raw: str) -> Any:
+    """Turn an environment string into the type the field declares (strict models)."""
+    model = _SECTIONS[section]
+    field = model.model_fields.get(key)
+    if field is None:
+        raise ConfigError(f"{ENV_PREFIX}{section.upper()}__{key.upper()}: unknown key {section}.{key}")
+    annotation = field.annotation
+    try:
+        if annotation is bool:
+            lowered = raw.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return lowered in {"1", "true", "yes", "on"}
+        if annotation is int:
+            return int(raw)
+        if annotation is float:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_PREFIX}{section.upper()}__{key.upper()}: {section}.{key} expects"
+            f" {getattr(annotation, '__name__', annotation)}, got {raw!r}"
+        ) from None
+    return raw
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "BARID_CONFIG" or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in _SECTIONS:
+            raise ConfigError(f"{name}: unknown section {section!r}")
+        out.setdefault(section, {})[key] = _coerce_env(section, key, raw)
+    return out
+
+
+def _format_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            parts.append(f"{where}: unknown key")
+        else:
+            parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from `path` (or $BARID_CONFIG), then apply environment overrides.
+
+    Raises ConfigError naming the file and key on any unknown key, wrong type or
+    impossible value; relative paths inside the file resolve against its folder.
+    """
+    env = os.environ if environ is None else environ
+    chosen = path if path is not None else env.get("BARID_CONFIG") or None
+    data: dict[str, Any] = {}
+    base: Path | None = None
+    if chosen is not None:
+        file = Path(chosen)
+        try:
+            with file.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: configuration file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+        base = file.resolve().parent
+    for section, values in _env_overrides(env).items():
+        current = data.setdefault(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"{section}: must be a table")
+        current.update(values)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        where = f"{chosen}: " if chosen is not None else ""
+        raise ConfigError(where + _format_error(exc)) from None
+    return _anchor_paths(settings, base)
+
+
+def _anchor_paths(settings: Settings, base: Path | None) -> Settings:
+    if base is None:
+        return settings
+
+    def anchored(value: str) -> str:
+        if not value:
+            return value
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else base / p)
+
+    db_url = settings.database.url
+    prefix = "sqlite+aiosqlite:///"
+    if db_url.startswith(prefix) and not db_url[len(prefix) :].startswith("/"):
+        db_url = prefix + anchored(db_url[len(prefix) :])
+    return settings.model_copy(
+        update={
+            "server": settings.server.model_copy(update={"data_dir": anchored(settings.server.data_dir)}),
+            "database": settings.database.model_copy(update={"url": db_url}),
+            "tls": settings.tls.model_copy(
+                update={"cert": anchored(settings.tls.cert), "key": anchored(settings.tls.key)}
+            ),
+            "policy": settings.policy.model_copy(update={"file": anchored(settings.policy.file)}),
+            "keys": settings.keys.model_copy(update={"dir": anchored(settings.keys.dir)}),
+        }
+    )

@@ -1,0 +1,43 @@
+"""Prometheus metrics of the gateway, in one place, namespaced `barid_`.
+
+Owns: metric names and their label sets, which are bounded (a reason, a
+listener, an outcome; never an address or a registry number). Must not: be
+scattered; other modules import the objects defined here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "barid_http_requests_total",
+    "HTTP requests served, by route template and status class.",
+    ["route", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "barid_http_request_seconds",
+    "HTTP request latency by route template.",
+    ["route"],
+    registry=REGISTRY,
+)
+DIRECTORY_VERSION = Gauge(
+    "barid_directory_version",
+    "Version counter of the directory snapshot currently loaded.",
+    registry=REGISTRY,
+)
+DIRECTORY_SIZE = Gauge(
+    "barid_directory_entries",
+    "Entries in the loaded directory snapshot.",
+    ["kind"],
+    registry=REGISTRY,
+)
+HEALTH_CHECKS = Counter(
+    "barid_health_checks_total",
+    "Health checks answered, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+UP = Gauge("barid_up", "1 while `barid serve` runs.", registry=REGISTRY)

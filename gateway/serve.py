@@ -1,0 +1,167 @@
+"""`barid serve`: every listener on one asyncio loop, started and stopped together.
+
+Owns: binding sockets, running the listeners, the directory snapshot refresher,
+and clean shutdown on SIGTERM/SIGINT. Must not: parse mail or decide policy.
+Call order: `Gateway(settings)` -> `await start()` -> ... -> `await stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Generator
+
+import uvicorn
+
+from gateway import metrics
+from gateway.config import Settings
+from gateway.http_app import build_app
+from gateway.store import migrate
+from gateway.store.db import create_engine, session_factory
+from gateway.store.directory import Directory
+from gateway.store.directory import directory_version as read_version
+from keys.gateway_keys import load_gateway_keys
+from policies.directory import DirectorySnapshot
+
+log = logging.getLogger("barid.serve")
+SNAPSHOT_POLL_SECONDS = 2.0
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says why (no internals)."""
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the Gateway owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database.pool_size,
+            connect_timeout=settings.database.connect_timeout_seconds,
+        )
+        self.sessions = session_factory(self.engine)
+        self.snapshot: DirectorySnapshot | None = None
+        self.snapshot_version = -1
+        self.http_port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: _Uvicorn | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        try:
+            keys = load_gateway_keys(self.settings.keys_dir)
+        except Exception as exc:
+            raise StartupError(f"gateway keys: {exc}") from None
+        try:
+            current = await migrate.current_revision(self.engine)
+        except Exception:
+            log.exception("database unavailable at start-up")
+            raise StartupError("database unavailable (see the log)") from None
+        if current != migrate.head_revision():
+            raise StartupError(
+                f"database schema at {current or 'nothing'}, expected {migrate.head_revision()};"
+                " run `barid init`"
+            )
+        self.directory = Directory(self.sessions, keys.derive("audit-chain"))
+        await self.refresh_snapshot()
+
+        http_sock = bind(self.settings.http.listen, self.settings.http.port)
+        self.http_port = http_sock.getsockname()[1]
+        config = uvicorn.Config(
+            build_app(self.engine),
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=int(self.settings.server.shutdown_grace_seconds),
+        )
+        self._http = _Uvicorn(config)
+        self._tasks.append(asyncio.create_task(self._http.serve(sockets=[http_sock])))
+        self._tasks.append(asyncio.create_task(self._watch_directory()))
+        while not self._http.started:
+            if self._tasks[0].done():
+                raise StartupError("HTTP listener failed to start")
+            await asyncio.sleep(0.01)
+        metrics.UP.set(1)
+        log.info(
+            "listening",
+            extra={"listener": "http", "address": self.settings.http.listen, "port": self.http_port},
+        )
+
+    async def refresh_snapshot(self) -> bool:
+        """Reload the directory snapshot if it changed; swap it in whole."""
+        async with self.sessions() as session:
+            version = await read_version(session)
+        if version == self.snapshot_version:
+            return False
+        snapshot = await self.directory.snapshot()
+        self.snapshot, self.snapshot_version = snapshot, version
+        metrics.DIRECTORY_VERSION.set(version)
+        metrics.DIRECTORY_SIZE.labels("agencies").set(len(snapshot.agencies))
+        metrics.DIRECTORY_SIZE.labels("employees").set(len(snapshot.employees))
+        return True
+
+    async def _watch_directory(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_POLL_SECONDS)
+            try:
+                await self.refresh_snapshot()
+            except Exception:
+                log.warning("directory refresh failed; keeping the current snapshot", exc_info=True)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        metrics.UP.set(0)
+        await self.engine.dispose()
+        self._stopped.set()
+
+
+async def run(settings: Settings) -> None:
+    """Start everything, wait for SIGTERM or SIGINT, stop cleanly."""
+    gateway = Gateway(settings)
+    try:
+        await gateway.start()
+    except BaseException:
+        await gateway.stop()
+        raise
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await gateway.stop()
+    log.info("stopped")

@@ -1,0 +1,162 @@
+"""The append-only audit trail: a keyed hash chain over every event.
+
+Owns: appending events (inside the caller's transaction, so an event commits
+with the change it records) and verifying the whole chain. Must not: log
+secrets; `details` is for facts (codes, fingerprints, reasons), never passwords.
+
+Each event's MAC is HMAC-SHA256(audit key, canonical JSON of [id, at, actor,
+action, target, outcome, details, prev_mac]). Ids are consecutive; the single
+`audit_head` row holds the newest id, MAC and count, and is row-locked by every
+append, so appends are serialised on SQLite and PostgreSQL alike. A changed,
+deleted, inserted or reordered event, or a truncated tail, breaks verification.
+The audit key is derived from the gateway's master key (keys.gateway_keys), so
+rewriting the chain needs that key, not only database access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.store.db import utcnow
+from gateway.store.models import AuditEvent, AuditHead
+
+GENESIS_MAC = "0" * 64
+VERIFY_BATCH = 2000
+
+
+def canonical_details(details: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(details or {}), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_mac(
+    key: bytes,
+    *,
+    event_id: int,
+    at: str,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    details: str,
+    prev_mac: str,
+) -> str:
+    body = json.dumps(
+        [event_id, at, actor, action, target, outcome, details, prev_mac],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+async def append(
+    session: AsyncSession,
+    key: bytes,
+    *,
+    actor: str,
+    action: str,
+    target: str = "",
+    outcome: str = "ok",
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event in the session's open transaction; returns it (flushed)."""
+    head = await session.get(AuditHead, 1, with_for_update=True)
+    if head is None:  # pragma: no cover - the first migration creates it
+        raise RuntimeError("audit_head row missing: run the migrations")
+    event = AuditEvent(
+        id=head.last_id + 1,
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        target=target,
+        outcome=outcome,
+        details=canonical_details(details),
+        prev_mac=head.last_mac,
+    )
+    event.mac = event_mac(
+        key,
+        event_id=event.id,
+        at=event.at,
+        actor=event.actor,
+        action=event.action,
+        target=event.target,
+        outcome=event.outcome,
+        details=event.details,
+        prev_mac=event.prev_mac,
+    )
+    session.add(event)
+    head.last_id = event.id
+    head.last_mac = event.mac
+    head.count += 1
+    await session.flush()
+    return event
+
+
+@dataclass
+class AuditReport:
+    events: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+async def verify(session: AsyncSession, key: bytes, *, max_problems: int = 20) -> AuditReport:
+    """Walk the whole chain in id order; report every break (up to max_problems)."""
+    report = AuditReport()
+    expected_id = 1
+    prev = GENESIS_MAC
+    last_id = 0
+    while len(report.problems) < max_problems:
+        rows = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.id > last_id)
+                .order_by(AuditEvent.id)
+                .limit(VERIFY_BATCH)
+            )
+        ).all()
+        if not rows:
+            break
+        for ev in rows:
+            report.events += 1
+            if ev.id != expected_id:
+                report.problems.append(f"event {expected_id}: missing (next event is {ev.id})")
+            if ev.prev_mac != prev:
+                report.problems.append(f"event {ev.id}: does not follow the event before it")
+            mac = event_mac(
+                key,
+                event_id=ev.id,
+                at=ev.at,
+                actor=ev.actor,
+                action=ev.action,
+                target=ev.target,
+                outcome=ev.outcome,
+                details=ev.details,
+                prev_mac=ev.prev_mac,
+            )
+            if not hmac.compare_digest(mac, ev.mac):
+                report.problems.append(f"event {ev.id}: content changed (MAC mismatch)")
+            prev = ev.mac
+            expected_id = ev.id + 1
+            last_id = ev.id
+    head = await session.get(AuditHead, 1)
+    if head is None:
+        report.problems.append("audit head missing")
+    else:
+        if head.last_id != last_id or head.last_mac != prev:
+            report.problems.append(
+                f"chain ends at event {last_id} but the head records event {head.last_id}"
+                " (events deleted from the end?)"
+            )
+        if head.count != report.events:
+            report.problems.append(f"head counts {head.count} events, found {report.events}")
+    return report
