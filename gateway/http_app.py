@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
 
@@ -53,17 +53,37 @@ def build_app(engine: AsyncEngine) -> Starlette:
     app = Starlette(
         routes=[Route("/healthz", healthz), Route("/metrics", prometheus)],
         exception_handlers={404: not_found, 500: server_error},
+        middleware=[Middleware(Measured)],
     )
-
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        route = request.url.path if request.url.path in {"/healthz", "/metrics"} else "other"
-        started = time.perf_counter()
-        response = await call_next(request)
-        metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
-        metrics.HTTP_REQUESTS.labels(route, f"{response.status_code // 100}xx").inc()
-        return response
-
     return app
+
+
+KNOWN_ROUTES = frozenset({"/healthz", "/metrics"})
+
+
+class Measured:
+    """ASGI middleware counting requests by route template (bounded) and status class."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        route = path if path in KNOWN_ROUTES else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+            metrics.HTTP_REQUESTS.labels(route, f"{status // 100}xx").inc()

@@ -192,7 +192,7 @@ class Directory:
 
     @staticmethod
     async def _codes_by_id(session: AsyncSession) -> dict[int, str]:
-        return dict((await session.execute(select(Agency.id, Agency.code))).tuples().all())
+        return {row[0]: row[1] for row in await session.execute(select(Agency.id, Agency.code))}
 
     async def list_agencies(self) -> list[dict[str, Any]]:
         async with self._sessions() as session:
@@ -334,9 +334,10 @@ class Directory:
             parent_id: int | None = None
             if parent:
                 target = await self._agency(session, parent)
-                parents = dict(
-                    (await session.execute(select(Agency.id, Agency.parent_id))).tuples().all()
-                )
+                parents = {
+                    row[0]: row[1]
+                    for row in await session.execute(select(Agency.id, Agency.parent_id))
+                }
                 walk: int | None = target.id
                 while walk is not None:
                     if walk == agency.id:
@@ -570,12 +571,10 @@ class Directory:
                 if progress is not None:
                     progress(1)
             known = {
-                code: (id_, nxt)
-                for id_, code, nxt in (
-                    await session.execute(
-                        select(Agency.id, Agency.code, Agency.next_employee_serial)
-                    )
-                ).tuples()
+                row[1]: (row[0], row[2])
+                for row in await session.execute(
+                    select(Agency.id, Agency.code, Agency.next_employee_serial)
+                )
             }
             counters = {code: nxt for code, (_, nxt) in known.items()}
             rows: list[dict[str, Any]] = []
@@ -667,7 +666,7 @@ async def load_snapshot(session: AsyncSession) -> DirectorySnapshot:
                 Employee.code,
             )
         )
-    ).tuples()
+    ).all()
     staff = [
         EmployeeRecord(
             address=address,

@@ -1,0 +1,446 @@
+"""The gateway's own key material, kept as files in one directory (DATA_DIR/keys).
+
+Owns: creating (never overwriting), permission-checking and loading the token
+signing key, the DKIM keys and the at-rest master key; HKDF subkeys of the master
+key; the DKIM DNS records to publish. Must not: log or print secret material.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import secrets
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KEYS_SUBDIR = "keys"
+SIGNING_KEY_FILE = "signing-ed25519.pem"
+DKIM_RSA_KEY_FILE = "dkim-rsa.pem"
+DKIM_ED25519_KEY_FILE = "dkim-ed25519.pem"
+MASTER_KEY_FILE = "master.key"
+# Public keys of retired token signing keys, kept so old tokens still verify.
+RETIRED_SIGNING_DIR = "retired-signing"
+
+MASTER_KEY_BYTES = 32
+DKIM_RSA_BITS = 2048
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+PUBLIC_FILE_MODE = 0o644
+
+_PURPOSE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_HKDF_INFO_PREFIX = b"barid/v1/"
+# RFC 1035 §3.3.14: one character-string in a TXT record holds at most 255 octets.
+_TXT_CHUNK = 255
+
+
+class KeyFileError(Exception):
+    """A key file is missing, unreadable, malformed or too widely readable.
+
+    The message names the file and says how to fix it; it never contains key bytes.
+    """
+
+
+# ---------------------------------------------------------------- files
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Atomically create `path` holding `data` with `mode`; never replace a file.
+
+    The bytes go to a temporary file in the same directory (created with O_EXCL and
+    `mode` from the start, so they are never readable by others), are fsynced, then
+    hard-linked into place, which fails with FileExistsError if `path` exists. The
+    directory is fsynced so the new name survives a crash.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(tmp, flags, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # the umask may have removed bits we asked for
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            # A filesystem without hard links: check, then rename (small race window).
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+            os.rename(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+def read_private_file(path: Path, what: str) -> bytes:
+    """Read a secret file, refusing one that group or others may read or write."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: {what} is missing (run `barid init` to create it)") from None
+    except PermissionError:
+        raise KeyFileError(f"{path}: {what} is not readable by this user") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot open {what}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyFileError(f"{path}: {what} is not a regular file")
+        if info.st_mode & 0o077:
+            raise KeyFileError(
+                f"{path}: {what} is accessible by group or others"
+                f" (mode {stat.S_IMODE(info.st_mode):04o}); fix with: chmod 600 {path}"
+            )
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _check_directory(directory: Path) -> None:
+    try:
+        info = directory.stat()
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"{directory}: key directory is missing (run `barid init` to create it)"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"{directory}: cannot open key directory: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise KeyFileError(f"{directory}: expected a key directory, found a file")
+    if info.st_mode & 0o022:
+        raise KeyFileError(
+            f"{directory}: key directory is writable by group or others"
+            f" (mode {stat.S_IMODE(info.st_mode):04o}); fix with: chmod 700 {directory}"
+        )
+
+
+# ---------------------------------------------------------------- key ids and HKDF
+
+
+def key_id(public_key: ed25519.Ed25519PublicKey | rsa.RSAPublicKey) -> str:
+    """First 16 hex characters of SHA-256 over the public key.
+
+    Ed25519: the 32 raw bytes; RSA: the DER SubjectPublicKeyInfo.
+    """
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    else:
+        raw = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def derive_key(master: bytes, purpose: str, length: int = 32) -> bytes:
+    """A subkey of the master key for one purpose (HKDF-SHA256, RFC 5869).
+
+    `purpose` is a short lower-case name such as "audit-chain"; the HKDF info is
+    b"barid/v1/" + purpose and the salt is empty (the master key is uniformly random).
+    The same (master, purpose, length) always gives the same bytes.
+    """
+    if len(master) < MASTER_KEY_BYTES:
+        raise ValueError(f"master key must be at least {MASTER_KEY_BYTES} bytes")
+    if not _PURPOSE_RE.fullmatch(purpose):
+        raise ValueError(
+            f"invalid key purpose {purpose!r}: use lower-case letters, digits, '.' and '-'"
+        )
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=length,
+        salt=None,
+        info=_HKDF_INFO_PREFIX + purpose.encode("ascii"),
+    )
+    return hkdf.derive(master)
+
+
+# ---------------------------------------------------------------- generation
+
+
+def _pem_private(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _new_ed25519_pem() -> bytes:
+    return _pem_private(ed25519.Ed25519PrivateKey.generate())
+
+
+def _new_rsa_pem() -> bytes:
+    return _pem_private(rsa.generate_private_key(public_exponent=65537, key_size=DKIM_RSA_BITS))
+
+
+def _new_master_key() -> bytes:
+    return base64.b64encode(secrets.token_bytes(MASTER_KEY_BYTES)) + b"\n"
+
+
+_GENERATORS: tuple[tuple[str, Callable[[], bytes]], ...] = (
+    (SIGNING_KEY_FILE, _new_ed25519_pem),
+    (DKIM_RSA_KEY_FILE, _new_rsa_pem),
+    (DKIM_ED25519_KEY_FILE, _new_ed25519_pem),
+    (MASTER_KEY_FILE, _new_master_key),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeysReport:
+    """What `ensure_gateway_keys` did: file names created and already present."""
+
+    directory: Path
+    created: tuple[str, ...]
+    present: tuple[str, ...]
+
+    @property
+    def created_any(self) -> bool:
+        return bool(self.created)
+
+
+def default_keys_dir(data_dir: Path | str) -> Path:
+    return Path(data_dir) / KEYS_SUBDIR
+
+
+def ensure_gateway_keys(directory: Path | str) -> KeysReport:
+    """Create whichever gateway key files are missing in `directory`.
+
+    Idempotent: existing files are left untouched (never overwritten, not even
+    checked: `load_gateway_keys` does that). A new directory is made with mode 0700;
+    new files with mode 0600.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        directory.chmod(PRIVATE_DIR_MODE)
+    elif not directory.is_dir():
+        raise KeyFileError(f"{directory}: expected a key directory, found a file")
+    created: list[str] = []
+    present: list[str] = []
+    for name, generate in _GENERATORS:
+        path = directory / name
+        if os.path.lexists(path):
+            present.append(name)
+            continue
+        try:
+            write_new_file(path, generate(), PRIVATE_FILE_MODE)
+        except FileExistsError:
+            present.append(name)  # created concurrently by another process
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot create key file: {exc.strerror}") from None
+        else:
+            created.append(name)
+    return KeysReport(directory=directory, created=tuple(created), present=tuple(present))
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayKeys:
+    """The gateway's loaded keys. `repr` never shows the master key."""
+
+    directory: Path
+    signing_key: ed25519.Ed25519PrivateKey
+    signing_key_id: str
+    dkim_rsa_key: rsa.RSAPrivateKey
+    dkim_ed25519_key: ed25519.Ed25519PrivateKey
+    master_key: bytes = field(repr=False)
+    retired_signing_keys: Mapping[str, ed25519.Ed25519PublicKey] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @property
+    def signing_public_key(self) -> ed25519.Ed25519PublicKey:
+        return self.signing_key.public_key()
+
+    @property
+    def verification_keys(self) -> Mapping[str, ed25519.Ed25519PublicKey]:
+        """Every public key a token may name, by key id: current and retired."""
+        keys = dict(self.retired_signing_keys)
+        keys[self.signing_key_id] = self.signing_public_key
+        return MappingProxyType(keys)
+
+    def derive(self, purpose: str, length: int = 32) -> bytes:
+        """`derive_key(self.master_key, purpose, length)`."""
+        return derive_key(self.master_key, purpose, length)
+
+
+def _load_private_pem(path: Path, what: str) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey:
+    data = read_private_file(path, what)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise KeyFileError(
+            f"{path}: {what} is passphrase-protected; Barid needs it unencrypted"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyFileError(f"{path}: {what} is not a valid PEM private key") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
+        raise KeyFileError(f"{path}: {what} has an unexpected key type")
+    return key
+
+
+def _load_ed25519(path: Path, what: str) -> ed25519.Ed25519PrivateKey:
+    key = _load_private_pem(path, what)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: {what} must be an Ed25519 key")
+    return key
+
+
+def _load_rsa(path: Path, what: str) -> rsa.RSAPrivateKey:
+    key = _load_private_pem(path, what)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise KeyFileError(f"{path}: {what} must be an RSA key")
+    if key.key_size < DKIM_RSA_BITS:
+        raise KeyFileError(f"{path}: {what} is {key.key_size} bits; use at least {DKIM_RSA_BITS}")
+    return key
+
+
+def _load_master(path: Path) -> bytes:
+    data = read_private_file(path, "master key")
+    try:
+        master = base64.b64decode(data.strip(), validate=True)
+    except ValueError:
+        raise KeyFileError(f"{path}: master key is not valid base64") from None
+    if len(master) != MASTER_KEY_BYTES:
+        raise KeyFileError(f"{path}: master key must be {MASTER_KEY_BYTES} bytes")
+    return master
+
+
+def _load_retired(directory: Path) -> Mapping[str, ed25519.Ed25519PublicKey]:
+    retired_dir = directory / RETIRED_SIGNING_DIR
+    if not retired_dir.is_dir():
+        return MappingProxyType({})
+    found: dict[str, ed25519.Ed25519PublicKey] = {}
+    for path in sorted(retired_dir.glob("*.pem")):
+        try:
+            public = serialization.load_pem_public_key(path.read_bytes())
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot read retired signing key: {exc.strerror}") from None
+        except (ValueError, UnsupportedAlgorithm):
+            raise KeyFileError(f"{path}: not a PEM public key") from None
+        if not isinstance(public, ed25519.Ed25519PublicKey):
+            raise KeyFileError(f"{path}: retired signing key must be an Ed25519 public key")
+        found[key_id(public)] = public
+    return MappingProxyType(found)
+
+
+def load_gateway_keys(directory: Path | str) -> GatewayKeys:
+    """Load and check every gateway key in `directory`; raise KeyFileError on any problem."""
+    directory = Path(directory)
+    _check_directory(directory)
+    signing = _load_ed25519(directory / SIGNING_KEY_FILE, "token signing key")
+    return GatewayKeys(
+        directory=directory,
+        signing_key=signing,
+        signing_key_id=key_id(signing.public_key()),
+        dkim_rsa_key=_load_rsa(directory / DKIM_RSA_KEY_FILE, "DKIM RSA key"),
+        dkim_ed25519_key=_load_ed25519(directory / DKIM_ED25519_KEY_FILE, "DKIM Ed25519 key"),
+        master_key=_load_master(directory / MASTER_KEY_FILE),
+        retired_signing_keys=_load_retired(directory),
+    )
+
+
+# ---------------------------------------------------------------- DKIM DNS
+
+
+@dataclass(frozen=True, slots=True)
+class DkimRecord:
+    """One DKIM key record: publish `value` as TXT at `name` (RFC 6376 §3.6.2)."""
+
+    selector: str
+    domain: str
+    algorithm: str  # "rsa" (RFC 6376) or "ed25519" (RFC 8463)
+    value: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    def zone_line(self) -> str:
+        """The record as a zone-file line, the value split into 255-octet strings."""
+        chunks = [self.value[i : i + _TXT_CHUNK] for i in range(0, len(self.value), _TXT_CHUNK)]
+        quoted = " ".join(f'"{chunk}"' for chunk in chunks)
+        return f"{self.name}. IN TXT {quoted}"
+
+
+def dkim_selector(selector_prefix: str, algorithm: str) -> str:
+    """The selector for one algorithm: `<prefix>-rsa` or `<prefix>-ed25519`."""
+    if algorithm not in ("rsa", "ed25519"):
+        raise ValueError(f"unknown DKIM algorithm {algorithm!r}")
+    selector = f"{selector_prefix.lower()}-{algorithm}"
+    if not _DNS_LABEL_RE.fullmatch(selector):
+        raise ValueError(f"invalid DKIM selector prefix {selector_prefix!r}")
+    return selector
+
+
+def _check_domain(domain: str) -> str:
+    name = domain.strip().rstrip(".").lower()
+    labels = name.split(".")
+    if len(labels) < 2 or not all(_DNS_LABEL_RE.fullmatch(label) for label in labels):
+        raise ValueError(f"invalid mail domain {domain!r}")
+    return name
+
+
+def dkim_records(keys: GatewayKeys, selector_prefix: str, domain: str) -> list[DkimRecord]:
+    """The RSA and Ed25519 DKIM key records for `domain`."""
+    domain = _check_domain(domain)
+    rsa_der = keys.dkim_rsa_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    ed_raw = keys.dkim_ed25519_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return [
+        DkimRecord(
+            selector=dkim_selector(selector_prefix, "rsa"),
+            domain=domain,
+            algorithm="rsa",
+            value=f"v=DKIM1; k=rsa; p={base64.b64encode(rsa_der).decode('ascii')}",
+        ),
+        DkimRecord(
+            selector=dkim_selector(selector_prefix, "ed25519"),
+            domain=domain,
+            algorithm="ed25519",
+            value=f"v=DKIM1; k=ed25519; p={base64.b64encode(ed_raw).decode('ascii')}",
+        ),
+    ]
+
+
+def dkim_dns_records(keys: GatewayKeys, selector_prefix: str, domain: str) -> list[str]:
+    """Zone-file lines for the DKIM TXT records (what `barid dkim dns` prints)."""
+    return [record.zone_line() for record in dkim_records(keys, selector_prefix, domain)]

@@ -1,0 +1,174 @@
+"""The `barid` command line, on SQLite and PostgreSQL: JSON output, errors, audit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keys.demo_material import make_openpgp_key, stop_gpg_agent
+
+AGENCY = ["agency", "add", "MOH", "--name-en", "Ministry of Health", "--name-ar", "وزارة الصحة",
+          "--kind", "ministry", "--domain", "moh.gov.example"]  # fmt: skip
+PASSWORD = "correct horse battery"
+
+
+def ok(result: Any) -> Any:
+    assert result.code == 0, result.err
+    return json.loads(result.out) if result.out.strip().startswith(("{", "[")) else result.out
+
+
+def fails(result: Any, *words: str) -> str:
+    assert result.code != 0
+    line = result.err.strip()
+    assert line.startswith("barid: ") and "\n" not in line, result.err
+    assert "Traceback" not in result.err
+    for word in words:
+        assert word in line, line
+    return line
+
+
+def test_init_is_idempotent(tmp_path: Path, make_cli: Any) -> None:
+    cli = make_cli({})
+    data = tmp_path / "d"
+    first = ok(cli("init", "--data-dir", str(data), "--json"))
+    assert first["changed"] and any("database schema" in c for c in first["created"])
+    for name in ["signing-ed25519.pem", "dkim-rsa.pem", "dkim-ed25519.pem", "master.key"]:
+        assert (data / "keys" / name).stat().st_mode & 0o777 == 0o600
+    assert (data / "barid.db").stat().st_mode & 0o077 == 0
+    assert (data / "tls" / "cert.pem").exists()
+    snapshot = {p: p.read_bytes() for p in data.rglob("*") if p.is_file() and "barid.db" not in p.name}
+    second = ok(cli("init", "--data-dir", str(data), "--json"))
+    assert not second["changed"] and second["created"] == []
+    assert {p: p.read_bytes() for p in snapshot} == snapshot
+    text = ok(cli("init", "--data-dir", str(data)))
+    assert "nothing to do" in text
+
+
+def test_commands_before_init_explain_what_to_do(tmp_path: Path, make_cli: Any) -> None:
+    cli = make_cli({"BARID_SERVER__DATA_DIR": str(tmp_path / "nothing")})
+    fails(cli("agency", "list"), "barid init")
+
+
+def test_directory_commands(barid_any: Any) -> None:
+    cli = barid_any
+    ok(cli(*AGENCY))
+    ok(cli("agency", "add", "MOH-BGD", "--name-en", "Baghdad", "--kind", "directorate",
+           "--domain", "moh.gov.example", "--parent", "MOH"))  # fmt: skip
+    agencies = ok(cli("agency", "list", "--json"))
+    assert [a["code"] for a in agencies] == ["MOH", "MOH-BGD"]
+    shown = ok(cli("agency", "show", "MOH", "--json"))
+    assert shown["subtree"]["children"][0]["code"] == "MOH-BGD"
+    assert "MOH-BGD" in ok(cli("agency", "show", "MOH"))
+
+    added = ok(cli("employee", "add", "Karim@moh.gov.example", "--agency", "MOH", "--name-en", "Karim",
+                   "--clearance", "secret", "--role", "minister", "--password-stdin", "--json",
+                   stdin=PASSWORD + "\n"))  # fmt: skip
+    assert added["code"].startswith("MOH-000001-") and added["has_password"]
+    text = ok(cli("employee", "add", "b@moh.gov.example", "--agency", "MOH-BGD", "--name-en", "B"))
+    assert "MOH-BGD-000001-" in text
+    listed = ok(cli("employee", "list", "--agency", "MOH", "--json"))
+    assert [e["address"] for e in listed] == ["karim@moh.gov.example"]
+    ok(cli("employee", "suspend", "karim@moh.gov.example"))
+    assert ok(cli("employee", "show", "karim@moh.gov.example", "--json"))["status"] == "suspended"
+    fails(cli("employee", "suspend", "karim@moh.gov.example"), "already suspended")
+    ok(cli("employee", "set-password", "b@moh.gov.example", "--password-stdin", stdin=PASSWORD))
+    fails(cli("employee", "set-password", "b@moh.gov.example", "--password-stdin", stdin="short"),
+          "password")  # fmt: skip
+    verified = ok(cli("audit", "verify", "--json"))
+    assert verified["ok"] and verified["events"] == 6
+
+
+def test_errors_are_one_line_and_change_nothing(barid: Any) -> None:
+    ok(barid(*AGENCY))
+    ok(barid("employee", "add", "a@moh.gov.example", "--agency", "MOH", "--name-en", "A"))
+    before = ok(barid("audit", "verify", "--json"))["events"]
+    fails(barid(*AGENCY), "already exists")
+    fails(barid("employee", "add", "a@moh.gov.example", "--agency", "MOH", "--name-en", "A"),
+          "already exists")  # fmt: skip
+    fails(barid("agency", "add", "X1", "--name-en", "x", "--kind", "ministry", "--domain",
+                "x.gov.example", "--parent", "NOPE"), "unknown agency 'NOPE'")  # fmt: skip
+    fails(barid("agency", "add", "X1", "--name-en", "x", "--kind", "castle", "--domain", "x.gov.example"),
+          "unknown agency kind")  # fmt: skip
+    fails(barid("agency", "show", "NOPE"), "unknown agency")
+    fails(barid("employee", "show", "nobody@moh.gov.example"), "unknown employee")
+    result = barid("employee", "show", "nobody@moh.gov.example", "--json")
+    assert json.loads(result.out) == {"ok": False, "error": "unknown employee 'nobody@moh.gov.example'"}
+    assert result.code == 1
+    assert barid("agency", "add").code == 2  # usage error
+    assert ok(barid("audit", "verify", "--json"))["events"] == before
+
+
+def test_agency_cycle_refused(barid: Any) -> None:
+    ok(barid(*AGENCY))
+    ok(barid("agency", "add", "MOH-BGD", "--name-en", "B", "--kind", "directorate",
+             "--domain", "moh.gov.example", "--parent", "MOH"))  # fmt: skip
+    fails(barid("agency", "set-parent", "MOH", "MOH-BGD"), "cycle")
+    fails(barid("agency", "set-parent", "MOH", "MOH"), "cycle")
+    assert ok(barid("agency", "show", "MOH", "--json"))["parent"] is None
+
+
+@pytest.fixture
+def gnupghome() -> Any:
+    if shutil.which("gpg") is None:
+        from conftest import missing  # type: ignore[import-not-found]
+
+        missing("gpg is not installed")
+    home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+    yield home
+    stop_gpg_agent(home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_import_key(barid: Any, tmp_path: Path, gnupghome: Path) -> None:
+    ok(barid(*AGENCY))
+    code = ok(barid("employee", "add", "a@moh.gov.example", "--agency", "MOH", "--name-en", "A",
+                    "--json"))["code"]  # fmt: skip
+    ok(barid("employee", "add", "b@moh.gov.example", "--agency", "MOH", "--name-en", "B"))
+    fpr, public, _secret = make_openpgp_key(gnupghome, "A", "a@moh.gov.example", code)
+    key = tmp_path / "a.asc"
+    key.write_bytes(public)
+    result = ok(barid("employee", "import-key", "a@moh.gov.example", str(key), "--json"))
+    assert result["fingerprint"] == fpr and result["kind"] == "openpgp"
+    fails(barid("employee", "import-key", "a@moh.gov.example", str(key)), "already registered")
+    fails(barid("employee", "import-key", "b@moh.gov.example", str(key)))  # names a's address
+    # A binary export of a key naming another address is refused too.
+    _, other, _ = make_openpgp_key(gnupghome, "B", "b@moh.gov.example", code)
+    binary = subprocess.run(["gpg", "--homedir", str(gnupghome), "--dearmor"], input=other,
+                            capture_output=True, check=True).stdout  # fmt: skip
+    key_b = tmp_path / "b.gpg"
+    key_b.write_bytes(binary)
+    fails(barid("employee", "import-key", "b@moh.gov.example", str(key_b)), code)  # a's code
+    garbage = tmp_path / "garbage.asc"
+    garbage.write_bytes(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n")
+    fails(barid("employee", "import-key", "a@moh.gov.example", str(garbage)))
+    fails(barid("employee", "import-key", "a@moh.gov.example", str(tmp_path / "missing")))
+    shown = ok(barid("employee", "show", "a@moh.gov.example", "--json"))
+    assert [i["fingerprint"] for i in shown["identities"]] == [fpr]
+
+
+def test_import_x509_certificate_made_by_openssl(barid: Any, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        from conftest import missing  # type: ignore[import-not-found]
+
+        missing("openssl is not installed")
+    ok(barid(*AGENCY))
+    code = ok(barid("employee", "add", "a@moh.gov.example", "--agency", "MOH", "--name-en", "A",
+                    "--json"))["code"]  # fmt: skip
+    cert = tmp_path / "a.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+         "-keyout", str(tmp_path / "a.key"), "-out", str(cert),
+         "-subj", f"/CN=A/emailAddress=a@moh.gov.example/serialNumber={code}",
+         "-addext", "extendedKeyUsage=emailProtection", "-addext", "basicConstraints=critical,CA:FALSE",
+         "-addext", "subjectAltName=email:a@moh.gov.example"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    result = ok(barid("employee", "import-key", "a@moh.gov.example", str(cert), "--json"))
+    assert result["kind"] == "x509" and len(result["fingerprint"]) == 64
+    fails(barid("employee", "import-key", "a@moh.gov.example", str(tmp_path / "a.key")), "private")
