@@ -84,7 +84,13 @@ def agency() -> None:
 @click.option("--parent", default=None, help="Parent agency code.")
 @click.pass_context
 def agency_add(
-    ctx: click.Context, code: str, name_en: str, name_ar: str, kind: str, domain: str, parent: str | None
+    ctx: click.Context,
+    code: str,
+    name_en: str,
+    name_ar: str,
+    kind: str,
+    domain: str,
+    parent: str | None,
 ) -> None:
     """Add an agency under PARENT (or as a root)."""
 
@@ -159,7 +165,11 @@ def agency_set_parent(ctx: click.Context, code: str, parent: str | None) -> None
                 raise CliError(str(exc)) from None
 
     result = run(go())
-    emit(result, f"moved {result['code']} under {result['parent'] or '(root)'}", as_json=want_json(ctx))
+    emit(
+        result,
+        f"moved {result['code']} under {result['parent'] or '(root)'}",
+        as_json=want_json(ctx),
+    )
 
 
 @agency.command("trust-ca")
@@ -200,7 +210,9 @@ def agency_trust_ca(ctx: click.Context, code: str, ca_file: str) -> None:
                 raise CliError(str(exc)) from None
 
     result = run(go())
-    emit(result, f"agency {result['agency']} now trusts {result['subject']}", as_json=want_json(ctx))
+    emit(
+        result, f"agency {result['agency']} now trusts {result['subject']}", as_json=want_json(ctx)
+    )
 
 
 @click.group()
@@ -236,14 +248,18 @@ def employee_add(
         async with open_app(settings_from(config_path(ctx))) as app:
             try:
                 return await app.directory.add_employee(
-                    EmployeeInput(address, agency_code, name_en, name_ar, role, clearance, password_hash),
+                    EmployeeInput(
+                        address, agency_code, name_en, name_ar, role, clearance, password_hash
+                    ),
                     actor=_actor(),
                 )
             except DirectoryError as exc:
                 raise CliError(str(exc)) from None
 
     result = run(go())
-    emit(result, f"added {result['address']}: employee code {result['code']}", as_json=want_json(ctx))
+    emit(
+        result, f"added {result['address']}: employee code {result['code']}", as_json=want_json(ctx)
+    )
 
 
 @employee.command("list")
@@ -263,7 +279,9 @@ def employee_list(ctx: click.Context, agency_code: str | None) -> None:
     rows = run(go())
     emit(
         rows,
-        lambda: table(rows, ["address", "code", "agency", "role", "clearance", "status", "name_en"]),
+        lambda: table(
+            rows, ["address", "code", "agency", "role", "clearance", "status", "name_en"]
+        ),
         as_json=want_json(ctx),
     )
 
@@ -407,9 +425,11 @@ def directory_import(ctx: click.Context, csv_file: str, dry_run: bool) -> None:
                 raise CliError(f"{csv_file}: {len(found)} bad row(s); nothing imported")
             total = len(plan.agencies) + len(plan.employees)
             show_bar = not as_json and total >= 200
-            with click.progressbar(
-                length=total, label="importing", file=sys.stderr, show_pos=True
-            ) if show_bar else _NoBar() as bar:
+            with (
+                click.progressbar(length=total, label="importing", file=sys.stderr, show_pos=True)
+                if show_bar
+                else _NoBar() as bar
+            ):
                 try:
                     return await app.directory.import_rows(
                         plan.agencies, plan.employees, actor=_actor(), dry_run=dry_run,

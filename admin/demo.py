@@ -89,7 +89,9 @@ class DemoSummary:
             "Demo employees (address / password / employee code / key files):",
         ]
         for emp in self.employees:
-            lines.append(f"  {emp['address']}  ({emp['agency']}, {emp['role']}, {emp['clearance']})")
+            lines.append(
+                f"  {emp['address']}  ({emp['agency']}, {emp['role']}, {emp['clearance']})"
+            )
             lines.append(f"    password: {emp['password']}")
             lines.append(f"    code:     {emp['code']}")
             for label, path in emp["key_files"].items():
@@ -159,7 +161,10 @@ async def build_demo(settings: Settings) -> DemoSummary:
                     key, cert = make_smime_certificate(
                         ca_key, ca_cert, name_en, address, added["code"]
                     )
-                    cert_path, key_path = key_dir / f"{local}.cert.pem", key_dir / f"{local}.key.pem"
+                    cert_path, key_path = (
+                        key_dir / f"{local}.cert.pem",
+                        key_dir / f"{local}.key.pem",
+                    )
                     write_certificate_pem(cert_path, cert)
                     write_private_key_pem(key_path, key)
                     files["s/mime certificate"] = str(cert_path)

@@ -57,7 +57,9 @@ def read_rows(data: bytes) -> tuple[list[tuple[int, dict[str, str]]], list[str]]
     unknown = [h for h in header if h not in COLUMNS]
     if unknown or "type" not in header:
         expected = ",".join(COLUMNS)
-        return [], [f"line 1: bad header (unknown: {', '.join(unknown) or '-'}; expected {expected})"]
+        return [], [
+            f"line 1: bad header (unknown: {', '.join(unknown) or '-'}; expected {expected})"
+        ]
     reader.fieldnames = header
     rows: list[tuple[int, dict[str, str]]] = []
     try:
@@ -72,7 +74,9 @@ def read_rows(data: bytes) -> tuple[list[tuple[int, dict[str, str]]], list[str]]
     return rows, []
 
 
-def plan_import(rows: Iterable[tuple[int, dict[str, str]]], existing: DirectorySnapshot) -> ImportPlan:
+def plan_import(
+    rows: Iterable[tuple[int, dict[str, str]]], existing: DirectorySnapshot
+) -> ImportPlan:
     """Check every row against the existing directory and the file itself."""
     plan = ImportPlan()
     agency_rows: dict[str, tuple[int, AgencyInput]] = {}
@@ -143,17 +147,21 @@ def plan_import(rows: Iterable[tuple[int, dict[str, str]]], existing: DirectoryS
             plan.problems.append(f"line {line}: agency {code}: unknown parent {item.parent}")
     plan.agencies = _parents_first(agency_rows, existing, plan.problems)
 
-    for line, item in employee_rows:
-        if item.agency not in domains:
-            plan.problems.append(f"line {line}: employee {item.address}: unknown agency {item.agency!r}")
-        elif item.address.rsplit("@", 1)[1] != domains[item.agency]:
+    for line, person in employee_rows:
+        if person.agency not in domains:
             plan.problems.append(
-                f"line {line}: employee {item.address}: not in agency {item.agency}'s"
-                f" domain {domains[item.agency]}"
+                f"line {line}: employee {person.address}: unknown agency {person.agency!r}"
+            )
+        elif person.address.rsplit("@", 1)[1] != domains[person.agency]:
+            plan.problems.append(
+                f"line {line}: employee {person.address}: not in agency {person.agency}'s"
+                f" domain {domains[person.agency]}"
             )
         else:
-            plan.employees.append(item)
-    plan.problems.sort(key=lambda p: int(p.split(":")[0].split()[-1]) if p.startswith("line ") else 0)
+            plan.employees.append(person)
+    plan.problems.sort(
+        key=lambda p: int(p.split(":")[0].split()[-1]) if p.startswith("line ") else 0
+    )
     return plan
 
 
@@ -181,7 +189,7 @@ def _parents_first(
             parent = rows[code][1].parent
             if parent in rows and parent not in existing.agencies:
                 if state.get(parent) == 1:
-                    cycle = path[path.index(parent) :] + [parent]
+                    cycle = [*path[path.index(parent) :], parent]
                     problems.append(
                         f"line {rows[code][0]}: cycle in the agency tree: {' -> '.join(cycle)}"
                     )

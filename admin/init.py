@@ -124,7 +124,9 @@ async def initialise(data_dir: str | None, config: str | None) -> tuple[InitRepo
             raise CliError(f"policy: {settings.policy_file} does not exist")
         if SHIPPED_POLICY.exists():
             shutil.copyfile(SHIPPED_POLICY, settings.policy_file)
-            report.created.append(f"routing policy {settings.policy_file} (from the shipped example)")
+            report.created.append(
+                f"routing policy {settings.policy_file} (from the shipped example)"
+            )
     else:
         report.unchanged.append("routing policy")
 

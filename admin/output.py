@@ -34,7 +34,9 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 def fields(data: Mapping[str, Any], keys: Sequence[str] | None = None) -> str:
     chosen = keys or [k for k, v in data.items() if not isinstance(v, dict | list)]
     width = max(len(k) for k in chosen)
-    return "\n".join(f"{k.replace('_', ' ')}:".ljust(width + 2) + f" {_cell(data.get(k))}" for k in chosen)
+    return "\n".join(
+        f"{k.replace('_', ' ')}:".ljust(width + 2) + f" {_cell(data.get(k))}" for k in chosen
+    )
 
 
 def _cell(value: Any) -> str:

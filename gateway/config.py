@@ -30,9 +30,13 @@ def _f(default: Any, doc: str, **limits: Any) -> Any:
 
 class ServerSettings(_Section):
     data_dir: str = _f("./barid-data", "Data directory: database, blobs, keys, TLS, policy.")
-    hostname: str = _f("localhost", "Name this gateway uses in SMTP greetings and Received headers.")
+    hostname: str = _f(
+        "localhost", "Name this gateway uses in SMTP greetings and Received headers."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = _f("info", "Log level.")
-    log_format: Literal["json", "text"] = _f("json", "Log format: json (one object per line) or text.")
+    log_format: Literal["json", "text"] = _f(
+        "json", "Log format: json (one object per line) or text."
+    )
     shutdown_grace_seconds: float = _f(
         10.0, "Seconds to finish open sessions on SIGTERM.", gt=0, le=600
     )
@@ -96,7 +100,9 @@ class HttpSettings(_Section):
 
 
 class TlsSettings(_Section):
-    cert: str = _f("", "Certificate chain (PEM); empty: the development certificate in <data_dir>/tls.")
+    cert: str = _f(
+        "", "Certificate chain (PEM); empty: the development certificate in <data_dir>/tls."
+    )
     key: str = _f("", "Private key (PEM); empty: the development key in <data_dir>/tls.")
 
 
@@ -106,7 +112,9 @@ class PolicySettings(_Section):
 
 class KeysSettings(_Section):
     dir: str = _f("", "Gateway keys (signing, DKIM, master); empty: <data_dir>/keys.")
-    dkim_selector: str = _f("barid", "DKIM selector prefix (records <prefix>-rsa, <prefix>-ed25519).")
+    dkim_selector: str = _f(
+        "barid", "DKIM selector prefix (records <prefix>-rsa, <prefix>-ed25519)."
+    )
 
 
 class Settings(_Section):
@@ -131,19 +139,31 @@ class Settings(_Section):
 
     @property
     def keys_dir(self) -> Path:
-        return Path(self.keys.dir).expanduser().resolve() if self.keys.dir else self.data_dir / "keys"
+        return (
+            Path(self.keys.dir).expanduser().resolve() if self.keys.dir else self.data_dir / "keys"
+        )
 
     @property
     def tls_cert(self) -> Path:
-        return Path(self.tls.cert).expanduser() if self.tls.cert else self.data_dir / "tls" / "cert.pem"
+        return (
+            Path(self.tls.cert).expanduser()
+            if self.tls.cert
+            else self.data_dir / "tls" / "cert.pem"
+        )
 
     @property
     def tls_key(self) -> Path:
-        return Path(self.tls.key).expanduser() if self.tls.key else self.data_dir / "tls" / "key.pem"
+        return (
+            Path(self.tls.key).expanduser() if self.tls.key else self.data_dir / "tls" / "key.pem"
+        )
 
     @property
     def policy_file(self) -> Path:
-        return Path(self.policy.file).expanduser() if self.policy.file else self.data_dir / "policies.yaml"
+        return (
+            Path(self.policy.file).expanduser()
+            if self.policy.file
+            else self.data_dir / "policies.yaml"
+        )
 
 
 def _toml_value(value: Any) -> str:
@@ -190,7 +210,9 @@ def _coerce_env(section: str, key: str, raw: str) -> Any:
     model = _SECTIONS[section]
     field = model.model_fields.get(key)
     if field is None:
-        raise ConfigError(f"{ENV_PREFIX}{section.upper()}__{key.upper()}: unknown key {section}.{key}")
+        raise ConfigError(
+            f"{ENV_PREFIX}{section.upper()}__{key.upper()}: unknown key {section}.{key}"
+        )
     annotation = field.annotation
     try:
         if annotation is bool:
@@ -287,7 +309,9 @@ def _anchor_paths(settings: Settings, base: Path | None) -> Settings:
         db_url = prefix + anchored(db_url[len(prefix) :])
     return settings.model_copy(
         update={
-            "server": settings.server.model_copy(update={"data_dir": anchored(settings.server.data_dir)}),
+            "server": settings.server.model_copy(
+                update={"data_dir": anchored(settings.server.data_dir)}
+            ),
             "database": settings.database.model_copy(update={"url": db_url}),
             "tls": settings.tls.model_copy(
                 update={"cert": anchored(settings.tls.cert), "key": anchored(settings.tls.key)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine

@@ -110,7 +110,11 @@ class Gateway:
         metrics.UP.set(1)
         log.info(
             "listening",
-            extra={"listener": "http", "address": self.settings.http.listen, "port": self.http_port},
+            extra={
+                "listener": "http",
+                "address": self.settings.http.listen,
+                "port": self.http_port,
+            },
         )
 
     async def refresh_snapshot(self) -> bool:

@@ -170,7 +170,9 @@ class BaridCli:
 
         out, err = io.StringIO(), io.StringIO()
         with self._monkeypatch.context() as mp:
-            for key in [k for k in os.environ if k.startswith("BARID_") and k != "BARID_REQUIRE_ALL"]:
+            for key in [
+                k for k in os.environ if k.startswith("BARID_") and k != "BARID_REQUIRE_ALL"
+            ]:
                 mp.delenv(key)
             for key, value in self.env.items():
                 mp.setenv(key, value)

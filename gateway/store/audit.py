@@ -33,7 +33,9 @@ VERIFY_BATCH = 2000
 
 
 def canonical_details(details: Mapping[str, Any] | None) -> str:
-    return json.dumps(dict(details or {}), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        dict(details or {}), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def event_mac(

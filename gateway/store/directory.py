@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -424,7 +424,9 @@ class Directory:
         await _bump_version(session)
         return employee, agency.code
 
-    async def set_status(self, address: str, status: EmployeeStatus, *, actor: str) -> dict[str, Any]:
+    async def set_status(
+        self, address: str, status: EmployeeStatus, *, actor: str
+    ) -> dict[str, Any]:
         async with transaction(self._sessions) as session:
             employee = await self._employee(session, address)
             old = employee.status
@@ -467,7 +469,9 @@ class Directory:
         async with transaction(self._sessions) as session:
             employee = await self._employee(session, address)
             owner = await session.scalar(
-                select(SigningIdentity.employee_id).where(SigningIdentity.fingerprint == fingerprint)
+                select(SigningIdentity.employee_id).where(
+                    SigningIdentity.fingerprint == fingerprint
+                )
             )
             if owner is not None:
                 if owner == employee.id:
@@ -579,23 +583,23 @@ class Directory:
             counters = {code: nxt for code, (_, nxt) in known.items()}
             rows: list[dict[str, Any]] = []
             now = utcnow()
-            for item in employees:
-                agency_code = item.agency.strip().upper()
+            for person in employees:
+                agency_code = person.agency.strip().upper()
                 serial = counters[agency_code]
                 counters[agency_code] = serial + 1
                 code = str(EmployeeCode(agency_code, serial))
                 rows.append(
                     {
-                        "address": normalize_address(item.address),
+                        "address": normalize_address(person.address),
                         "agency_id": known[agency_code][0],
-                        "name_en": _name(item.name_en, "English name"),
-                        "name_ar": _name(item.name_ar or item.name_en, "Arabic name"),
-                        "role": normalize_role(item.role),
-                        "clearance": int(parse_clearance(item.clearance)),
+                        "name_en": _name(person.name_en, "English name"),
+                        "name_ar": _name(person.name_ar or person.name_en, "Arabic name"),
+                        "role": normalize_role(person.role),
+                        "clearance": int(parse_clearance(person.clearance)),
                         "status": EmployeeStatus.ACTIVE.value,
                         "serial": serial,
                         "code": code,
-                        "password_hash": item.password_hash,
+                        "password_hash": person.password_hash,
                         "encryption_key": None,
                         "created_at": now,
                     }
@@ -603,7 +607,7 @@ class Directory:
                 issued.append({"address": rows[-1]["address"], "code": code})
             for start in range(0, len(rows), 1000):
                 chunk = rows[start : start + 1000]
-                await session.execute(Employee.__table__.insert(), chunk)
+                await session.execute(insert(Employee), chunk)
                 if progress is not None:
                     progress(len(chunk))
             for code, nxt in counters.items():

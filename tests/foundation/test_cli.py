@@ -42,7 +42,9 @@ def test_init_is_idempotent(tmp_path: Path, make_cli: Any) -> None:
         assert (data / "keys" / name).stat().st_mode & 0o777 == 0o600
     assert (data / "barid.db").stat().st_mode & 0o077 == 0
     assert (data / "tls" / "cert.pem").exists()
-    snapshot = {p: p.read_bytes() for p in data.rglob("*") if p.is_file() and "barid.db" not in p.name}
+    snapshot = {
+        p: p.read_bytes() for p in data.rglob("*") if p.is_file() and "barid.db" not in p.name
+    }
     second = ok(cli("init", "--data-dir", str(data), "--json"))
     assert not second["changed"] and second["created"] == []
     assert {p: p.read_bytes() for p in snapshot} == snapshot
@@ -98,7 +100,10 @@ def test_errors_are_one_line_and_change_nothing(barid: Any) -> None:
     fails(barid("agency", "show", "NOPE"), "unknown agency")
     fails(barid("employee", "show", "nobody@moh.gov.example"), "unknown employee")
     result = barid("employee", "show", "nobody@moh.gov.example", "--json")
-    assert json.loads(result.out) == {"ok": False, "error": "unknown employee 'nobody@moh.gov.example'"}
+    assert json.loads(result.out) == {
+        "ok": False,
+        "error": "unknown employee 'nobody@moh.gov.example'",
+    }
     assert result.code == 1
     assert barid("agency", "add").code == 2  # usage error
     assert ok(barid("audit", "verify", "--json"))["events"] == before

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from policies.codes import (
     ALPHABET,
     CodeError,
-    confusable_key,
     EmployeeCode,
     check_character,
+    confusable_key,
     is_valid_checked,
     swap_undetectable,
 )

@@ -17,7 +17,7 @@ def test_shipped_file_documents_every_setting_with_its_default() -> None:
     loaded = load_settings(ROOT / "config" / "barid.toml", environ={})
     defaults = Settings()
     assert loaded.smtp == defaults.smtp and loaded.imap == defaults.imap
-    for section, model in Settings.model_fields.items():
+    for section in Settings.model_fields:
         for key in type(getattr(defaults, section)).model_fields:
             assert f"\n{key} = " in render_toml(), f"{section}.{key} undocumented"
 
@@ -58,7 +58,9 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[smtp\n", {}, "not valid TOML"),
     ],
 )
-def test_bad_settings_name_the_key(tmp_path: Path, text: str, env: dict[str, str], named: str) -> None:
+def test_bad_settings_name_the_key(
+    tmp_path: Path, text: str, env: dict[str, str], named: str
+) -> None:
     cfg = tmp_path / "b.toml"
     cfg.write_text(text)
     with pytest.raises(ConfigError) as err:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import free_port  # type: ignore[import-not-found]
 
 START_TIMEOUT = 30.0
@@ -31,7 +30,9 @@ def wait_healthy(proc: subprocess.Popen[bytes], url: str) -> dict[str, Any]:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"exited early: {proc.stderr.read().decode() if proc.stderr else ''}")
+            raise AssertionError(
+                f"exited early: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
         try:
             status, body, _ = get(url)
         except OSError:
@@ -70,7 +71,9 @@ def test_serve_answers_health_and_metrics_and_stops_cleanly(
     data = tmp_path / "d"
     assert make_cli({})("init", "--data-dir", str(data)).code == 0
     port = free_port()
-    proc = barid("serve", env={"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port)})
+    proc = barid(
+        "serve", env={"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port)}
+    )
     try:
         health = wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
         assert health == {"status": "ok", "database": "ok"}

@@ -69,9 +69,12 @@ async def test_sqlite_commits_durably(tmp_path) -> None:  # type: ignore[no-unty
 
 
 async def seed(d: Directory) -> None:
-    await d.add_agency(AgencyInput("MOH", "Health", "الصحة", "ministry", "moh.gov.example"), actor="t")
     await d.add_agency(
-        AgencyInput("MOH-BGD", "Baghdad", "بغداد", "directorate", "moh.gov.example", "MOH"), actor="t"
+        AgencyInput("MOH", "Health", "الصحة", "ministry", "moh.gov.example"), actor="t"
+    )
+    await d.add_agency(
+        AgencyInput("MOH-BGD", "Baghdad", "بغداد", "directorate", "moh.gov.example", "MOH"),
+        actor="t",
     )
 
 
@@ -95,7 +98,9 @@ async def test_concurrent_adds_get_unique_gap_free_codes(directory: Directory) -
     await seed(directory)
     results = await asyncio.gather(
         *(
-            directory.add_employee(EmployeeInput(f"e{i}@moh.gov.example", "MOH", f"E{i}"), actor="t")
+            directory.add_employee(
+                EmployeeInput(f"e{i}@moh.gov.example", "MOH", f"E{i}"), actor="t"
+            )
             for i in range(12)
         )
     )
