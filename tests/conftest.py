@@ -220,3 +220,22 @@ def barid_any(
 def make_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], BaridCli]:
     """Build a CLI runner with a given BARID_* environment."""
     return lambda env: BaridCli(env, monkeypatch)
+
+
+@pytest.fixture
+def need_tool() -> Callable[[str], str]:
+    """`need_tool("gpg")`: the tool's path; skips (or fails under BARID_REQUIRE_ALL=1)."""
+
+    def need(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            missing(f"{name} is not installed")
+        return str(path)
+
+    return need
+
+
+@pytest.fixture
+def port_factory() -> Callable[[], int]:
+    """A free TCP port on 127.0.0.1 (bound once, then released)."""
+    return free_port

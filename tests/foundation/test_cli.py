@@ -119,11 +119,8 @@ def test_agency_cycle_refused(barid: Any) -> None:
 
 
 @pytest.fixture
-def gnupghome() -> Any:
-    if shutil.which("gpg") is None:
-        from conftest import missing  # type: ignore[import-not-found]
-
-        missing("gpg is not installed")
+def gnupghome(need_tool: Any) -> Any:
+    need_tool("gpg")
     home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
     yield home
     stop_gpg_agent(home)
@@ -157,11 +154,8 @@ def test_import_key(barid: Any, tmp_path: Path, gnupghome: Path) -> None:
     assert [i["fingerprint"] for i in shown["identities"]] == [fpr]
 
 
-def test_import_x509_certificate_made_by_openssl(barid: Any, tmp_path: Path) -> None:
-    if shutil.which("openssl") is None:
-        from conftest import missing  # type: ignore[import-not-found]
-
-        missing("openssl is not installed")
+def test_import_x509_certificate_made_by_openssl(barid: Any, tmp_path: Path, need_tool: Any) -> None:
+    need_tool("openssl")
     ok(barid(*AGENCY))
     code = ok(barid("employee", "add", "a@moh.gov.example", "--agency", "MOH", "--name-en", "A",
                     "--json"))["code"]  # fmt: skip

@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port  # type: ignore[import-not-found]
 
 START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, bytes, str]:
