@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="barid", standalone_mode=False)
     except CliError as exc:
-        error(str(exc), as_json=as_json)
+        error(str(exc), as_json=as_json, details=exc.details)
         sys.exit(exc.status)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

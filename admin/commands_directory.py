@@ -417,12 +417,13 @@ def directory_import(ctx: click.Context, csv_file: str, dry_run: bool) -> None:
             plan = plan_import(rows, await app.directory.snapshot())
             found = problems + plan.problems
             if found:
-                if as_json:
-                    emit({"ok": False, "problems": found}, None, as_json=True)
-                else:
+                if not as_json:
                     for line in found:
                         click.echo(f"{csv_file}: {line}", err=True)
-                raise CliError(f"{csv_file}: {len(found)} bad row(s); nothing imported")
+                raise CliError(
+                    f"{csv_file}: {len(found)} bad row(s); nothing imported",
+                    details={"problems": found},
+                )
             total = len(plan.agencies) + len(plan.employees)
             show_bar = not as_json and total >= 200
             with (

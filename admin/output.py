@@ -43,10 +43,10 @@ def _cell(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def error(message: str, *, as_json: bool) -> None:
-    """One line on stderr (and a JSON object on stdout in --json mode)."""
+def error(message: str, *, as_json: bool, details: Mapping[str, Any] | None = None) -> None:
+    """One line on stderr (and one JSON object on stdout in --json mode)."""
     line = " ".join(message.split())
     if as_json:
-        click.echo(json.dumps({"ok": False, "error": line}, ensure_ascii=False))
+        click.echo(json.dumps({"ok": False, "error": line, **(details or {})}, ensure_ascii=False))
     click.echo(f"barid: {line}", err=True)
     sys.stderr.flush()

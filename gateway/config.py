@@ -117,6 +117,23 @@ class KeysSettings(_Section):
     )
 
 
+class PeerSettings(_Section):
+    """A federation peer gateway (DESIGN.md §9). Only in the file: [peers.<name>]."""
+
+    domains: list[str] = Field(min_length=1)
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        out = []
+        for domain in value:
+            d = domain.strip().lower().rstrip(".")
+            if not d or " " in d or "." not in d:
+                raise ValueError(f"not a mail domain: {domain!r}")
+            out.append(d)
+        return out
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -126,6 +143,12 @@ class Settings(_Section):
     tls: TlsSettings = TlsSettings()
     policy: PolicySettings = PolicySettings()
     keys: KeysSettings = KeysSettings()
+    peers: dict[str, PeerSettings] = Field(default_factory=dict)
+
+    @property
+    def federation(self) -> dict[str, list[str]]:
+        """Peer name -> mail domains, as the policy engine takes it."""
+        return {name: list(peer.domains) for name, peer in self.peers.items()}
 
     # Derived paths. Relative paths in a config file were made absolute against
     # the file's folder by load_settings; the rest resolve against the cwd.
@@ -192,6 +215,18 @@ def render_toml(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str
             value = overrides.get(section, {}).get(key, info.default)
             lines.append(f"# {info.description}")
             lines.append(f"{key} = {_toml_value(value)}")
+    lines += [
+        "",
+        "# Federation peers: one table per peer gateway (file only, no environment override).",
+        "# [peers.region]",
+        '# domains = ["region.gov.example"]',
+    ]
+    for name, peer in overrides.get("peers", {}).items():
+        lines += [
+            "",
+            f"[peers.{name}]",
+            f"domains = [{', '.join(_toml_value(d) for d in peer['domains'])}]",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -202,6 +237,7 @@ class ConfigError(Exception):
 _SECTIONS: dict[str, type[_Section]] = {
     name: info.annotation  # type: ignore[misc]
     for name, info in Settings.model_fields.items()
+    if name != "peers"
 }
 
 

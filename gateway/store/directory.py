@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -270,39 +270,17 @@ class Directory:
     # ---- changes -------------------------------------------------------------
 
     async def _validate_agency(self, session: AsyncSession, data: AgencyInput) -> Agency:
-        try:
-            code = validate_agency_code(data.code.strip().upper())
-        except CodeError as exc:
-            raise DirectoryError(str(exc)) from None
-        kind = parse_kind(data.kind)
-        domain = normalize_domain(data.domain)
         parent_id: int | None = None
         if data.parent:
             parent_id = (await self._agency(session, data.parent)).id
+        code = _agency_code(data.code)
         existing = await session.scalar(
             select(Agency.code).where(
                 (Agency.code == code) | (Agency.code_key == confusable_key(code))
             )
         )
-        if existing == code:
-            raise DirectoryError(f"agency {code} already exists")
-        if existing is not None:
-            raise DirectoryError(
-                f"agency code {code} is too close to existing {existing}"
-                " (codes may not differ only in hyphens)"
-            )
-        return Agency(
-            code=code,
-            code_key=confusable_key(code),
-            name_en=_name(data.name_en, "English name"),
-            name_ar=_name(data.name_ar or data.name_en, "Arabic name"),
-            kind=kind.value,
-            domain=domain,
-            parent_id=parent_id,
-            status=AgencyStatus.ACTIVE.value,
-            next_employee_serial=1,
-            created_at=utcnow(),
-        )
+        _refuse_clash(code, existing)
+        return _new_agency(data, parent_id)
 
     async def add_agency(self, data: AgencyInput, *, actor: str) -> dict[str, Any]:
         async with transaction(self._sessions) as session:
@@ -565,30 +543,58 @@ class Directory:
         progress: Any,
     ) -> dict[str, Any]:
         async with transaction(self._sessions) as session:
-            issued: list[dict[str, str]] = []
-            new_agencies: dict[str, Agency] = {}
+            # One read of the existing agencies; everything else is checked in memory
+            # (the unique constraints still guard against concurrent writers).
+            known: dict[str, tuple[int, int]] = {}
+            taken: dict[str, str] = {}
+            for row in await session.execute(
+                select(Agency.id, Agency.code, Agency.code_key, Agency.next_employee_serial)
+            ):
+                known[row[1]] = (row[0], row[3])
+                taken[row[2]] = row[1]
+            wanted: dict[str, int] = {}
+            for person in employees:
+                code = person.agency.strip().upper()
+                wanted[code] = wanted.get(code, 0) + 1
+            # New agencies, parents first, one flush per tree level (ids for children).
+            depth: dict[str, int] = {}
+            levels: dict[int, list[tuple[AgencyInput, str]]] = {}
             for item in agencies:
-                agency = await self._validate_agency(session, item)
-                session.add(agency)
+                code = _agency_code(item.code)
+                _refuse_clash(code, taken.get(confusable_key(code)))
+                taken[confusable_key(code)] = code
+                parent = (item.parent or "").strip().upper() or None
+                if parent is not None and parent not in known and parent not in depth:
+                    raise DirectoryError(f"agency {code}: unknown parent {parent}")
+                depth[code] = depth[parent] + 1 if parent in depth else 0
+                levels.setdefault(depth[code], []).append((item, code))
+            for level in sorted(levels):
+                rows = [
+                    _new_agency(
+                        item,
+                        known[item.parent.strip().upper()][0] if item.parent else None,
+                        wanted.get(code, 0) + 1,
+                    )
+                    for item, code in levels[level]
+                ]
+                session.add_all(rows)
                 await session.flush()
-                new_agencies[agency.code] = agency
+                for agency in rows:
+                    known[agency.code] = (agency.id, 1)
                 if progress is not None:
-                    progress(1)
-            known = {
-                row[1]: (row[0], row[2])
-                for row in await session.execute(
-                    select(Agency.id, Agency.code, Agency.next_employee_serial)
-                )
-            }
+                    progress(len(rows))
             counters = {code: nxt for code, (_, nxt) in known.items()}
-            rows: list[dict[str, Any]] = []
+            issued: list[dict[str, str]] = []
+            rows_out: list[dict[str, Any]] = []
             now = utcnow()
             for person in employees:
                 agency_code = person.agency.strip().upper()
+                if agency_code not in known:
+                    raise DirectoryError(f"employee {person.address}: unknown agency {agency_code}")
                 serial = counters[agency_code]
                 counters[agency_code] = serial + 1
                 code = str(EmployeeCode(agency_code, serial))
-                rows.append(
+                rows_out.append(
                     {
                         "address": normalize_address(person.address),
                         "agency_id": known[agency_code][0],
@@ -604,17 +610,32 @@ class Directory:
                         "created_at": now,
                     }
                 )
-                issued.append({"address": rows[-1]["address"], "code": code})
-            for start in range(0, len(rows), 1000):
-                chunk = rows[start : start + 1000]
-                await session.execute(insert(Employee), chunk)
+                issued.append({"address": rows_out[-1]["address"], "code": code})
+            for start in range(0, len(rows_out), 1000):
+                chunk = rows_out[start : start + 1000]
+                try:
+                    await session.execute(insert(Employee), chunk)
+                except IntegrityError:
+                    raise DirectoryError(
+                        "an employee address or code already exists (changed concurrently?)"
+                    ) from None
                 if progress is not None:
                     progress(len(chunk))
-            for code, nxt in counters.items():
-                if nxt != known[code][1]:
-                    await session.execute(
-                        update(Agency).where(Agency.code == code).values(next_employee_serial=nxt)
-                    )
+            # Existing agencies that got employees: advance their counters in one go.
+            table = Agency.__table__
+            assert isinstance(table, Table)
+            bumps = [
+                {"b_code": code, "b_next": counters[code]}
+                for code in wanted
+                if code in known and counters[code] != known[code][1] and code not in depth
+            ]
+            if bumps:
+                await session.execute(
+                    update(table)
+                    .where(table.c.code == bindparam("b_code"))
+                    .values(next_employee_serial=bindparam("b_next")),
+                    bumps,
+                )
             summary = {"agencies": len(agencies), "employees": len(employees)}
             await audit.append(
                 session,
@@ -630,6 +651,41 @@ class Directory:
             if dry_run:
                 raise _DryRunDone(result)  # rolls the whole transaction back
             return result
+
+
+def _agency_code(text: str) -> str:
+    try:
+        return validate_agency_code(text.strip().upper())
+    except CodeError as exc:
+        raise DirectoryError(str(exc)) from None
+
+
+def _refuse_clash(code: str, existing: str | None) -> None:
+    """Refuse a code that exists, or that differs from an existing one only in hyphens."""
+    if existing == code:
+        raise DirectoryError(f"agency {code} already exists")
+    if existing is not None:
+        raise DirectoryError(
+            f"agency code {code} is too close to existing {existing}"
+            " (codes may not differ only in hyphens)"
+        )
+
+
+def _new_agency(data: AgencyInput, parent_id: int | None, next_serial: int = 1) -> Agency:
+    """A checked, unsaved agency row (uniqueness is the caller's check)."""
+    code = _agency_code(data.code)
+    return Agency(
+        code=code,
+        code_key=confusable_key(code),
+        name_en=_name(data.name_en, "English name"),
+        name_ar=_name(data.name_ar or data.name_en, "Arabic name"),
+        kind=parse_kind(data.kind).value,
+        domain=normalize_domain(data.domain),
+        parent_id=parent_id,
+        status=AgencyStatus.ACTIVE.value,
+        next_employee_serial=next_serial,
+        created_at=utcnow(),
+    )
 
 
 def _subtree_tree(snapshot: DirectorySnapshot, root: str) -> dict[str, Any]:

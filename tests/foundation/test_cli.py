@@ -171,3 +171,101 @@ def test_import_x509_certificate_made_by_openssl(barid: Any, tmp_path: Path, nee
     result = ok(barid("employee", "import-key", "a@moh.gov.example", str(cert), "--json"))
     assert result["kind"] == "x509" and len(result["fingerprint"]) == 64
     fails(barid("employee", "import-key", "a@moh.gov.example", str(tmp_path / "a.key")), "private")
+
+
+HEADER = "type,code,name_en,name_ar,kind,domain,parent,address,agency,role,clearance\n"
+
+
+def write_csv(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "dir.csv"
+    path.write_text(HEADER + body, encoding="utf-8")
+    return str(path)
+
+
+def test_directory_import(barid_any: Any, tmp_path: Path) -> None:
+    cli = barid_any
+    ok(cli(*AGENCY))
+    ok(cli("employee", "add", "first@moh.gov.example", "--agency", "MOH", "--name-en", "First"))
+    csv_file = write_csv(
+        tmp_path,
+        # children before parents, an existing agency as a parent, Arabic names
+        "agency,MOE-BGD,Baghdad,مديرية بغداد,directorate,moe.gov.example,MOE,,,,\n"
+        "agency,MOE,Education,وزارة التربية,ministry,moe.gov.example,,,,,\n"
+        "agency,MOH-PLN,Planning,التخطيط,directorate,moh.gov.example,MOH,,,,\n"
+        "employee,,Zainab,زينب,,,,zainab@moe.gov.example,MOE-BGD,clerk,internal\n"
+        "employee,,Ali,علي,,,,ali@moh.gov.example,MOH,director,secret\n"
+        "employee,,Sara,,,,,sara@moe.gov.example,moe,,\n",
+    )
+    dry = ok(cli("directory", "import", csv_file, "--dry-run", "--json"))
+    assert dry["dry_run"] and dry["agencies"] == 3 and dry["employees"] == 3
+    assert [a["code"] for a in ok(cli("agency", "list", "--json"))] == ["MOH"]
+    done = ok(cli("directory", "import", csv_file, "--json"))
+    codes = {i["address"]: i["code"] for i in done["issued"]}
+    assert codes["ali@moh.gov.example"].startswith("MOH-000002-")  # after the existing employee
+    assert codes["zainab@moe.gov.example"].startswith("MOE-BGD-000001-")
+    assert codes["sara@moe.gov.example"].startswith("MOE-000001-")
+    shown = ok(cli("agency", "show", "MOE", "--json"))
+    assert shown["subtree"]["children"][0]["code"] == "MOE-BGD"
+    # The counters moved on: the next employee added by hand continues the sequence.
+    nxt = ok(cli("employee", "add", "next@moh.gov.example", "--agency", "MOH", "--name-en", "N", "--json"))
+    assert nxt["code"].startswith("MOH-000003-")
+    assert ok(cli("audit", "verify", "--json"))["ok"]
+
+
+def test_directory_import_refuses_bad_rows_with_line_numbers(barid_any: Any, tmp_path: Path) -> None:
+    cli = barid_any
+    ok(cli(*AGENCY))
+    csv_file = write_csv(
+        tmp_path,
+        "agency,MOE,Education,,ministry,moe.gov.example,,,,,\n"  # line 2: fine
+        "agency,MOH,Dup,,ministry,moh.gov.example,,,,,\n"  # 3: exists
+        "agency,MOX,X,,castle,x.gov.example,,,,,\n"  # 4: bad kind
+        "agency,MOZ,Z,,ministry,z.gov.example,NOPE,,,,\n"  # 5: unknown parent
+        "employee,,A,,,,,a@moe.gov.example,MOE,clerk,top\n"  # 6: bad clearance
+        "employee,,B,,,,,b@evil.example,MOE,clerk,internal\n"  # 7: outside the domain
+        "employee,,C,,,,,c@moe.gov.example,NOPE,clerk,internal\n"  # 8: unknown agency
+        "employee,,D,,,,,d@moe.gov.example,MOE,,\n"  # 9: fine
+        "employee,,D again,,,,,D@moe.gov.example,MOE,,\n"  # 10: duplicate of line 9
+        "thing,,,,,,,,,,\n",  # 11: unknown type
+    )
+    result = cli("directory", "import", csv_file)
+    assert result.code == 1
+    for line in [3, 4, 5, 6, 7, 8, 10, 11]:
+        assert f"line {line}:" in result.err, (line, result.err)
+    assert "line 2:" not in result.err and "line 9:" not in result.err
+    assert result.err.strip().splitlines()[-1].endswith("nothing imported")
+    as_json = cli("directory", "import", csv_file, "--json")
+    assert len(json.loads(as_json.out)["problems"]) == 8
+    assert [a["code"] for a in ok(cli("agency", "list", "--json"))] == ["MOH"]
+    assert ok(cli("employee", "list", "--json")) == []
+
+
+def test_directory_import_refuses_a_cycle(barid: Any, tmp_path: Path) -> None:
+    csv_file = write_csv(
+        tmp_path,
+        "agency,AAA,A,,ministry,a.gov.example,CCC,,,,\n"
+        "agency,BBB,B,,directorate,a.gov.example,AAA,,,,\n"
+        "agency,CCC,C,,branch,a.gov.example,BBB,,,,\n",
+    )
+    result = barid("directory", "import", csv_file)
+    assert result.code == 1
+    assert "cycle in the agency tree: AAA -> CCC -> BBB -> AAA" in result.err
+    assert result.err.strip().splitlines()[-1].endswith("nothing imported")
+    assert ok(barid("agency", "list", "--json")) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xff\xfe bad", "not UTF-8"),
+        (b"name,code\nx,y\n", "bad header"),
+        (b"", "missing header"),
+    ],
+)
+def test_directory_import_refuses_malformed_files(
+    barid: Any, tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    result = barid("directory", "import", str(path))
+    assert result.code == 1 and reason in result.err

@@ -18,6 +18,8 @@ def test_shipped_file_documents_every_setting_with_its_default() -> None:
     defaults = Settings()
     assert loaded.smtp == defaults.smtp and loaded.imap == defaults.imap
     for section in Settings.model_fields:
+        if section == "peers":
+            continue
         for key in type(getattr(defaults, section)).model_fields:
             assert f"\n{key} = " in render_toml(), f"{section}.{key} undocumented"
 

@@ -1,0 +1,678 @@
+"""Benchmark of `barid directory import` on SQLite and PostgreSQL.
+
+Generates a realistic onboarding CSV (by default 1,000 agencies in a tree and
+10,000 employees), then for each backend and each run initialises a fresh data
+directory with `barid init`, times `barid directory import FILE.csv --json` as a
+whole process, checks the reported counts and that `barid audit verify` passes.
+
+Each run also times a baseline on the same machine at the same moment: the same
+rows inserted with plain `sqlite3` executemany (SQLite), or with asyncpg
+executemany and copy_records_to_table (PostgreSQL) into a trivial table. The
+import/baseline ratio is steadier than the raw seconds on a shared machine.
+
+PostgreSQL is started by this script from the machine's own binaries (initdb +
+pg_ctl) in a temporary directory, listening on 127.0.0.1 on a free port (as the
+`postgres` user when run as root), and stopped at the end.
+
+Run from the repository root:
+
+    .venv/bin/python bench/bench_import.py [--runs 3] [--agencies 1000]
+        [--employees 10000] [--backend sqlite|postgres|both] [--seed 7]
+
+A JSON summary is written to bench/results/import.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import glob
+import io
+import json
+import os
+import platform
+import pwd
+import random
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "import.json"
+COLUMNS = (
+    "type", "code", "name_en", "name_ar", "kind", "domain", "parent",
+    "address", "agency", "role", "clearance",
+)  # fmt: skip
+IMPORT_TIMEOUT = 900  # seconds for one `barid directory import`
+STEP_TIMEOUT = 300  # seconds for init, audit verify and PostgreSQL control
+TARGET_SECONDS = 30.0  # the SQLite goal for the whole import
+
+MINISTRIES = (
+    ("MOH", "moh", "Ministry of Health", "وزارة الصحة"),
+    ("MOE", "moe", "Ministry of Education", "وزارة التربية"),
+    ("MOHE", "mohe", "Ministry of Higher Education", "وزارة التعليم العالي"),
+    ("MOF", "mof", "Ministry of Finance", "وزارة المالية"),
+    ("MOI", "moi", "Ministry of Interior", "وزارة الداخلية"),
+    ("MOFA", "mofa", "Ministry of Foreign Affairs", "وزارة الخارجية"),
+    ("MOJ", "moj", "Ministry of Justice", "وزارة العدل"),
+    ("MOD", "mod", "Ministry of Defence", "وزارة الدفاع"),
+    ("MOP", "mop", "Ministry of Planning", "وزارة التخطيط"),
+    ("MOO", "moo", "Ministry of Oil", "وزارة النفط"),
+    ("MOEL", "moel", "Ministry of Electricity", "وزارة الكهرباء"),
+    ("MOWR", "mowr", "Ministry of Water Resources", "وزارة الموارد المائية"),
+    ("MOA", "moa", "Ministry of Agriculture", "وزارة الزراعة"),
+    ("MOT", "mot", "Ministry of Trade", "وزارة التجارة"),
+    ("MOIN", "moin", "Ministry of Industry and Minerals", "وزارة الصناعة والمعادن"),
+    ("MOTR", "motr", "Ministry of Transport", "وزارة النقل"),
+    ("MOC", "moc", "Ministry of Communications", "وزارة الاتصالات"),
+    ("MOCH", "moch", "Ministry of Construction and Housing", "وزارة الإعمار والإسكان"),
+    ("MOLSA", "molsa", "Ministry of Labour and Social Affairs", "وزارة العمل والشؤون الاجتماعية"),
+    ("MOCU", "mocu", "Ministry of Culture", "وزارة الثقافة"),
+    ("MOYS", "moys", "Ministry of Youth and Sports", "وزارة الشباب والرياضة"),
+    ("MOEN", "moen", "Ministry of Environment", "وزارة البيئة"),
+    ("MOMD", "momd", "Ministry of Migration and Displaced", "وزارة الهجرة والمهجرين"),
+    ("MOST", "most", "Ministry of Science and Technology", "وزارة العلوم والتكنولوجيا"),
+)
+ENTITIES = (
+    ("CBANK", "cbank", "Central Bank", "البنك المركزي"),
+    ("COSIT", "cosit", "Central Statistics Organisation", "الجهاز المركزي للإحصاء"),
+    ("FBSA", "fbsa", "Federal Board of Supreme Audit", "ديوان الرقابة المالية الاتحادي"),
+    ("COI", "coi", "Commission of Integrity", "هيئة النزاهة"),
+    ("IHEC", "ihec", "Electoral Commission", "المفوضية العليا للانتخابات"),
+    ("NIC", "nic", "National Investment Commission", "الهيئة الوطنية للاستثمار"),
+)
+GOVERNORATES = (
+    ("BGD", "Baghdad", "بغداد"), ("BSR", "Basra", "البصرة"), ("NIN", "Nineveh", "نينوى"),
+    ("ANB", "Anbar", "الأنبار"), ("BBL", "Babil", "بابل"), ("KRB", "Karbala", "كربلاء"),
+    ("NJF", "Najaf", "النجف"), ("DIY", "Diyala", "ديالى"), ("WST", "Wasit", "واسط"),
+    ("DQR", "Dhi Qar", "ذي قار"), ("MYS", "Maysan", "ميسان"), ("MTH", "Muthanna", "المثنى"),
+    ("QDS", "Qadisiyah", "القادسية"), ("SAL", "Salah al-Din", "صلاح الدين"),
+    ("KRK", "Kirkuk", "كركوك"),
+)  # fmt: skip
+FUNCTIONS = (
+    ("Administration", "الإدارة", "admin"), ("Finance", "المالية", "finance"),
+    ("Human Resources", "الموارد البشرية", "hr"), ("Legal Affairs", "الشؤون القانونية", "legal"),
+    ("Planning", "التخطيط", "planning"), ("Information Technology", "تقنية المعلومات", "it"),
+    ("Procurement", "المشتريات", "procurement"), ("Inspection", "التفتيش", "inspection"),
+    ("Audit", "التدقيق", "audit"), ("Statistics", "الإحصاء", "stats"),
+    ("Public Relations", "العلاقات العامة", "pr"), ("Training", "التدريب", "training"),
+)  # fmt: skip
+FIRST_NAMES = (
+    ("Ahmed", "أحمد"), ("Mohammed", "محمد"), ("Ali", "علي"), ("Hussein", "حسين"),
+    ("Omar", "عمر"), ("Khalid", "خالد"), ("Yousif", "يوسف"), ("Karim", "كريم"),
+    ("Mustafa", "مصطفى"), ("Hassan", "حسن"), ("Fatima", "فاطمة"), ("Zainab", "زينب"),
+    ("Maryam", "مريم"), ("Noor", "نور"), ("Sara", "سارة"), ("Huda", "هدى"),
+    ("Layla", "ليلى"), ("Rana", "رنا"), ("Aya", "آية"), ("Dalia", "داليا"),
+)  # fmt: skip
+LAST_NAMES = (
+    ("Al-Jaburi", "الجبوري"), ("Al-Tamimi", "التميمي"), ("Al-Obaidi", "العبيدي"),
+    ("Al-Saadi", "الساعدي"), ("Al-Khafaji", "الخفاجي"), ("Al-Dulaimi", "الدليمي"),
+    ("Al-Rubaie", "الربيعي"), ("Al-Hashimi", "الهاشمي"), ("Al-Zubaidi", "الزبيدي"),
+    ("Al-Shammari", "الشمري"), ("Al-Musawi", "الموسوي"), ("Al-Bayati", "البياتي"),
+    ("Al-Azzawi", "العزاوي"), ("Al-Janabi", "الجنابي"), ("Al-Kubaisi", "الكبيسي"),
+)  # fmt: skip
+ROLES = (("staff", 70), ("clerk", 12), ("registrar", 8), ("director", 6), ("manager", 4))
+CLEARANCES = (("internal", 70), ("public", 10), ("confidential", 15), ("secret", 5))
+
+
+class BenchError(Exception):
+    """A step of the benchmark failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class AgencyRow:
+    code: str
+    name_en: str
+    name_ar: str
+    kind: str
+    domain: str
+    parent: str
+    weight: int  # relative staff size
+
+
+# ---------------------------------------------------------------- the CSV
+
+
+def _tree_shape(total: int) -> tuple[int, int]:
+    """(roots, directorates) for `total` agencies: ~4 % roots, a third directorates."""
+    roots = max(1, min(len(MINISTRIES) + len(ENTITIES) + len(GOVERNORATES) * 8, total * 4 // 100))
+    directorates = max(0, (total - roots) // 3)
+    return roots, directorates
+
+
+def build_agencies(total: int, rng: random.Random) -> list[AgencyRow]:
+    """A tree: ministries, entities, governorates; directorates; branches."""
+    roots_wanted, directorates_wanted = _tree_shape(total)
+    roots: list[AgencyRow] = []
+    for code, label, en, ar in MINISTRIES:
+        roots.append(AgencyRow(code, en, ar, "ministry", f"{label}.gov.example", "", 12))
+    for code, label, en, ar in ENTITIES:
+        roots.append(AgencyRow(code, en, ar, "entity", f"{label}.gov.example", "", 8))
+    for code, en, ar in GOVERNORATES:
+        roots.append(
+            AgencyRow(
+                f"G{code}", f"{en} Governorate", f"محافظة {ar}", "governorate",
+                f"{code.lower()}.gov.example", "", 10,
+            )
+        )  # fmt: skip
+    extra = 0
+    while len(roots) < roots_wanted:  # more roots than the named ones: numbered entities
+        extra += 1
+        roots.append(
+            AgencyRow(
+                f"ENT{extra:03d}", f"Public Entity {extra}", f"الهيئة العامة {extra}", "entity",
+                f"ent{extra:03d}.gov.example", "", 6,
+            )
+        )  # fmt: skip
+    roots = roots[:roots_wanted]
+    agencies = list(roots)
+    directorates: list[AgencyRow] = []
+    for n in range(directorates_wanted):
+        parent = roots[n % len(roots)]
+        index = n // len(roots)
+        en, ar, label = FUNCTIONS[index % len(FUNCTIONS)]
+        round_ = index // len(FUNCTIONS)
+        suffix_en = f" {round_ + 1}" if round_ else ""
+        suffix_ar = f" {round_ + 1}" if round_ else ""
+        # About a third of directorates run their own subdomain; the rest share the parent's.
+        own = rng.random() < 0.35
+        domain = f"{label}{round_ or ''}.{parent.domain}" if own else parent.domain
+        row = AgencyRow(
+            f"{parent.code}-D{index:02d}",
+            f"{parent.name_en}: Directorate of {en}{suffix_en}",
+            f"مديرية {ar}{suffix_ar} - {parent.name_ar}",
+            "directorate",
+            domain,
+            parent.code,
+            4,
+        )
+        directorates.append(row)
+    agencies += directorates
+    branches_wanted = total - len(agencies)
+    for n in range(branches_wanted):
+        parent = directorates[n % len(directorates)] if directorates else roots[n % len(roots)]
+        index = n // (len(directorates) or len(roots))
+        city_en, city_ar = GOVERNORATES[(n + index) % len(GOVERNORATES)][1:]
+        agencies.append(
+            AgencyRow(
+                f"{parent.code}-B{index:02d}",
+                f"{parent.name_en}, {city_en} Branch",
+                f"{parent.name_ar}، فرع {city_ar}",
+                "branch",
+                parent.domain,
+                parent.code,
+                1,
+            )
+        )
+    return agencies
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
+
+
+def build_csv(agencies_wanted: int, employees_wanted: int, seed: int) -> tuple[bytes, int, int]:
+    """The CSV file's bytes, with the number of agency and employee rows."""
+    rng = random.Random(seed)
+    agencies = build_agencies(agencies_wanted, rng)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    order = list(agencies)
+    rng.shuffle(order)  # the importer orders parents first; do not make it easy
+    for a in order:
+        writer.writerow(["agency", a.code, a.name_en, a.name_ar, a.kind, a.domain, a.parent,
+                         "", "", "", ""])  # fmt: skip
+    # Staff: every agency gets at least one person, the rest spread by weight.
+    owners = list(agencies[:employees_wanted])
+    if employees_wanted > len(owners):
+        owners += rng.choices(
+            agencies, [a.weight for a in agencies], k=employees_wanted - len(owners)
+        )
+    taken: set[str] = set()
+    for n, agency in enumerate(owners, start=1):
+        first_en, first_ar = rng.choice(FIRST_NAMES)
+        last_en, last_ar = rng.choice(LAST_NAMES)
+        local = f"{first_en}.{last_en}".lower().replace("-", "")
+        address = f"{local}@{agency.domain}"
+        if address in taken:
+            address = f"{local}.{n}@{agency.domain}"
+        taken.add(address)
+        writer.writerow([
+            "employee", "", f"{first_en} {last_en}", f"{first_ar} {last_ar}", "", "", "",
+            address, agency.code, _pick(rng, ROLES), _pick(rng, CLEARANCES),
+        ])  # fmt: skip
+    return out.getvalue().encode("utf-8"), len(agencies), len(owners)
+
+
+def csv_records(data: bytes) -> list[tuple[str, ...]]:
+    """The data rows of the CSV as tuples (the baselines insert exactly these)."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    next(reader)
+    return [tuple(r) for r in reader]
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class PgServer:
+    host: str
+    port: int
+    user: str
+    version: str
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    return Path(candidates[0]).parent if candidates else None
+
+
+@contextmanager
+def postgres_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL on 127.0.0.1, with the test suite's settings."""
+    bindir = _pg_bindir()
+    if bindir is None or not (bindir / "initdb").exists():
+        raise BenchError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    prefix: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="bpgbench", dir="/tmp"))
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(base, ignore_errors=True)
+            raise BenchError(
+                "running as root and no 'postgres' user to run PostgreSQL as"
+            ) from None
+        os.chown(base, account.pw_uid, account.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data, log = base / "data", base / "server.log"
+    port = free_port()
+    started = False
+    try:
+        subprocess.run(
+            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "barid", "--auth=trust",
+             "-E", "UTF8", "--no-sync", "--locale=C"],
+            check=True, capture_output=True, timeout=STEP_TIMEOUT,
+        )  # fmt: skip
+        options = (
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+        )
+        started = True
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
+             "-w", "-t", "60", "start"],
+            check=True, capture_output=True, timeout=STEP_TIMEOUT,
+        )  # fmt: skip
+        version = subprocess.run(
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+        yield PgServer("127.0.0.1", port, "barid", version)
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or b"").decode(errors="replace")[-2000:]
+        raise BenchError(f"PostgreSQL failed to start: {tail}") from None
+    finally:
+        if started:
+            subprocess.run(
+                [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
+                 "stop"],
+                check=False, capture_output=True, timeout=STEP_TIMEOUT,
+            )  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _pg_admin(server: PgServer, sql: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(server.dsn("postgres"), timeout=30)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_database(server: PgServer, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(server, f'CREATE DATABASE "{name}"'))
+    return name
+
+
+def drop_database(server: PgServer, name: str) -> None:
+    asyncio.run(_pg_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# ---------------------------------------------------------------- baselines
+
+_BASELINE_TABLE = "CREATE TABLE rows_in ({})".format(", ".join(f"{c} TEXT" for c in COLUMNS))
+_SQLITE_INSERT = "INSERT INTO rows_in VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_PG_INSERT = "INSERT INTO rows_in VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+
+
+def sqlite_baseline(records: list[tuple[str, ...]], path: Path) -> float:
+    """Seconds to insert `records` with sqlite3 executemany and commit (Barid's pragmas)."""
+    start = time.perf_counter()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(_BASELINE_TABLE)
+        with conn:
+            conn.executemany(_SQLITE_INSERT, records)
+    finally:
+        conn.close()
+    return time.perf_counter() - start
+
+
+async def _pg_baseline(dsn: str, records: list[tuple[str, ...]]) -> tuple[float, float]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        await conn.execute(_BASELINE_TABLE)
+        await conn.execute(_BASELINE_TABLE.replace("rows_in", "rows_copy"))
+        start = time.perf_counter()
+        async with conn.transaction():
+            await conn.executemany(_PG_INSERT, records)
+        many = time.perf_counter() - start
+        start = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table("rows_copy", records=records, columns=list(COLUMNS))
+        copy = time.perf_counter() - start
+    finally:
+        await conn.close()
+    return many, copy
+
+
+def postgres_baseline(server: PgServer, records: list[tuple[str, ...]]) -> tuple[float, float]:
+    """Seconds for asyncpg executemany and for copy_records_to_table of `records`."""
+    name = create_database(server, "baseline")
+    try:
+        return asyncio.run(_pg_baseline(server.dsn(name), records))
+    finally:
+        drop_database(server, name)
+
+
+# ---------------------------------------------------------------- the import
+
+
+def barid_command() -> list[str]:
+    beside = Path(sys.executable).parent / "barid"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("barid")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "admin"]
+
+
+def _env(config: Path, database_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
+    env["BARID_CONFIG"] = str(config)
+    if database_url:
+        env["BARID_DATABASE__URL"] = database_url
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float, what: str) -> tuple[str, float]:
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what}: no answer within {timeout:.0f} s") from None
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise BenchError(f"{what}: exit {done.returncode}: {done.stderr.strip()[-2000:]}")
+    return done.stdout, elapsed
+
+
+@dataclass
+class RunResult:
+    import_s: float
+    baseline_s: float
+    baseline_copy_s: float | None
+    init_s: float
+    verify_s: float
+    audit_events: int
+
+    @property
+    def ratio(self) -> float:
+        return self.import_s / self.baseline_s
+
+
+def one_run(
+    backend: str,
+    csv_file: Path,
+    records: list[tuple[str, ...]],
+    counts: tuple[int, int],
+    work: Path,
+    server: PgServer | None,
+) -> RunResult:
+    data_dir = work / f"data-{backend}-{uuid.uuid4().hex[:8]}"
+    database: str | None = None
+    try:
+        url = None
+        if server is not None:
+            database = create_database(server, "barid")
+            url = server.url(database)
+        env = _env(data_dir / "barid.toml", url)
+        cli = barid_command()
+        _, init_s = _run([*cli, "init", "--data-dir", str(data_dir)], env, STEP_TIMEOUT, "init")
+
+        out, import_s = _run(
+            [*cli, "directory", "import", str(csv_file), "--json"], env, IMPORT_TIMEOUT, "import"
+        )
+        result = json.loads(out)
+        agencies, employees = counts
+        if not (
+            result.get("ok") is True
+            and result.get("dry_run") is False
+            and result.get("agencies") == agencies
+            and result.get("employees") == employees
+            and len(result.get("issued", ())) == employees
+        ):
+            brief = {k: v for k, v in result.items() if k != "issued"}
+            raise BenchError(f"import reported {brief}, expected {agencies}/{employees} rows")
+
+        out, verify_s = _run([*cli, "audit", "verify", "--json"], env, STEP_TIMEOUT, "audit verify")
+        report = json.loads(out)
+        if report.get("ok") is not True:
+            raise BenchError(f"audit verify: {report.get('problems')}")
+
+        if server is None:
+            baseline_s = sqlite_baseline(records, work / f"baseline-{uuid.uuid4().hex[:8]}.db")
+            copy_s = None
+        else:
+            baseline_s, copy_s = postgres_baseline(server, records)
+        return RunResult(import_s, baseline_s, copy_s, init_s, verify_s, int(report["events"]))
+    finally:
+        if server is not None and database is not None:
+            drop_database(server, database)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- report
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summarise(backend: str, runs: list[RunResult], version: str) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "backend": backend,
+        "server_version": version,
+        "import_s": spread([r.import_s for r in runs]),
+        "baseline_s": spread([r.baseline_s for r in runs]),
+        "ratio": spread([r.ratio for r in runs]),
+        "init_s": spread([r.init_s for r in runs]),
+        "audit_verify_s": spread([r.verify_s for r in runs]),
+        "runs": [
+            {
+                "import_s": r.import_s,
+                "baseline_s": r.baseline_s,
+                "ratio": r.ratio,
+                "init_s": r.init_s,
+                "audit_verify_s": r.verify_s,
+                "audit_events": r.audit_events,
+                **({"baseline_copy_s": r.baseline_copy_s} if r.baseline_copy_s is not None else {}),
+            }
+            for r in runs
+        ],
+    }
+    if backend == "sqlite":
+        summary["baseline"] = "sqlite3 executemany into one TEXT table, WAL, synchronous=FULL"
+        summary["target_s"] = TARGET_SECONDS
+        summary["within_target"] = summary["import_s"]["median"] < TARGET_SECONDS
+    else:
+        copies = [r.baseline_copy_s for r in runs if r.baseline_copy_s is not None]
+        summary["baseline"] = "asyncpg executemany into one TEXT table, one transaction"
+        summary["baseline_copy_s"] = spread(copies)
+        summary["ratio_to_copy"] = spread(
+            [r.import_s / c for r, c in zip(runs, copies, strict=True)]
+        )
+    return summary
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    def line(label: str, v: dict[str, float], unit: str = "s") -> None:
+        print(
+            f"  {label:<28} median {v['median']:8.3f}{unit}"
+            f"   min {v['min']:8.3f}{unit}   max {v['max']:8.3f}{unit}"
+        )
+
+    print(f"{s['backend']} ({s['server_version']})")
+    line("directory import (process)", s["import_s"])
+    line("baseline", s["baseline_s"])
+    line("ratio import/baseline", s["ratio"], "x")
+    if "baseline_copy_s" in s:
+        line("baseline copy_records", s["baseline_copy_s"])
+        line("ratio import/copy", s["ratio_to_copy"], "x")
+    line("barid init", s["init_s"])
+    line("barid audit verify", s["audit_verify_s"])
+    print(f"  baseline: {s['baseline']}")
+    if "target_s" in s:
+        verdict = "within" if s["within_target"] else "OVER"
+        print(f"  target: whole import under {s['target_s']:.0f} s -> {verdict}")
+
+
+def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the cleanups (PostgreSQL, temp dirs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--agencies", type=int, default=1000)
+    parser.add_argument("--employees", type=int, default=10000)
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON summary file.")
+    args = parser.parse_args(argv)
+    if not 1 <= args.runs <= 50 or not 1 <= args.agencies <= 20000:
+        parser.error("--runs must be 1..50 and --agencies 1..20000")
+    if not 0 <= args.employees <= 190000:
+        parser.error("--employees must be 0..190000")
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+
+    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    data, agencies, employees = build_csv(args.agencies, args.employees, args.seed)
+    records = csv_records(data)
+    print(f"command: {command}")
+    print(
+        f"csv: {agencies} agencies, {employees} employees, {len(data) / 1e6:.2f} MB;"
+        f" {args.runs} run(s) per backend; timed: barid directory import FILE.csv --json"
+    )
+
+    summaries: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="barid-bench-import-") as tmp:
+        work = Path(tmp)
+        csv_file = work / "directory.csv"
+        csv_file.write_bytes(data)
+        for backend in backends:
+            runs: list[RunResult] = []
+            if backend == "sqlite":
+                for n in range(args.runs):
+                    runs.append(
+                        one_run(backend, csv_file, records, (agencies, employees), work, None)
+                    )
+                    print(f"  sqlite run {n + 1}: import {runs[-1].import_s:.3f}s,"
+                          f" baseline {runs[-1].baseline_s:.3f}s", flush=True)  # fmt: skip
+                summaries.append(summarise(backend, runs, f"SQLite {sqlite3.sqlite_version}"))
+            else:
+                with postgres_server() as server:
+                    for n in range(args.runs):
+                        runs.append(
+                            one_run(backend, csv_file, records, (agencies, employees), work, server)
+                        )
+                        print(f"  postgres run {n + 1}: import {runs[-1].import_s:.3f}s,"
+                              f" baseline {runs[-1].baseline_s:.3f}s", flush=True)  # fmt: skip
+                    summaries.append(summarise(backend, runs, server.version))
+            print_summary(summaries[-1])
+
+    report = {
+        "benchmark": "directory import",
+        "command": command,
+        "timed_command": "barid directory import FILE.csv --json",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "params": {
+            "runs": args.runs,
+            "agencies": agencies,
+            "employees": employees,
+            "seed": args.seed,
+            "csv_bytes": len(data),
+        },
+        "backends": summaries,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(f"summary written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"bench_import: {exc}", file=sys.stderr)
+        sys.exit(1)
