@@ -15,7 +15,7 @@ from admin.cli import common, config_path, run, want_json
 from admin.context import open_app, settings_from
 from admin.errors import CliError
 from admin.init import initialise
-from admin.output import emit
+from admin.output import emit, table
 from gateway import logs
 from gateway.config import Settings
 from gateway.serve import StartupError
@@ -66,8 +66,17 @@ def serve_cmd(ctx: click.Context) -> None:
 def demo_cmd(ctx: click.Context, data_dir: str, no_serve: bool) -> None:
     """Init plus a demo directory, keys and policy; then serve."""
     from admin.demo import build_demo
+    from admin.demo_data import PEERS
+    from admin.init import SHIPPED_POLICY
 
-    report, settings = run(initialise(data_dir, None))
+    report, settings = run(
+        initialise(
+            data_dir,
+            None,
+            config_overrides={"peers": {name: {"domains": d} for name, d in PEERS.items()}},
+            policy_template=SHIPPED_POLICY,
+        )
+    )
     summary = run(build_demo(settings))
     emit({"init": report.as_dict(), **summary.as_dict()}, summary.text, as_json=want_json(ctx))
     if not no_serve:
@@ -97,3 +106,24 @@ def audit_verify(ctx: click.Context) -> None:
         return
     emit(result, "\n".join(result["problems"]), as_json=want_json(ctx))
     raise CliError(f"audit chain broken: {len(result['problems'])} problem(s)")
+
+
+@audit_group.command("log")
+@common
+@click.option("--action", default=None, help="Only this action, e.g. policy.apply or employee.add.")
+@click.option("--since", default=None, help="Only events at or after this UTC time (ISO 8601).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.pass_context
+def audit_log(ctx: click.Context, action: str | None, since: str | None, limit: int) -> None:
+    """Show the newest audit events (newest last)."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with open_app(settings_from(config_path(ctx))) as app, app.sessions() as session:
+            return await audit.recent(session, action=action, since=since, limit=limit)
+
+    rows = run(go())
+    emit(
+        rows,
+        lambda: table(rows, ["id", "at", "actor", "action", "target", "outcome"]),
+        as_json=want_json(ctx),
+    )

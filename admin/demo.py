@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from admin.context import open_app
+from admin.demo_data import AGENCIES, EMPLOYEES
 from admin.errors import CliError
 from gateway.config import Settings
-from gateway.store.directory import AgencyInput, DirectoryError, EmployeeInput
+from gateway.store.directory import DirectoryError, EmployeeInput
 from keys import passwords
 from keys.demo_material import (
     make_ca,
@@ -33,35 +34,9 @@ from keys.demo_material import (
 )
 from keys.gateway_keys import PUBLIC_FILE_MODE, write_new_file
 from keys.identities import inspect_identity
+from policies.directory import EmployeeStatus
 
 ACTOR = "demo"
-
-AGENCIES = (
-    AgencyInput("CAB", "Cabinet Secretariat", "الأمانة العامة لمجلس الوزراء", "entity",
-                "cab.gov.example"),
-    AgencyInput("MOH", "Ministry of Health", "وزارة الصحة", "ministry", "moh.gov.example"),
-    AgencyInput("MOH-PLN", "Planning Directorate", "دائرة التخطيط", "directorate",
-                "moh.gov.example", "MOH"),
-    AgencyInput("MOF", "Ministry of Finance", "وزارة المالية", "ministry", "mof.gov.example"),
-    AgencyInput("MOF-BUD", "Budget Directorate", "دائرة الموازنة", "directorate",
-                "mof.gov.example", "MOF"),
-    AgencyInput("GOV-BSR", "Basra Governorate", "محافظة البصرة", "governorate",
-                "gov-bsr.gov.example"),
-)  # fmt: skip
-
-# (address, agency, English name, Arabic name, role, clearance, S/MIME too?)
-EMPLOYEES = (
-    ("sg@cab.gov.example", "CAB", "Layla Hassan", "ليلى حسن", "minister", "secret", False),
-    ("registry@cab.gov.example", "CAB", "Omar Saleh", "عمر صالح", "registrar", "confidential",
-     False),
-    ("minister@moh.gov.example", "MOH", "Karim Abbas", "كريم عباس", "minister", "secret", True),
-    ("planning@moh.gov.example", "MOH-PLN", "Sara Jamil", "سارة جميل", "director",
-     "confidential", False),
-    ("minister@mof.gov.example", "MOF", "Hadi Nouri", "هادي نوري", "minister", "secret", False),
-    ("budget@mof.gov.example", "MOF-BUD", "Noor Kadhim", "نور كاظم", "clerk", "internal", False),
-    ("governor@gov-bsr.gov.example", "GOV-BSR", "Ali Jaber", "علي جابر", "director",
-     "confidential", False),
-)  # fmt: skip
 
 
 @dataclass
@@ -131,7 +106,7 @@ async def build_demo(settings: Settings) -> DemoSummary:
                 pem=ca_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
                 actor=ACTOR,
             )
-            for address, agency_code, name_en, name_ar, role, clearance, smime in EMPLOYEES:
+            for address, agency_code, name_en, name_ar, role, clearance, status, smime in EMPLOYEES:
                 password = secrets.token_urlsafe(12)
                 added = await directory.add_employee(
                     EmployeeInput(
@@ -145,6 +120,8 @@ async def build_demo(settings: Settings) -> DemoSummary:
                     ),
                     actor=ACTOR,
                 )
+                if status != "active":
+                    await directory.set_status(address, EmployeeStatus(status), actor=ACTOR)
                 local = address.split("@")[0] + "-" + agency_code.lower()
                 files: dict[str, str] = {}
                 fpr, public, secret = make_openpgp_key(gnupghome, name_en, address, added["code"])
@@ -184,6 +161,7 @@ async def build_demo(settings: Settings) -> DemoSummary:
                         "agency": agency_code,
                         "role": role,
                         "clearance": clearance,
+                        "status": status,
                         "password": password,
                         "code": added["code"],
                         "key_files": files,

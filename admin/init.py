@@ -10,6 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -72,14 +73,34 @@ def resolve(data_dir: str | None, config: str | None) -> tuple[Path, Path | None
     return settings.data_dir / CONFIG_NAME, settings.data_dir
 
 
-async def initialise(data_dir: str | None, config: str | None) -> tuple[InitReport, Settings]:
+DEFAULT_POLICY = """\
+# Barid routing policy: who may address whom. Every message is denied until a
+# rule allows it. See docs/POLICIES.md for the language and config/policies.yaml
+# for a complete example; check a file with `barid policy check FILE`.
+version: 1
+default: deny
+rules: []
+"""
+
+
+async def initialise(
+    data_dir: str | None,
+    config: str | None,
+    *,
+    config_overrides: dict[str, Any] | None = None,
+    policy_template: Path | None = None,
+) -> tuple[InitReport, Settings]:
+    """Create whatever is missing; `config_overrides` and `policy_template` only
+    shape files that do not exist yet (the demo uses them)."""
     config_file, wanted_dir = resolve(data_dir, config)
     report = InitReport(data_dir=wanted_dir or config_file.parent, config_file=config_file)
     if not config_file.exists():
         if wanted_dir is None:
             raise CliError(f"{config_file}: configuration file not found")
         wanted_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_private(config_file, render_toml({"server": {"data_dir": "."}}))
+        overrides: dict[str, Any] = {"server": {"data_dir": "."}}
+        overrides.update(config_overrides or {})
+        _write_private(config_file, render_toml(overrides))
         report.created.append(f"configuration file {config_file}")
     else:
         report.unchanged.append(f"configuration file {config_file}")

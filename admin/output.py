@@ -28,7 +28,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     widths = {c: max(len(c), *(len(str(r.get(c, "") or "")) for r in rows)) for c in columns}
     head = "  ".join(c.upper().ljust(widths[c]) for c in columns)
     body = ["  ".join(str(r.get(c, "") or "").ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join([head, *body]).rstrip()
+    return "\n".join(line.rstrip() for line in [head, *body])
 
 
 def fields(data: Mapping[str, Any], keys: Sequence[str] | None = None) -> str:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Generator
+from pathlib import Path
 
 import uvicorn
 
 from gateway import metrics
 from gateway.config import Settings
 from gateway.http_app import build_app
+from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
 from gateway.store import migrate
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
@@ -87,8 +90,26 @@ class Gateway:
                 f"database schema at {current or 'nothing'}, expected {migrate.head_revision()};"
                 " run `barid init`"
             )
-        self.directory = Directory(self.sessions, keys.derive("audit-chain"))
+        audit_key = keys.derive("audit-chain")
+        self.directory = Directory(self.sessions, audit_key)
         await self.refresh_snapshot()
+        assert self.snapshot is not None
+        self.policy = PolicyRuntime(
+            self.settings.policy_file, self.settings.federation, self.sessions, audit_key
+        )
+        if not self.settings.policy_file.exists():
+            raise StartupError(f"routing policy {self.settings.policy_file} does not exist")
+        try:
+            await self.policy.start(self.snapshot)
+        except PolicyStartupError as exc:
+            for problem in exc.problems:
+                log.error("policy problem", extra={"problem": str(problem)})
+            first = str(exc.problems[0]) if exc.problems else ""
+            raise StartupError(
+                f"routing policy {self.settings.policy_file} is not valid"
+                f" ({len(exc.problems)} problem(s), first: {first});"
+                " fix it (barid policy check FILE) and start again"
+            ) from None
 
         http_sock = bind(self.settings.http.listen, self.settings.http.port)
         self.http_port = http_sock.getsockname()[1]
@@ -118,13 +139,15 @@ class Gateway:
         )
 
     async def refresh_snapshot(self) -> bool:
-        """Reload the directory snapshot if it changed; swap it in whole."""
+        """Reload the directory snapshot if it changed; swap it in whole, rebind the policy."""
         async with self.sessions() as session:
             version = await read_version(session)
         if version == self.snapshot_version:
             return False
         snapshot = await self.directory.snapshot()
         self.snapshot, self.snapshot_version = snapshot, version
+        if getattr(self, "policy", None) is not None:
+            await self.policy.rebind(snapshot)
         metrics.DIRECTORY_VERSION.set(version)
         metrics.DIRECTORY_SIZE.labels("agencies").set(len(snapshot.agencies))
         metrics.DIRECTORY_SIZE.labels("employees").set(len(snapshot.employees))
@@ -137,6 +160,10 @@ class Gateway:
                 await self.refresh_snapshot()
             except Exception:
                 log.warning("directory refresh failed; keeping the current snapshot", exc_info=True)
+            try:
+                await self.policy.reload_if_changed()
+            except Exception:
+                log.warning("policy file check failed; keeping the running policy", exc_info=True)
 
     async def stop(self) -> None:
         if self._http is not None:
@@ -149,23 +176,68 @@ class Gateway:
         self._stopped.set()
 
 
+PID_FILE = "barid.pid"
+
+
+def claim_pid_file(path: Path) -> None:
+    """Write our pid; refuse when another live gateway holds the file."""
+    try:
+        other = int(path.read_text().strip())
+    except (OSError, ValueError):
+        other = 0
+    if other and other != os.getpid():
+        try:
+            os.kill(other, 0)
+        except ProcessLookupError:
+            pass  # stale
+        except PermissionError:
+            raise StartupError(
+                f"another gateway runs with this data directory (pid {other})"
+            ) from None
+        else:
+            raise StartupError(f"another gateway runs with this data directory (pid {other})")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.replace(path)
+
+
+def release_pid_file(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text().strip()) == os.getpid():
+            path.unlink()
+
+
 async def run(settings: Settings) -> None:
-    """Start everything, wait for SIGTERM or SIGINT, stop cleanly."""
+    """Start everything, wait for SIGTERM or SIGINT, stop cleanly. SIGHUP reloads the policy."""
+    pid_file = settings.data_dir / PID_FILE
+    claim_pid_file(pid_file)
     gateway = Gateway(settings)
     try:
-        await gateway.start()
-    except BaseException:
-        await gateway.stop()
-        raise
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-        log.info("shutting down")
-    finally:
+        try:
+            await gateway.start()
+        except BaseException:
+            await gateway.stop()
+            raise
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        reloads: set[asyncio.Task[object]] = set()
+
+        def on_hup() -> None:
+            task = asyncio.create_task(gateway.policy.reload("sighup"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await gateway.stop()
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        try:
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await asyncio.gather(*reloads, return_exceptions=True)
+            await gateway.stop()
+    finally:
+        release_pid_file(pid_file)
     log.info("stopped")

@@ -162,3 +162,31 @@ async def verify(session: AsyncSession, key: bytes, *, max_problems: int = 20) -
         if head.count != report.events:
             report.problems.append(f"head counts {head.count} events, found {report.events}")
     return report
+
+
+async def recent(
+    session: AsyncSession,
+    *,
+    action: str | None = None,
+    since: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The newest `limit` events (optionally one action, or since an ISO time), oldest first."""
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if action is not None:
+        stmt = stmt.where(AuditEvent.action == action)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= since)
+    rows = (await session.scalars(stmt)).all()
+    return [
+        {
+            "id": ev.id,
+            "at": ev.at,
+            "actor": ev.actor,
+            "action": ev.action,
+            "target": ev.target,
+            "outcome": ev.outcome,
+            "details": json.loads(ev.details),
+        }
+        for ev in reversed(rows)
+    ]

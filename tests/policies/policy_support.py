@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from admin import demo_data
 from policies.codes import EmployeeCode
 from policies.directory import (
     AgencyKind,
@@ -27,104 +28,13 @@ POLICY_FILE = REPO / "config" / "policies.yaml"
 CASES_FILE = REPO / "config" / "policies.cases.yaml"
 FEDERATION = {"region": frozenset({"region.gov.example"})}
 
-DEMO_AGENCIES = (
-    # code, English name, Arabic name, kind, domain, parent
-    (
-        "CAB",
-        "Cabinet Secretariat",
-        "الأمانة العامة لمجلس الوزراء",
-        AgencyKind.ENTITY,
-        "cab.gov.example",
-        None,
-    ),
-    ("MOH", "Ministry of Health", "وزارة الصحة", AgencyKind.MINISTRY, "moh.gov.example", None),
-    (
-        "MOH-PLN",
-        "Planning Directorate",
-        "دائرة التخطيط",
-        AgencyKind.DIRECTORATE,
-        "moh.gov.example",
-        "MOH",
-    ),
-    ("MOF", "Ministry of Finance", "وزارة المالية", AgencyKind.MINISTRY, "mof.gov.example", None),
-    (
-        "MOF-BUD",
-        "Budget Directorate",
-        "دائرة الموازنة",
-        AgencyKind.DIRECTORATE,
-        "mof.gov.example",
-        "MOF",
-    ),
-    (
-        "GOV-BSR",
-        "Basra Governorate",
-        "محافظة البصرة",
-        AgencyKind.GOVERNORATE,
-        "gov-bsr.gov.example",
-        None,
-    ),
+# The demo government of `barid demo` (admin/demo_data.py), as engine values.
+DEMO_AGENCIES = tuple(
+    (a.code, a.name_en, a.name_ar, AgencyKind(a.kind), a.domain, a.parent) for a in demo_data.AGENCIES
 )
-
-DEMO_EMPLOYEES = (
-    # address, agency, role, clearance, status
-    ("director@cab.gov.example", "CAB", "director", Clearance.SECRET, EmployeeStatus.ACTIVE),
-    (
-        "registrar@cab.gov.example",
-        "CAB",
-        "registrar",
-        Clearance.CONFIDENTIAL,
-        EmployeeStatus.ACTIVE,
-    ),
-    ("clerk@cab.gov.example", "CAB", "clerk", Clearance.INTERNAL, EmployeeStatus.ACTIVE),
-    ("minister@moh.gov.example", "MOH", "minister", Clearance.SECRET, EmployeeStatus.ACTIVE),
-    (
-        "registrar@moh.gov.example",
-        "MOH",
-        "registrar",
-        Clearance.CONFIDENTIAL,
-        EmployeeStatus.ACTIVE,
-    ),
-    ("clerk@moh.gov.example", "MOH", "clerk", Clearance.INTERNAL, EmployeeStatus.ACTIVE),
-    ("former@moh.gov.example", "MOH", "clerk", Clearance.INTERNAL, EmployeeStatus.LEFT),
-    (
-        "planning.director@moh.gov.example",
-        "MOH-PLN",
-        "director",
-        Clearance.CONFIDENTIAL,
-        EmployeeStatus.ACTIVE,
-    ),
-    ("planning.clerk@moh.gov.example", "MOH-PLN", "clerk", Clearance.PUBLIC, EmployeeStatus.ACTIVE),
-    ("minister@mof.gov.example", "MOF", "minister", Clearance.SECRET, EmployeeStatus.ACTIVE),
-    (
-        "registrar@mof.gov.example",
-        "MOF",
-        "registrar",
-        Clearance.CONFIDENTIAL,
-        EmployeeStatus.ACTIVE,
-    ),
-    ("clerk@mof.gov.example", "MOF", "clerk", Clearance.INTERNAL, EmployeeStatus.ACTIVE),
-    (
-        "budget.director@mof.gov.example",
-        "MOF-BUD",
-        "director",
-        Clearance.CONFIDENTIAL,
-        EmployeeStatus.ACTIVE,
-    ),
-    (
-        "governor@gov-bsr.gov.example",
-        "GOV-BSR",
-        "director",
-        Clearance.SECRET,
-        EmployeeStatus.ACTIVE,
-    ),
-    (
-        "registrar@gov-bsr.gov.example",
-        "GOV-BSR",
-        "registrar",
-        Clearance.INTERNAL,
-        EmployeeStatus.ACTIVE,
-    ),
-    ("clerk@gov-bsr.gov.example", "GOV-BSR", "clerk", Clearance.PUBLIC, EmployeeStatus.ACTIVE),
+DEMO_EMPLOYEES = tuple(
+    (address, agency, role, Clearance.parse(clearance), EmployeeStatus(status))
+    for address, agency, _en, _ar, role, clearance, status, _smime in demo_data.EMPLOYEES
 )
 
 
