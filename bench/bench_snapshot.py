@@ -15,8 +15,8 @@ import argparse
 import asyncio
 import csv
 import io
-import random
 import os
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_import import barid_command  # noqa: E402
-from bench_policy import FEDERATION, build_policy_text, build_records  # noqa: E402
+from bench_import import barid_command
+from bench_policy import FEDERATION, build_policy_text, build_records
 
-from gateway.config import load_settings  # noqa: E402
-from gateway.store.db import create_engine, session_factory  # noqa: E402
-from gateway.store.directory import load_snapshot  # noqa: E402
-from policies.loader import check_policy  # noqa: E402
+from gateway.config import load_settings
+from gateway.store.db import create_engine, session_factory
+from gateway.store.directory import load_snapshot
+from policies.loader import check_policy
 
 
 async def measure(config: Path, policy_text: str, runs: int) -> list[tuple[float, float, float]]:
