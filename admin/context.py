@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,25 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from admin.errors import EXIT_USAGE, CliError
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.store import migrate
+from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from keys.gateway_keys import GatewayKeys, KeyFileError, derive_key, load_gateway_keys
 
-AUDIT_KEY_PURPOSE = "audit-chain"
 
-
-def settings_from(config: str | None, data_dir: str | None = None) -> Settings:
-    """Settings from --config / BARID_CONFIG, or from DATA_DIR/barid.toml if given."""
+def settings_from(config: str | None) -> Settings:
+    """Settings from --config FILE, else $BARID_CONFIG, else defaults; exit 2 when bad."""
     try:
-        if config is None and data_dir is not None:
-            candidate = Path(data_dir) / "barid.toml"
-            if candidate.exists():
-                return load_settings(candidate)
-            import os
-
-            env = dict(os.environ)
-            env.setdefault("BARID_SERVER__DATA_DIR", str(Path(data_dir).resolve()))
-            return load_settings(None, env)
         return load_settings(config)
     except ConfigError as exc:
         raise CliError(f"configuration: {exc}", EXIT_USAGE) from None

@@ -143,11 +143,14 @@ async def initialise(
     if not settings.policy_file.exists():
         if settings.policy.file:
             raise CliError(f"policy: {settings.policy_file} does not exist")
-        if SHIPPED_POLICY.exists():
-            shutil.copyfile(SHIPPED_POLICY, settings.policy_file)
+        if policy_template is not None:
+            shutil.copyfile(policy_template, settings.policy_file)
             report.created.append(
-                f"routing policy {settings.policy_file} (from the shipped example)"
+                f"routing policy {settings.policy_file} (from {policy_template.name})"
             )
+        else:
+            _write_private(settings.policy_file, DEFAULT_POLICY)
+            report.created.append(f"routing policy {settings.policy_file} (deny everything)")
     else:
         report.unchanged.append("routing policy")
 

@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.http_app import build_app
 from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
 from gateway.store import migrate
+from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
@@ -73,7 +74,8 @@ class Gateway:
         self.http_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._http: _Uvicorn | None = None
-        self._stopped = asyncio.Event()
+        self.directory: Directory | None = None
+        self.policy: PolicyRuntime | None = None
 
     async def start(self) -> None:
         try:
@@ -90,17 +92,17 @@ class Gateway:
                 f"database schema at {current or 'nothing'}, expected {migrate.head_revision()};"
                 " run `barid init`"
             )
-        audit_key = keys.derive("audit-chain")
+        audit_key = keys.derive(AUDIT_KEY_PURPOSE)
         self.directory = Directory(self.sessions, audit_key)
         await self.refresh_snapshot()
         assert self.snapshot is not None
-        self.policy = PolicyRuntime(
-            self.settings.policy_file, self.settings.federation, self.sessions, audit_key
-        )
         if not self.settings.policy_file.exists():
             raise StartupError(f"routing policy {self.settings.policy_file} does not exist")
+        policy = PolicyRuntime(
+            self.settings.policy_file, self.settings.federation, self.sessions, audit_key
+        )
         try:
-            await self.policy.start(self.snapshot)
+            await policy.start(self.snapshot)
         except PolicyStartupError as exc:
             for problem in exc.problems:
                 log.error("policy problem", extra={"problem": str(problem)})
@@ -110,6 +112,7 @@ class Gateway:
                 f" ({len(exc.problems)} problem(s), first: {first});"
                 " fix it (barid policy check FILE) and start again"
             ) from None
+        self.policy = policy
 
         http_sock = bind(self.settings.http.listen, self.settings.http.port)
         self.http_port = http_sock.getsockname()[1]
@@ -140,13 +143,14 @@ class Gateway:
 
     async def refresh_snapshot(self) -> bool:
         """Reload the directory snapshot if it changed; swap it in whole, rebind the policy."""
+        assert self.directory is not None
         async with self.sessions() as session:
             version = await read_version(session)
         if version == self.snapshot_version:
             return False
         snapshot = await self.directory.snapshot()
         self.snapshot, self.snapshot_version = snapshot, version
-        if getattr(self, "policy", None) is not None:
+        if self.policy is not None:
             await self.policy.rebind(snapshot)
         metrics.DIRECTORY_VERSION.set(version)
         metrics.DIRECTORY_SIZE.labels("agencies").set(len(snapshot.agencies))
@@ -161,7 +165,8 @@ class Gateway:
             except Exception:
                 log.warning("directory refresh failed; keeping the current snapshot", exc_info=True)
             try:
-                await self.policy.reload_if_changed()
+                if self.policy is not None:
+                    await self.policy.reload_if_changed()
             except Exception:
                 log.warning("policy file check failed; keeping the running policy", exc_info=True)
 
@@ -173,7 +178,6 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         metrics.UP.set(0)
         await self.engine.dispose()
-        self._stopped.set()
 
 
 PID_FILE = "barid.pid"
@@ -223,6 +227,8 @@ async def run(settings: Settings) -> None:
         reloads: set[asyncio.Task[object]] = set()
 
         def on_hup() -> None:
+            if gateway.policy is None:
+                return
             task = asyncio.create_task(gateway.policy.reload("sighup"))
             reloads.add(task)
             task.add_done_callback(reloads.discard)

@@ -29,6 +29,7 @@ from gateway.store.db import utcnow
 from gateway.store.models import AuditEvent, AuditHead
 
 GENESIS_MAC = "0" * 64
+AUDIT_KEY_PURPOSE = "audit-chain"  # HKDF purpose of the chain's MAC key (keys.derive_key)
 VERIFY_BATCH = 2000
 
 
