@@ -43,7 +43,7 @@ def test_init_is_idempotent(tmp_path: Path, make_cli: Any) -> None:
     assert (data / "barid.db").stat().st_mode & 0o077 == 0
     assert (data / "tls" / "cert.pem").exists()
     assert "default: deny" in (data / "policies.yaml").read_text()  # safe default: deny all
-    checked = ok(cli("policy", "check", str(data / "policies.yaml"), "--json"))
+    checked = ok(cli("policy", "check", str(data / "policies.yaml"), "--json", "--config", str(data / "barid.toml")))
     assert checked["ok"]
     snapshot = {
         p: p.read_bytes() for p in data.rglob("*") if p.is_file() and "barid.db" not in p.name
