@@ -41,3 +41,34 @@ HEALTH_CHECKS = Counter(
     registry=REGISTRY,
 )
 UP = Gauge("barid_up", "1 while `barid serve` runs.", registry=REGISTRY)
+AUTH_ATTEMPTS = Counter(
+    "barid_smtp_auth_total",
+    "SMTP AUTH attempts by outcome (ok, failed, throttled, unavailable).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+RECIPIENTS = Counter(
+    "barid_smtp_recipients_total",
+    "RCPT TO decisions by outcome and rule (built-in rule ids, or policy-rule).",
+    ["outcome", "rule"],
+    registry=REGISTRY,
+)
+SUBMISSIONS = Counter(
+    "barid_submissions_total",
+    "Messages submitted, by outcome (accepted, rejected, deferred) and reason.",
+    ["outcome", "reason"],
+    registry=REGISTRY,
+)
+SUBMISSION_SECONDS = Histogram(
+    "barid_submission_seconds",
+    "Time from end of DATA to the reply, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+SMTP_SESSIONS = Gauge(
+    "barid_smtp_sessions",
+    "Open SMTP sessions by listener.",
+    ["listener"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,123 @@
+"""Helpers for the SMTP protocol tests: a directory with two employees, TLS
+material from `barid init`, and listeners with a recording pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.config import load_settings
+from gateway.serve import bind
+from gateway.smtp.listeners import Listener, start_listener, stop_listeners
+from gateway.smtp.protocol import ConnectionCounter
+from gateway.store.audit import AUDIT_KEY_PURPOSE
+from gateway.store.db import create_engine, session_factory
+from gateway.store.directory import Directory
+from gateway.submission.handler import Identity, SubmissionHandler
+from keys.gateway_keys import load_gateway_keys
+from keys.tls import load_server_context
+from policies.holder import PolicyHolder
+
+PASSWORD = "correct horse battery"
+POLICY = """version: 1
+rules:
+  - id: moh-internal
+    description: MOH staff write to each other.
+    sender: {agency: MOH}
+    recipient: {agency: MOH}
+    effect: allow
+"""
+
+
+@dataclass
+class Recording:
+    """A pipeline that records what reached it and answers a fixed reply."""
+
+    reply: str = "250 2.0.0 Accepted TEST/2026/000001"
+    calls: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    fail: bool = False
+
+    async def process(
+        self, identity: Identity, peer: str, mail_from: str, recipients: list[str], raw: bytes
+    ) -> str:
+        if self.fail:
+            raise RuntimeError("secret internal detail")
+        self.calls.append((mail_from, recipients, raw))
+        return self.reply
+
+
+@dataclass
+class Running:
+    submission: int
+    smtps: int
+    pipeline: Recording
+    handler: SubmissionHandler
+    client_tls: ssl.SSLContext
+    listeners: list[Listener]
+    counter: ConnectionCounter
+
+
+def client_context(cert: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    return ctx
+
+
+async def start(config: Path, *, max_connections: int = 50, max_size: int = 1 << 20) -> Any:
+    settings = load_settings(config, environ={})
+    engine = create_engine(settings.database_url)
+    keys = load_gateway_keys(settings.keys_dir)
+    directory = Directory(session_factory(engine), keys.derive(AUDIT_KEY_PURPOSE))
+    holder = PolicyHolder.load(POLICY, await directory.snapshot())
+    pipeline = Recording()
+
+    async def sent(_: str) -> int:
+        return 0
+
+    handler = SubmissionHandler(
+        directory, lambda: holder, pipeline, max_recipients=5, sent_last_hour=sent
+    )
+    tls = load_server_context(settings.tls_cert, settings.tls_key)
+    counter = ConnectionCounter(max_connections)
+    listeners = [
+        await start_listener(name, bind("127.0.0.1", 0), handler, hostname="mx.test",
+                             tls_context=tls, implicit_tls=implicit,
+                             max_message_size=max_size, counter=counter)  # fmt: skip
+        for name, implicit in (("submission", False), ("smtps", True))
+    ]
+    running = Running(
+        listeners[0].port, listeners[1].port, pipeline, handler,
+        client_context(settings.tls_cert), listeners, counter,
+    )  # fmt: skip
+
+    async def stop() -> None:
+        await stop_listeners(listeners, 2.0)
+        await engine.dispose()
+
+    return running, stop
+
+
+async def raw_session(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    greeting = await reader.readline()
+    assert greeting.startswith(b"220 "), greeting
+    return reader, writer
+
+
+async def command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes) -> bytes:
+    """Send one command; return the full (possibly multi-line) reply."""
+    writer.write(line + b"\r\n")
+    await writer.drain()
+    return await read_reply(reader)
+
+
+async def read_reply(reader: asyncio.StreamReader) -> bytes:
+    out = b""
+    while True:
+        line = await asyncio.wait_for(reader.readline(), 10)
+        out += line
+        if len(line) < 4 or line[3:4] != b"-":
+            return out
