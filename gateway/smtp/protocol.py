@@ -8,12 +8,13 @@ Must not: decide about senders, recipients or content (the handler does).
 
 aiosmtpd facts this module handles (STYLE.md): on an implicit-TLS listener
 `auth_require_tls=True` would hide AUTH (so implicit listeners switch it off
-after construction: the whole connection is TLS); an exception in a hook would become `500 Error: (Exc)
-text` (we answer 451 4.3.0 and log instead); NOOP could keep a session alive
-forever (`command_call_limit`); bare CR/LF in DATA are kept verbatim (the MIME
-checks refuse them); the stock DATA reader reads line by line (ours reads the
-whole message with one buffered search for CRLF.CRLF, RFC 5321 §4.1.1.4, and
-removes dot-stuffing per §4.5.2, exactly as the stock reader does).
+after construction: the whole connection is TLS); an exception in a hook would
+become `500 Error: (Exc) text` (we answer 451 4.3.0 and log instead); NOOP could
+keep a session alive forever (`command_call_limit`); bare CR/LF in DATA are kept
+verbatim (the MIME checks refuse them); the stock DATA reader reads line by line
+(ours reads the whole message with one buffered search for CRLF.CRLF, RFC 5321
+§4.1.1.4, and removes dot-stuffing per §4.5.2, exactly as the stock reader
+does).
 """
 
 from __future__ import annotations

@@ -83,9 +83,16 @@ async def start(config: Path, *, max_connections: int = 50, max_size: int = 1 <<
     tls = load_server_context(settings.tls_cert, settings.tls_key)
     counter = ConnectionCounter(max_connections)
     listeners = [
-        await start_listener(name, bind("127.0.0.1", 0), handler, hostname="mx.test",
-                             tls_context=tls, implicit_tls=implicit,
-                             max_message_size=max_size, counter=counter)  # fmt: skip
+        await start_listener(
+            name,
+            bind("127.0.0.1", 0),
+            handler,
+            hostname="mx.test",
+            tls_context=tls,
+            implicit_tls=implicit,
+            max_message_size=max_size,
+            counter=counter,
+        )
         for name, implicit in (("submission", False), ("smtps", True))
     ]
     running = Running(
