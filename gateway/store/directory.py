@@ -9,6 +9,7 @@ Every refusal is a `DirectoryError` whose message is safe to show a user.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -257,6 +258,37 @@ class Directory:
                 )
             ).first()
             return (row[0], row[1]) if row else (None, "unknown")
+
+    async def signing_material(self, address: str) -> SigningMaterial:
+        """The employee's registered identities and the CAs their agency chain trusts."""
+        async with self._sessions() as session:
+            employee = await self._employee(session, address)
+            rows = (
+                await session.execute(
+                    select(
+                        SigningIdentity.kind, SigningIdentity.fingerprint, SigningIdentity.material
+                    ).where(SigningIdentity.employee_id == employee.id)
+                )
+            ).all()
+            parents = {
+                row[0]: row[1] for row in await session.execute(select(Agency.id, Agency.parent_id))
+            }
+            chain: list[int] = []
+            walk: int | None = employee.agency_id
+            while walk is not None and walk not in chain:
+                chain.append(walk)
+                walk = parents.get(walk)
+            cas = (
+                await session.scalars(select(AgencyCa.pem).where(AgencyCa.agency_id.in_(chain)))
+            ).all()
+        openpgp = tuple(_material_bytes(m) for kind, _f, m in rows if kind == "openpgp")
+        x509 = frozenset(f for kind, f, _m in rows if kind == "x509")
+        return SigningMaterial(
+            openpgp_certs=openpgp,
+            openpgp_fingerprints=frozenset(f for kind, f, _m in rows if kind == "openpgp"),
+            x509_fingerprints=x509,
+            ca_pems=tuple(p.encode("ascii") for p in cas),
+        )
 
     async def snapshot(self) -> DirectorySnapshot:
         """Read the whole directory into an immutable snapshot (one consistent read)."""
@@ -651,6 +683,22 @@ class Directory:
             if dry_run:
                 raise _DryRunDone(result)  # rolls the whole transaction back
             return result
+
+
+@dataclass(frozen=True)
+class SigningMaterial:
+    """What verifying an employee's signature needs (DESIGN.md §4)."""
+
+    openpgp_certs: tuple[bytes, ...]  # registered public keys as imported
+    openpgp_fingerprints: frozenset[str]  # primary key fingerprints, upper hex
+    x509_fingerprints: frozenset[str]  # SHA-256 of the certificate DER, upper hex
+    ca_pems: tuple[bytes, ...]  # agency CAs of the employee's agency and its parents
+
+
+def _material_bytes(material: str) -> bytes:
+    if material.startswith("base64:"):
+        return base64.b64decode(material[len("base64:") :])
+    return material.encode("ascii")
 
 
 def _agency_code(text: str) -> str:
