@@ -76,6 +76,11 @@ class SmtpSettings(_Section):
     )
     max_recipients: int = _f(100, "Recipients per message.", ge=1, le=10_000)
     max_connections: int = _f(200, "Concurrent SMTP sessions.", ge=1, le=100_000)
+    max_mime_parts: int = _f(100, "MIME parts per message (over it: 552 5.3.4).", ge=2, le=10_000)
+    max_mime_depth: int = _f(10, "Nesting depth of multiparts (over it: 552 5.3.4).", ge=1, le=100)
+    min_free_disk_mb: int = _f(
+        256, "Refuse mail with 452 4.3.1 when the data disk has less free space.", ge=0
+    )
 
 
 class ImapSettings(_Section):

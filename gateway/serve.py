@@ -21,14 +21,24 @@ import uvicorn
 from gateway import metrics
 from gateway.config import Settings
 from gateway.http_app import build_app
+from gateway.mime.limits import MimeLimits
 from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
+from gateway.smtp.listeners import Listener, start_listener, stop_listeners
+from gateway.smtp.protocol import ConnectionCounter
+from gateway.stamp.stamper import Stamper
+from gateway.stamp.trace import TRACE_KEY_PURPOSE
 from gateway.store import migrate
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
-from keys.gateway_keys import load_gateway_keys
+from gateway.store.messages import MessageStore
+from gateway.submission.handler import SubmissionHandler
+from gateway.submission.pipeline import SubmissionPipeline
+from keys.gateway_keys import GatewayKeys, KeyFileError, load_gateway_keys
+from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot
+from policies.holder import PolicyHolder
 
 log = logging.getLogger("barid.serve")
 SNAPSHOT_POLL_SECONDS = 2.0
@@ -72,6 +82,8 @@ class Gateway:
         self.snapshot: DirectorySnapshot | None = None
         self.snapshot_version = -1
         self.http_port = 0
+        self.smtp_ports: dict[str, int] = {}
+        self._smtp: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._http: _Uvicorn | None = None
         self.directory: Directory | None = None
@@ -113,6 +125,7 @@ class Gateway:
                 " fix it (barid policy check FILE) and start again"
             ) from None
         self.policy = policy
+        await self._start_smtp(keys, audit_key)
 
         http_sock = bind(self.settings.http.listen, self.settings.http.port)
         self.http_port = http_sock.getsockname()[1]
@@ -140,6 +153,63 @@ class Gateway:
                 "port": self.http_port,
             },
         )
+
+    async def _start_smtp(self, keys: GatewayKeys, audit_key: bytes) -> None:
+        settings = self.settings
+        try:
+            tls = load_server_context(settings.tls_cert, settings.tls_key)
+        except KeyFileError as exc:
+            raise StartupError(f"tls: {exc}") from None
+        store = MessageStore(self.sessions, keys.master_key, audit_key)
+        assert self.directory is not None
+        pipeline = SubmissionPipeline(
+            directory=self.directory,
+            sessions=self.sessions,
+            policy=self._policy_holder,
+            store=store,
+            stamper=Stamper(keys, settings.http.public_url, keys.derive(TRACE_KEY_PURPOSE)),
+            federation=settings.federation,
+            limits=MimeLimits(
+                max_message_bytes=settings.smtp.max_message_size,
+                max_parts=settings.smtp.max_mime_parts,
+                max_depth=settings.smtp.max_mime_depth,
+            ),
+            data_dir=settings.data_dir,
+            min_free_bytes=settings.smtp.min_free_disk_mb * 1024 * 1024,
+        )
+        self.pipeline = pipeline
+        handler = SubmissionHandler(
+            self.directory,
+            self._policy_holder,
+            pipeline,
+            max_recipients=settings.smtp.max_recipients,
+            sent_last_hour=pipeline.sent_last_hour,
+        )
+        counter = ConnectionCounter(settings.smtp.max_connections)
+        for name, port, implicit in (
+            ("submission", settings.smtp.submission_port, False),
+            ("smtps", settings.smtp.smtps_port, True),
+        ):
+            listener = await start_listener(
+                name,
+                bind(settings.smtp.listen, port),
+                handler,
+                hostname=settings.server.hostname,
+                tls_context=tls,
+                implicit_tls=implicit,
+                max_message_size=settings.smtp.max_message_size,
+                counter=counter,
+            )
+            self._smtp.append(listener)
+            self.smtp_ports[name] = listener.port
+            log.info(
+                "listening",
+                extra={"listener": name, "address": settings.smtp.listen, "port": listener.port},
+            )
+
+    def _policy_holder(self) -> PolicyHolder:
+        assert self.policy is not None
+        return self.policy.holder
 
     async def refresh_snapshot(self) -> bool:
         """Reload the directory snapshot if it changed; swap it in whole, rebind the policy."""
@@ -171,6 +241,7 @@ class Gateway:
                 log.warning("policy file check failed; keeping the running policy", exc_info=True)
 
     async def stop(self) -> None:
+        await stop_listeners(self._smtp, self.settings.server.shutdown_grace_seconds)
         if self._http is not None:
             self._http.should_exit = True
         for task in self._tasks[1:]:

@@ -281,12 +281,11 @@ class Directory:
             cas = (
                 await session.scalars(select(AgencyCa.pem).where(AgencyCa.agency_id.in_(chain)))
             ).all()
-        openpgp = tuple(_material_bytes(m) for kind, _f, m in rows if kind == "openpgp")
-        x509 = frozenset(f for kind, f, _m in rows if kind == "x509")
         return SigningMaterial(
-            openpgp_certs=openpgp,
+            openpgp_certs=tuple(_material_bytes(m) for kind, _f, m in rows if kind == "openpgp"),
             openpgp_fingerprints=frozenset(f for kind, f, _m in rows if kind == "openpgp"),
-            x509_fingerprints=x509,
+            x509_certs=tuple(_material_bytes(m) for kind, _f, m in rows if kind == "x509"),
+            x509_fingerprints=frozenset(f for kind, f, _m in rows if kind == "x509"),
             ca_pems=tuple(p.encode("ascii") for p in cas),
         )
 
@@ -691,6 +690,7 @@ class SigningMaterial:
 
     openpgp_certs: tuple[bytes, ...]  # registered public keys as imported
     openpgp_fingerprints: frozenset[str]  # primary key fingerprints, upper hex
+    x509_certs: tuple[bytes, ...]  # registered certificates as imported (PEM or DER)
     x509_fingerprints: frozenset[str]  # SHA-256 of the certificate DER, upper hex
     ca_pems: tuple[bytes, ...]  # agency CAs of the employee's agency and its parents
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -125,3 +129,113 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+
+
+# ---------------------------------------------------------------- accepted messages
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class RegistryCounter(Base):
+    """Next registry serial per (issuing agency, year); see messages.allocate_serial."""
+
+    __tablename__ = "registry_counters"
+
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_serial: Mapped[int] = mapped_column(Integer)
+
+
+class Blob(Base):
+    """Encrypted bytes (AES-256-GCM, per-blob data key wrapped by the KEK); see blobs.py."""
+
+    __tablename__ = "blobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, bound into the AAD
+    purpose: Mapped[str] = mapped_column(String(32))  # bound into the AAD
+    sha256: Mapped[str] = mapped_column(String(64))  # of the plaintext
+    size: Mapped[int] = mapped_column(BigId)  # of the plaintext
+    kek_id: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class Message(Base):
+    """One accepted official message; `registry` is <AGENCY>/<YEAR>/<serial>."""
+
+    __tablename__ = "messages"
+    __table_args__ = (CheckConstraint("status IN ('valid', 'revoked')", name="status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The attribute is not called `registry`: Declarative reserves that name.
+    registry_number: Mapped[str] = mapped_column("registry", String(100), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    sender_employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    sender_address: Mapped[str] = mapped_column(String(320))
+    classification: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigId)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the original as received
+    original_blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
+    token: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # the token's signing key
+    accepted_at: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    revoked_at: Mapped[str | None] = mapped_column(String(32))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+    client_address: Mapped[str] = mapped_column(String(100))
+
+
+class MessageDocument(Base):
+    """A signed document of a message: facts only; the bytes live in the original."""
+
+    __tablename__ = "message_documents"
+    __table_args__ = (UniqueConstraint("message_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # order in the message, from 0
+    name: Mapped[str] = mapped_column(String(1000))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigId)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class MessageCopy(Base):
+    """One recipient's copy: prefix + original + suffix, and its trace code."""
+
+    __tablename__ = "message_copies"
+    __table_args__ = (UniqueConstraint("message_id", "recipient"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    recipient_local: Mapped[bool] = mapped_column(Boolean)
+    peer: Mapped[str | None] = mapped_column(String(255))
+    trace_code: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix_blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
+    suffix_blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
+
+
+class DeliveryQueueEntry(Base):
+    """The durable per-recipient delivery queue: one entry per copy."""
+
+    __tablename__ = "delivery_queue"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('queued', 'delivering', 'delivered', 'failed', 'held')", name="state"
+        ),
+        Index("ix_delivery_queue_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    copy_id: Mapped[int] = mapped_column(ForeignKey("message_copies.id"), unique=True)
+    target: Mapped[str] = mapped_column(String(300))  # "local" or "peer:<name>"
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[str] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))

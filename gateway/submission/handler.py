@@ -23,6 +23,7 @@ from gateway.store.directory import Directory
 from keys import passwords
 from policies.decision import MessageFacts
 from policies.directory import EmployeeStatus
+from policies.engine import Policy
 from policies.holder import PolicyHolder
 
 log = logging.getLogger("barid.submission")
@@ -132,6 +133,8 @@ class SubmissionHandler:
         )
         if not decision.allowed:
             metrics.RECIPIENTS.labels("refused", _bounded(decision.rule_id)).inc()
+            if is_rate_rule(self._policy().policy, decision.rule_id):
+                return replies.RATE_LIMITED
             return rcpt_refusal(decision.rule_id, decision.reason.en)
         if recipient not in envelope.rcpt_tos:
             envelope.rcpt_tos.append(recipient)
@@ -157,6 +160,14 @@ BUILTIN_RULES = {"unknown-recipient", "inactive-recipient", "clearance", "unknow
 def _bounded(rule_id: str) -> str:
     """Metric label: built-in ids as they are, policy rules as one value (bounded)."""
     return rule_id if rule_id in BUILTIN_RULES else "policy-rule"
+
+
+def is_rate_rule(policy: Policy, rule_id: str) -> bool:
+    """A denial by a rate rule is temporary: 450 4.7.1, the client retries later."""
+    for spec in policy.document.rules:
+        if spec.id == rule_id:
+            return spec.conditions.rate_per_hour is not None
+    return False
 
 
 def rcpt_refusal(rule_id: str, reason: str) -> str:

@@ -1,0 +1,572 @@
+"""Durable acceptance of official messages: registry numbers, encrypted bytes, queue, audit.
+
+Owns: the one transaction that turns a checked `Submission` into stored rows,
+and reading them back. Must not: build message bytes (the caller's `stamp` does),
+decide policy, format SMTP replies, or log message content.
+
+Contract of `MessageStore.accept`, in order, all in ONE transaction: look up the
+sender (agency by code, employee by address) -> allocate the next registry serial
+of (agency, year of the issue time) -> call `stamp(registry, issued_at)` -> insert
+the encrypted original, the message, its documents, per copy the encrypted
+prefix/suffix and the copy row, one `delivery_queue` entry per recipient, and
+the "message.accept" audit event -> commit. It returns only after the commit, so
+a caller may say `250` as soon as it returns. On any failure everything rolls
+back and no serial is consumed: database trouble raises `StoreUnavailable`
+(reply 451 4.3.0; its text is safe to show); a sender missing from the directory
+raises `UnknownSender` (also 451: the checks will refuse it on retry); an
+exception raised by `stamp`, or a stamp inconsistent with the submission
+(`ValueError`), propagates unchanged.
+
+Registry serials are gap-free per (agency, year) across gateway nodes: the
+counter row is created with INSERT ... ON CONFLICT DO NOTHING and advanced with
+UPDATE ... RETURNING, which holds its row lock (PostgreSQL) or the database
+write lock (SQLite, BEGIN IMMEDIATE) until commit; a rollback returns the serial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gateway.store import audit
+from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher, put_blob, read_blob, seal_blob
+from gateway.store.db import transaction
+from gateway.store.models import (
+    Agency,
+    Blob,
+    DeliveryQueueEntry,
+    Employee,
+    Message,
+    MessageCopy,
+    MessageDocument,
+    RegistryCounter,
+)
+from gateway.submission.model import Accepted, Recipient, Stamp, Submission
+from keys.gateway_keys import derive_key
+from policies.directory import Clearance
+
+log = logging.getLogger("barid.store")
+
+SERIAL_DIGITS = 6
+TARGET_LOCAL = "local"
+PEER_TARGET_PREFIX = "peer:"
+PURPOSE_ORIGINAL = "original"
+PURPOSE_PREFIX = "copy-prefix"
+PURPOSE_SUFFIX = "copy-suffix"
+
+StampFunction = Callable[[str, dt.datetime], Stamp]
+
+
+class StoreError(Exception):
+    """A store operation that did not happen; the message is safe to show a client."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not complete the operation; nothing was stored. Reply 451 4.3.0."""
+
+    def __init__(self) -> None:
+        super().__init__("message store temporarily unavailable")
+
+
+class UnknownSender(StoreError):
+    """The sender's agency or employee is not (or no longer) in the directory."""
+
+
+class UnknownMessage(StoreError):
+    """No message or copy with that id."""
+
+
+class _StampFailed(Exception):
+    """Carries an exception out of the caller's stamp function past our database handler."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__("stamp failed")
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    registry: str
+    agency: str
+    sender_address: str
+    classification: Clearance
+    subject: str
+    size: int
+    sha256: str
+    token: str
+    key_id: str | None
+    accepted_at: str
+    status: str  # valid | revoked
+    revoked_at: str | None
+    revoked_reason: str | None
+    client_address: str
+    documents: tuple[StoredDocument, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCopy:
+    id: int
+    message_id: int
+    recipient: str
+    local: bool
+    peer: str | None
+    trace_code: str
+    target: str  # delivery target: "local" or "peer:<name>"
+
+
+def format_registry(agency_code: str, year: int, serial: int) -> str:
+    """`<AGENCY>/<YEAR>/<serial>`, the serial zero-padded to six digits (MOH/2026/000042)."""
+    return f"{agency_code}/{year}/{serial:0{SERIAL_DIGITS}d}"
+
+
+def iso(moment: dt.datetime) -> str:
+    """The schema's timestamp text (as `db.utcnow`) for an aware datetime."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def delivery_target(recipient: Recipient) -> str:
+    if recipient.local:
+        return TARGET_LOCAL
+    if not recipient.peer:
+        raise ValueError(f"remote recipient {recipient.address} has no federation peer")
+    return PEER_TARGET_PREFIX + recipient.peer
+
+
+async def allocate_serial(session: AsyncSession, agency_id: int, year: int) -> int:
+    """Take the next registry serial of (agency, year) in the session's transaction.
+
+    The counter row stays locked until the transaction ends; a rollback returns
+    the serial, so serials are gap-free. The first number of a year is 1.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(RegistryCounter)
+        .values(agency_id=agency_id, year=year, next_serial=1)
+        .on_conflict_do_nothing(index_elements=["agency_id", "year"])
+    )
+    taken = await session.scalar(
+        update(RegistryCounter)
+        .where(RegistryCounter.agency_id == agency_id, RegistryCounter.year == year)
+        .values(next_serial=RegistryCounter.next_serial + 1)
+        .returning(RegistryCounter.next_serial - 1)
+        .execution_options(synchronize_session=False)
+    )
+    if taken is None:  # pragma: no cover - the insert above guarantees the row
+        raise RuntimeError("registry counter row missing")
+    return int(taken)
+
+
+def free_space_ok(path: str | os.PathLike[str], min_free_bytes: int) -> bool:
+    """True when the filesystem holding `path` has at least `min_free_bytes` free for us.
+
+    For the `452 4.3.1` reply. A path that cannot be examined counts as not ok,
+    so a broken data directory refuses mail temporarily instead of losing it.
+    """
+    try:
+        info = os.statvfs(Path(path))
+    except OSError as exc:
+        log.warning("cannot examine free space", extra={"errno": exc.errno})
+        return False
+    return info.f_bavail * info.f_frsize >= min_free_bytes
+
+
+def _database_trouble(operation: str, exc: BaseException) -> StoreUnavailable:
+    # Only class names and SQLSTATE reach the log: SQLAlchemy's text can hold
+    # statement parameters (addresses, subjects, ciphertext).
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    log.error(
+        "database unavailable",
+        extra={
+            "operation": operation,
+            "error": type(exc).__name__,
+            "driver_error": type(orig).__name__ if orig is not None else None,
+            "sqlstate": getattr(orig, "sqlstate", None),
+        },
+    )
+    return StoreUnavailable()
+
+
+_DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+
+
+class MessageStore:
+    """Accepts checked submissions durably and reads stored messages back.
+
+    Every public coroutine is its own transaction (or read); see the module
+    docstring for `accept`'s order and failure behaviour.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        master_key: bytes,
+        audit_key: bytes,
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = BlobCipher(derive_key(master_key, BLOB_KEK_PURPOSE))
+        self._audit_key = audit_key
+        # SQLite has one writer at a time; queueing our writers on an asyncio lock
+        # avoids the driver's busy-wait sleeps (other processes still use busy_timeout).
+        bind = sessions.kw.get("bind")
+        sqlite_file = isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock() if sqlite_file else None
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction, queued behind this store's other writers on SQLite."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            yield await stack.enter_async_context(transaction(self._sessions))
+
+    # ---- acceptance -----------------------------------------------------------
+
+    async def accept(self, submission: Submission, stamp: StampFunction, *, actor: str) -> Accepted:
+        """Store `submission` with its stamp in one transaction; returns after commit."""
+        by_address = _recipients_by_address(submission)
+        # Work that needs no database happens before the write lock is taken.
+        original = seal_blob(self._cipher, submission.raw, purpose=PURPOSE_ORIGINAL)
+        original_sha = hashlib.sha256(submission.raw).hexdigest()
+        try:
+            async with self._writing() as session:
+                agency_id, employee_id = await _sender_ids(session, submission)
+                # Whole seconds: the token carries the issue time to the second.
+                issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+                year = issued_at.year
+                serial = await allocate_serial(session, agency_id, year)
+                # Numbers are taken in lock order; take the time again once we hold
+                # the lock so issue times follow serials (unless the year turned).
+                later = dt.datetime.now(dt.UTC).replace(microsecond=0)
+                if later.year == year:
+                    issued_at = later
+                registry = format_registry(submission.sender_agency.strip().upper(), year, serial)
+                try:
+                    stamped = stamp(registry, issued_at)
+                except Exception as exc:
+                    raise _StampFailed(exc) from exc
+                _check_stamp(stamped, registry, issued_at, by_address)
+                message_id = await self._insert(
+                    session,
+                    submission,
+                    stamped,
+                    original_blob=original,
+                    original_sha=original_sha,
+                    agency_id=agency_id,
+                    employee_id=employee_id,
+                    by_address=by_address,
+                )
+                await audit.append(
+                    session,
+                    self._audit_key,
+                    actor=actor,
+                    action="message.accept",
+                    target=registry,
+                    details={
+                        "sender": submission.sender_address.lower(),
+                        "recipients": len(submission.recipients),
+                        "classification": submission.classification.label,
+                        "documents": [d.sha256.lower() for d in submission.documents],
+                    },
+                )
+        except _StampFailed as failed:
+            raise failed.error from None
+        except StoreError:
+            raise
+        except _DATABASE_ERRORS as exc:
+            raise _database_trouble("accept", exc) from None
+        return Accepted(registry=registry, message_id=message_id, token=stamped.token)
+
+    async def _insert(
+        self,
+        session: AsyncSession,
+        submission: Submission,
+        stamped: Stamp,
+        *,
+        original_blob: Blob,
+        original_sha: str,
+        agency_id: int,
+        employee_id: int,
+        by_address: dict[str, Recipient],
+    ) -> int:
+        session.add(original_blob)
+        copy_blobs = [
+            (
+                put_blob(session, self._cipher, copy.prefix, purpose=PURPOSE_PREFIX),
+                put_blob(session, self._cipher, copy.suffix, purpose=PURPOSE_SUFFIX),
+            )
+            for copy in stamped.copies
+        ]
+        await session.flush()  # blobs first: the rows below refer to them
+        accepted_at = iso(stamped.issued_at)
+        message = Message(
+            registry_number=stamped.registry,
+            agency_id=agency_id,
+            sender_employee_id=employee_id,
+            sender_address=submission.sender_address.lower(),
+            classification=int(submission.classification),
+            subject=submission.subject,
+            size=len(submission.raw),
+            sha256=original_sha,
+            original_blob_id=original_blob.id,
+            token=stamped.token,
+            key_id=_key_id(stamped),
+            accepted_at=accepted_at,
+            status="valid",
+            client_address=submission.client_address,
+        )
+        session.add(message)
+        await session.flush()
+        session.add_all(
+            MessageDocument(
+                message_id=message.id,
+                position=position,
+                name=document.name,
+                content_type=document.content_type,
+                size=len(document.data),
+                sha256=document.sha256.lower(),
+            )
+            for position, document in enumerate(submission.documents)
+        )
+        copies = [
+            MessageCopy(
+                message_id=message.id,
+                recipient=copy.recipient.lower(),
+                recipient_local=by_address[copy.recipient.lower()].local,
+                peer=by_address[copy.recipient.lower()].peer,
+                trace_code=copy.trace_code,
+                prefix_blob_id=prefix_id,
+                suffix_blob_id=suffix_id,
+            )
+            for copy, (prefix_id, suffix_id) in zip(stamped.copies, copy_blobs, strict=True)
+        ]
+        session.add_all(copies)
+        await session.flush()
+        session.add_all(
+            DeliveryQueueEntry(
+                copy_id=row.id,
+                target=delivery_target(by_address[row.recipient]),
+                state="queued",
+                attempts=0,
+                next_attempt_at=accepted_at,
+                created_at=accepted_at,
+                updated_at=accepted_at,
+            )
+            for row in copies
+        )
+        await session.flush()
+        return message.id
+
+    async def record_rejection(
+        self,
+        *,
+        actor: str,
+        sender: str,
+        reason: str,
+        rule: str | None = None,
+        recipients: Sequence[str] = (),
+        client_address: str = "",
+    ) -> None:
+        """Audit a refused submission ("message.reject", outcome "refused"), in its own
+        transaction. `reason` is a short code (e.g. "policy", "unsigned"), `rule` the
+        policy rule id if one decided. StoreUnavailable on database trouble."""
+        try:
+            async with self._writing() as session:
+                await audit.append(
+                    session,
+                    self._audit_key,
+                    actor=actor,
+                    action="message.reject",
+                    target=sender.lower(),
+                    outcome="refused",
+                    details={
+                        "reason": reason,
+                        "rule": rule,
+                        "recipients": [r.lower() for r in recipients],
+                        "client": client_address,
+                    },
+                )
+        except _DATABASE_ERRORS as exc:
+            raise _database_trouble("record_rejection", exc) from None
+
+    # ---- readers --------------------------------------------------------------
+
+    async def load_original(self, message_id: int) -> bytes:
+        """The original message exactly as received. UnknownMessage, BlobIntegrityError."""
+        try:
+            async with self._sessions() as session:
+                blob_id = await session.scalar(
+                    select(Message.original_blob_id).where(Message.id == message_id)
+                )
+                if blob_id is None:
+                    raise UnknownMessage(f"message {message_id} not found")
+                return await read_blob(session, self._cipher, blob_id)
+        except _DATABASE_ERRORS as exc:
+            raise _database_trouble("load_original", exc) from None
+
+    async def load_copy(self, copy_id: int) -> bytes:
+        """One recipient's copy: prefix + original + suffix. UnknownMessage, BlobIntegrityError."""
+        try:
+            async with self._sessions() as session:
+                row = (
+                    await session.execute(
+                        select(
+                            MessageCopy.prefix_blob_id,
+                            MessageCopy.suffix_blob_id,
+                            Message.original_blob_id,
+                        )
+                        .join(Message, Message.id == MessageCopy.message_id)
+                        .where(MessageCopy.id == copy_id)
+                    )
+                ).first()
+                if row is None:
+                    raise UnknownMessage(f"copy {copy_id} not found")
+                prefix = await read_blob(session, self._cipher, row[0])
+                suffix = await read_blob(session, self._cipher, row[1])
+                original = await read_blob(session, self._cipher, row[2])
+                return prefix + original + suffix
+        except _DATABASE_ERRORS as exc:
+            raise _database_trouble("load_copy", exc) from None
+
+    async def copies_for(self, message_id: int) -> list[StoredCopy]:
+        """The message's copies in insertion (recipient) order; empty if none."""
+        try:
+            async with self._sessions() as session:
+                rows = (
+                    await session.scalars(
+                        select(MessageCopy)
+                        .where(MessageCopy.message_id == message_id)
+                        .order_by(MessageCopy.id)
+                    )
+                ).all()
+        except _DATABASE_ERRORS as exc:
+            raise _database_trouble("copies_for", exc) from None
+        return [
+            StoredCopy(
+                id=copy.id,
+                message_id=copy.message_id,
+                recipient=copy.recipient,
+                local=copy.recipient_local,
+                peer=copy.peer,
+                trace_code=copy.trace_code,
+                target=TARGET_LOCAL
+                if copy.recipient_local
+                else PEER_TARGET_PREFIX + (copy.peer or ""),
+            )
+            for copy in rows
+        ]
+
+    async def message_by_registry(self, registry: str) -> StoredMessage | None:
+        """The message with that registry number (exact match), or None."""
+        try:
+            async with self._sessions() as session:
+                row = (
+                    await session.execute(
+                        select(Message, Agency.code)
+                        .join(Agency, Agency.id == Message.agency_id)
+                        .where(Message.registry_number == registry.strip())
+                    )
+                ).first()
+                if row is None:
+                    return None
+                message, agency_code = row
+                documents = (
+                    await session.scalars(
+                        select(MessageDocument)
+                        .where(MessageDocument.message_id == message.id)
+                        .order_by(MessageDocument.position)
+                    )
+                ).all()
+        except _DATABASE_ERRORS as exc:
+            raise _database_trouble("message_by_registry", exc) from None
+        return StoredMessage(
+            id=message.id,
+            registry=message.registry_number,
+            agency=agency_code,
+            sender_address=message.sender_address,
+            classification=Clearance(message.classification),
+            subject=message.subject,
+            size=message.size,
+            sha256=message.sha256,
+            token=message.token,
+            key_id=message.key_id,
+            accepted_at=message.accepted_at,
+            status=message.status,
+            revoked_at=message.revoked_at,
+            revoked_reason=message.revoked_reason,
+            client_address=message.client_address,
+            documents=tuple(
+                StoredDocument(d.name, d.content_type, d.size, d.sha256) for d in documents
+            ),
+        )
+
+
+# ---- helpers -------------------------------------------------------------------
+
+
+async def _sender_ids(session: AsyncSession, submission: Submission) -> tuple[int, int]:
+    """(agency id, employee id) of the sender; the employee must belong to that agency."""
+    row = (
+        await session.execute(
+            select(Agency.id, Employee.id)
+            .join(Employee, Employee.agency_id == Agency.id)
+            .where(
+                Agency.code == submission.sender_agency.strip().upper(),
+                Employee.address == submission.sender_address.strip().lower(),
+            )
+        )
+    ).first()
+    if row is None:
+        raise UnknownSender("sender is not in the directory")
+    return int(row[0]), int(row[1])
+
+
+def _recipients_by_address(submission: Submission) -> dict[str, Recipient]:
+    if not submission.recipients:
+        raise ValueError("a submission needs at least one recipient")
+    found: dict[str, Recipient] = {}
+    for recipient in submission.recipients:
+        address = recipient.address.lower()
+        if address in found:
+            raise ValueError(f"recipient {address} is listed twice")
+        delivery_target(recipient)  # refuses a remote recipient without a peer
+        found[address] = recipient
+    return found
+
+
+def _check_stamp(
+    stamped: Stamp, registry: str, issued_at: dt.datetime, by_address: dict[str, Recipient]
+) -> None:
+    if stamped.registry != registry or stamped.issued_at != issued_at:
+        raise ValueError("the stamp carries another registry number or issue time")
+    addresses = [copy.recipient.lower() for copy in stamped.copies]
+    if sorted(addresses) != sorted(by_address):
+        raise ValueError("the stamp's copies do not match the recipients one to one")
+
+
+def _key_id(stamped: Stamp) -> str | None:
+    # `Stamp` does not carry the signing key id yet; take it from an attribute or
+    # the certificate when present.
+    value = getattr(stamped, "key_id", None) or stamped.certificate.get("key_id")
+    return str(value) if value else None

@@ -1,0 +1,155 @@
+"""The end-of-data pipeline: gather facts, check, stamp and store, reply.
+
+Owns: the I/O around `checks.check_message` — disk space (452 4.3.1), the
+sender's signing material and recent sending count, running the checks in a
+worker thread (heavy parsing and crypto stay off the event loop), durable
+acceptance with stamping inside the transaction, audit of refusals, metrics,
+and mapping storage trouble to 451 4.3.0. Must not: acknowledge anything
+before `MessageStore.accept` has committed; never show exception text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway import metrics
+from gateway.mime.limits import MimeLimits
+from gateway.smtp import replies
+from gateway.stamp.stamper import Stamper
+from gateway.store.directory import Directory, DirectoryError
+from gateway.store.messages import MessageStore, StoreError, free_space_ok, iso
+from gateway.store.models import Message
+from gateway.submission.checks import Inputs, Refusal, check_message
+from gateway.submission.handler import Identity
+from policies.directory import EmployeeStatus
+from policies.holder import PolicyHolder
+
+log = logging.getLogger("barid.submission")
+
+RATE_WINDOW = dt.timedelta(hours=1)
+
+
+class SubmissionPipeline:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        sessions: async_sessionmaker[AsyncSession],
+        policy: Callable[[], PolicyHolder],
+        store: MessageStore,
+        stamper: Stamper,
+        federation: Mapping[str, Sequence[str]],
+        limits: MimeLimits,
+        data_dir: Path,
+        min_free_bytes: int,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._directory = directory
+        self._sessions = sessions
+        self._policy = policy
+        self._store = store
+        self._stamper = stamper
+        self._federation = {k: tuple(v) for k, v in federation.items()}
+        self._limits = limits
+        self._data_dir = data_dir
+        self._min_free = min_free_bytes
+        self._clock = clock
+
+    async def sent_last_hour(self, address: str) -> int:
+        """Messages `address` had accepted in the last hour (the policy's rate fact)."""
+        since = iso(self._clock() - RATE_WINDOW)
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.sender_address == address, Message.accepted_at >= since)
+            )
+        return int(count or 0)
+
+    async def process(
+        self, identity: Identity, peer: str, mail_from: str, recipients: list[str], raw: bytes
+    ) -> str:
+        started = time.perf_counter()
+        outcome, reason, line = await self._process(identity, peer, recipients, raw)
+        metrics.SUBMISSIONS.labels(outcome, reason).inc()
+        metrics.SUBMISSION_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+        return line
+
+    async def _process(
+        self, identity: Identity, peer: str, recipients: list[str], raw: bytes
+    ) -> tuple[str, str, str]:
+        if not await asyncio.to_thread(free_space_ok, self._data_dir, self._min_free):
+            log.error("refusing mail: disk nearly full", extra={"data_dir": str(self._data_dir)})
+            return "deferred", "disk", replies.DISK_FULL
+        holder = self._policy()
+        snapshot = holder.snapshot
+        sender = snapshot.employee(identity.address)
+        if sender is None or sender.status is not EmployeeStatus.ACTIVE:
+            return "rejected", "sender", replies.reply(550, "5.7.1", "Sender may not submit")
+        agency = snapshot.agencies[sender.agency]
+        try:
+            material = await self._directory.signing_material(sender.address)
+            sent = await self.sent_last_hour(sender.address)
+        except DirectoryError:
+            return "rejected", "sender", replies.reply(550, "5.7.1", "Sender may not submit")
+        except Exception:
+            log.warning("database unavailable before the checks", exc_info=True)
+            return "deferred", "storage", replies.STORAGE_UNAVAILABLE
+        inputs = Inputs(
+            raw=raw,
+            sender=sender,
+            agency=agency,
+            material=material,
+            recipients=tuple(recipients),
+            snapshot=snapshot,
+            policy=holder.policy,
+            federation=self._federation,
+            limits=self._limits,
+            now=self._clock(),
+            sent_last_hour=sent,
+            client_address=peer,
+        )
+        verdict = await asyncio.to_thread(check_message, inputs)
+        if isinstance(verdict, Refusal):
+            await self._record_refusal(sender.address, verdict, recipients, peer)
+            return "rejected", verdict.reason, verdict.reply
+        try:
+            accepted = await self._store.accept(
+                verdict, partial(self._stamper.stamp, verdict), actor=f"smtp:{sender.address}"
+            )
+        except StoreError:
+            log.warning("message not stored; client told to retry", exc_info=True)
+            return "deferred", "storage", replies.STORAGE_UNAVAILABLE
+        except Exception:
+            # e.g. a stamping fault: nothing was committed (the transaction rolled back)
+            log.error("message not stored: internal fault; client told to retry", exc_info=True)
+            return "deferred", "internal", replies.INTERNAL
+        log.info(
+            "accepted",
+            extra={"registry": accepted.registry, "recipients": len(recipients), "size": len(raw)},
+        )
+        return "accepted", "ok", replies.ACCEPTED.format(registry=accepted.registry)
+
+    async def _record_refusal(
+        self, sender: str, refusal: Refusal, recipients: list[str], peer: str
+    ) -> None:
+        try:
+            await self._store.record_rejection(
+                actor=f"smtp:{sender}",
+                sender=sender,
+                reason=refusal.reason,
+                rule=refusal.rule_id or None,
+                recipients=recipients,
+                client_address=peer,
+            )
+        except StoreError:
+            log.warning("refusal not audited: database unavailable", exc_info=True)
