@@ -184,6 +184,7 @@ class Gateway:
             pipeline,
             max_recipients=settings.smtp.max_recipients,
             sent_last_hour=pipeline.sent_last_hour,
+            record_refusal=store.record_rejection,
         )
         counter = ConnectionCounter(settings.smtp.max_connections)
         for name, port, implicit in (

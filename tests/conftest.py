@@ -68,46 +68,76 @@ def _pg_bindir() -> Path | None:
     return Path(candidates[0]).parent if candidates else None
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PgServer]:
-    bindir = _pg_bindir()
-    if bindir is None or not (bindir / "initdb").exists():
-        missing("PostgreSQL server binaries (initdb, pg_ctl) not found")
-        raise AssertionError("unreachable")
-    prefix: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="bpg", dir="/tmp"))
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            missing("running as root and no 'postgres' user to run PostgreSQL as")
-            raise AssertionError("unreachable") from None
-        os.chown(base, account.pw_uid, account.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data, log = base / "data", base / "server.log"
-    port = free_port()
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "barid", "--auth=trust",
-         "-E", "UTF8", "--no-sync", "--locale=C"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
-         "-w", "-t", "60", "start"],
-        check=True, capture_output=True, timeout=90,
-    )  # fmt: skip
-    try:
-        yield PgServer("127.0.0.1", port, "barid")
-    finally:
+class PgCluster:
+    """A PostgreSQL cluster in a temporary directory, on a loopback port."""
+
+    def __init__(self) -> None:
+        bindir = _pg_bindir()
+        if bindir is None or not (bindir / "initdb").exists():
+            missing("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        assert bindir is not None
+        self.bindir = bindir
+        self.prefix: list[str] = []
+        self.base = Path(tempfile.mkdtemp(prefix="bpg", dir="/tmp"))
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam("postgres")
+            except KeyError:
+                missing("running as root and no 'postgres' user to run PostgreSQL as")
+                raise AssertionError("unreachable") from None
+            os.chown(self.base, account.pw_uid, account.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.data, self.log = self.base / "data", self.base / "server.log"
+        self.port = free_port()
         subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            [*self.prefix, str(bindir / "initdb"), "-D", str(self.data), "-U", "barid",
+             "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        self.server = PgServer("127.0.0.1", self.port, "barid")
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        subprocess.run(
+            [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
+             "-l", str(self.log), "-w", "-t", "60", "start"],
+            check=True, capture_output=True, timeout=90,
+        )  # fmt: skip
+
+    def stop(self, mode: str = "immediate") -> None:
+        subprocess.run(
+            [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode,
+             "-w", "stop"],
             check=False, capture_output=True, timeout=60,
         )  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PgServer]:
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster.server
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster of this test's own, started; the test may stop and start it."""
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 async def _admin(server: PgServer, sql: str) -> None:

@@ -53,6 +53,7 @@ class SubmissionHandler:
         *,
         max_recipients: int,
         sent_last_hour: Callable[[str], Awaitable[int]],
+        record_refusal: Callable[..., Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._directory = directory
@@ -60,6 +61,7 @@ class SubmissionHandler:
         self._pipeline = pipeline
         self._max_recipients = max_recipients
         self._sent_last_hour = sent_last_hour
+        self._record_refusal = record_refusal
         self._clock = clock
         self.throttle = LoginThrottle()
 
@@ -109,6 +111,7 @@ class SubmissionHandler:
             return replies.NULL_SENDER
         if address.strip().lower() != identity.address:
             metrics.SUBMISSIONS.labels("rejected", "sender-not-yours").inc()
+            await self._audit(identity, session, "sender-not-yours", None, [])
             return replies.SENDER_NOT_YOURS
         envelope.mail_from = identity.address
         envelope.mail_options.extend(mail_options)
@@ -133,6 +136,7 @@ class SubmissionHandler:
         )
         if not decision.allowed:
             metrics.RECIPIENTS.labels("refused", _bounded(decision.rule_id)).inc()
+            await self._audit(identity, session, "recipient", decision.rule_id, [recipient])
             if is_rate_rule(self._policy().policy, decision.rule_id):
                 return replies.RATE_LIMITED
             return rcpt_refusal(decision.rule_id, decision.reason.en)
@@ -141,6 +145,25 @@ class SubmissionHandler:
             envelope.rcpt_options.extend(rcpt_options)
         metrics.RECIPIENTS.labels("accepted", "allowed").inc()
         return replies.RECIPIENT_OK
+
+    async def _audit(
+        self, identity: Identity, session: Any, reason: str, rule: str | None, rcpts: list[str]
+    ) -> None:
+        """Record an envelope-time refusal in the audit trail (best effort: never blocks mail)."""
+        if self._record_refusal is None:
+            return
+        peer = str(session.peer[0]) if getattr(session, "peer", None) else ""
+        try:
+            await self._record_refusal(
+                actor=f"smtp:{identity.address}",
+                sender=identity.address,
+                reason=reason,
+                rule=rule,
+                recipients=rcpts,
+                client_address=peer,
+            )
+        except Exception:
+            log.warning("refusal not audited: database unavailable", exc_info=True)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         identity = self._identity(session)

@@ -264,3 +264,18 @@ async def test_swaks_detached_signature(live: Any, gnupghome: Path, need_tool: A
     text = out.decode() + err.decode()
     assert proc.returncode == 0, text
     assert "250 2.0.0 Accepted MOH/" in text
+
+
+async def test_acceptances_and_refusals_are_audited(live: Any, gnupghome: Path) -> None:
+    from gateway.store.audit import recent
+
+    await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
+    await live.send(PLN_CLERK, [MOF], b"x")  # refused at RCPT by policy
+    await live.send(MOH, [MOF], unsigned(MOH, [MOF], extra=code_of(live, MOH)))  # refused at DATA
+    async with live.gateway.sessions() as s:
+        accepts = await recent(s, action="message.accept")
+        rejects = await recent(s, action="message.reject")
+    assert accepts[-1]["target"].startswith("MOH/") and accepts[-1]["details"]["recipients"] == 1
+    reasons = {(r["target"], r["details"]["reason"]) for r in rejects}
+    assert (PLN_CLERK, "recipient") in reasons and (MOH, "unsigned") in reasons
+    assert all(r["details"].get("rule") for r in rejects if r["details"]["reason"] == "recipient")

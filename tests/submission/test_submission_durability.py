@@ -1,0 +1,237 @@
+"""Nothing lost, nothing forged: SIGKILL during submission, and a database that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+from sqlalchemy import func, select
+from sub_support import pgp_mime
+
+from gateway.config import load_settings
+from gateway.serve import Gateway
+from gateway.store.audit import AUDIT_KEY_PURPOSE, verify
+from gateway.store.db import create_engine, session_factory
+from gateway.store.messages import MessageStore
+from gateway.store.models import Blob, DeliveryQueueEntry, Message, MessageCopy
+from keys.gateway_keys import load_gateway_keys
+
+MOH = "minister@moh.gov.example"
+RECIPIENTS = ["minister@mof.gov.example", "registrar@moh.gov.example"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
+        env |= {"BARID_CONFIG": str(self.data / "barid.toml"),
+                "BARID_SMTP__SUBMISSION_PORT": str(self.port), "BARID_SMTP__SMTPS_PORT": "0",
+                "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
+                "BARID_SERVER__LOG_LEVEL": "warning"}  # fmt: skip
+        self.proc = subprocess.Popen([sys.executable, "-m", "admin", "serve"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(self.proc.stderr.read().decode() if self.proc.stderr else "")
+            try:
+                with __import__("socket").create_connection(("127.0.0.1", self.port), 0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("server did not start")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.communicate(timeout=30)
+
+
+async def client(server: Server, tls: Any, password: str, messages: list[bytes],
+                 acked: list[tuple[str, bytes]], stop: asyncio.Event) -> None:  # fmt: skip
+    """Send each message until acknowledged; reconnect whenever the server dies."""
+    pending = list(messages)
+    while pending and not stop.is_set():
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, start_tls=True,
+                               tls_context=tls, timeout=10)  # fmt: skip
+        try:
+            await smtp.connect()
+            await smtp.ehlo()
+            await smtp.login(MOH, password)
+            while pending:
+                raw = pending[0]
+                await smtp.mail(MOH)
+                for rcpt in RECIPIENTS:
+                    await smtp.rcpt(rcpt)
+                response = await smtp.data(raw)
+                if response.code == 250:
+                    acked.append((response.message.split()[-1], raw))
+                    pending.pop(0)
+        except (aiosmtplib.SMTPException, OSError):
+            await asyncio.sleep(0.1)  # not acknowledged: send it again later
+        finally:
+            smtp.close()
+
+
+async def test_sigkill_during_submission_loses_nothing_acknowledged(
+    demo_template: Path, tmp_path: Path, gnupghome: Path, credentials: dict[str, Any]
+) -> None:
+    from conftest import tls_client  # type: ignore[import-not-found]
+
+    data = tmp_path / "d"
+    shutil.copytree(demo_template, data)
+    code = credentials[MOH]["code"]
+    batches = [[pgp_mime(gnupghome, MOH, MOH, RECIPIENTS, extra=[("Barid-Employee-Code", code)])
+                for _ in range(8)] for _ in range(4)]  # fmt: skip
+    server = Server(data)
+    server.start()
+    acked: list[tuple[str, bytes]] = []
+    stop = asyncio.Event()
+    tls = tls_client(data / "tls" / "cert.pem")
+    clients = [asyncio.create_task(client(server, tls, credentials[MOH]["password"], b, acked, stop))
+               for b in batches]  # fmt: skip
+    rng = random.Random(7)
+    try:
+        for _ in range(3):
+            await asyncio.sleep(rng.uniform(0.8, 1.6))
+            server.kill()
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(server.start)
+        async with asyncio.timeout(120):
+            await asyncio.gather(*clients)
+    finally:
+        stop.set()
+        for task in clients:
+            task.cancel()
+        server.stop()
+    assert len(acked) == 32
+    assert len({registry for registry, _ in acked}) == 32  # no registry number twice
+
+    settings = load_settings(data / "barid.toml", environ={})
+    keys = load_gateway_keys(settings.keys_dir)
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = session_factory(engine)
+        store = MessageStore(sessions, keys.master_key, keys.derive(AUDIT_KEY_PURPOSE))
+        for registry, raw in acked:
+            message = await store.message_by_registry(registry)
+            assert message is not None, registry
+            assert await store.load_original(message.id) == raw  # byte-identical
+        async with sessions() as s:
+            messages = int(await s.scalar(select(func.count()).select_from(Message)) or 0)
+            copies = int(await s.scalar(select(func.count()).select_from(MessageCopy)) or 0)
+            queued = int(await s.scalar(select(func.count()).select_from(DeliveryQueueEntry)) or 0)
+            blobs = int(await s.scalar(select(func.count()).select_from(Blob)) or 0)
+            report = await verify(s, keys.derive(AUDIT_KEY_PURPOSE))
+        # Every stored message is whole: its copies, queue entries and blobs, nothing else.
+        assert copies == queued == messages * len(RECIPIENTS)
+        assert blobs == messages * (1 + 2 * len(RECIPIENTS))  # original + prefix/suffix per copy
+        assert messages >= len(acked)  # a message may be stored whose reply was lost in the kill
+        assert report.ok, report.problems
+    finally:
+        await engine.dispose()
+
+
+async def test_database_down_gives_451_and_recovers_without_restart(
+    demo_template: Path, tmp_path: Path, gnupghome: Path, credentials: dict[str, Any],
+    own_postgres: Any,
+) -> None:  # fmt: skip
+    from conftest import tls_client  # type: ignore[import-not-found]
+
+    data = tmp_path / "d"
+    data.mkdir()
+    url = own_postgres.server.url("postgres")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
+    env["BARID_DATABASE__URL"] = url
+    subprocess.run([sys.executable, "-m", "admin", "demo", "--data-dir", str(data), "--no-serve"],
+                   check=True, capture_output=True, timeout=180, env=env)  # fmt: skip
+    settings = load_settings(data / "barid.toml", environ={
+        "BARID_DATABASE__URL": url, "BARID_SMTP__SUBMISSION_PORT": "0",
+        "BARID_SMTP__SMTPS_PORT": "0", "BARID_HTTP__PORT": "0",
+        "BARID_SMTP__MIN_FREE_DISK_MB": "0"})  # fmt: skip
+    import json
+
+    creds = {r["address"]: r for r in json.loads((data / "demo" / "credentials.json").read_text())}
+    # This data dir has demo keys of its own: a GnuPG home with just its sender's key.
+    import tempfile
+
+    gnupg = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+    subprocess.run(["gpg", "--homedir", str(gnupg), "--batch", "--import",
+                    creds[MOH]["key_files"]["openpgp secret key"]], check=True, capture_output=True)  # fmt: skip
+    gateway = Gateway(settings)
+    await gateway.start()
+    tls = tls_client(settings.tls_cert)
+    port = gateway.smtp_ports["submission"]
+    try:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=True, tls_context=tls,
+                               timeout=30)  # fmt: skip
+        await smtp.connect()
+        await smtp.ehlo()
+        await smtp.login(MOH, creds[MOH]["password"])
+        raw = pgp_mime(gnupg, MOH, MOH, RECIPIENTS,
+                       extra=[("Barid-Employee-Code", creds[MOH]["code"])])  # fmt: skip
+        await smtp.mail(MOH)
+        for rcpt in RECIPIENTS:
+            await smtp.rcpt(rcpt)
+        await asyncio.to_thread(own_postgres.stop, "immediate")  # the database goes away
+        with pytest.raises(aiosmtplib.SMTPDataError) as failed:
+            await smtp.data(raw)
+        assert (failed.value.code, failed.value.message.split()[0]) == (451, "4.3.0")
+        text = failed.value.message.lower()
+        assert "postgres" not in text and "error" not in text and "connect" not in text
+        # still down: at RCPT too it is a temporary failure, never 5xx
+        await smtp.mail(MOH)
+        with pytest.raises(aiosmtplib.SMTPRecipientRefused) as err:
+            await smtp.rcpt(RECIPIENTS[0])
+        assert err.value.code == 451
+        await smtp.rset()
+        await asyncio.to_thread(own_postgres.start)  # back, and the same gateway recovers
+        deadline = time.monotonic() + 20
+        while True:
+            await smtp.mail(MOH)
+            try:
+                for rcpt in RECIPIENTS:
+                    await smtp.rcpt(rcpt)
+                reply = await smtp.data(raw)
+            except aiosmtplib.SMTPResponseException as exc:
+                reply = exc  # type: ignore[assignment]
+            if reply.code == 250 or time.monotonic() > deadline:
+                break
+            await smtp.rset()
+            await asyncio.sleep(0.5)
+        assert reply.code == 250, reply
+        smtp.close()
+    finally:
+        await gateway.stop()
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], check=False,
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(gnupg, ignore_errors=True)
