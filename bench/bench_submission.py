@@ -59,7 +59,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -82,6 +82,7 @@ STEP_TIMEOUT = 300  # seconds for `barid demo`
 WARMUP_SECONDS = 3.0
 SMTP_TIMEOUT = 60.0
 LATENCY_AIM_MS = 50.0
+CpuClock = Callable[[], float]
 
 
 class BenchError(Exception):
@@ -321,6 +322,8 @@ class Samples:
     replies: Counter[str] = field(default_factory=Counter)  # non-250 replies and errors
     ok: int = 0
     last_done: float = 0.0
+    server_cpu: float = 0.0  # seconds of server CPU while the phase ran (sessions open)
+    client_cpu: float = 0.0  # seconds of this process's CPU over the same span
 
 
 async def open_session(load: Workload) -> aiosmtplib.SMTP:
@@ -370,10 +373,11 @@ async def close_all(clients: Sequence[aiosmtplib.SMTP]) -> None:
     await asyncio.gather(*(quit_one(c) for c in clients))
 
 
-async def peak_phase(load: Workload, duration: float) -> tuple[Samples, float]:
+async def peak_phase(load: Workload, duration: float, cpu: CpuClock) -> tuple[Samples, float]:
     """Every session sends back to back until `duration` has passed; (samples, elapsed)."""
     clients = list(await asyncio.gather(*(open_session(load) for _ in range(load.sessions))))
     samples = Samples()
+    cpu0, client0 = cpu(), time.process_time()
     start = time.perf_counter()
     deadline = start + duration
 
@@ -385,15 +389,18 @@ async def peak_phase(load: Workload, duration: float) -> tuple[Samples, float]:
 
     try:
         await asyncio.gather(*(worker(i) for i in range(load.sessions)))
+        samples.server_cpu, samples.client_cpu = cpu() - cpu0, time.process_time() - client0
     finally:
         await close_all(clients)
     return samples, max(samples.last_done, deadline) - start
 
 
-async def paced_phase(load: Workload, rate: float, duration: float) -> tuple[Samples, float]:
+async def paced_phase(load: Workload, rate: float, duration: float,
+                      cpu: CpuClock) -> tuple[Samples, float]:  # fmt: skip
     """Open loop: message k is due at start + k/rate; a free session takes it."""
     clients = list(await asyncio.gather(*(open_session(load) for _ in range(load.sessions))))
     samples = Samples()
+    cpu0, client0 = cpu(), time.process_time()
     due: asyncio.Queue[float | None] = asyncio.Queue()
     start = time.perf_counter()
     total = int(rate * duration)
@@ -419,6 +426,7 @@ async def paced_phase(load: Workload, rate: float, duration: float) -> tuple[Sam
 
     try:
         await asyncio.gather(producer(), *(worker(i) for i in range(load.sessions)))
+        samples.server_cpu, samples.client_cpu = cpu() - cpu0, time.process_time() - client0
     finally:
         await close_all(clients)
     return samples, max(samples.last_done, start + duration) - start
@@ -459,12 +467,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 def run_phase(server: Server, load: Workload, kind: str, rnd: int, duration: float,
               rate: float = 0.0) -> Phase:  # fmt: skip
     load.port = server.port
-    cpu0, client0 = server.cpu_seconds(), time.process_time()
     if kind == "half":
-        samples, elapsed = asyncio.run(paced_phase(load, rate, duration))
+        samples, elapsed = asyncio.run(paced_phase(load, rate, duration, server.cpu_seconds))
     else:
-        samples, elapsed = asyncio.run(peak_phase(load, duration))
-    cpu1, client1 = server.cpu_seconds(), time.process_time()
+        samples, elapsed = asyncio.run(peak_phase(load, duration, server.cpu_seconds))
     if server.proc.poll() is not None:
         raise BenchError(f"{server.name} exited during the {kind} phase (see {server.log})")
     n = max(1, samples.ok)
@@ -483,8 +489,8 @@ def run_phase(server: Server, load: Workload, kind: str, rnd: int, duration: flo
         mean_ms=statistics.fmean(ms) if ms else float("nan"),
         max_ms=max(ms, default=float("nan")),
         not_250=dict(samples.replies),
-        server_cpu_ms_per_msg=(cpu1 - cpu0) * 1000 / n,
-        client_cpu_ms_per_msg=(client1 - client0) * 1000 / n,
+        server_cpu_ms_per_msg=samples.server_cpu * 1000 / n,
+        client_cpu_ms_per_msg=samples.client_cpu * 1000 / n,
         offered_rate=rate,
         sojourn_p50_ms=percentile(soj, 50) if soj else 0.0,
         sojourn_p99_ms=percentile(soj, 99) if soj else 0.0,

@@ -272,3 +272,17 @@ def test_directory_import_refuses_malformed_files(
     path.write_bytes(content)
     result = barid("directory", "import", str(path))
     assert result.code == 1 and reason in result.err
+
+
+def test_dkim_dns_prints_records_per_agency_domain(barid: Any) -> None:
+    assert barid("dkim", "dns").code == 1  # no agency yet: a clear reason
+    ok(barid(*AGENCY))
+    records = ok(barid("dkim", "dns", "--json"))
+    assert {r["name"] for r in records} == {
+        "barid-rsa._domainkey.moh.gov.example",
+        "barid-ed25519._domainkey.moh.gov.example",
+    }
+    assert all(r["value"].startswith("v=DKIM1; k=") for r in records)
+    text = ok(barid("dkim", "dns", "--domain", "other.gov.example"))
+    assert "barid-rsa._domainkey.other.gov.example. IN TXT" in text
+    fails(barid("dkim", "dns", "--domain", "not a domain"), "invalid mail domain")

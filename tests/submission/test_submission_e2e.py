@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +280,43 @@ async def test_acceptances_and_refusals_are_audited(live: Any, gnupghome: Path) 
     reasons = {(r["target"], r["details"]["reason"]) for r in rejects}
     assert (PLN_CLERK, "recipient") in reasons and (MOH, "unsigned") in reasons
     assert all(r["details"].get("rule") for r in rejects if r["details"]["reason"] == "recipient")
+
+
+async def test_employee_code_missing(live: Any, make_cli: Any, tmp_path: Path) -> None:
+    """A registered key whose user ID carries no code, and no Barid-Employee-Code header."""
+    import shutil as _shutil
+    import tempfile
+
+    from sub_support import gpg
+
+    home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+    try:
+        gpg(home, "--passphrase", "", "--quick-gen-key", f"Karim Abbas <{MOH}>", "ed25519", "sign", "1y")
+        public = tmp_path / "nocode.asc"
+        public.write_bytes(gpg(home, "--armor", "--export", MOH))
+        cli = make_cli({"BARID_CONFIG": str(live.data / "barid.toml")})
+        import asyncio
+
+        result = await asyncio.to_thread(cli, "employee", "import-key", MOH, str(public))
+        assert result.code == 0, result.err
+        raw = pgp_mime(home, MOH, MOH, [MOF])
+        await refused(live, MOH, [MOF], raw, 550, "5.7.1", "Employee code missing")
+        # the same message with the header is fine: the key is registered
+        raw = pgp_mime(home, MOH, MOH, [MOF], extra=code_of(live, MOH))
+        await accepted(live, MOH, [MOF], raw)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
+                       capture_output=True)  # fmt: skip
+        _shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_rate_limit_gives_450(live: Any, gnupghome: Path) -> None:
+    policy = live.data / "policies.yaml"
+    policy.write_text(policy.read_text().replace("rate_per_hour: {at_least: 300}",
+                                                 "rate_per_hour: {at_least: 2}"))  # fmt: skip
+    result = await live.gateway.policy.reload("test")
+    assert result.ok, result.problems
+    for _ in range(2):
+        await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
+    code, text = await live.send(MOH, [MOF], b"x")
+    assert (code, text.split()[0]) == (450, "4.7.1"), (code, text)
