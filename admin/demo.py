@@ -29,6 +29,7 @@ from keys.demo_material import (
     make_smime_certificate,
     stop_gpg_agent,
     write_certificate_pem,
+    write_pkcs12,
     write_private_key_pem,
     write_secret_bytes,
 )
@@ -43,6 +44,9 @@ ACTOR = "demo"
 class DemoSummary:
     data_dir: Path
     http_url: str
+    smtp_host: str = "127.0.0.1"
+    submission_port: int = 5870
+    smtps_port: int = 4650
     employees: list[dict[str, Any]] = field(default_factory=list)
     created: bool = False
 
@@ -50,6 +54,15 @@ class DemoSummary:
         return {
             "data_dir": str(self.data_dir),
             "http": self.http_url,
+            "smtp": {
+                "host": self.smtp_host,
+                "submission_port": self.submission_port,
+                "submission_security": "STARTTLS",
+                "smtps_port": self.smtps_port,
+                "smtps_security": "TLS",
+                "authentication": "PLAIN or LOGIN, user name = the mail address",
+                "tls_certificate": str(self.data_dir / "tls" / "cert.pem"),
+            },
             "employees": self.employees,
             "created": self.created,
         }
@@ -60,6 +73,16 @@ class DemoSummary:
             f"data directory: {self.data_dir}",
             f"health:         {self.http_url}/healthz",
             f"metrics:        {self.http_url}/metrics",
+            "",
+            "Mail client settings (outgoing / SMTP):",
+            f"  server {self.smtp_host}, port {self.submission_port} with STARTTLS"
+            f" (or {self.smtps_port} with TLS); authentication PLAIN/LOGIN;"
+            " user name = the employee's address",
+            f"  the server's certificate (self-signed, trust it in the client):"
+            f" {self.data_dir / 'tls' / 'cert.pem'}",
+            "  every message needs a document signed with the employee's key (PGP/MIME,"
+            " S/MIME, or a .asc/.p7s file beside it) and the employee code in the signing"
+            " key or a Barid-Employee-Code header",
             "",
             "Demo employees (address / password / employee code / key files):",
         ]
@@ -80,6 +103,9 @@ async def build_demo(settings: Settings) -> DemoSummary:
     summary = DemoSummary(
         data_dir=settings.data_dir,
         http_url=f"http://{settings.http.listen}:{settings.http.port}",
+        smtp_host=settings.smtp.listen,
+        submission_port=settings.smtp.submission_port,
+        smtps_port=settings.smtp.smtps_port,
     )
     if credentials_file.exists():
         summary.employees = json.loads(credentials_file.read_text(encoding="utf-8"))
@@ -146,6 +172,9 @@ async def build_demo(settings: Settings) -> DemoSummary:
                     write_private_key_pem(key_path, key)
                     files["s/mime certificate"] = str(cert_path)
                     files["s/mime private key"] = str(key_path)
+                    p12_path = key_dir / f"{local}.p12"
+                    write_pkcs12(p12_path, key, cert, ca_cert, password)
+                    files["s/mime bundle for mail clients (.p12, login password)"] = str(p12_path)
                     files["agency ca"] = str(ca_path)
                     pem = cert.public_bytes(serialization.Encoding.PEM)
                     await directory.add_identity(
