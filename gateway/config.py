@@ -120,6 +120,9 @@ class KeysSettings(_Section):
     dkim_selector: str = _f(
         "barid", "DKIM selector prefix (records <prefix>-rsa, <prefix>-ed25519)."
     )
+    openpgp_backend: Literal["sequoia", "gnupg"] = _f(
+        "sequoia", "OpenPGP verification: sequoia (in-process) or gnupg (runs gpg per check)."
+    )
 
 
 class PeerSettings(_Section):

@@ -176,6 +176,7 @@ class Gateway:
             ),
             data_dir=settings.data_dir,
             min_free_bytes=settings.smtp.min_free_disk_mb * 1024 * 1024,
+            openpgp_backend=settings.keys.openpgp_backend,
         )
         self.pipeline = pipeline
         handler = SubmissionHandler(

@@ -32,6 +32,7 @@ from gateway.store.directory import SigningMaterial
 from gateway.submission.handler import is_rate_rule
 from gateway.submission.model import Document, Recipient, Submission
 from keys.signatures import (
+    OpenPgpBackend,
     SignatureResult,
     SignatureStatus,
     verify_cms_attached,
@@ -74,6 +75,7 @@ class Inputs:
     now: dt.datetime
     sent_last_hour: int
     client_address: str = ""
+    openpgp_backend: OpenPgpBackend = "sequoia"
 
 
 @dataclass
@@ -171,7 +173,11 @@ def _registered_x509(material: SigningMaterial) -> list[x509.Certificate]:
 def _verify(kind: str, signed: bytes, signature: bytes, inputs: Inputs) -> SignatureResult:
     if kind in OPENPGP_KINDS:
         return verify_openpgp_detached(
-            signed, signature, inputs.material.openpgp_certs, when=inputs.now
+            signed,
+            signature,
+            inputs.material.openpgp_certs,
+            when=inputs.now,
+            backend=inputs.openpgp_backend,
         )
     return verify_cms_detached(
         signed,

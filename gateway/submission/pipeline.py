@@ -30,6 +30,7 @@ from gateway.store.messages import MessageStore, StoreError, free_space_ok, iso
 from gateway.store.models import Message
 from gateway.submission.checks import Inputs, Refusal, check_message
 from gateway.submission.handler import Identity
+from keys.signatures import OpenPgpBackend
 from policies.directory import EmployeeStatus
 from policies.holder import PolicyHolder
 
@@ -51,6 +52,7 @@ class SubmissionPipeline:
         limits: MimeLimits,
         data_dir: Path,
         min_free_bytes: int,
+        openpgp_backend: OpenPgpBackend = "sequoia",
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._directory = directory
@@ -62,6 +64,7 @@ class SubmissionPipeline:
         self._limits = limits
         self._data_dir = data_dir
         self._min_free = min_free_bytes
+        self._openpgp_backend: OpenPgpBackend = openpgp_backend
         self._clock = clock
 
     async def sent_last_hour(self, address: str) -> int:
@@ -117,6 +120,7 @@ class SubmissionPipeline:
             now=self._clock(),
             sent_last_hour=sent,
             client_address=peer,
+            openpgp_backend=self._openpgp_backend,
         )
         verdict = await asyncio.to_thread(check_message, inputs)
         if isinstance(verdict, Refusal):

@@ -320,3 +320,10 @@ async def test_rate_limit_gives_450(live: Any, gnupghome: Path) -> None:
         await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
     code, text = await live.send(MOH, [MOF], b"x")
     assert (code, text.split()[0]) == (450, "4.7.1"), (code, text)
+
+
+async def test_gnupg_backend_verifies_the_same(live: Any, gnupghome: Path) -> None:
+    live.gateway.pipeline._openpgp_backend = "gnupg"  # keys.openpgp_backend = "gnupg"
+    await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
+    raw = pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH), tamper=True)
+    await refused(live, MOH, [MOF], raw, 554, "5.7.5")
