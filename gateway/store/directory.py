@@ -300,6 +300,16 @@ class Directory:
 
     # ---- changes -------------------------------------------------------------
 
+    async def _changed(
+        self, session: AsyncSession, actor: str, action: str, target: str, details: Any
+    ) -> None:
+        """Every directory change: its audit event and a `directory_version` bump,
+        in the caller's transaction (so they commit or roll back with the change)."""
+        await audit.append(
+            session, self._audit_key, actor=actor, action=action, target=target, details=details
+        )
+        await _bump_version(session)
+
     async def _validate_agency(self, session: AsyncSession, data: AgencyInput) -> Agency:
         parent_id: int | None = None
         if data.parent:
@@ -325,15 +335,13 @@ class Directory:
             await session.flush()
         except IntegrityError:
             raise DirectoryError(f"agency {agency.code} already exists") from None
-        await audit.append(
+        await self._changed(
             session,
-            self._audit_key,
-            actor=actor,
-            action="agency.add",
-            target=agency.code,
-            details={"kind": agency.kind, "domain": agency.domain, "parent": data.parent},
+            actor,
+            "agency.add",
+            agency.code,
+            {"kind": agency.kind, "domain": agency.domain, "parent": data.parent},
         )
-        await _bump_version(session)
         return agency
 
     async def set_parent(self, code: str, parent: str | None, *, actor: str) -> dict[str, Any]:
@@ -358,15 +366,13 @@ class Directory:
                 parent_id = target.id
             old = agency.parent_id
             agency.parent_id = parent_id
-            await audit.append(
+            await self._changed(
                 session,
-                self._audit_key,
-                actor=actor,
-                action="agency.move",
-                target=agency.code,
-                details={"from": old, "to": parent.upper() if parent else None},
+                actor,
+                "agency.move",
+                agency.code,
+                {"from": old, "to": parent.upper() if parent else None},
             )
-            await _bump_version(session)
             return agency_view(agency, parent.strip().upper() if parent else None)
 
     async def add_employee(self, data: EmployeeInput, *, actor: str) -> dict[str, Any]:
@@ -416,21 +422,14 @@ class Directory:
             await session.flush()
         except IntegrityError:
             raise DirectoryError(f"employee {address} already exists") from None
-        await audit.append(
-            session,
-            self._audit_key,
-            actor=actor,
-            action="employee.add",
-            target=address,
-            details={
-                "code": code,
-                "agency": agency.code,
-                "role": role,
-                "clearance": clearance.label,
-                "password_set": data.password_hash is not None,
-            },
-        )
-        await _bump_version(session)
+        details = {
+            "code": code,
+            "agency": agency.code,
+            "role": role,
+            "clearance": clearance.label,
+            "password_set": data.password_hash is not None,
+        }
+        await self._changed(session, actor, "employee.add", address, details)
         return employee, agency.code
 
     async def set_status(
@@ -442,15 +441,13 @@ class Directory:
             if old == status.value:
                 raise DirectoryError(f"employee {employee.address} is already {status.value}")
             employee.status = status.value
-            await audit.append(
+            await self._changed(
                 session,
-                self._audit_key,
-                actor=actor,
-                action=f"employee.{'suspend' if status is EmployeeStatus.SUSPENDED else 'status'}",
-                target=employee.address,
-                details={"from": old, "to": status.value},
+                actor,
+                f"employee.{'suspend' if status is EmployeeStatus.SUSPENDED else 'status'}",
+                employee.address,
+                {"from": old, "to": status.value},
             )
-            await _bump_version(session)
             codes = await self._codes_by_id(session)
             return employee_view(employee, codes[employee.agency_id])
 
@@ -498,15 +495,13 @@ class Directory:
                 )
             )
             await session.flush()
-            await audit.append(
+            await self._changed(
                 session,
-                self._audit_key,
-                actor=actor,
-                action="employee.import-key",
-                target=employee.address,
-                details={"kind": kind, "fingerprint": fingerprint},
+                actor,
+                "employee.import-key",
+                employee.address,
+                {"kind": kind, "fingerprint": fingerprint},
             )
-            await _bump_version(session)
             return {"address": employee.address, "kind": kind, "fingerprint": fingerprint}
 
     async def trust_ca(
@@ -531,15 +526,13 @@ class Directory:
                 )
             )
             await session.flush()
-            await audit.append(
+            await self._changed(
                 session,
-                self._audit_key,
-                actor=actor,
-                action="agency.trust-ca",
-                target=agency.code,
-                details={"fingerprint": fingerprint, "subject": subject},
+                actor,
+                "agency.trust-ca",
+                agency.code,
+                {"fingerprint": fingerprint, "subject": subject},
             )
-            await _bump_version(session)
             return {"agency": agency.code, "fingerprint": fingerprint, "subject": subject}
 
     async def import_rows(
