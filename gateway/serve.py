@@ -177,6 +177,7 @@ class Gateway:
             data_dir=settings.data_dir,
             min_free_bytes=settings.smtp.min_free_disk_mb * 1024 * 1024,
             openpgp_backend=settings.keys.openpgp_backend,
+            directory_version=lambda: self.snapshot_version,
         )
         self.pipeline = pipeline
         handler = SubmissionHandler(

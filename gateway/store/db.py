@@ -1,8 +1,9 @@
 """Engine and session set-up for SQLite (embedded default) and PostgreSQL.
 
 Owns: connection settings that make commits durable (SQLite WAL,
-synchronous=FULL, foreign keys on, BEGIN IMMEDIATE so writers queue instead of
-failing) and the `transaction()` helper. Must not: define tables or queries.
+synchronous=FULL, foreign keys on, BEGIN IMMEDIATE for writers so they queue
+instead of failing, deferred BEGIN for readers) and the `transaction()` helper.
+Must not: define tables or queries.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_POOL_SIZE = 20
 
 
 def utcnow() -> str:
@@ -46,17 +48,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+WRITE = {"barid_write": True}  # execution option marking a write transaction
+
+
 def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE takes the write lock up front: two writers wait for each other
-    # (busy_timeout) instead of one failing on lock upgrade mid-transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers (see `transaction`) BEGIN IMMEDIATE: they take the write lock up
+    # front and wait for each other (busy_timeout) instead of failing on a lock
+    # upgrade mid-transaction. Readers BEGIN (deferred) and never block anyone (WAL).
+    if conn.get_execution_options().get("barid_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def create_engine(url: str, *, pool_size: int = 5, connect_timeout: float = 5.0) -> AsyncEngine:
     """Create the async engine for `url`; SQLite files get durable pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # Readers must not queue behind each other (or behind the writer) for a
+        # connection: SQLite's WAL lets them all read while one writes.
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=max(pool_size, SQLITE_POOL_SIZE),
+            max_overflow=SQLITE_POOL_SIZE,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -76,6 +92,10 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commits on success, rolls back on any exception."""
+    """One unit of writing work: commits on success, rolls back on any exception.
+
+    Every write goes through here (on SQLite it takes the write lock at BEGIN).
+    """
     async with sessions() as session, session.begin():
+        await session.connection(execution_options=WRITE)
         yield session

@@ -250,8 +250,10 @@ class MessageStore:
         original = seal_blob(self._cipher, submission.raw, purpose=PURPOSE_ORIGINAL)
         original_sha = hashlib.sha256(submission.raw).hexdigest()
         try:
+            # Read outside the write lock: the lock is held only for writing.
+            async with self._sessions() as reader:
+                agency_id, employee_id = await _sender_ids(reader, submission)
             async with self._writing() as session:
-                agency_id, employee_id = await _sender_ids(session, submission)
                 # Whole seconds: the token carries the issue time to the second.
                 issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
                 year = issued_at.year

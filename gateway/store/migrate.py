@@ -16,6 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.store.db import WRITE
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -34,12 +36,12 @@ def head_revision() -> str:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.begin() as conn:
+    async with engine.execution_options(**WRITE).begin() as conn:
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.begin() as conn:
+    async with engine.execution_options(**WRITE).begin() as conn:
         await conn.run_sync(lambda sync: command.downgrade(_config(sync), revision))
 
 

@@ -166,7 +166,11 @@ class Message(Base):
     """One accepted official message; `registry` is <AGENCY>/<YEAR>/<serial>."""
 
     __tablename__ = "messages"
-    __table_args__ = (CheckConstraint("status IN ('valid', 'revoked')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('valid', 'revoked')", name="status"),
+        # The policy's rate fact: a sender's messages of the last hour.
+        Index("ix_messages_sender_address_accepted_at", "sender_address", "accepted_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # The attribute is not called `registry`: Declarative reserves that name.

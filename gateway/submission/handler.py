@@ -38,7 +38,13 @@ class Identity:
 
 class Pipeline(Protocol):
     async def process(
-        self, identity: Identity, peer: str, mail_from: str, recipients: list[str], raw: bytes
+        self,
+        identity: Identity,
+        peer: str,
+        mail_from: str,
+        recipients: list[str],
+        raw: bytes,
+        sent_last_hour: int,
     ) -> str:
         """Check, stamp and store one message; return the SMTP reply line."""
         ...
@@ -113,6 +119,12 @@ class SubmissionHandler:
             metrics.SUBMISSIONS.labels("rejected", "sender-not-yours").inc()
             await self._audit(identity, session, "sender-not-yours", None, [])
             return replies.SENDER_NOT_YOURS
+        # The sender's count for the policy's rate conditions, once per transaction.
+        try:
+            envelope.barid_sent_last_hour = await self._sent_last_hour(identity.address)
+        except Exception:
+            log.warning("rate count unavailable", exc_info=True)
+            return replies.STORAGE_UNAVAILABLE
         envelope.mail_from = identity.address
         envelope.mail_options.extend(mail_options)
         return replies.SENDER_OK
@@ -126,11 +138,7 @@ class SubmissionHandler:
         if len(envelope.rcpt_tos) >= self._max_recipients:
             return replies.TOO_MANY_RECIPIENTS
         recipient = address.strip().lower()
-        try:
-            sent = await self._sent_last_hour(identity.address)
-        except Exception:
-            log.warning("rate count unavailable", exc_info=True)
-            return replies.STORAGE_UNAVAILABLE
+        sent = int(getattr(envelope, "barid_sent_last_hour", 0))
         decision = self._policy().decide(
             identity.address, recipient, MessageFacts(sender_messages_last_hour=sent)
         )
@@ -171,8 +179,9 @@ class SubmissionHandler:
             return replies.AUTH_REQUIRED
         peer = str(session.peer[0]) if session.peer else ""
         raw = envelope.original_content or b""
+        sent = int(getattr(envelope, "barid_sent_last_hour", 0))
         return await self._pipeline.process(
-            identity, peer, envelope.mail_from, list(envelope.rcpt_tos), raw
+            identity, peer, envelope.mail_from, list(envelope.rcpt_tos), raw, sent
         )
 
 

@@ -25,7 +25,7 @@ from gateway import metrics
 from gateway.mime.limits import MimeLimits
 from gateway.smtp import replies
 from gateway.stamp.stamper import Stamper
-from gateway.store.directory import Directory, DirectoryError
+from gateway.store.directory import Directory, DirectoryError, SigningMaterial
 from gateway.store.messages import MessageStore, StoreError, free_space_ok, iso
 from gateway.store.models import Message
 from gateway.submission.checks import Inputs, Refusal, check_message
@@ -37,6 +37,7 @@ from policies.holder import PolicyHolder
 log = logging.getLogger("barid.submission")
 
 RATE_WINDOW = dt.timedelta(hours=1)
+MATERIAL_CACHE_SIZE = 10_000
 
 
 class SubmissionPipeline:
@@ -53,6 +54,7 @@ class SubmissionPipeline:
         data_dir: Path,
         min_free_bytes: int,
         openpgp_backend: OpenPgpBackend = "sequoia",
+        directory_version: Callable[[], int] = lambda: -1,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._directory = directory
@@ -65,7 +67,21 @@ class SubmissionPipeline:
         self._data_dir = data_dir
         self._min_free = min_free_bytes
         self._openpgp_backend: OpenPgpBackend = openpgp_backend
+        self._directory_version = directory_version
+        self._material: dict[str, tuple[int, SigningMaterial]] = {}
         self._clock = clock
+
+    async def _signing_material(self, address: str) -> SigningMaterial:
+        """The sender's identities and CAs, cached until the directory changes."""
+        version = self._directory_version()
+        cached = self._material.get(address)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        material = await self._directory.signing_material(address)
+        if len(self._material) >= MATERIAL_CACHE_SIZE:
+            self._material.clear()
+        self._material[address] = (version, material)
+        return material
 
     async def sent_last_hour(self, address: str) -> int:
         """Messages `address` had accepted in the last hour (the policy's rate fact)."""
@@ -79,16 +95,22 @@ class SubmissionPipeline:
         return int(count or 0)
 
     async def process(
-        self, identity: Identity, peer: str, mail_from: str, recipients: list[str], raw: bytes
+        self,
+        identity: Identity,
+        peer: str,
+        mail_from: str,
+        recipients: list[str],
+        raw: bytes,
+        sent_last_hour: int,
     ) -> str:
         started = time.perf_counter()
-        outcome, reason, line = await self._process(identity, peer, recipients, raw)
+        outcome, reason, line = await self._process(identity, peer, recipients, raw, sent_last_hour)
         metrics.SUBMISSIONS.labels(outcome, reason).inc()
         metrics.SUBMISSION_SECONDS.labels(outcome).observe(time.perf_counter() - started)
         return line
 
     async def _process(
-        self, identity: Identity, peer: str, recipients: list[str], raw: bytes
+        self, identity: Identity, peer: str, recipients: list[str], raw: bytes, sent: int
     ) -> tuple[str, str, str]:
         if not await asyncio.to_thread(free_space_ok, self._data_dir, self._min_free):
             log.error("refusing mail: disk nearly full", extra={"data_dir": str(self._data_dir)})
@@ -100,8 +122,7 @@ class SubmissionPipeline:
             return "rejected", "sender", replies.reply(550, "5.7.1", "Sender may not submit")
         agency = snapshot.agencies[sender.agency]
         try:
-            material = await self._directory.signing_material(sender.address)
-            sent = await self.sent_last_hour(sender.address)
+            material = await self._signing_material(sender.address)
         except DirectoryError:
             return "rejected", "sender", replies.reply(550, "5.7.1", "Sender may not submit")
         except Exception:

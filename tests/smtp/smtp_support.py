@@ -41,7 +41,13 @@ class Recording:
     fail: bool = False
 
     async def process(
-        self, identity: Identity, peer: str, mail_from: str, recipients: list[str], raw: bytes
+        self,
+        identity: Identity,
+        peer: str,
+        mail_from: str,
+        recipients: list[str],
+        raw: bytes,
+        sent_last_hour: int,
     ) -> str:
         if self.fail:
             raise RuntimeError("secret internal detail")

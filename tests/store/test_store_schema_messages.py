@@ -1,4 +1,4 @@
-"""Migration 0002 on SQLite and PostgreSQL: up, down, up; the schema equals the models."""
+"""Migrations 0002-0003 on SQLite and PostgreSQL: up, down, up; the schema equals the models."""
 
 from __future__ import annotations
 
@@ -41,13 +41,14 @@ async def test_0002_up_down_up_matches_models(db_url: str) -> None:
     try:
         for _ in range(2):
             await migrate.upgrade(engine)
-            assert await migrate.current_revision(engine) == migrate.head_revision() == "0002"
+            assert await migrate.current_revision(engine) == migrate.head_revision() == "0003"
             assert await tables(engine) >= NEW_TABLES
             assert await schema_diff(engine) == []
             assert "ix_delivery_queue_state_next_attempt_at" in await index_names(
                 engine, "delivery_queue"
             )
             assert "ix_message_documents_sha256" in await index_names(engine, "message_documents")
+            assert "ix_messages_sender_address_accepted_at" in await index_names(engine, "messages")
             await migrate.downgrade(engine, "0001")
             assert await migrate.current_revision(engine) == "0001"
             left = await tables(engine)
