@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -67,6 +67,9 @@ PURPOSE_PREFIX = "copy-prefix"
 PURPOSE_SUFFIX = "copy-suffix"
 
 StampFunction = Callable[[str, dt.datetime], Stamp]
+
+
+SENDER_CACHE_SIZE = 100_000
 
 
 class StoreError(Exception):
@@ -161,19 +164,15 @@ async def allocate_serial(session: AsyncSession, agency_id: int, year: int) -> i
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(
-        insert(RegistryCounter)
-        .values(agency_id=agency_id, year=year, next_serial=1)
-        .on_conflict_do_nothing(index_elements=["agency_id", "year"])
-    )
+    # One statement: create the year's counter at 2 (serial 1 taken), or bump it.
+    stmt = insert(RegistryCounter).values(agency_id=agency_id, year=year, next_serial=2)
     taken = await session.scalar(
-        update(RegistryCounter)
-        .where(RegistryCounter.agency_id == agency_id, RegistryCounter.year == year)
-        .values(next_serial=RegistryCounter.next_serial + 1)
-        .returning(RegistryCounter.next_serial - 1)
-        .execution_options(synchronize_session=False)
+        stmt.on_conflict_do_update(
+            index_elements=["agency_id", "year"],
+            set_={"next_serial": RegistryCounter.next_serial + 1},
+        ).returning(RegistryCounter.next_serial - 1)
     )
-    if taken is None:  # pragma: no cover - the insert above guarantees the row
+    if taken is None:  # pragma: no cover - an upsert always returns its row
         raise RuntimeError("registry counter row missing")
     return int(taken)
 
@@ -227,6 +226,7 @@ class MessageStore:
         self._sessions = sessions
         self._cipher = BlobCipher(derive_key(master_key, BLOB_KEK_PURPOSE))
         self._audit_key = audit_key
+        self._sender_cache: dict[tuple[str, str], tuple[int, int]] = {}
         # SQLite has one writer at a time; queueing our writers on an asyncio lock
         # avoids the driver's busy-wait sleeps (other processes still use busy_timeout).
         bind = sessions.kw.get("bind")
@@ -250,9 +250,16 @@ class MessageStore:
         original = seal_blob(self._cipher, submission.raw, purpose=PURPOSE_ORIGINAL)
         original_sha = hashlib.sha256(submission.raw).hexdigest()
         try:
-            # Read outside the write lock: the lock is held only for writing.
-            async with self._sessions() as reader:
-                agency_id, employee_id = await _sender_ids(reader, submission)
+            # Read outside the write lock (the lock is held only for writing), and
+            # once per sender: an employee's row id and agency never change here.
+            key = (submission.sender_agency.strip().upper(), submission.sender_address.lower())
+            ids = self._sender_cache.get(key)
+            if ids is None:
+                async with self._sessions() as reader:
+                    ids = await _sender_ids(reader, submission)
+                if len(self._sender_cache) < SENDER_CACHE_SIZE:
+                    self._sender_cache[key] = ids
+            agency_id, employee_id = ids
             async with self._writing() as session:
                 # Whole seconds: the token carries the issue time to the second.
                 issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
