@@ -111,6 +111,8 @@ async def build_demo(settings: Settings) -> DemoSummary:
         summary.employees = json.loads(credentials_file.read_text(encoding="utf-8"))
         return summary
 
+    if shutil.which("gpg") is None:
+        raise CliError("the demo makes OpenPGP keys with gpg: install it (apt-get install gnupg)")
     demo_dir.mkdir(mode=0o700, exist_ok=True)
     key_dir = demo_dir / "keys"
     key_dir.mkdir(mode=0o700, exist_ok=True)
