@@ -88,6 +88,7 @@ class Gateway:
         self._http: _Uvicorn | None = None
         self.directory: Directory | None = None
         self.policy: PolicyRuntime | None = None
+        self.store: MessageStore | None = None
 
     async def start(self) -> None:
         try:
@@ -161,6 +162,7 @@ class Gateway:
         except KeyFileError as exc:
             raise StartupError(f"tls: {exc}") from None
         store = MessageStore(self.sessions, keys.master_key, audit_key)
+        self.store = store
         assert self.directory is not None
         pipeline = SubmissionPipeline(
             directory=self.directory,
@@ -245,6 +247,8 @@ class Gateway:
 
     async def stop(self) -> None:
         await stop_listeners(self._smtp, self.settings.server.shutdown_grace_seconds)
+        if self.store is not None:
+            await self.store.close()
         if self._http is not None:
             self._http.should_exit = True
         for task in self._tasks[1:]:

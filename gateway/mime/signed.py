@@ -21,7 +21,6 @@ SignedKind = Literal["pgp-mime", "smime-signed", "smime-opaque", "openpgp-detach
 _PGP_SIGNATURE = "application/pgp-signature"
 _CMS_SIGNATURES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature"})
 _CMS_MIME = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
-_SIGNATURE_TYPES = _CMS_SIGNATURES | {_PGP_SIGNATURE}
 _DETACHED_SUFFIXES: dict[str, SignedKind] = {
     ".sig": "openpgp-detached",
     ".asc": "openpgp-detached",
@@ -126,7 +125,6 @@ class _Locator:
         if len(part.children) != 2:  # RFC 1847 §2.1: exactly two body parts
             raise RejectedError(malformed(f"multipart/signed without two parts in part {where}"))
         first, second = part.children
-        self.not_documents.add(second.path)
         protocol = part.params.get("protocol", "").strip().lower()
         if not protocol:
             raise RejectedError(malformed(f"multipart/signed without protocol in part {where}"))
@@ -142,11 +140,16 @@ class _Locator:
                 malformed(f"signature part does not match protocol in part {where}")
             )
         if kind is not None:
+            # Only a signature that a unit uses is not a document.
+            self.not_documents.add(second.path)
             self.found.append(
                 _Found(kind, part.path, second.path, first.path, first.entity(self.raw),
                        signature, (first.start, first.end), part.params.get("micalg"))
             )  # fmt: skip
-        # An unknown protocol signs nothing we can check: its content stays uncovered.
+        else:
+            # An unknown protocol signs nothing we can check: both parts stay
+            # uncovered, and their documents must be signed some other way.
+            self.visit(second)
         self.visit(first)
 
     def detached(self, parent: Part) -> None:
@@ -211,9 +214,9 @@ def locate(
     texts: list[InlineText] = []
     data_of = {unit.scope: unit.signed_bytes for unit in found if unit.kind.endswith("detached")}
     for part in root.walk():
+        # Signature parts used by a signed unit are in `not_documents`; any other
+        # part, whatever its Content-Type claims, is content that needs a signature.
         if part.is_multipart or part.path in locator.not_documents:
-            continue
-        if part.content_type in _SIGNATURE_TYPES:
             continue
         covered = _covering(found, part.path)
         if (

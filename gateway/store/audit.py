@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.db import utcnow
@@ -100,6 +100,60 @@ async def append(
     head.count += 1
     await session.flush()
     return event
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event to append with `append_many`."""
+
+    actor: str
+    action: str
+    target: str = ""
+    outcome: str = "ok"
+    details: Mapping[str, Any] | None = None
+
+
+async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]) -> None:
+    """Append `events` in order in the session's transaction: one head lock, one insert."""
+    if not events:
+        return
+    head = await session.get(AuditHead, 1, with_for_update=True)
+    if head is None:  # pragma: no cover - the first migration creates it
+        raise RuntimeError("audit_head row missing: run the migrations")
+    rows = []
+    prev, event_id = head.last_mac, head.last_id
+    for event in events:
+        event_id += 1
+        at = utcnow()
+        details = canonical_details(event.details)
+        mac = event_mac(
+            key,
+            event_id=event_id,
+            at=at,
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            outcome=event.outcome,
+            details=details,
+            prev_mac=prev,
+        )
+        rows.append(
+            {
+                "id": event_id,
+                "at": at,
+                "actor": event.actor,
+                "action": event.action,
+                "target": event.target,
+                "outcome": event.outcome,
+                "details": details,
+                "prev_mac": prev,
+                "mac": mac,
+            }
+        )
+        prev = mac
+    await session.execute(insert(AuditEvent), rows)
+    head.last_id, head.last_mac, head.count = event_id, prev, head.count + len(rows)
+    await session.flush()
 
 
 @dataclass

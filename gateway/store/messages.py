@@ -4,23 +4,26 @@ Owns: the one transaction that turns a checked `Submission` into stored rows,
 and reading them back. Must not: build message bytes (the caller's `stamp` does),
 decide policy, format SMTP replies, or log message content.
 
-Contract of `MessageStore.accept`, in order, all in ONE transaction: look up the
-sender (agency by code, employee by address) -> allocate the next registry serial
-of (agency, year of the issue time) -> call `stamp(registry, issued_at)` -> insert
-the encrypted original, the message, its documents, per copy the encrypted
-prefix/suffix and the copy row, one `delivery_queue` entry per recipient, and
-the "message.accept" audit event -> commit. It returns only after the commit, so
-a caller may say `250` as soon as it returns. On any failure everything rolls
-back and no serial is consumed: database trouble raises `StoreUnavailable`
+Contract of `MessageStore.accept`: look up the sender (agency by code, employee
+by address; cached) -> queue the job for the store's writer task, which, in ONE
+transaction for every job waiting (group commit): allocates the next registry
+serials of (agency, year of the issue time) -> calls each job's
+`stamp(registry, issued_at)` -> inserts the encrypted originals, the messages,
+their documents, per copy the encrypted prefix/suffix and the copy row, one
+`delivery_queue` entry per recipient, and one "message.accept" audit event per
+message -> commits. `accept` returns only after that commit, so a caller may say
+`250` as soon as it returns. On any failure everything rolls
+back and no serial is consumed (a job whose stamp fails is taken out of its group
+and the rest are written again): database trouble raises `StoreUnavailable`
 (reply 451 4.3.0; its text is safe to show); a sender missing from the directory
 raises `UnknownSender` (also 451: the checks will refuse it on retry); an
 exception raised by `stamp`, or a stamp inconsistent with the submission
 (`ValueError`), propagates unchanged.
 
 Registry serials are gap-free per (agency, year) across gateway nodes: the
-counter row is created with INSERT ... ON CONFLICT DO NOTHING and advanced with
-UPDATE ... RETURNING, which holds its row lock (PostgreSQL) or the database
-write lock (SQLite, BEGIN IMMEDIATE) until commit; a rollback returns the serial.
+counter row is created or advanced by one INSERT ... ON CONFLICT DO UPDATE ...
+RETURNING, which holds its row lock (PostgreSQL) or the database write lock
+(SQLite, BEGIN IMMEDIATE) until commit; a rollback returns the serials.
 """
 
 from __future__ import annotations
@@ -35,13 +38,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.store import audit
-from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher, put_blob, read_blob, seal_blob
+from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher, read_blob, seal_blob
 from gateway.store.db import transaction
 from gateway.store.models import (
     Agency,
@@ -91,12 +94,58 @@ class UnknownMessage(StoreError):
     """No message or copy with that id."""
 
 
-class _StampFailed(Exception):
-    """Carries an exception out of the caller's stamp function past our database handler."""
+MAX_GROUP = 64  # acceptances committed together at most
+CLOSE_GRACE_SECONDS = 10.0
 
-    def __init__(self, error: BaseException) -> None:
+
+@dataclass
+class _Job:
+    """One queued acceptance, settled through `future` by the writer task."""
+
+    submission: Submission
+    stamp: StampFunction
+    actor: str
+    original: Blob
+    original_sha: str
+    agency_id: int
+    employee_id: int
+    by_address: dict[str, Recipient]
+    future: asyncio.Future[Accepted]
+
+
+class _JobFailed(Exception):
+    """One job's stamp failed (or was inconsistent); carries its error out of the group."""
+
+    def __init__(self, job: _Job, error: BaseException) -> None:
         super().__init__("stamp failed")
+        self.job = job
         self.error = error
+
+
+def _settle(
+    job: _Job, *, result: Accepted | None = None, error: BaseException | None = None
+) -> None:
+    if job.future.done():
+        return
+    if error is not None:
+        if isinstance(error, StoreUnavailable):
+            error.__suppress_context__ = True  # no database text chained to it
+        job.future.set_exception(error)
+    else:
+        assert result is not None
+        job.future.set_result(result)
+
+
+def _row(blob: Blob) -> dict[str, object]:
+    return {column.key: getattr(blob, column.key) for column in Blob.__table__.columns}
+
+
+def _recipient_of(jobs: Sequence[_Job], copy: dict[str, object]) -> Recipient:
+    for job in jobs:
+        recipient = job.by_address.get(str(copy["recipient"]))
+        if recipient is not None:
+            return recipient
+    raise ValueError("copy without a recipient")  # pragma: no cover - built from by_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,20 +206,25 @@ def delivery_target(recipient: Recipient) -> str:
 
 
 async def allocate_serial(session: AsyncSession, agency_id: int, year: int) -> int:
-    """Take the next registry serial of (agency, year) in the session's transaction.
+    """Take the next registry serial of (agency, year); see `allocate_serials`."""
+    return await allocate_serials(session, agency_id, year, 1)
+
+
+async def allocate_serials(session: AsyncSession, agency_id: int, year: int, count: int) -> int:
+    """Take the next `count` registry serials of (agency, year); returns the first.
 
     The counter row stays locked until the transaction ends; a rollback returns
     the serial, so serials are gap-free. The first number of a year is 1.
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # One statement: create the year's counter at 2 (serial 1 taken), or bump it.
-    stmt = insert(RegistryCounter).values(agency_id=agency_id, year=year, next_serial=2)
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # One statement: create the year's counter past the taken serials, or advance it.
+    stmt = upsert(RegistryCounter).values(agency_id=agency_id, year=year, next_serial=count + 1)
     taken = await session.scalar(
         stmt.on_conflict_do_update(
             index_elements=["agency_id", "year"],
-            set_={"next_serial": RegistryCounter.next_serial + 1},
-        ).returning(RegistryCounter.next_serial - 1)
+            set_={"next_serial": RegistryCounter.next_serial + count},
+        ).returning(RegistryCounter.next_serial - count)
     )
     if taken is None:  # pragma: no cover - an upsert always returns its row
         raise RuntimeError("registry counter row missing")
@@ -227,6 +281,9 @@ class MessageStore:
         self._cipher = BlobCipher(derive_key(master_key, BLOB_KEK_PURPOSE))
         self._audit_key = audit_key
         self._sender_cache: dict[tuple[str, str], tuple[int, int]] = {}
+        self._pending: list[_Job] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
         # SQLite has one writer at a time; queueing our writers on an asyncio lock
         # avoids the driver's busy-wait sleeps (other processes still use busy_timeout).
         bind = sessions.kw.get("bind")
@@ -244,14 +301,19 @@ class MessageStore:
     # ---- acceptance -----------------------------------------------------------
 
     async def accept(self, submission: Submission, stamp: StampFunction, *, actor: str) -> Accepted:
-        """Store `submission` with its stamp in one transaction; returns after commit."""
+        """Store `submission` with its stamp durably; returns only after the commit.
+
+        Acceptances are queued for one writer task per store, which commits every
+        acceptance waiting at that moment in one transaction (group commit): one
+        BEGIN IMMEDIATE / COMMIT and fsync, one multi-row insert per table and one
+        audit-chain update for the whole group, instead of per message.
+        """
         by_address = _recipients_by_address(submission)
-        # Work that needs no database happens before the write lock is taken.
+        # Work that needs no database happens before the job is queued.
         original = seal_blob(self._cipher, submission.raw, purpose=PURPOSE_ORIGINAL)
         original_sha = hashlib.sha256(submission.raw).hexdigest()
         try:
-            # Read outside the write lock (the lock is held only for writing), and
-            # once per sender: an employee's row id and agency never change here.
+            # Once per sender: an employee's row id and agency never change here.
             key = (submission.sender_agency.strip().upper(), submission.sender_address.lower())
             ids = self._sender_cache.get(key)
             if ids is None:
@@ -259,133 +321,225 @@ class MessageStore:
                     ids = await _sender_ids(reader, submission)
                 if len(self._sender_cache) < SENDER_CACHE_SIZE:
                     self._sender_cache[key] = ids
-            agency_id, employee_id = ids
-            async with self._writing() as session:
-                # Whole seconds: the token carries the issue time to the second.
-                issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-                year = issued_at.year
-                serial = await allocate_serial(session, agency_id, year)
-                # Numbers are taken in lock order; take the time again once we hold
-                # the lock so issue times follow serials (unless the year turned).
-                later = dt.datetime.now(dt.UTC).replace(microsecond=0)
-                if later.year == year:
-                    issued_at = later
-                registry = format_registry(submission.sender_agency.strip().upper(), year, serial)
-                try:
-                    stamped = stamp(registry, issued_at)
-                except Exception as exc:
-                    raise _StampFailed(exc) from exc
-                _check_stamp(stamped, registry, issued_at, by_address)
-                message_id = await self._insert(
-                    session,
-                    submission,
-                    stamped,
-                    original_blob=original,
-                    original_sha=original_sha,
-                    agency_id=agency_id,
-                    employee_id=employee_id,
-                    by_address=by_address,
-                )
-                await audit.append(
-                    session,
-                    self._audit_key,
-                    actor=actor,
-                    action="message.accept",
-                    target=registry,
-                    details={
-                        "sender": submission.sender_address.lower(),
-                        "recipients": len(submission.recipients),
-                        "classification": submission.classification.label,
-                        "documents": [d.sha256.lower() for d in submission.documents],
-                    },
-                )
-        except _StampFailed as failed:
-            raise failed.error from None
         except StoreError:
             raise
         except _DATABASE_ERRORS as exc:
             raise _database_trouble("accept", exc) from None
-        return Accepted(registry=registry, message_id=message_id, token=stamped.token)
+        loop = asyncio.get_running_loop()
+        job = _Job(
+            submission=submission,
+            stamp=stamp,
+            actor=actor,
+            original=original,
+            original_sha=original_sha,
+            agency_id=ids[0],
+            employee_id=ids[1],
+            by_address=by_address,
+            future=loop.create_future(),
+        )
+        self._pending.append(job)
+        if self._writer is None or self._writer.done():
+            self._wakeup = asyncio.Event()
+            self._writer = asyncio.create_task(self._write_forever(), name="barid-accept-writer")
+        assert self._wakeup is not None
+        self._wakeup.set()
+        # Shielded: a client that goes away does not cancel a write under way.
+        return await asyncio.shield(job.future)
 
-    async def _insert(
-        self,
-        session: AsyncSession,
-        submission: Submission,
-        stamped: Stamp,
-        *,
-        original_blob: Blob,
-        original_sha: str,
-        agency_id: int,
-        employee_id: int,
-        by_address: dict[str, Recipient],
-    ) -> int:
-        session.add(original_blob)
-        copy_blobs = [
+    async def close(self) -> None:
+        """Let queued acceptances finish, then stop the writer task."""
+        writer = self._writer
+        if writer is None:
+            return
+        if self._pending and not writer.done():
+            last = self._pending[-1].future
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_GRACE_SECONDS):
+                    await asyncio.wait([last])
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        self._writer = None
+
+    async def _write_forever(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[:MAX_GROUP]
+                del self._pending[:MAX_GROUP]
+                await self._write_group(batch)
+
+    async def _write_group(self, batch: list[_Job]) -> None:
+        """Commit `batch`, settling every job's future; never raises (but cancellation)."""
+        remaining = list(batch)
+        try:
+            while remaining:
+                try:
+                    async with self._writing() as session:
+                        accepted = await self._insert_group(session, remaining)
+                except _JobFailed as failed:
+                    # One job's stamp failed: the group rolled back (no serial used);
+                    # that job gets its error and the others are written again.
+                    remaining.remove(failed.job)
+                    _settle(failed.job, error=failed.error)
+                    continue
+                except _DATABASE_ERRORS as exc:
+                    trouble = _database_trouble("accept", exc)
+                    for job in remaining:
+                        _settle(job, error=trouble)
+                    return
+                except Exception:
+                    log.exception("acceptance group failed")
+                    for job in remaining:
+                        _settle(job, error=StoreUnavailable())
+                    return
+                for job, result in zip(remaining, accepted, strict=True):
+                    _settle(job, result=result)
+                return
+        except asyncio.CancelledError:
+            for job in remaining:
+                _settle(job, error=StoreUnavailable())
+            raise
+
+    async def _insert_group(self, session: AsyncSession, jobs: list[_Job]) -> list[Accepted]:
+        # Whole seconds: the token carries the issue time to the second.
+        issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        year = issued_at.year
+        wanted: dict[int, int] = {}
+        for job in jobs:
+            wanted[job.agency_id] = wanted.get(job.agency_id, 0) + 1
+        next_serial = {
+            agency_id: await allocate_serials(session, agency_id, year, count)
+            for agency_id, count in wanted.items()
+        }
+        accepted_at = iso(issued_at)
+        blobs: list[dict[str, object]] = []
+        messages: list[dict[str, object]] = []
+        stamps: list[Stamp] = []
+        copy_blobs: list[list[tuple[str, str]]] = []
+        for job in jobs:
+            serial = next_serial[job.agency_id]
+            next_serial[job.agency_id] = serial + 1
+            registry = format_registry(job.submission.sender_agency.strip().upper(), year, serial)
+            try:
+                stamped = job.stamp(registry, issued_at)
+                _check_stamp(stamped, registry, issued_at, job.by_address)
+            except Exception as exc:
+                raise _JobFailed(job, exc) from exc
+            stamps.append(stamped)
+            blobs.append(_row(job.original))
+            pairs = []
+            for copy in stamped.copies:
+                prefix = seal_blob(self._cipher, copy.prefix, purpose=PURPOSE_PREFIX)
+                suffix = seal_blob(self._cipher, copy.suffix, purpose=PURPOSE_SUFFIX)
+                blobs += [_row(prefix), _row(suffix)]
+                pairs.append((prefix.id, suffix.id))
+            copy_blobs.append(pairs)
+            submission = job.submission
+            messages.append(
+                {
+                    "registry_number": stamped.registry,
+                    "agency_id": job.agency_id,
+                    "sender_employee_id": job.employee_id,
+                    "sender_address": submission.sender_address.lower(),
+                    "classification": int(submission.classification),
+                    "subject": submission.subject,
+                    "size": len(submission.raw),
+                    "sha256": job.original_sha,
+                    "original_blob_id": job.original.id,
+                    "token": stamped.token,
+                    "key_id": _key_id(stamped),
+                    "accepted_at": accepted_at,
+                    "status": "valid",
+                    "client_address": submission.client_address,
+                }
+            )
+        await session.execute(insert(Blob), blobs)
+        message_ids = list(
             (
-                put_blob(session, self._cipher, copy.prefix, purpose=PURPOSE_PREFIX),
-                put_blob(session, self._cipher, copy.suffix, purpose=PURPOSE_SUFFIX),
-            )
-            for copy in stamped.copies
+                await session.execute(
+                    insert(Message).returning(Message.id, sort_by_parameter_order=True), messages
+                )
+            ).scalars()
+        )
+        documents: list[dict[str, object]] = []
+        copies: list[dict[str, object]] = []
+        for job, stamped, message_id, pairs in zip(
+            jobs, stamps, message_ids, copy_blobs, strict=True
+        ):
+            documents += [
+                {
+                    "message_id": message_id,
+                    "position": position,
+                    "name": document.name,
+                    "content_type": document.content_type,
+                    "size": len(document.data),
+                    "sha256": document.sha256.lower(),
+                }
+                for position, document in enumerate(job.submission.documents)
+            ]
+            for copy, (prefix_id, suffix_id) in zip(stamped.copies, pairs, strict=True):
+                recipient = job.by_address[copy.recipient.lower()]
+                copies.append(
+                    {
+                        "message_id": message_id,
+                        "recipient": copy.recipient.lower(),
+                        "recipient_local": recipient.local,
+                        "peer": recipient.peer,
+                        "trace_code": copy.trace_code,
+                        "prefix_blob_id": prefix_id,
+                        "suffix_blob_id": suffix_id,
+                    }
+                )
+        if documents:
+            await session.execute(insert(MessageDocument), documents)
+        copy_ids = list(
+            (
+                await session.execute(
+                    insert(MessageCopy).returning(MessageCopy.id, sort_by_parameter_order=True),
+                    copies,
+                )
+            ).scalars()
+        )
+        await session.execute(
+            insert(DeliveryQueueEntry),
+            [
+                {
+                    "copy_id": copy_id,
+                    "target": delivery_target(_recipient_of(jobs, copies[i])),
+                    "state": "queued",
+                    "attempts": 0,
+                    "next_attempt_at": accepted_at,
+                    "created_at": accepted_at,
+                    "updated_at": accepted_at,
+                }
+                for i, copy_id in enumerate(copy_ids)
+            ],
+        )
+        await audit.append_many(
+            session,
+            self._audit_key,
+            [
+                audit.Event(
+                    actor=job.actor,
+                    action="message.accept",
+                    target=stamped.registry,
+                    details={
+                        "sender": job.submission.sender_address.lower(),
+                        "recipients": len(job.submission.recipients),
+                        "classification": job.submission.classification.label,
+                        "documents": [d.sha256.lower() for d in job.submission.documents],
+                    },
+                )
+                for job, stamped in zip(jobs, stamps, strict=True)
+            ],
+        )
+        return [
+            Accepted(registry=stamped.registry, message_id=message_id, token=stamped.token)
+            for stamped, message_id in zip(stamps, message_ids, strict=True)
         ]
-        await session.flush()  # blobs first: the rows below refer to them
-        accepted_at = iso(stamped.issued_at)
-        message = Message(
-            registry_number=stamped.registry,
-            agency_id=agency_id,
-            sender_employee_id=employee_id,
-            sender_address=submission.sender_address.lower(),
-            classification=int(submission.classification),
-            subject=submission.subject,
-            size=len(submission.raw),
-            sha256=original_sha,
-            original_blob_id=original_blob.id,
-            token=stamped.token,
-            key_id=_key_id(stamped),
-            accepted_at=accepted_at,
-            status="valid",
-            client_address=submission.client_address,
-        )
-        session.add(message)
-        await session.flush()
-        session.add_all(
-            MessageDocument(
-                message_id=message.id,
-                position=position,
-                name=document.name,
-                content_type=document.content_type,
-                size=len(document.data),
-                sha256=document.sha256.lower(),
-            )
-            for position, document in enumerate(submission.documents)
-        )
-        copies = [
-            MessageCopy(
-                message_id=message.id,
-                recipient=copy.recipient.lower(),
-                recipient_local=by_address[copy.recipient.lower()].local,
-                peer=by_address[copy.recipient.lower()].peer,
-                trace_code=copy.trace_code,
-                prefix_blob_id=prefix_id,
-                suffix_blob_id=suffix_id,
-            )
-            for copy, (prefix_id, suffix_id) in zip(stamped.copies, copy_blobs, strict=True)
-        ]
-        session.add_all(copies)
-        await session.flush()
-        session.add_all(
-            DeliveryQueueEntry(
-                copy_id=row.id,
-                target=delivery_target(by_address[row.recipient]),
-                state="queued",
-                attempts=0,
-                next_attempt_at=accepted_at,
-                created_at=accepted_at,
-                updated_at=accepted_at,
-            )
-            for row in copies
-        )
-        await session.flush()
-        return message.id
 
     async def record_rejection(
         self,

@@ -97,8 +97,11 @@ def test_what_counts_as_a_document() -> None:
         entity([("Content-Type", "application/pgp-signature")], b"stray"),
     ]
     result = analysed(message(multipart("mixed", parts, "docs")))
+    # A stray signature-typed part that signs nothing is content like any other:
+    # it needs a signature itself (it could be anything under that label).
     assert [(d.name, d.content_type) for d in result.documents] == [
         ("part-3", "text/plain"), ("part-4", "image/png"), ("t.csv", "text/csv"),
+        ("part-6", "application/pgp-signature"),
     ]  # fmt: skip
     assert [t.content_type for t in result.inline_texts] == ["text/plain", "text/html"]
     assert all(d.covered_by == () for d in result.documents)
@@ -148,4 +151,5 @@ def test_unknown_signature_protocol_covers_nothing() -> None:
                        "s4", '; protocol="application/x-other"')  # fmt: skip
     result = analysed(message(signed))
     assert result.signed_units == ()
-    assert [d.name for d in result.uncovered_documents] == ["a.pdf"]
+    # Neither part is a checked signature: both are uncovered content.
+    assert [d.name for d in result.uncovered_documents] == ["a.pdf", "part-2"]

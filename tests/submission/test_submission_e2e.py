@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sub_support import (
     PDF,
+    attachment,
     detached_cms,
     detached_openpgp,
     entity,
@@ -327,3 +328,35 @@ async def test_gnupg_backend_verifies_the_same(live: Any, gnupghome: Path) -> No
     await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
     raw = pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH), tamper=True)
     await refused(live, MOH, [MOF], raw, 554, "5.7.5")
+
+
+@pytest.mark.parametrize(
+    "ctype", ["application/pgp-signature", "application/pkcs7-signature", "application/pdf"]
+)
+async def test_unsigned_part_labelled_as_a_signature_is_refused(
+    live: Any, gnupghome: Path, ctype: str
+) -> None:
+    """A part that merely claims to be a signature, beside a signed letter, is content."""
+    signed = pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH))
+    head, _, body = signed.partition(b"\r\n\r\n")
+    letter = b"\r\n".join(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-type"))
+    letter += b"\r\n\r\n" + body
+    payload = entity([("Content-Type", f'{ctype}; name="payload.pdf"'),
+                      ("Content-Disposition", 'attachment; filename="payload.pdf"'),
+                      ("Content-Transfer-Encoding", "base64")], b"JVBERi0xLjQK")  # fmt: skip
+    raw = entity([*top_headers(MOH, [MOF], "t", code_of(live, MOH)),
+                  ("Content-Type", 'multipart/mixed; boundary="wrap"')],
+                 multipart([letter, payload], "wrap"))  # fmt: skip
+    await refused(live, MOH, [MOF], raw, 550, "5.7.1", "not signed")
+
+
+async def test_unknown_signature_protocol_hides_nothing(live: Any, gnupghome: Path) -> None:
+    signed = pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH))
+    head, _, body = signed.partition(b"\r\n\r\n")
+    letter = b"\r\n".join(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-type"))
+    letter += b"\r\n\r\n" + body
+    raw = entity([*top_headers(MOH, [MOF], "t", code_of(live, MOH)),
+                  ("Content-Type", 'multipart/signed; protocol="application/x-nothing"; '
+                                   'boundary="odd"')],
+                 multipart([letter, attachment("invoice.pdf", b"%PDF unsigned")], "odd"))  # fmt: skip
+    await refused(live, MOH, [MOF], raw, 550, "5.7.1", "not signed")
