@@ -117,7 +117,8 @@ def verify_or_dummy(
     profile real hashes use) and returns False, so "no such user" and "wrong
     password" cannot be told apart by timing.
     """
-    if password_hash is None:
+    if password_hash is None or len(password) > MAX_PASSWORD_LENGTH:
+        # Unknown user, or a password no hash can match: spend the same time.
         verify_password(_dummy_hash(profile), password[:MAX_PASSWORD_LENGTH])
         return False
     return verify_password(password_hash, password)

@@ -249,9 +249,19 @@ class BaridSMTP(SMTP):
             return AuthResult(success=True, auth_data=identity, message=message)
         return AuthResult(success=False, handled=False, message=message)
 
+    async def _challenge(self, text: str) -> bytes | object:
+        """One AUTH exchange step; MISSING after replying when the line is too long."""
+        try:
+            return await self.challenge_auth(text)
+        except (ValueError, asyncio.LimitOverrunError):
+            # The client's response exceeded the line limit (RFC 4954 §4: 500 5.5.6).
+            self._reader._buffer.clear()  # type: ignore[attr-defined]
+            await self.push("500 5.5.6 Authentication exchange line is too long")
+            return MISSING
+
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         if len(args) == 1:
-            blob = await self.challenge_auth("")
+            blob = await self._challenge("")
             if blob is MISSING:
                 return AuthResult(success=False, handled=True)
         else:
@@ -269,7 +279,7 @@ class BaridSMTP(SMTP):
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
         if len(args) == 1:
-            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+            login = await self._challenge(self.AuthLoginUsernameChallenge)
             if login is MISSING:
                 return AuthResult(success=False, handled=True)
         else:
@@ -278,7 +288,7 @@ class BaridSMTP(SMTP):
             except binascii.Error:
                 await self.push("501 5.5.2 Can't decode base64")
                 return AuthResult(success=False, handled=True)
-        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        password = await self._challenge(self.AuthLoginPasswordChallenge)
         if password is MISSING:
             return AuthResult(success=False, handled=True)
         assert isinstance(login, bytes) and isinstance(password, bytes)

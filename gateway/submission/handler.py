@@ -76,7 +76,7 @@ class SubmissionHandler:
     async def authenticate(self, peer: str, login: str, password: str) -> tuple[bool, str, Any]:
         account = login.strip().lower()
         now = self._clock()
-        if self.throttle.blocked(account, peer, now):
+        if not self.throttle.reserve(account, peer, now):
             metrics.AUTH_ATTEMPTS.labels("throttled").inc()
             return False, replies.AUTH_THROTTLED, None
         try:
@@ -84,6 +84,7 @@ class SubmissionHandler:
         except Exception:
             log.warning("directory unavailable during AUTH", exc_info=True)
             metrics.AUTH_ATTEMPTS.labels("unavailable").inc()
+            self.throttle.release(account, peer, now, succeeded=False)
             return False, replies.AUTH_UNAVAILABLE, None
         # Argon2id takes ~0.1 s: never on the event loop. Unknown users cost the same.
         try:
@@ -92,11 +93,10 @@ class SubmissionHandler:
             log.error("stored password hash unusable", extra={"account_hash_error": True})
             ok = False
         if ok and status == EmployeeStatus.ACTIVE.value:
-            self.throttle.succeeded(account)
+            self.throttle.release(account, peer, now, succeeded=True)
             metrics.AUTH_ATTEMPTS.labels("ok").inc()
             return True, replies.AUTH_OK, Identity(account)
-        self.throttle.failed(account, peer, now)
-        metrics.AUTH_ATTEMPTS.labels("failed").inc()
+        metrics.AUTH_ATTEMPTS.labels("failed").inc()  # already counted by reserve()
         log.info("authentication failed", extra={"peer": peer})
         return False, replies.AUTH_FAILED, None
 

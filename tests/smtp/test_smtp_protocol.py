@@ -268,3 +268,31 @@ async def test_tls_handshake_failure_on_smtps_is_harmless(smtp: Running) -> None
     assert (await read_reply(reader2)).startswith(b"220")
     writer2.close()
     assert isinstance(smtp.client_tls, ssl.SSLContext)
+
+
+async def test_parallel_failed_logins_are_throttled_too(smtp: Running) -> None:
+    """Attempts that run at the same time count before their check finishes."""
+
+    async def attempt(n: int) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", smtp.smtps, ssl=smtp.client_tls)
+        try:
+            await read_reply(reader)
+            await command(reader, writer, b"EHLO client.test")
+            reply = await command(reader, writer, b"AUTH PLAIN " + plain(A, f"wrong password {n}"))
+            return int(reply[:3])
+        finally:
+            writer.close()
+
+    codes = await asyncio.gather(*(attempt(n) for n in range(12)))
+    assert codes.count(535) <= 5 and codes.count(454) >= 7, codes
+
+
+async def test_overlong_auth_response_is_refused_cleanly(smtp: Running) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", smtp.smtps, ssl=smtp.client_tls)
+    await read_reply(reader)
+    await command(reader, writer, b"EHLO client.test")
+    assert (await command(reader, writer, b"AUTH LOGIN")).startswith(b"334")
+    reply = await command(reader, writer, base64.b64encode(b"x" * 3000))
+    assert reply.startswith(b"500 5.5.6"), reply
+    assert (await command(reader, writer, b"NOOP")).startswith(b"250")
+    writer.close()
