@@ -227,6 +227,11 @@ def _signed_documents(
         good.add(index)
         codes.update(result.employee_codes)
         if content is not None:
+            cades = _cades_name(analysis, unit.path)
+            if cades is not None:
+                # A signed file (`decree.pdf.p7m`, CAdES): the content is the document.
+                inner_documents.append(_document(cades, "application/octet-stream", content))
+                continue
             if depth >= MAX_OPAQUE_NESTING:
                 return Refusal(reply(552, "5.3.4", "Signed data nested too deeply"), "mime")
             inner = analyze_entity(content, inputs.limits)
@@ -248,6 +253,18 @@ def _signed_documents(
     if depth == 0 and not documents:
         return Refusal(reply(550, "5.7.1", "No signed document attached"), "no-document")
     return documents, codes
+
+
+def _cades_name(analysis: Analysis | EntityAnalysis, path: tuple[int, ...]) -> str | None:
+    """`name.ext` for a `name.ext.p7m` part that is not S/MIME (no smime-type): a signed
+    file whose content is the document itself, not a MIME entity (RFC 5652 / CAdES)."""
+    for part in analysis.root.walk():
+        if part.path == path:
+            name = part.filename or ""
+            if part.params.get("smime-type") or not name.lower().endswith(".p7m"):
+                return None
+            return name[:-4] or "document"
+    return None
 
 
 def _document(name: str, content_type: str, data: bytes) -> Document:

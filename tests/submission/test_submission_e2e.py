@@ -360,3 +360,27 @@ async def test_unknown_signature_protocol_hides_nothing(live: Any, gnupghome: Pa
                                    'boundary="odd"')],
                  multipart([letter, attachment("invoice.pdf", b"%PDF unsigned")], "odd"))  # fmt: skip
     await refused(live, MOH, [MOF], raw, 550, "5.7.1", "not signed")
+
+
+async def test_signed_file_p7m_is_a_signed_document(live: Any, need_tool: Any) -> None:
+    """`decree.pdf.p7m` as government signing tools make it: CMS signed-data over the file."""
+    need_tool("openssl")
+    from sub_support import b64, openssl_cms
+
+    cert, key = smime_files(live)
+    der = openssl_cms(cert, key, PDF, attached=True)
+    part = entity([("Content-Type", 'application/pkcs7-mime; name="decree.pdf.p7m"'),
+                   ("Content-Disposition", 'attachment; filename="decree.pdf.p7m"'),
+                   ("Content-Transfer-Encoding", "base64")], b64(der))  # fmt: skip
+    raw = entity([*top_headers(MOH, [MOF], "decree", code_of(live, MOH)),
+                  ("Content-Type", 'multipart/mixed; boundary="p"')],
+                 multipart([text_part("the signed decree"), part], "p"))  # fmt: skip
+    registry = await accepted(live, MOH, [MOF], raw)
+    store = MessageStore(live.gateway.sessions, live.gateway_keys.master_key, b"\0" * 32)
+    message = await store.message_by_registry(registry)
+    assert message is not None
+    import hashlib
+
+    assert [(d.name, d.sha256) for d in message.documents] == [
+        ("decree.pdf", hashlib.sha256(PDF).hexdigest())
+    ]
