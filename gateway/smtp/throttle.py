@@ -7,7 +7,6 @@ the clock in (`now`, seconds) so the rules are testable without waiting.
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -40,27 +39,6 @@ class LoginThrottle:
             len(self._recent("a:" + account.lower(), now)) >= self.per_account
             or len(self._recent("c:" + address, now)) >= self.per_address
         )
-
-    def reserve(self, account: str, address: str, now: float) -> bool:
-        """Count an attempt as failed before checking it; False when blocked.
-
-        Counting up front makes parallel attempts count too: without it, many
-        sessions could all pass `blocked` while their checks are still running.
-        """
-        if self.blocked(account, address, now):
-            return False
-        self.failed(account, address, now)
-        return True
-
-    def release(self, account: str, address: str, now: float, *, succeeded: bool) -> None:
-        """Take back a reserved attempt that did not fail (success, or no verdict)."""
-        for key in ("a:" + account.lower(), "c:" + address):
-            times = self._failures.get(key)
-            if times is not None:
-                with contextlib.suppress(ValueError):
-                    times.remove(now)
-        if succeeded:
-            self.succeeded(account)
 
     def failed(self, account: str, address: str, now: float) -> None:
         for key in ("a:" + account.lower(), "c:" + address):

@@ -28,6 +28,8 @@ from policies.holder import PolicyHolder
 
 log = logging.getLogger("barid.submission")
 
+AUTH_PER_ADDRESS = 8  # AUTH checks running at once from one client address
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -70,13 +72,27 @@ class SubmissionHandler:
         self._record_refusal = record_refusal
         self._clock = clock
         self.throttle = LoginThrottle()
+        self._gates = _Gates()
 
     # ---- AUTH ----------------------------------------------------------------
 
     async def authenticate(self, peer: str, login: str, password: str) -> tuple[bool, str, Any]:
+        """Check one AUTH attempt. Attempts on one account run one at a time, and at
+        most AUTH_PER_ADDRESS at once from one client address, so that parallel
+        sessions cannot guess past the throttle while earlier checks still run."""
         account = login.strip().lower()
+        gate = self._gates.take("c:" + peer, lambda: asyncio.Semaphore(AUTH_PER_ADDRESS))
+        turn = self._gates.take("a:" + account, asyncio.Lock)
+        try:
+            async with gate, turn:
+                return await self._authenticate(peer, account, password)
+        finally:
+            self._gates.give("a:" + account)
+            self._gates.give("c:" + peer)
+
+    async def _authenticate(self, peer: str, account: str, password: str) -> tuple[bool, str, Any]:
         now = self._clock()
-        if not self.throttle.reserve(account, peer, now):
+        if self.throttle.blocked(account, peer, now):
             metrics.AUTH_ATTEMPTS.labels("throttled").inc()
             return False, replies.AUTH_THROTTLED, None
         try:
@@ -84,7 +100,6 @@ class SubmissionHandler:
         except Exception:
             log.warning("directory unavailable during AUTH", exc_info=True)
             metrics.AUTH_ATTEMPTS.labels("unavailable").inc()
-            self.throttle.release(account, peer, now, succeeded=False)
             return False, replies.AUTH_UNAVAILABLE, None
         # Argon2id takes ~0.1 s: never on the event loop. Unknown users cost the same.
         try:
@@ -93,10 +108,11 @@ class SubmissionHandler:
             log.error("stored password hash unusable", extra={"account_hash_error": True})
             ok = False
         if ok and status == EmployeeStatus.ACTIVE.value:
-            self.throttle.release(account, peer, now, succeeded=True)
+            self.throttle.succeeded(account)
             metrics.AUTH_ATTEMPTS.labels("ok").inc()
             return True, replies.AUTH_OK, Identity(account)
-        metrics.AUTH_ATTEMPTS.labels("failed").inc()  # already counted by reserve()
+        self.throttle.failed(account, peer, now)
+        metrics.AUTH_ATTEMPTS.labels("failed").inc()
         log.info("authentication failed", extra={"peer": peer})
         return False, replies.AUTH_FAILED, None
 
@@ -183,6 +199,27 @@ class SubmissionHandler:
         return await self._pipeline.process(
             identity, peer, envelope.mail_from, list(envelope.rcpt_tos), raw, sent
         )
+
+
+class _Gates:
+    """Locks and semaphores by key, kept only while someone holds or waits for them."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[Any, int]] = {}
+
+    def take(self, key: str, make: Callable[[], Any]) -> Any:
+        item, users = self._items.get(key, (None, 0))
+        if item is None:
+            item = make()
+        self._items[key] = (item, users + 1)
+        return item
+
+    def give(self, key: str) -> None:
+        item, users = self._items[key]
+        if users <= 1:
+            del self._items[key]
+        else:
+            self._items[key] = (item, users - 1)
 
 
 BUILTIN_RULES = {"unknown-recipient", "inactive-recipient", "clearance", "unknown-sender",

@@ -296,3 +296,18 @@ async def test_overlong_auth_response_is_refused_cleanly(smtp: Running) -> None:
     assert reply.startswith(b"500 5.5.6"), reply
     assert (await command(reader, writer, b"NOOP")).startswith(b"250")
     writer.close()
+
+
+async def test_many_parallel_sessions_of_one_employee_all_log_in(smtp: Running) -> None:
+    """Serialising checks per account must not refuse a client's parallel sessions."""
+
+    async def login() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", smtp.smtps, ssl=smtp.client_tls)
+        try:
+            await read_reply(reader)
+            await command(reader, writer, b"EHLO client.test")
+            return int((await command(reader, writer, b"AUTH PLAIN " + plain(A, PASSWORD)))[:3])
+        finally:
+            writer.close()
+
+    assert await asyncio.gather(*(login() for _ in range(12))) == [235] * 12
