@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +27,8 @@ from cryptography import x509
 
 from gateway.mime.analysis import Analysis, EntityAnalysis, analyze, analyze_entity
 from gateway.mime.limits import MimeLimits
-from gateway.mime.verdicts import Rejection
+from gateway.mime.transfer import decode_body
+from gateway.mime.verdicts import RejectedError, Rejection
 from gateway.smtp.replies import RATE_LIMITED, reply
 from gateway.store.directory import SigningMaterial
 from gateway.submission.handler import is_rate_rule
@@ -242,6 +244,10 @@ def _signed_documents(
                 return nested
             inner_documents.extend(nested[0])
             codes.update(nested[1])
+    if not covered:
+        hidden = _hidden_files(analysis)
+        if hidden is not None:
+            return hidden
     for part in analysis.documents:
         if not covered and not good.intersection(part.covered_by):
             return Refusal(
@@ -253,6 +259,34 @@ def _signed_documents(
     if depth == 0 and not documents:
         return Refusal(reply(550, "5.7.1", "No signed document attached"), "no-document")
     return documents, codes
+
+
+# Files that mail clients pull out of plain text or HTML and show as attachments:
+# uuencode, yEnc, BinHex blocks, and data: URIs in HTML.
+_ENCODED_FILE = re.compile(
+    rb"(?m)^(?:begin(?:-base64)? [0-7]{3,4} \S|=ybegin |\(This file must be converted with BinHex)"
+)
+_DATA_URI = re.compile(rb"(?i)(?:src|href|data)\s*=\s*[\"']?\s*data:")
+
+
+def _hidden_files(analysis: Analysis | EntityAnalysis) -> Refusal | None:
+    """Refuse unsigned inline text that carries a file a client would show as one."""
+    parts = {part.path: part for part in analysis.root.walk()}
+    for text in analysis.inline_texts:
+        if text.covered_by:  # inside a signature that was verified above
+            continue
+        part = parts[text.path]
+        try:
+            body = decode_body(part.body(analysis.raw), part.transfer_encoding, "text")
+        except RejectedError as rejected:
+            return Refusal(rejected.rejection.reply, "mime")
+        if _ENCODED_FILE.search(body) or (
+            part.content_type == "text/html" and _DATA_URI.search(body)
+        ):
+            return Refusal(
+                reply(550, "5.7.1", "Unsigned message text carries an embedded file"), "unsigned"
+            )
+    return None
 
 
 def _cades_name(analysis: Analysis | EntityAnalysis, path: tuple[int, ...]) -> str | None:

@@ -384,3 +384,42 @@ async def test_signed_file_p7m_is_a_signed_document(live: Any, need_tool: Any) -
     assert [(d.name, d.sha256) for d in message.documents] == [
         ("decree.pdf", hashlib.sha256(PDF).hexdigest())
     ]
+
+
+UUENCODED = "begin 644 payload.exe\n#86)C\n`\nend\n"
+
+
+@pytest.mark.parametrize(
+    ("subtype", "text"),
+    [
+        ("plain", f"see attached\n{UUENCODED}"),
+        ("plain", "=ybegin line=128 size=3 name=payload.exe\nabc\n=yend size=3\n"),
+        ("html", '<p>see</p><img src="data:application/pdf;base64,JVBERi0xLjQK">'),
+    ],
+)
+async def test_unsigned_text_with_an_embedded_file_is_refused(
+    live: Any, gnupghome: Path, subtype: str, text: str
+) -> None:
+    from sub_support import gpg
+
+    sig = gpg(gnupghome, "--local-user", MOH, "--detach-sign", "--armor", data=PDF)
+    body = entity([("Content-Type", f"text/{subtype}; charset=utf-8")], text.replace("\n", "\r\n").encode())
+    raw = entity([*top_headers(MOH, [MOF], "t", code_of(live, MOH)),
+                  ("Content-Type", 'multipart/mixed; boundary="h"')],
+                 multipart([body, attachment("memo.pdf", PDF),
+                            attachment("memo.pdf.asc", sig, "application/pgp-signature")], "h"))  # fmt: skip
+    await refused(live, MOH, [MOF], raw, 550, "5.7.1", "embedded file")
+
+
+async def test_signed_text_may_quote_anything(live: Any, gnupghome: Path) -> None:
+    from sub_support import gpg
+
+    inner = entity([("Content-Type", 'multipart/mixed; boundary="q"')],
+                   multipart([text_part(f"quoting an old message:\n{UUENCODED}"),
+                              attachment("letter.pdf", PDF)], "q"))  # fmt: skip
+    sig = gpg(gnupghome, "--local-user", MOH, "--detach-sign", "--armor", data=inner)
+    body = multipart([inner, entity([("Content-Type", "application/pgp-signature")], sig)], "s")
+    raw = entity([*top_headers(MOH, [MOF], "t", code_of(live, MOH)),
+                  ("Content-Type", 'multipart/signed; protocol="application/pgp-signature"; '
+                                   'micalg=pgp-sha256; boundary="s"')], body)  # fmt: skip
+    await accepted(live, MOH, [MOF], raw)
