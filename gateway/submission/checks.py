@@ -145,7 +145,25 @@ def _headers(analysis: Analysis, sender: EmployeeRecord) -> Refusal | None:
         )
     if analysis.sender_address is not None and analysis.sender_address != sender.address:
         return Refusal(reply(550, "5.7.1", "Sender header names another address"), "sender")
+    if not _display_name_ok(analysis.from_display_name, sender):
+        return Refusal(
+            reply(550, "5.7.1", "From display name is not the sender's registered name"), "from"
+        )
     return None
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _display_name_ok(display: str, sender: EmployeeRecord) -> bool:
+    """No mismatched display name (DESIGN §4): empty, or one that contains the
+    sender's registered English or Arabic name ("Dr. Karim Abbas" is fine,
+    "Minister of Health" is not)."""
+    shown = _fold(display.strip().strip('"'))
+    if not shown:
+        return True
+    return any(name and name in shown for name in (_fold(sender.name_en), _fold(sender.name_ar)))
 
 
 def _anchors(material: SigningMaterial) -> list[x509.Certificate]:

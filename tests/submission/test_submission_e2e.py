@@ -423,3 +423,24 @@ async def test_signed_text_may_quote_anything(live: Any, gnupghome: Path) -> Non
                   ("Content-Type", 'multipart/signed; protocol="application/pgp-signature"; '
                                    'micalg=pgp-sha256; boundary="s"')], body)  # fmt: skip
     await accepted(live, MOH, [MOF], raw)
+
+
+@pytest.mark.parametrize(
+    ("display", "ok"),
+    [
+        ("Karim Abbas", True),
+        ("Dr. KARIM  ABBAS", True),
+        ("=?utf-8?b?2YPYsdmK2YUg2LnYqNin2LM=?=", True),  # كريم عباس
+        ("Minister of Health", False),
+        ("Hadi Nouri", False),  # another employee's name
+    ],
+)
+async def test_from_display_name_must_be_the_senders_name(
+    live: Any, gnupghome: Path, display: str, ok: bool
+) -> None:
+    raw = pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH))
+    raw = raw.replace(f"From: {MOH}".encode(), f"From: {display} <{MOH}>".encode(), 1)
+    if ok:
+        await accepted(live, MOH, [MOF], raw)
+    else:
+        await refused(live, MOH, [MOF], raw, 550, "5.7.1", "display name")
