@@ -13,7 +13,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.smtp.protocol import BaridSMTP, ConnectionCounter
+from gateway.smtp.protocol import SESSION_TIMEOUT_SECONDS, BaridSMTP, ConnectionCounter
 
 
 @dataclass
@@ -33,6 +33,7 @@ async def start_listener(
     implicit_tls: bool,
     max_message_size: int,
     counter: ConnectionCounter,
+    idle_timeout: float = SESSION_TIMEOUT_SECONDS,
 ) -> Listener:
     loop = asyncio.get_running_loop()
 
@@ -45,6 +46,7 @@ async def start_listener(
             max_message_size=max_message_size,
             counter=counter,
             listener=name,
+            timeout=idle_timeout,
         )
 
     server = await loop.create_server(

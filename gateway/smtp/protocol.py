@@ -99,6 +99,7 @@ class BaridSMTP(SMTP):
         self.listener = listener
         self._counter = counter
         self._counted = False
+        self._in_data = False
 
     # ---- connection bookkeeping ----------------------------------------------
 
@@ -201,10 +202,14 @@ class BaridSMTP(SMTP):
         ('.' alone on the first line) ends the same way.
         """
         reader = self._reader
-        limit = (self.data_size_limit or 1 << 30) + len(TERMINATOR) + 2
+        size_limit = self.data_size_limit or 1 << 30
+        # RFC 1870: the SIZE limit counts the message without transparency dots, so
+        # the wire may carry more; stuffed lines are at least 3 octets (".." CRLF).
+        limit = size_limit + size_limit // 2 + len(TERMINATOR) + 2
         reader._buffer[0:0] = b"\r\n"  # type: ignore[attr-defined]
         saved = reader._limit  # type: ignore[attr-defined]
         reader._limit = limit  # type: ignore[attr-defined]
+        self._in_data = True  # incoming bytes keep the session's idle timer fresh
         try:
             try:
                 data = await reader.readuntil(TERMINATOR)
@@ -215,11 +220,20 @@ class BaridSMTP(SMTP):
             return None
         finally:
             reader._limit = saved  # type: ignore[attr-defined]
+            self._in_data = False
         # data = CRLF + message + "." CRLF ; undo transparency (RFC 5321 §4.5.2)
         body = data[: -len(TERMINATOR) + 2]
         if b"\r\n." in body:
             body = body.replace(b"\r\n.", b"\r\n")
+        if len(body) - 2 > size_limit:
+            return MISSING
         return bytes(body[2:])
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_data:
+            # A large message on a slow link is not an idle session (RFC 5321 §4.5.3.2.5).
+            self._reset_timeout()
 
     async def _drain_data(self) -> None:
         """Discard the rest of an oversized message, up to and including CRLF.CRLF."""

@@ -72,7 +72,9 @@ def client_context(cert: Path) -> ssl.SSLContext:
     return ctx
 
 
-async def start(config: Path, *, max_connections: int = 50, max_size: int = 1 << 20) -> Any:
+async def start(
+    config: Path, *, max_connections: int = 50, max_size: int = 1 << 20, idle_timeout: float = 300.0
+) -> Any:
     settings = load_settings(config, environ={})
     engine = create_engine(settings.database_url)
     keys = load_gateway_keys(settings.keys_dir)
@@ -98,6 +100,7 @@ async def start(config: Path, *, max_connections: int = 50, max_size: int = 1 <<
             implicit_tls=implicit,
             max_message_size=max_size,
             counter=counter,
+            idle_timeout=idle_timeout,
         )
         for name, implicit in (("submission", False), ("smtps", True))
     ]

@@ -311,3 +311,40 @@ async def test_many_parallel_sessions_of_one_employee_all_log_in(smtp: Running) 
             writer.close()
 
     assert await asyncio.gather(*(login() for _ in range(12))) == [235] * 12
+
+
+async def test_size_limit_counts_the_message_without_transparency_dots(gateway_config) -> None:  # type: ignore[no-untyped-def]
+    running, stop = await start(gateway_config, max_size=2000)
+    try:
+        reader, writer = await session_after_auth(running)
+        for lines, expected in ((450, b"250"), (530, b"552 5.3.4")):
+            await command(reader, writer, b"MAIL FROM:<a@moh.gov.example>")
+            await command(reader, writer, b"RCPT TO:<b@moh.gov.example>")
+            await command(reader, writer, b"DATA")
+            # each line is "..x" on the wire (5 octets) and ".x" in the message (4 octets)
+            writer.write(b"..x\r\n" * lines + b".\r\n")
+            await writer.drain()
+            assert (await read_reply(reader)).startswith(expected), lines
+        assert running.pipeline.calls[-1][2] == b".x\r\n" * 450
+        writer.close()
+    finally:
+        await stop()
+
+
+async def test_a_slow_large_message_is_not_an_idle_session(gateway_config) -> None:  # type: ignore[no-untyped-def]
+    running, stop = await start(gateway_config, idle_timeout=1.0)
+    try:
+        reader, writer = await session_after_auth(running)
+        await command(reader, writer, b"MAIL FROM:<a@moh.gov.example>")
+        await command(reader, writer, b"RCPT TO:<b@moh.gov.example>")
+        await command(reader, writer, b"DATA")
+        for _ in range(8):  # 2.4 s of trickling data, well past the 1 s idle timer
+            writer.write(b"x" * 100 + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+        writer.write(b".\r\n")
+        await writer.drain()
+        assert (await read_reply(reader)).startswith(b"250")
+        writer.close()
+    finally:
+        await stop()
