@@ -95,6 +95,9 @@ class UnknownMessage(StoreError):
 
 
 MAX_GROUP = 64  # acceptances committed together at most
+# The same bytes from the same sender within this window are a client's retry
+# (a Message-ID and a Date make two real messages differ).
+RESUBMISSION_WINDOW = dt.timedelta(hours=24)
 CLOSE_GRACE_SECONDS = 10.0
 
 
@@ -321,10 +324,16 @@ class MessageStore:
                     ids = await _sender_ids(reader, submission)
                 if len(self._sender_cache) < SENDER_CACHE_SIZE:
                     self._sender_cache[key] = ids
+            # A client that did not get our reply (a lost connection after the commit)
+            # sends the very same bytes again: answer with the number already given.
+            earlier = await self._already_accepted(submission, original_sha)
         except StoreError:
             raise
         except _DATABASE_ERRORS as exc:
             raise _database_trouble("accept", exc) from None
+        if earlier is not None:
+            log.info("resubmission of an accepted message", extra={"registry": earlier.registry})
+            return earlier
         loop = asyncio.get_running_loop()
         job = _Job(
             submission=submission,
@@ -345,6 +354,25 @@ class MessageStore:
         self._wakeup.set()
         # Shielded: a client that goes away does not cancel a write under way.
         return await asyncio.shield(job.future)
+
+    async def _already_accepted(self, submission: Submission, sha256: str) -> Accepted | None:
+        """The acceptance of these exact bytes from this sender within RESUBMISSION_WINDOW."""
+        since = iso(dt.datetime.now(dt.UTC) - RESUBMISSION_WINDOW)
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(Message.registry_number, Message.id, Message.token)
+                    .where(
+                        Message.sender_address == submission.sender_address.lower(),
+                        Message.accepted_at >= since,
+                        Message.sha256 == sha256,
+                    )
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        return Accepted(registry=row[0], message_id=int(row[1]), token=row[2])
 
     async def close(self) -> None:
         """Let queued acceptances finish, then stop the writer task."""

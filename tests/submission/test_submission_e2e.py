@@ -444,3 +444,14 @@ async def test_from_display_name_must_be_the_senders_name(
         await accepted(live, MOH, [MOF], raw)
     else:
         await refused(live, MOH, [MOF], raw, 550, "5.7.1", "display name")
+
+
+async def test_a_resubmission_of_the_same_bytes_gets_the_same_number(live: Any, gnupghome: Path) -> None:
+    """A client whose 250 was lost sends the message again: no second registry number."""
+    raw = pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH))
+    first = await accepted(live, MOH, [MOF], raw)
+    again = await accepted(live, MOH, [MOF], raw)
+    assert again == first
+    assert await stored(live) == (1, 1, 1)
+    other = await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
+    assert other != first
