@@ -42,6 +42,9 @@ SIGNED_HEADERS = (
     "barid-trace",
     "barid-verify",
     "barid-classification",
+    "barid-receipt",
+    "barid-recipient",
+    "auto-submitted",
 )
 # Runs of WSP that relaxed canonicalization changes: any run with a tab, or two or more
 # characters (a lone space is already canonical, and skipping it is much faster).
