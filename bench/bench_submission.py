@@ -164,6 +164,8 @@ def barid_server(data: Path, work: Path) -> Iterator[Server]:
         "BARID_SMTP__SUBMISSION_PORT": str(submission),
         "BARID_SMTP__SMTPS_PORT": str(smtps),
         "BARID_HTTP__PORT": str(http),
+        "BARID_IMAP__PORT": str(free_port()),
+        "BARID_IMAP__IMAPS_PORT": str(free_port()),
         "BARID_SERVER__LOG_LEVEL": "warning",
     })  # fmt: skip
     log = work / "barid-serve.log"

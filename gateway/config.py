@@ -87,6 +87,13 @@ class ImapSettings(_Section):
     listen: str = _f("127.0.0.1", "Address the IMAP listeners bind to.")
     port: Port = _f(1430, "IMAP with STARTTLS (production: 143).")
     imaps_port: Port = _f(9930, "IMAP with implicit TLS (production: 993).")
+    max_append_size: int = _f(
+        50 * 1024 * 1024,
+        "Largest message a client may APPEND, in bytes (advertised as APPENDLIMIT).",
+        ge=1024,
+        le=2**31 - 1,
+    )
+    max_connections: int = _f(500, "Concurrent IMAP connections.", ge=1, le=100_000)
 
 
 class HttpSettings(_Section):

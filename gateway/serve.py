@@ -13,29 +13,45 @@ import logging
 import os
 import signal
 import socket
+import ssl
 from collections.abc import Generator
 from pathlib import Path
 
 import uvicorn
 
 from gateway import metrics
+from gateway.auth import Authenticator
 from gateway.config import Settings
+from gateway.delivery.local import MailWorker
 from gateway.http_app import build_app
+from gateway.imap.access import AccessRecorder
+from gateway.imap.backend import ImapContext
+from gateway.imap.describe import describe
+from gateway.imap.server import (
+    ConnectionLimit,
+    ImapListener,
+    start_imap_listener,
+    stop_imap_listeners,
+)
+from gateway.mailbox.notify import MailboxNotifier
+from gateway.mailbox.store import MailboxStore
 from gateway.mime.limits import MimeLimits
 from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
 from gateway.smtp.listeners import Listener, start_listener, stop_listeners
 from gateway.smtp.protocol import ConnectionCounter
+from gateway.stamp.dkim import DkimSigner
 from gateway.stamp.stamper import Stamper
 from gateway.stamp.trace import TRACE_KEY_PURPOSE
 from gateway.store import migrate
 from gateway.store.audit import AUDIT_KEY_PURPOSE
+from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
 from gateway.store.messages import MessageStore
 from gateway.submission.handler import SubmissionHandler
 from gateway.submission.pipeline import SubmissionPipeline
-from keys.gateway_keys import GatewayKeys, KeyFileError, load_gateway_keys
+from keys.gateway_keys import GatewayKeys, KeyFileError, derive_key, load_gateway_keys
 from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot
 from policies.holder import PolicyHolder
@@ -83,7 +99,12 @@ class Gateway:
         self.snapshot_version = -1
         self.http_port = 0
         self.smtp_ports: dict[str, int] = {}
+        self.imap_ports: dict[str, int] = {}
         self._smtp: list[Listener] = []
+        self._imap: list[ImapListener] = []
+        self.notifier = MailboxNotifier()
+        self.mailboxes: MailboxStore | None = None
+        self.worker: MailWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._http: _Uvicorn | None = None
         self.directory: Directory | None = None
@@ -163,6 +184,7 @@ class Gateway:
             raise StartupError(f"tls: {exc}") from None
         store = MessageStore(self.sessions, keys.master_key, audit_key)
         self.store = store
+        authenticator = Authenticator(self.directory) if self.directory else None
         assert self.directory is not None
         pipeline = SubmissionPipeline(
             directory=self.directory,
@@ -189,6 +211,7 @@ class Gateway:
             max_recipients=settings.smtp.max_recipients,
             sent_last_hour=pipeline.sent_last_hour,
             record_refusal=store.record_rejection,
+            authenticator=authenticator,
         )
         counter = ConnectionCounter(settings.smtp.max_connections)
         for name, port, implicit in (
@@ -210,6 +233,69 @@ class Gateway:
             log.info(
                 "listening",
                 extra={"listener": name, "address": settings.smtp.listen, "port": listener.port},
+            )
+
+        assert authenticator is not None
+        await self._start_mail(keys, audit_key, authenticator, tls, pipeline)
+
+    async def _start_mail(
+        self,
+        keys: GatewayKeys,
+        audit_key: bytes,
+        authenticator: Authenticator,
+        tls: ssl.SSLContext,
+        pipeline: SubmissionPipeline,
+    ) -> None:
+        """Mailboxes: the IMAP listeners and the local delivery / receipts worker."""
+        settings = self.settings
+        assert self.directory is not None and self.store is not None
+        cipher = BlobCipher(derive_key(keys.master_key, BLOB_KEK_PURPOSE))
+        self.mailboxes = MailboxStore(self.sessions, cipher, self.notifier)
+        self.notifier.start_listening(self.engine)
+        signers: dict[str, DkimSigner] = {}
+
+        def signer_for(domain: str) -> DkimSigner:
+            if domain not in signers:
+                signers[domain] = DkimSigner(keys, domain, settings.keys.dkim_selector)
+            return signers[domain]
+
+        self.worker = MailWorker(
+            self.sessions,
+            cipher,
+            self.mailboxes,
+            describe=describe,
+            signer_for=signer_for,
+            verify_url=pipeline.stamper.verify_url,
+            hostname=settings.server.hostname,
+            audit_key=audit_key,
+        )
+        self.store.on_accepted = self.worker.wake
+        self.worker.start()
+        ctx = ImapContext(
+            store=self.mailboxes,
+            authenticator=authenticator,
+            access=AccessRecorder(self.sessions, audit_key),
+            employee_id=self.directory.active_employee_id,
+        )
+        limit = ConnectionLimit(settings.imap.max_connections)
+        for name, port, implicit in (
+            ("imap", settings.imap.port, False),
+            ("imaps", settings.imap.imaps_port, True),
+        ):
+            listener = await start_imap_listener(
+                name,
+                bind(settings.imap.listen, port),
+                ctx,
+                tls_context=tls,
+                implicit_tls=implicit,
+                max_append_size=settings.imap.max_append_size,
+                limit=limit,
+            )
+            self._imap.append(listener)
+            self.imap_ports[name] = listener.port
+            log.info(
+                "listening",
+                extra={"listener": name, "address": settings.imap.listen, "port": listener.port},
             )
 
     def _policy_holder(self) -> PolicyHolder:
@@ -247,8 +333,12 @@ class Gateway:
 
     async def stop(self) -> None:
         await stop_listeners(self._smtp, self.settings.server.shutdown_grace_seconds)
+        await stop_imap_listeners(self._imap, self.settings.server.shutdown_grace_seconds)
         if self.store is not None:
             await self.store.close()
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.notifier.stop()
         if self._http is not None:
             self._http.should_exit = True
         for task in self._tasks[1:]:

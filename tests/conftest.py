@@ -30,6 +30,9 @@ import pytest
 
 REQUIRE_ALL = os.environ.get("BARID_REQUIRE_ALL") == "1"
 
+# The live gateway and demo fixtures (tests/live_gateway.py), for every directory.
+pytest_plugins = ["live_gateway"]
+
 
 def missing(reason: str) -> None:
     """Skip, or fail under BARID_REQUIRE_ALL=1."""

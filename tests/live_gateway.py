@@ -1,5 +1,7 @@
-"""Fixtures for end-to-end submission tests: the demo government, its keys, and a
-whole gateway (real SMTP listeners, TLS, database, policy) in the test's loop."""
+"""Fixtures for end-to-end tests: the demo government, its keys, and a whole
+gateway (real SMTP and IMAP listeners, TLS, database, policy, delivery worker)
+in the test's loop. Loaded for the whole suite by `pytest_plugins` in
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -65,6 +67,39 @@ class Live:
     def port(self) -> int:
         return self.gateway.smtp_ports["submission"]
 
+    @property
+    def imap_port(self) -> int:
+        return self.gateway.imap_ports["imap"]
+
+    @property
+    def imaps_port(self) -> int:
+        return self.gateway.imap_ports["imaps"]
+
+    async def settle(self, seconds: float = 20.0) -> None:
+        """Until no local delivery or receipt is left to do (the worker runs too)."""
+        import asyncio
+
+        from sqlalchemy import func, select
+
+        from gateway.store.models import DeliveryQueueEntry, ReceiptJob
+
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            async with self.gateway.sessions() as s:
+                queued = await s.scalar(
+                    select(func.count())
+                    .select_from(DeliveryQueueEntry)
+                    .where(DeliveryQueueEntry.state == "queued",
+                           DeliveryQueueEntry.target == "local")
+                )  # fmt: skip
+                pending = await s.scalar(
+                    select(func.count()).select_from(ReceiptJob).where(ReceiptJob.state == "pending")
+                )
+            if not queued and not pending:
+                return
+            assert asyncio.get_running_loop().time() < deadline, "delivery did not finish"
+            await asyncio.sleep(0.05)
+
     async def send(self, sender: str, recipients: list[str], raw: bytes,
                    password: str | None = None) -> tuple[int, str]:  # fmt: skip
         """Submit over STARTTLS + AUTH; (code, text) of the final reply."""
@@ -99,6 +134,7 @@ async def live(demo_template: Path, tmp_path: Path,
     data = tmp_path / "d"
     shutil.copytree(demo_template, data)
     env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
+           "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
            "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
     settings = load_settings(data / "barid.toml", environ=env)
     gateway = Gateway(settings)

@@ -8,7 +8,9 @@ Must not: define tables or queries.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -98,4 +100,35 @@ async def transaction(
     """
     async with sessions() as session, session.begin():
         await session.connection(execution_options=WRITE)
+        yield session
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def sqlite_write_lock(sessions: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    """One asyncio lock per SQLite engine, shared by every writer of this process.
+
+    SQLite has one writer at a time; queueing our writers on this lock avoids the
+    driver's busy-wait sleeps (other processes still meet busy_timeout). None for
+    PostgreSQL, where writers run concurrently.
+    """
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return None
+    lock = _WRITE_LOCKS.get(bind.sync_engine)
+    if lock is None:
+        lock = _WRITE_LOCKS[bind.sync_engine] = asyncio.Lock()
+    return lock
+
+
+@asynccontextmanager
+async def writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """`transaction()` queued behind this process's other writers on SQLite."""
+    lock = sqlite_write_lock(sessions)
+    if lock is None:
+        async with transaction(sessions) as session:
+            yield session
+        return
+    async with lock, transaction(sessions) as session:
         yield session

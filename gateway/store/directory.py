@@ -259,6 +259,17 @@ class Directory:
             ).first()
             return (row[0], row[1]) if row else (None, "unknown")
 
+    async def active_employee_id(self, address: str) -> int | None:
+        """The id of the active employee with this address, or None."""
+        async with self._sessions() as session:
+            found: int | None = await session.scalar(
+                select(Employee.id).where(
+                    Employee.address == address.strip().lower(),
+                    Employee.status == EmployeeStatus.ACTIVE.value,
+                )
+            )
+            return found
+
     async def signing_material(self, address: str) -> SigningMaterial:
         """The employee's registered identities and the CAs their agency chain trusts."""
         async with self._sessions() as session:

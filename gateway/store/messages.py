@@ -10,9 +10,10 @@ transaction for every job waiting (group commit): allocates the next registry
 serials of (agency, year of the issue time) -> calls each job's
 `stamp(registry, issued_at)` -> inserts the encrypted originals, the messages,
 their documents, per copy the encrypted prefix/suffix and the copy row, one
-`delivery_queue` entry per recipient, and one "message.accept" audit event per
-message -> commits. `accept` returns only after that commit, so a caller may say
-`250` as soon as it returns. On any failure everything rolls
+`delivery_queue` entry per recipient, one pending acceptance `receipt_jobs` row
+and one "message.accept" audit event per message -> commits -> calls
+`on_accepted` (if set; it wakes the mail worker). `accept` returns only after
+that commit, so a caller may say `250` as soon as it returns. On any failure everything rolls
 back and no serial is consumed (a job whose stamp fails is taken out of its group
 and the rest are written again): database trouble raises `StoreUnavailable`
 (reply 451 4.3.0; its text is safe to show); a sender missing from the directory
@@ -41,11 +42,11 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.store import audit
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher, read_blob, seal_blob
-from gateway.store.db import transaction
+from gateway.store.db import sqlite_write_lock, transaction
 from gateway.store.models import (
     Agency,
     Blob,
@@ -54,6 +55,7 @@ from gateway.store.models import (
     Message,
     MessageCopy,
     MessageDocument,
+    ReceiptJob,
     RegistryCounter,
 )
 from gateway.submission.model import Accepted, Recipient, Stamp, Submission
@@ -287,11 +289,10 @@ class MessageStore:
         self._pending: list[_Job] = []
         self._writer: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
-        # SQLite has one writer at a time; queueing our writers on an asyncio lock
-        # avoids the driver's busy-wait sleeps (other processes still use busy_timeout).
-        bind = sessions.kw.get("bind")
-        sqlite_file = isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite"
-        self._write_lock = asyncio.Lock() if sqlite_file else None
+        # Shared by every writer of this process on SQLite; see db.sqlite_write_lock.
+        self._write_lock = sqlite_write_lock(sessions)
+        # Called (on the loop) after each commit of acceptances: wakes the mail worker.
+        self.on_accepted: Callable[[], None] | None = None
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
@@ -425,6 +426,11 @@ class MessageStore:
                     return
                 for job, result in zip(remaining, accepted, strict=True):
                     _settle(job, result=result)
+                if self.on_accepted is not None:
+                    try:
+                        self.on_accepted()
+                    except Exception:
+                        log.exception("acceptance hook failed")
                 return
         except asyncio.CancelledError:
             for job in remaining:
@@ -544,6 +550,20 @@ class MessageStore:
                     "updated_at": accepted_at,
                 }
                 for i, copy_id in enumerate(copy_ids)
+            ],
+        )
+        # The acceptance receipt (and the sender's Sent copy) is owed from this commit on.
+        await session.execute(
+            insert(ReceiptJob),
+            [
+                {
+                    "message_id": message_id,
+                    "kind": "acceptance",
+                    "recipient": "",
+                    "state": "pending",
+                    "event_at": accepted_at,
+                }
+                for message_id in message_ids
             ],
         )
         await audit.append_many(

@@ -243,3 +243,98 @@ class DeliveryQueueEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[str] = mapped_column(String(32))
+    delivered_at: Mapped[str | None] = mapped_column(String(32))
+
+
+# ---------------------------------------------------------------- mailboxes (IMAP)
+
+
+class Mailbox(Base):
+    """One IMAP folder of one employee. `next_uid` and `highest_modseq` only grow;
+    both are advanced by one UPDATE ... RETURNING (see gateway.mailbox.store)."""
+
+    __tablename__ = "mailboxes"
+    __table_args__ = (UniqueConstraint("employee_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    name: Mapped[str] = mapped_column(String(512))
+    special_use: Mapped[str | None] = mapped_column(String(32))  # RFC 6154, e.g. "\\Sent"
+    uid_validity: Mapped[int] = mapped_column(BigId)
+    next_uid: Mapped[int] = mapped_column(BigId, default=1)
+    highest_modseq: Mapped[int] = mapped_column(BigId, default=0)
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class MailContent(Base):
+    """The bytes of one stored mail: the concatenation of `parts` (JSON list of blob
+    ids), plus an encrypted description (header, ENVELOPE, BODYSTRUCTURE) so a fetch
+    of headers or structure never reads or parses the body."""
+
+    __tablename__ = "mail_contents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # "copy" (a recipient's stamped copy), "original" (the sender's Sent copy),
+    # "receipt", or "mail" (anything a client appended).
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigId)
+    parts: Mapped[str] = mapped_column(Text)
+    meta_blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    copy_id: Mapped[int | None] = mapped_column(ForeignKey("message_copies.id"), index=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class MailboxMessage(Base):
+    """A mail in a mailbox under its UID (RFC 3501 §2.3.1.1)."""
+
+    __tablename__ = "mailbox_messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "uid"),
+        Index("ix_mailbox_messages_mailbox_id_modseq", "mailbox_id", "modseq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
+    uid: Mapped[int] = mapped_column(BigId)
+    content_id: Mapped[int] = mapped_column(ForeignKey("mail_contents.id"), index=True)
+    flags: Mapped[str] = mapped_column(Text, default="")
+    internal_date: Mapped[str] = mapped_column(String(32))
+    modseq: Mapped[int] = mapped_column(BigId)
+    recent: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class MailboxExpunge(Base):
+    """UIDs removed from a mailbox, by modseq, so open sessions learn of them."""
+
+    __tablename__ = "mailbox_expunges"
+    __table_args__ = (Index("ix_mailbox_expunges_mailbox_id_modseq", "mailbox_id", "modseq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
+    uid: Mapped[int] = mapped_column(BigId)
+    modseq: Mapped[int] = mapped_column(BigId)
+
+
+class ReceiptJob(Base):
+    """A receipt owed to a sender: written with the event it reports (acceptance,
+    delivery, non-delivery), rendered into the sender's Receipts folder once."""
+
+    __tablename__ = "receipt_jobs"
+    __table_args__ = (
+        UniqueConstraint("message_id", "kind", "recipient"),
+        CheckConstraint("kind IN ('acceptance', 'delivery', 'non-delivery')", name="kind"),
+        CheckConstraint("state IN ('pending', 'done')", name="state"),
+        Index("ix_receipt_jobs_state_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320), default="")  # "" for acceptance
+    reason: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    event_at: Mapped[str] = mapped_column(String(32))
+    done_at: Mapped[str | None] = mapped_column(String(32))

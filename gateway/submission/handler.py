@@ -1,15 +1,14 @@
 """The aiosmtpd handler of the submission listeners: AUTH, MAIL, RCPT, DATA.
 
-Owns: who may log in (the directory, Argon2id off the event loop, throttled
-failures), that MAIL FROM is the authenticated employee, and the per-recipient
-policy decision at RCPT time (each refused recipient gets its own reply with
-the rule id). DATA goes to the `Pipeline`. Must not: parse messages or touch
-the store directly; every reply comes from gateway.smtp.replies.
+Owns: the AUTH replies (the check itself is gateway.auth's), that MAIL FROM
+is the authenticated employee, and the per-recipient policy decision at RCPT
+time (each refused recipient gets its own reply with the rule id). DATA goes
+to the `Pipeline`. Must not: parse messages or touch the store directly;
+every reply comes from gateway.smtp.replies.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,18 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway import metrics
+from gateway.auth import Authenticator, Outcome
 from gateway.smtp import replies
-from gateway.smtp.throttle import LoginThrottle
 from gateway.store.directory import Directory
-from keys import passwords
 from policies.decision import MessageFacts
-from policies.directory import EmployeeStatus
 from policies.engine import Policy
 from policies.holder import PolicyHolder
 
 log = logging.getLogger("barid.submission")
-
-AUTH_PER_ADDRESS = 8  # AUTH checks running at once from one client address
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +58,7 @@ class SubmissionHandler:
         sent_last_hour: Callable[[str], Awaitable[int]],
         record_refusal: Callable[..., Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._directory = directory
         self._policy = policy
@@ -71,50 +67,20 @@ class SubmissionHandler:
         self._sent_last_hour = sent_last_hour
         self._record_refusal = record_refusal
         self._clock = clock
-        self.throttle = LoginThrottle()
-        self._gates = _Gates()
+        self.authenticator = authenticator or Authenticator(directory, clock=clock)
 
     # ---- AUTH ----------------------------------------------------------------
 
     async def authenticate(self, peer: str, login: str, password: str) -> tuple[bool, str, Any]:
-        """Check one AUTH attempt. Attempts on one account run one at a time, and at
-        most AUTH_PER_ADDRESS at once from one client address, so that parallel
-        sessions cannot guess past the throttle while earlier checks still run."""
-        account = login.strip().lower()
-        gate = self._gates.take("c:" + peer, lambda: asyncio.Semaphore(AUTH_PER_ADDRESS))
-        turn = self._gates.take("a:" + account, asyncio.Lock)
-        try:
-            async with gate, turn:
-                return await self._authenticate(peer, account, password)
-        finally:
-            self._gates.give("a:" + account)
-            self._gates.give("c:" + peer)
-
-    async def _authenticate(self, peer: str, account: str, password: str) -> tuple[bool, str, Any]:
-        now = self._clock()
-        if self.throttle.blocked(account, peer, now):
-            metrics.AUTH_ATTEMPTS.labels("throttled").inc()
-            return False, replies.AUTH_THROTTLED, None
-        try:
-            stored, status = await self._directory.password_hash(account)
-        except Exception:
-            log.warning("directory unavailable during AUTH", exc_info=True)
-            metrics.AUTH_ATTEMPTS.labels("unavailable").inc()
-            return False, replies.AUTH_UNAVAILABLE, None
-        # Argon2id takes ~0.1 s: never on the event loop. Unknown users cost the same.
-        try:
-            ok = await asyncio.to_thread(passwords.verify_or_dummy, stored, password)
-        except passwords.PasswordHashError:
-            log.error("stored password hash unusable", extra={"account_hash_error": True})
-            ok = False
-        if ok and status == EmployeeStatus.ACTIVE.value:
-            self.throttle.succeeded(account)
-            metrics.AUTH_ATTEMPTS.labels("ok").inc()
-            return True, replies.AUTH_OK, Identity(account)
-        self.throttle.failed(account, peer, now)
-        metrics.AUTH_ATTEMPTS.labels("failed").inc()
-        log.info("authentication failed", extra={"peer": peer})
-        return False, replies.AUTH_FAILED, None
+        """Check one AUTH attempt (gateway.auth: throttled, serialized per account)."""
+        result = await self.authenticator.check(peer, login, password, protocol="smtp")
+        if result.ok:
+            return True, replies.AUTH_OK, Identity(result.account)
+        reply = {
+            Outcome.THROTTLED: replies.AUTH_THROTTLED,
+            Outcome.UNAVAILABLE: replies.AUTH_UNAVAILABLE,
+        }.get(result.outcome, replies.AUTH_FAILED)
+        return False, reply, None
 
     # ---- envelope -------------------------------------------------------------
 
@@ -199,27 +165,6 @@ class SubmissionHandler:
         return await self._pipeline.process(
             identity, peer, envelope.mail_from, list(envelope.rcpt_tos), raw, sent
         )
-
-
-class _Gates:
-    """Locks and semaphores by key, kept only while someone holds or waits for them."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[Any, int]] = {}
-
-    def take(self, key: str, make: Callable[[], Any]) -> Any:
-        item, users = self._items.get(key, (None, 0))
-        if item is None:
-            item = make()
-        self._items[key] = (item, users + 1)
-        return item
-
-    def give(self, key: str) -> None:
-        item, users = self._items[key]
-        if users <= 1:
-            del self._items[key]
-        else:
-            self._items[key] = (item, users - 1)
 
 
 BUILTIN_RULES = {"unknown-recipient", "inactive-recipient", "clearance", "unknown-sender",

@@ -62,6 +62,7 @@ class SubmissionPipeline:
         self._policy = policy
         self._store = store
         self._stamper = stamper
+        self.stamper = stamper
         self._federation = {k: tuple(v) for k, v in federation.items()}
         self._limits = limits
         self._data_dir = data_dir

@@ -1,0 +1,1 @@
+"""Delivery of accepted copies: local mailboxes now, peer gateways later."""

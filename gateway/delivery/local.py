@@ -1,0 +1,474 @@
+"""Local delivery and receipts: queued copies into INBOXes, receipts into Receipts.
+
+Owns: taking `delivery_queue` entries with target "local" and `receipt_jobs`
+rows, and turning each into mailbox content exactly once. Must not: build
+message bytes beyond calling gateway.receipts, or speak IMAP/SMTP.
+
+Exactly once, across crashes and several workers (nodes): each unit of work is
+claimed *inside* the transaction that stores its result, by a guarded update
+(`UPDATE delivery_queue SET state='delivered' ... WHERE id=:id AND
+state='queued'`, and likewise for receipt jobs). A second worker's update
+waits on the first's row lock (PostgreSQL) or the write lock (SQLite) and then
+matches nothing, so its transaction stores nothing; a crash before the commit
+leaves the entry queued and nothing stored, to be done again after restart.
+
+Per delivered copy, in one transaction: the queue entry becomes "delivered"
+with its delivery time; the copy (prefix + stored original + suffix, by blob
+reference) gets the recipient's next INBOX UID; a pending delivery receipt and a
+"message.deliver" audit event are written. A recipient no longer in the
+directory, or suspended, makes the entry "failed" with a non-delivery receipt.
+Per acceptance receipt job: the sender's own original goes to Sent (flagged
+\\Seen) and the acceptance receipt to Receipts. Receipts are DKIM-signed.
+
+Call order: `start()` -> `wake()` whenever work may be waiting (the message
+store calls it after each acceptance) -> `stop()`. `run_once()` does one round
+(used by tests and the benchmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.mailbox.folders import INBOX, RECEIPTS, SENT
+from gateway.mailbox.store import (
+    MailboxStore,
+    StoreUnavailable,
+    WriteScope,
+    append_in,
+    ensure_folders_in,
+    insert_content,
+)
+from gateway.receipts import ReceiptFacts, ReceiptKind, build_receipt
+from gateway.stamp.dkim import DkimSigner
+from gateway.store import audit
+from gateway.store.blobs import BlobCipher, open_blob
+from gateway.store.db import utcnow
+from gateway.store.messages import _DATABASE_ERRORS, TARGET_LOCAL
+from gateway.store.models import (
+    Agency,
+    Blob,
+    DeliveryQueueEntry,
+    Employee,
+    Message,
+    MessageCopy,
+    MessageDocument,
+    ReceiptJob,
+)
+from policies.directory import Clearance, EmployeeStatus
+
+log = logging.getLogger("barid.delivery")
+
+BATCH = 32
+BATCH_BYTES = 64 * 1024 * 1024
+IDLE_POLL_SECONDS = 1.0
+RETRY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Copy:
+    entry_id: int
+    copy_id: int
+    message_id: int
+    recipient: str
+    trace_code: str
+    registry: str
+    blob_ids: tuple[str, str, str]  # prefix, original, suffix
+    size: int
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    copy: _Copy
+    meta: bytes
+    size: int
+
+
+class MailWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: BlobCipher,
+        mailboxes: MailboxStore,
+        *,
+        describe: Callable[[bytes], bytes],
+        signer_for: Callable[[str], DkimSigner | None],
+        verify_url: Callable[[str], str],
+        hostname: str,
+        audit_key: bytes,
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._mailboxes = mailboxes
+        self._describe = describe
+        self._signer_for = signer_for
+        self._verify_url = verify_url
+        self._hostname = hostname
+        self._audit_key = audit_key
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- running ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run_forever())
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run_forever(self) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except StoreUnavailable:
+                log.warning("mail store unavailable; delivery paused")
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            except Exception:
+                log.exception("delivery round failed")
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            if done:
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+
+    async def run_once(self) -> int:
+        """One round: local deliveries first (they create receipt jobs), then
+        receipts. The number of units done."""
+        return await self.deliver_local() + await self.write_receipts()
+
+    # ---- deliveries ------------------------------------------------------------------------
+
+    async def deliver_local(self) -> int:
+        copies = await self._due_copies()
+        if not copies:
+            return 0
+        prepared = []
+        for copy in copies:
+            raw = await self._copy_bytes(copy)
+            meta = await asyncio.to_thread(self._describe, raw)
+            prepared.append(_Prepared(copy, meta, len(raw)))
+        done = 0
+        async with self._mailboxes.writing("deliver") as scope:
+            for item in prepared:
+                done += await self._deliver_one(scope, item)
+        return done
+
+    async def _due_copies(self) -> list[_Copy]:
+        now = utcnow()
+        try:
+            async with self._sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(
+                            DeliveryQueueEntry.id,
+                            MessageCopy.id,
+                            MessageCopy.message_id,
+                            MessageCopy.recipient,
+                            MessageCopy.trace_code,
+                            Message.registry_number,
+                            MessageCopy.prefix_blob_id,
+                            Message.original_blob_id,
+                            MessageCopy.suffix_blob_id,
+                            Message.size,
+                        )
+                        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+                        .join(Message, Message.id == MessageCopy.message_id)
+                        .where(
+                            DeliveryQueueEntry.target == TARGET_LOCAL,
+                            DeliveryQueueEntry.state == "queued",
+                            DeliveryQueueEntry.next_attempt_at <= now,
+                        )
+                        .order_by(DeliveryQueueEntry.id)
+                        .limit(BATCH)
+                    )
+                ).all()
+        except _DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        out: list[_Copy] = []
+        total = 0
+        for row in rows:
+            total += int(row[9])
+            if out and total > BATCH_BYTES:
+                break
+            out.append(
+                _Copy(
+                    entry_id=row[0],
+                    copy_id=row[1],
+                    message_id=row[2],
+                    recipient=row[3],
+                    trace_code=row[4],
+                    registry=row[5],
+                    blob_ids=(row[6], row[7], row[8]),
+                    size=int(row[9]),
+                )
+            )
+        return out
+
+    async def _copy_bytes(self, copy: _Copy) -> bytes:
+        try:
+            async with self._sessions() as session:
+                blobs = {
+                    b.id: b
+                    for b in (
+                        await session.scalars(select(Blob).where(Blob.id.in_(copy.blob_ids)))
+                    ).all()
+                }
+        except _DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
+
+    async def _deliver_one(self, scope: WriteScope, item: _Prepared) -> int:
+        session = scope.session
+        copy = item.copy
+        now = utcnow()
+        recipient = (
+            await session.execute(
+                select(Employee.id, Employee.status).where(Employee.address == copy.recipient)
+            )
+        ).first()
+        if recipient is None or recipient[1] != EmployeeStatus.ACTIVE.value:
+            reason = "unknown-recipient" if recipient is None else "recipient-suspended"
+            if not await self._settle(session, copy.entry_id, "failed", now, error=reason):
+                return 0
+            await _add_receipt_job(session, copy.message_id, "non-delivery", copy.recipient, now,
+                                   reason=reason)  # fmt: skip
+            await self._audit(session, "message.undeliverable", copy, {"reason": reason})
+            return 1
+        if not await self._settle(session, copy.entry_id, "delivered", now):
+            return 0  # another worker delivered it
+        boxes = await ensure_folders_in(session, recipient[0])
+        content_id = await insert_content(
+            session,
+            self._cipher,
+            kind="copy",
+            meta=item.meta,
+            blob_ids=copy.blob_ids,
+            size=item.size,
+            message_id=copy.message_id,
+            copy_id=copy.copy_id,
+        )
+        await append_in(scope, boxes[INBOX], content_id)
+        await _add_receipt_job(session, copy.message_id, "delivery", copy.recipient, now)
+        await self._audit(session, "message.deliver", copy, {"mailbox": INBOX})
+        return 1
+
+    @staticmethod
+    async def _settle(
+        session: AsyncSession, entry_id: int, state: str, now: str, *, error: str | None = None
+    ) -> bool:
+        """Claim the entry for this transaction: False when it is no longer queued."""
+        values: dict[str, object] = {"state": state, "updated_at": now, "last_error": error}
+        if state == "delivered":
+            values["delivered_at"] = now
+        result = await session.execute(
+            update(DeliveryQueueEntry)
+            .where(DeliveryQueueEntry.id == entry_id, DeliveryQueueEntry.state == "queued")
+            .values(attempts=DeliveryQueueEntry.attempts + 1, **values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _audit(
+        self, session: AsyncSession, action: str, copy: _Copy, details: dict[str, object]
+    ) -> None:
+        await audit.append(
+            session,
+            self._audit_key,
+            actor="gateway",
+            action=action,
+            target=copy.registry,
+            details={"recipient": copy.recipient, "trace": copy.trace_code, **details},
+        )
+
+    # ---- receipts ----------------------------------------------------------------------------
+
+    async def write_receipts(self) -> int:
+        broken: list[int] = []
+        try:
+            async with self._sessions() as session:
+                jobs = (
+                    await session.scalars(
+                        select(ReceiptJob)
+                        .where(ReceiptJob.state == "pending")
+                        .order_by(ReceiptJob.id)
+                        .limit(BATCH)
+                    )
+                ).all()
+                rendered = []
+                for job in jobs:
+                    try:
+                        rendered.append(await self._render(session, job))
+                    except ValueError:
+                        # Facts a receipt cannot state (a bug, not a client's doing):
+                        # logged, and the job set aside so the others go on.
+                        log.exception("receipt cannot be built", extra={"job": job.id})
+                        broken.append(job.id)
+        except _DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        if not rendered and not broken:
+            return 0
+        done = 0
+        async with self._mailboxes.writing("receipts") as scope:
+            if broken:
+                await scope.session.execute(
+                    update(ReceiptJob)
+                    .where(ReceiptJob.id.in_(broken))
+                    .values(state="done", done_at=utcnow(), detail="receipt could not be built")
+                )
+                done += len(broken)
+            for item in rendered:
+                done += await self._store_receipt(scope, item)
+        return done
+
+    async def _render(self, session: AsyncSession, job: ReceiptJob) -> _Receipt:
+        message = await session.get(Message, job.message_id)
+        assert message is not None
+        domain = await session.scalar(select(Agency.domain).where(Agency.id == message.agency_id))
+        recipients = tuple(
+            (
+                await session.scalars(
+                    select(MessageCopy.recipient)
+                    .where(MessageCopy.message_id == message.id)
+                    .order_by(MessageCopy.id)
+                )
+            ).all()
+        )
+        documents = tuple(
+            (d.name, d.sha256)
+            for d in (
+                await session.scalars(
+                    select(MessageDocument)
+                    .where(MessageDocument.message_id == message.id)
+                    .order_by(MessageDocument.position)
+                )
+            ).all()
+        )
+        kind = ReceiptKind(job.kind)
+        facts = ReceiptFacts(
+            kind=kind,
+            registry=message.registry_number,
+            token=message.token,
+            verify_url=self._verify_url(message.token),
+            sender_address=message.sender_address,
+            sender_domain=str(domain),
+            subject=" ".join(message.subject.split()),
+            classification=Clearance(message.classification).label,
+            accepted_at=_parse(message.accepted_at),
+            event_at=_parse(job.event_at),
+            recipients=recipients if kind is ReceiptKind.ACCEPTANCE else (job.recipient,),
+            documents=documents,
+            reason=job.reason,
+            detail=job.detail,
+        )
+        receipt = build_receipt(
+            facts, hostname=self._hostname, signer=self._signer_for(str(domain))
+        )
+        original_meta = None
+        if kind is ReceiptKind.ACCEPTANCE:
+            blob = await session.get(Blob, message.original_blob_id)
+            assert blob is not None
+            original = open_blob(self._cipher, blob)
+            original_meta = await asyncio.to_thread(self._describe, original)
+        return _Receipt(
+            job_id=job.id,
+            message_id=message.id,
+            sender_employee_id=message.sender_employee_id,
+            original_blob_id=message.original_blob_id,
+            original_size=message.size,
+            original_meta=original_meta,
+            receipt=receipt,
+            receipt_meta=await asyncio.to_thread(self._describe, receipt),
+            event_at=_parse(job.event_at),
+        )
+
+    async def _store_receipt(self, scope: WriteScope, item: _Receipt) -> int:
+        session = scope.session
+        claimed = await session.execute(
+            update(ReceiptJob)
+            .where(ReceiptJob.id == item.job_id, ReceiptJob.state == "pending")
+            .values(state="done", done_at=utcnow())
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            return 0
+        boxes = await ensure_folders_in(session, item.sender_employee_id)
+        if item.original_meta is not None:
+            sent = await insert_content(
+                session,
+                self._cipher,
+                kind="original",
+                meta=item.original_meta,
+                blob_ids=[item.original_blob_id],
+                size=item.original_size,
+                message_id=item.message_id,
+            )
+            await append_in(
+                scope, boxes[SENT], sent, flags=frozenset({"\\Seen"}), internal_date=item.event_at
+            )
+        content = await insert_content(
+            session,
+            self._cipher,
+            kind="receipt",
+            meta=item.receipt_meta,
+            data=[item.receipt],
+            message_id=item.message_id,
+        )
+        await append_in(scope, boxes[RECEIPTS], content)
+        return 1
+
+
+@dataclass(frozen=True)
+class _Receipt:
+    job_id: int
+    message_id: int
+    sender_employee_id: int
+    original_blob_id: str
+    original_size: int
+    original_meta: bytes | None
+    receipt: bytes
+    receipt_meta: bytes
+    event_at: dt.datetime
+
+
+async def _add_receipt_job(
+    session: AsyncSession,
+    message_id: int,
+    kind: str,
+    recipient: str,
+    now: str,
+    *,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        ReceiptJob(
+            message_id=message_id,
+            kind=kind,
+            recipient=recipient,
+            reason=reason,
+            detail=detail,
+            state="pending",
+            event_at=now,
+        )
+    )
+    await session.flush()
+
+
+def _parse(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)

@@ -1,0 +1,76 @@
+"""What the IMAP server keeps about a stored mail so that header and structure
+fetches never read or parse the body: the header bytes, ENVELOPE, BODYSTRUCTURE
+(basic and extended), the size and line count. Made once when a mail is stored.
+
+Owns: the description format (JSON, versioned) and making it with pymap's MIME
+parser. Must not: touch the store; the store keeps the description encrypted as
+opaque bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from pymap.message import BaseLoadedMessage, BaseMessage
+from pymap.mime import MessageContent
+from pymap.parsing.specials import FetchRequirement
+
+VERSION = 1
+
+
+class _Unloadable(BaseMessage):
+    """Stands in for the message object pymap's loaded view wants; never loaded."""
+
+    async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Description:
+    header: bytes  # the top-level header, with its closing empty line
+    envelope: bytes  # RFC 3501 §7.4.2 ENVELOPE, as sent
+    body: bytes  # BODY (non-extensible BODYSTRUCTURE)
+    bodystructure: bytes  # BODYSTRUCTURE with extension data
+    size: int
+    lines: int
+
+
+def describe(raw: bytes) -> bytes:
+    """The description of `raw` (a whole RFC 5322 message), serialized."""
+    content = MessageContent.parse(raw)
+    loaded = BaseLoadedMessage(
+        _Unloadable(1, dt.datetime.now(dt.UTC), ()), FetchRequirement.CONTENT, content
+    )
+    structure = loaded.get_body_structure()
+    fields = {
+        "v": VERSION,
+        "header": bytes(content.header),
+        "envelope": bytes(loaded.get_envelope_structure()),
+        "body": bytes(structure),
+        "bodystructure": bytes(structure.extended),
+    }
+    out: dict[str, object] = {
+        k: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v
+        for k, v in fields.items()
+    }
+    out["size"] = len(raw)
+    out["lines"] = content.lines
+    return json.dumps(out, separators=(",", ":")).encode("ascii")
+
+
+def read_description(data: bytes) -> Description:
+    """ValueError when `data` is not a description this version understands."""
+    fields = json.loads(data)
+    if not isinstance(fields, dict) or fields.get("v") != VERSION:
+        raise ValueError("unknown mail description version")
+    return Description(
+        header=base64.b64decode(fields["header"]),
+        envelope=base64.b64decode(fields["envelope"]),
+        body=base64.b64decode(fields["body"]),
+        bodystructure=base64.b64decode(fields["bodystructure"]),
+        size=int(fields["size"]),
+        lines=int(fields["lines"]),
+    )
