@@ -432,6 +432,26 @@ class LoadedMessage(BaseLoadedMessage):
             return self._description.size
         return super().get_size(section)
 
+    def _inside_multipart(self, section: Sequence[int] | None) -> bool:
+        if not section or self._content is None:
+            return False
+        return bool(self._content.body.content_type.maintype == "multipart")
+
+    def get_body(self, section: Sequence[int] | None = None, binary: bool = False) -> Writeable:
+        return self._without_delimiter_crlf(super().get_body(section, binary), section)
+
+    def get_message_text(self, section: Sequence[int] | None = None) -> Writeable:
+        return self._without_delimiter_crlf(super().get_message_text(section), section)
+
+    def _without_delimiter_crlf(self, data: Writeable, section: Sequence[int] | None) -> Writeable:
+        """pymap 0.36.7 ends a body part with the CRLF that precedes the next boundary
+        delimiter; RFC 2046 §5.1.1 makes that CRLF part of the delimiter, so BODY[n]
+        would not be the part's exact bytes (and a signed part would not verify)."""
+        if not self._inside_multipart(section):
+            return data
+        raw = bytes(data)
+        return Writeable.wrap(raw[:-2]) if raw.endswith(b"\r\n") else data
+
 
 # ---- one mailbox -------------------------------------------------------------------------
 

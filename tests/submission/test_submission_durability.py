@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from serve_support import Server
 from sqlalchemy import func, select
 from sub_support import pgp_mime
 
@@ -28,53 +28,6 @@ from keys.gateway_keys import load_gateway_keys
 
 MOH = "minister@moh.gov.example"
 RECIPIENTS = ["minister@mof.gov.example", "registrar@moh.gov.example"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
-        env |= {"BARID_CONFIG": str(self.data / "barid.toml"),
-                "BARID_SMTP__SUBMISSION_PORT": str(self.port), "BARID_SMTP__SMTPS_PORT": "0",
-                "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-                "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
-                "BARID_SERVER__LOG_LEVEL": "warning"}  # fmt: skip
-        self.proc = subprocess.Popen([sys.executable, "-m", "admin", "serve"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(self.proc.stderr.read().decode() if self.proc.stderr else "")
-            try:
-                with __import__("socket").create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("server did not start")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        if self.proc.stderr:
-            self.proc.stderr.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.communicate(timeout=30)
 
 
 async def client(server: Server, tls: Any, password: str, messages: list[bytes],
