@@ -19,6 +19,7 @@ from typing import Any
 
 from admin.context import open_app
 from admin.demo_data import AGENCIES, EMPLOYEES
+from admin.demo_letter import DemoLetterError, build_letter
 from admin.errors import CliError
 from gateway.config import Settings
 from gateway.store.directory import DirectoryError, EmployeeInput
@@ -38,6 +39,9 @@ from keys.identities import inspect_identity
 from policies.directory import EmployeeStatus
 
 ACTOR = "demo"
+LETTER_FROM = "minister@moh.gov.example"
+LETTER_TO = "minister@mof.gov.example"
+LETTER_FILE = "welcome.eml"
 
 
 @dataclass
@@ -47,6 +51,9 @@ class DemoSummary:
     smtp_host: str = "127.0.0.1"
     submission_port: int = 5870
     smtps_port: int = 4650
+    imap_host: str = "127.0.0.1"
+    imap_port: int = 1430
+    imaps_port: int = 9930
     employees: list[dict[str, Any]] = field(default_factory=list)
     created: bool = False
 
@@ -63,8 +70,51 @@ class DemoSummary:
                 "authentication": "PLAIN or LOGIN, user name = the mail address",
                 "tls_certificate": str(self.data_dir / "tls" / "cert.pem"),
             },
+            "imap": {
+                "host": self.imap_host,
+                "port": self.imap_port,
+                "security": "STARTTLS",
+                "imaps_port": self.imaps_port,
+                "imaps_security": "TLS",
+                "authentication": "normal password (LOGIN or AUTHENTICATE PLAIN)",
+                "folders": ["INBOX", "Sent", "Drafts", "Trash", "Receipts"],
+            },
+            "try_it": self.loop_commands(),
             "employees": self.employees,
             "created": self.created,
+        }
+
+    @property
+    def cert(self) -> Path:
+        return self.data_dir / "tls" / "cert.pem"
+
+    def _password(self, address: str) -> str:
+        for emp in self.employees:
+            if emp["address"] == address:
+                return str(emp["password"])
+        return "<password>"
+
+    def loop_commands(self) -> dict[str, str]:
+        """Shell commands for the whole loop: send the signed sample letter, read it
+        as the recipient, read the sender's receipts."""
+        letter = self.data_dir / "demo" / "letters" / LETTER_FILE
+        imap = f"imap://{self.imap_host}:{self.imap_port}"
+        return {
+            "send": (
+                f"swaks --server {self.smtp_host}:{self.submission_port} --tls"
+                f" --tls-ca-path {self.cert} --auth PLAIN --auth-user {LETTER_FROM}"
+                f" --auth-password '{self._password(LETTER_FROM)}'"
+                f" --from {LETTER_FROM} --to {LETTER_TO} --data @{letter}"
+            ),
+            "read": (
+                f"curl -sS --ssl-reqd --cacert {self.cert}"
+                f" --user '{LETTER_TO}:{self._password(LETTER_TO)}' '{imap}/INBOX;UID=1'"
+            ),
+            "receipts": (
+                f"curl -sS --ssl-reqd --cacert {self.cert}"
+                f" --user '{LETTER_FROM}:{self._password(LETTER_FROM)}'"
+                f" '{imap}/Receipts;UID=2'"
+            ),
         }
 
     def text(self) -> str:
@@ -83,6 +133,23 @@ class DemoSummary:
             "  every message needs a document signed with the employee's key (PGP/MIME,"
             " S/MIME, or a .asc/.p7s file beside it) and the employee code in the signing"
             " key or a Barid-Employee-Code header",
+            "",
+            "Mail client settings (incoming / IMAP):",
+            f"  server {self.imap_host}, port {self.imap_port} with STARTTLS"
+            f" (or {self.imaps_port} with TLS); normal password; user name = the"
+            " employee's address; folders INBOX, Sent, Drafts, Trash, Receipts",
+            "",
+            "Try the whole loop from another terminal (swaks and curl):",
+        ]
+        commands = self.loop_commands()
+        lines += [
+            f"  1. send the signed sample letter as {LETTER_FROM}:",
+            f"     {commands['send']}",
+            f"  2. read it as {LETTER_TO} (every body fetch is in `barid audit access`):",
+            f"     {commands['read']}",
+            "  3. the sender's delivery receipt (UID=1 is the acceptance receipt; the"
+            " letter itself is in the sender's Sent folder):",
+            f"     {commands['receipts']}",
             "",
             "Demo employees (address / password / employee code / key files):",
         ]
@@ -106,6 +173,9 @@ async def build_demo(settings: Settings) -> DemoSummary:
         smtp_host=settings.smtp.listen,
         submission_port=settings.smtp.submission_port,
         smtps_port=settings.smtp.smtps_port,
+        imap_host=settings.imap.listen,
+        imap_port=settings.imap.port,
+        imaps_port=settings.imap.imaps_port,
     )
     if credentials_file.exists():
         summary.employees = json.loads(credentials_file.read_text(encoding="utf-8"))
@@ -198,6 +268,20 @@ async def build_demo(settings: Settings) -> DemoSummary:
                         "key_files": files,
                     }
                 )
+            letter = build_letter(
+                gnupghome,
+                sender=LETTER_FROM,
+                recipient=LETTER_TO,
+                sender_code=next(
+                    e["code"] for e in summary.employees if e["address"] == LETTER_FROM
+                ),
+                domain=LETTER_FROM.rpartition("@")[2],
+            )
+            letters = demo_dir / "letters"
+            letters.mkdir(mode=0o700, exist_ok=True)
+            write_secret_bytes(letters / LETTER_FILE, letter)
+    except DemoLetterError as exc:
+        raise CliError(str(exc)) from None
     except DirectoryError as exc:
         raise CliError(
             f"the data directory already holds a directory that is not the demo's ({exc});"
