@@ -65,7 +65,7 @@ class Authenticator:
         finally:
             self._gates.give("a:" + account)
             self._gates.give("c:" + peer)
-        metrics.AUTH_ATTEMPTS.labels(outcome.value).inc()
+        metrics.AUTH_ATTEMPTS.labels(protocol, outcome.value).inc()
         if outcome is Outcome.FAILED:
             log.info("authentication failed", extra={"peer": peer, "protocol": protocol})
         return LoginResult(outcome, account)

@@ -42,9 +42,10 @@ HEALTH_CHECKS = Counter(
 )
 UP = Gauge("barid_up", "1 while `barid serve` runs.", registry=REGISTRY)
 AUTH_ATTEMPTS = Counter(
-    "barid_smtp_auth_total",
-    "SMTP AUTH attempts by outcome (ok, failed, throttled, unavailable).",
-    ["outcome"],
+    "barid_login_attempts_total",
+    "Password logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE) by protocol and outcome"
+    " (ok, failed, throttled, unavailable).",
+    ["protocol", "outcome"],
     registry=REGISTRY,
 )
 RECIPIENTS = Counter(
@@ -70,5 +71,34 @@ SMTP_SESSIONS = Gauge(
     "barid_smtp_sessions",
     "Open SMTP sessions by listener.",
     ["listener"],
+    registry=REGISTRY,
+)
+IMAP_CONNECTIONS = Gauge(
+    "barid_imap_connections",
+    "Open IMAP connections by listener (imap, imaps).",
+    ["listener"],
+    registry=REGISTRY,
+)
+DELIVERIES = Counter(
+    "barid_deliveries_total",
+    "Copies handled by the local delivery worker, by outcome (delivered, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+RECEIPTS = Counter(
+    "barid_receipts_total",
+    "Receipts stored in senders' Receipts folders, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+MESSAGE_ACCESSES = Counter(
+    "barid_message_accesses_total",
+    "Body fetches of official mail recorded in the access trail, by protocol.",
+    ["protocol"],
+    registry=REGISTRY,
+)
+DELIVERY_QUEUE_LAG = Gauge(
+    "barid_local_delivery_backlog",
+    "Local copies waiting in the delivery queue at the worker's last look.",
     registry=REGISTRY,
 )

@@ -34,9 +34,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway import metrics
 from gateway.mailbox.folders import INBOX, RECEIPTS, SENT
 from gateway.mailbox.store import (
     MailboxStore,
@@ -166,9 +167,15 @@ class MailWorker:
             meta = await asyncio.to_thread(self._describe, raw)
             prepared.append(_Prepared(copy, meta, len(raw)))
         done = 0
+        outcomes: list[str] = []
         async with self._mailboxes.writing("deliver") as scope:
             for item in prepared:
-                done += await self._deliver_one(scope, item)
+                outcome = await self._deliver_one(scope, item)
+                if outcome:
+                    outcomes.append(outcome)
+        for outcome in outcomes:  # counted once committed
+            metrics.DELIVERIES.labels(outcome).inc()
+        done = len(outcomes)
         return done
 
     async def _due_copies(self) -> list[_Copy]:
@@ -200,6 +207,20 @@ class MailWorker:
                         .limit(BATCH)
                     )
                 ).all()
+                backlog = len(rows)
+                if backlog == BATCH:
+                    backlog = int(
+                        await session.scalar(
+                            select(func.count())
+                            .select_from(DeliveryQueueEntry)
+                            .where(
+                                DeliveryQueueEntry.target == TARGET_LOCAL,
+                                DeliveryQueueEntry.state == "queued",
+                            )
+                        )
+                        or 0
+                    )
+                metrics.DELIVERY_QUEUE_LAG.set(backlog)
         except _DATABASE_ERRORS:
             raise StoreUnavailable() from None
         out: list[_Copy] = []
@@ -235,7 +256,8 @@ class MailWorker:
             raise StoreUnavailable() from None
         return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
 
-    async def _deliver_one(self, scope: WriteScope, item: _Prepared) -> int:
+    async def _deliver_one(self, scope: WriteScope, item: _Prepared) -> str | None:
+        """ "delivered" or "failed" once claimed; None when another worker had it."""
         session = scope.session
         copy = item.copy
         now = utcnow()
@@ -247,13 +269,13 @@ class MailWorker:
         if recipient is None or recipient[1] != EmployeeStatus.ACTIVE.value:
             reason = "unknown-recipient" if recipient is None else "recipient-suspended"
             if not await self._settle(session, copy.entry_id, "failed", now, error=reason):
-                return 0
+                return None
             await _add_receipt_job(session, copy.message_id, "non-delivery", copy.recipient, now,
                                    reason=reason)  # fmt: skip
             await self._audit(session, "message.undeliverable", copy, {"reason": reason})
-            return 1
+            return "failed"
         if not await self._settle(session, copy.entry_id, "delivered", now):
-            return 0  # another worker delivered it
+            return None  # another worker delivered it
         boxes = await ensure_folders_in(session, recipient[0])
         content_id = await insert_content(
             session,
@@ -268,7 +290,7 @@ class MailWorker:
         await append_in(scope, boxes[INBOX], content_id)
         await _add_receipt_job(session, copy.message_id, "delivery", copy.recipient, now)
         await self._audit(session, "message.deliver", copy, {"mailbox": INBOX})
-        return 1
+        return "delivered"
 
     @staticmethod
     async def _settle(
@@ -325,6 +347,7 @@ class MailWorker:
         if not rendered and not broken:
             return 0
         done = 0
+        kinds: list[str] = []
         async with self._mailboxes.writing("receipts") as scope:
             if broken:
                 await scope.session.execute(
@@ -334,8 +357,11 @@ class MailWorker:
                 )
                 done += len(broken)
             for item in rendered:
-                done += await self._store_receipt(scope, item)
-        return done
+                if await self._store_receipt(scope, item):
+                    kinds.append(item.kind)
+        for kind in kinds:
+            metrics.RECEIPTS.labels(kind).inc()
+        return done + len(kinds)
 
     async def _render(self, session: AsyncSession, job: ReceiptJob) -> _Receipt:
         message = await session.get(Message, job.message_id)
@@ -388,6 +414,7 @@ class MailWorker:
             original_meta = await asyncio.to_thread(self._describe, original)
         return _Receipt(
             job_id=job.id,
+            kind=job.kind,
             message_id=message.id,
             sender_employee_id=message.sender_employee_id,
             original_blob_id=message.original_blob_id,
@@ -436,6 +463,7 @@ class MailWorker:
 @dataclass(frozen=True)
 class _Receipt:
     job_id: int
+    kind: str
     message_id: int
     sender_employee_id: int
     original_blob_id: str

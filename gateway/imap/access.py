@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway import metrics
 from gateway.store import audit
 from gateway.store.db import writing
 from gateway.store.messages import _DATABASE_ERRORS, _database_trouble
@@ -94,3 +95,4 @@ class AccessRecorder:
                 await audit.append_many(session, self._audit_key, events)
         except _DATABASE_ERRORS as exc:
             raise _database_trouble("record_access", exc) from None
+        metrics.MESSAGE_ACCESSES.labels(protocol).inc(len(events))

@@ -52,6 +52,7 @@ from pymap.parsing.response import (
     ResponseOk,
 )
 
+from gateway import metrics
 from gateway.imap.backend import BaridImapConfig, ImapContext, Login
 
 log = logging.getLogger("barid.imap")
@@ -229,7 +230,7 @@ async def start_imap_listener(
         greeting=GREETING,
     )
     login = Login(ctx, config, "imaps" if implicit_tls else "imap")
-    handler = _handler(config, login, max_append_size, limit)
+    handler = _handler(name, config, login, max_append_size, limit)
     listener: ImapListener
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -253,7 +254,11 @@ async def start_imap_listener(
 
 
 def _handler(
-    config: IMAPConfig, login: LoginInterface, max_append: int, limit: ConnectionLimit
+    listener_name: str,
+    config: IMAPConfig,
+    login: LoginInterface,
+    max_append: int,
+    limit: ConnectionLimit,
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     commands = config.commands
 
@@ -265,6 +270,7 @@ def _handler(
                 writer.close()
             return
         limit.open += 1
+        metrics.IMAP_CONNECTIONS.labels(listener_name).inc()
         try:
             conn = _Connection(
                 commands, config, reader, writer, SocketInfoLocal(writer), max_append=max_append
@@ -287,6 +293,7 @@ def _handler(
             )
         finally:
             limit.open -= 1
+            metrics.IMAP_CONNECTIONS.labels(listener_name).dec()
 
     return handle
 

@@ -20,11 +20,13 @@ from typing import Any
 
 import aioimaplib
 import dkim
+from prometheus_client import generate_latest
 from sqlalchemy import select
 from sub_support import pgp_mime, smime_signed
 
 from gateway.imap.describe import describe
 from gateway.mailbox.folders import INBOX
+from gateway.metrics import REGISTRY
 from gateway.store.access_trail import access_entries
 from gateway.store.models import DeliveryQueueEntry, ReceiptJob
 from keys.gateway_keys import dkim_records
@@ -182,6 +184,17 @@ async def test_signed_letter_reaches_inbox_sent_and_receipts(live: Any, gnupghom
     async with live.gateway.sessions() as session:
         mine = await access_entries(session, registry=registry, employee=MOH)
     assert [(e.copy, e.trace, e.mailbox) for e in mine] == [("sender", None, "Sent")]
+
+    # Metrics: bounded labels, no addresses.
+    exposition = generate_latest(REGISTRY).decode()
+    for line in (
+        'barid_deliveries_total{outcome="delivered"}',
+        'barid_receipts_total{kind="acceptance"}',
+        'barid_message_accesses_total{protocol="imap"}',
+        'barid_login_attempts_total{outcome="ok",protocol="imap"}',
+    ):
+        assert line in exposition, line
+    assert "@" not in exposition
 
 
 def receipt_text(message: email.message.EmailMessage) -> str:
