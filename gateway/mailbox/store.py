@@ -65,6 +65,8 @@ PURPOSE_MAIL = "mailbox-mail"
 PURPOSE_META = "mailbox-meta"
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
 MAX_KEYWORDS = 64
+# RFC 3501 §9: atom-specials (and anything outside printable ASCII).
+_NOT_ATOM = frozenset('(){ %*"\\]') | frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
 
 
 class MailboxError(Exception):
@@ -163,10 +165,11 @@ def check_flags(flags: Iterable[str]) -> frozenset[str]:
     if len(keywords) > MAX_KEYWORDS:
         raise MailboxError("too many keywords")
     for flag in out:
-        if flag.startswith("\\") and flag not in SYSTEM_FLAGS:
-            raise MailboxError("unknown system flag")
-        if not flag or len(flag) > 100 or any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in flag):
-            raise MailboxError("invalid flag")
+        if flag.startswith("\\"):
+            if flag not in SYSTEM_FLAGS:
+                raise MailboxError("unknown system flag")
+        elif not flag or len(flag) > 100 or not flag.isascii() or any(c in _NOT_ATOM for c in flag):
+            raise MailboxError("invalid flag")  # keywords are atoms (RFC 3501 §9)
     return out
 
 
@@ -213,6 +216,8 @@ class MailboxStore:
                 yield scope
                 if scope.touched and self._postgres:
                     await self.notifier.publish_in(scope.session, scope.touched)
+        except IntegrityError:
+            raise  # a conflict (e.g. a name taken meanwhile), for the caller to name
         except _DATABASE_ERRORS as exc:
             raise _database_trouble(operation, exc) from None
         self.notifier.changed(scope.touched)
@@ -302,10 +307,12 @@ class MailboxStore:
             )
             if box is None:
                 raise NoSuchMailbox("no such mailbox")
+            prefix = name + DELIMITER
+            # An exact, case-sensitive prefix test (SQLite's LIKE ignores ASCII case).
             child = await session.scalar(
                 select(Mailbox.id).where(
                     Mailbox.employee_id == employee_id,
-                    Mailbox.name.startswith(name + DELIMITER, autoescape=True),
+                    func.substr(Mailbox.name, 1, len(prefix)) == prefix,
                 )
             )
             if child is not None:
@@ -338,6 +345,12 @@ class MailboxStore:
                         box.uid_validity = new_uid_validity()
                         scope.touched.add(box.id)
                 await session.flush()
+                # RFC 3501 §6.3.5: missing superior levels of the new name are created.
+                levels = after.split(DELIMITER)
+                for depth in range(1, len(levels)):
+                    parent = DELIMITER.join(levels[:depth])
+                    if parent not in names:
+                        await _insert_mailbox(session, employee_id, parent, None)
         except IntegrityError:
             raise MailboxExists("mailbox already exists") from None
 

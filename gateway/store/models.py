@@ -254,7 +254,8 @@ class Mailbox(Base):
     both are advanced by one UPDATE ... RETURNING (see gateway.mailbox.store)."""
 
     __tablename__ = "mailboxes"
-    __table_args__ = (UniqueConstraint("employee_id", "name"),)
+    # AUTOINCREMENT: SQLite must never give a deleted mailbox's id to a new one.
+    __table_args__ = (UniqueConstraint("employee_id", "name"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)

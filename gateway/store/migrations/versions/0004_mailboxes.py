@@ -35,6 +35,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_mailboxes"),
         sa.UniqueConstraint("employee_id", "name", name="uq_mailboxes_employee_id"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_mailboxes_employee_id", "mailboxes", ["employee_id"])
     op.create_table(
