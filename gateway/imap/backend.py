@@ -34,6 +34,7 @@ from pymap.exceptions import (
     AuthorizationFailure,
     InvalidAuth,
     MailboxConflict,
+    MailboxNotFound,
     NotAllowedError,
     ResponseError,
 )
@@ -147,7 +148,7 @@ class BaridImapConfig(IMAPConfig):
             ssl_context=ssl_context,
             tls_enabled=starttls,
             max_append_len=max_append_size,
-            bad_command_limit=5,
+            bad_command_limit=None,  # counted by gateway.imap.server, which says BYE
             hash_context=BuiltinHash(),
             cpu_subsystem=Subsystem.for_asyncio(),
             reject_dnsbl=False,
@@ -417,14 +418,23 @@ class LoadedMessage(BaseLoadedMessage):
         super().__init__(message, requirement, content)
         self._description = description
 
+    def _cached(self) -> Description | None:
+        """The stored description, for FETCH (written as is); SEARCH reads the fields
+        of pymap's own parsed structures, so it gets those."""
+        if isinstance(current_command.get(None), FetchCommand):
+            return self._description
+        return None
+
     def get_envelope_structure(self) -> EnvelopeStructure:
-        if self._description is not None:
-            return _CachedEnvelope(self._description.envelope)
+        description = self._cached()
+        if description is not None:
+            return _CachedEnvelope(description.envelope)
         return super().get_envelope_structure()
 
     def get_body_structure(self) -> BodyStructure:
-        if self._description is not None:
-            return _CachedBody(self._description.body, self._description.bodystructure)
+        description = self._cached()
+        if description is not None:
+            return _CachedBody(description.body, description.bodystructure)
         return super().get_body_structure()
 
     def get_size(self, section: Sequence[int] | None = None) -> int:
@@ -626,7 +636,8 @@ class MailboxSet:
         try:
             await _guard(self._store.set_subscribed(self.employee_id, name, subscribed))
         except NoSuchMailbox:
-            raise KeyError(name) from None
+            # pymap's SUBSCRIBE does not translate KeyError: answer NO here.
+            raise MailboxNotFound(name) from None
 
     async def _infos(self) -> list[MailboxInfo]:
         return await _guard(self._store.list_mailboxes(self.employee_id))

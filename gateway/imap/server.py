@@ -8,11 +8,13 @@ What we change in pymap's behaviour, and why:
   loopback clients without TLS; here the greeting advertises LOGINDISABLED and
   no AUTH= mechanism until STARTTLS, loopback included (DESIGN.md §7, RFC 3501
   §6.2.3, RFC 8314).
-- Non-synchronizing literals (LITERAL+, RFC 7888) are bounded: 4096 octets
-  before login (RFC 7888 §4's LITERAL- size), the APPENDLIMIT in APPEND,
-  64 KiB elsewhere; pymap reads any announced size. Over the bound the client
-  gets `BYE [TOOBIG]` and the connection closes, since its literal cannot be
-  skipped safely. Synchronizing literals are checked by pymap before the `+`.
+- Literals are bounded: 4096 octets before login (RFC 7888 §4's LITERAL- size),
+  the APPENDLIMIT in APPEND, 64 KiB elsewhere, and one command may carry at
+  most 68 KiB before login (APPENDLIMIT + 64 KiB after). pymap reads any
+  announced non-synchronizing literal (LITERAL+, RFC 7888); over the bound the
+  client gets `BYE [TOOBIG]` and the connection closes, since its literal
+  cannot be skipped safely. A synchronizing literal over the bound is answered
+  `NO [TOOBIG]` (RFC 7889 §4) before any `+`.
 - A command line is at most `MAX_LINE` octets, and parentheses nest at most
   `MAX_NESTING` deep (`BAD`); the parser recurses on them.
 - Bytes pipelined after STARTTLS (before the TLS handshake) end the connection:
@@ -20,6 +22,8 @@ What we change in pymap's behaviour, and why:
 - Idle connections are closed (RFC 3501 §5.4): `PREAUTH_IDLE_SECONDS` before
   login, `IDLE_SECONDS` (30 minutes) after.
 - At most `max_connections` connections at once; the next gets `BYE` at once.
+- Five BAD answers in a row end the connection with one `BYE` (pymap would
+  close without one); a connection never gets two BYEs.
 - Internal exception text never reaches the client (pymap answers `BYE
   [SERVERBUG]`), and a client's misbehaviour is logged without a traceback.
 """
@@ -43,12 +47,16 @@ from pymap.context import connection_exit
 from pymap.imap import IMAPConnection
 from pymap.imap.state import ConnectionState
 from pymap.interfaces.login import LoginInterface
+from pymap.parsing import Params
 from pymap.parsing.command import Command
+from pymap.parsing.commands import InvalidCommand
 from pymap.parsing.response import (
     CommandResponse,
+    Response,
     ResponseBad,
     ResponseBye,
     ResponseCode,
+    ResponseNo,
     ResponseOk,
 )
 
@@ -110,19 +118,29 @@ class _State(ConnectionState):
     async def do_greeting(self) -> CommandResponse:
         return ResponseOk(b"*", self.config.greeting, self.capability)
 
+    async def do_command(self, cmd: Command) -> CommandResponse:
+        if isinstance(cmd, InvalidCommand) and cmd.parse_exc is not None:
+            code = cmd.parse_exc.code
+            if code is not None and b"TOOBIG" in bytes(code):
+                # RFC 7889 §4: a literal over the limit is answered [TOOBIG].
+                return ResponseNo(cmd.tag, b"Too big.", ResponseCode.of(b"TOOBIG"))
+        return await super().do_command(cmd)
+
     @property
     def authenticated(self) -> bool:
         return self._session is not None
 
 
 class _Connection(IMAPConnection):
-    __slots__ = ["_bad", "_max_append", "_state"]
+    __slots__ = ["_bad", "_bye_sent", "_command_bytes", "_max_append", "_state"]
 
     def __init__(self, *args: Any, max_append: int) -> None:
         super().__init__(*args)
         self._state: _State | None = None
         self._max_append = max_append
         self._bad = 0
+        self._bye_sent = False
+        self._command_bytes = 0
 
     async def run(self, state: ConnectionState) -> None:
         assert isinstance(state, _State)
@@ -132,24 +150,54 @@ class _Connection(IMAPConnection):
     def _authenticated(self) -> bool:
         return self._state is not None and self._state.authenticated
 
+    def _command_budget(self) -> int:
+        """Octets one command may carry, literals included."""
+        if not self._authenticated():
+            return MAX_LINE + MAX_PREAUTH_LITERAL
+        return self._max_append + MAX_LINE
+
+    async def _bye(self, text: bytes, code: bytes | None = None) -> None:
+        if not self._bye_sent:
+            self._bye_sent = True
+            await self.write_response(ResponseBye(text, ResponseCode.of(code) if code else None))
+
+    async def send_error_disconnect(self) -> None:
+        if not self._bye_sent:  # one BYE per connection
+            self._bye_sent = True
+            await super().send_error_disconnect()
+
+    async def write_response(self, resp: Response) -> None:
+        await super().write_response(resp)
+        if isinstance(resp, CommandResponse):
+            if resp.is_bad:  # also "* BAD" for a line with no usable tag
+                self._bad += 1
+            elif resp.tag != b"*":
+                self._bad = 0
+            if self._bad >= MAX_BAD_COMMANDS:
+                await self._bye(b"Too many errors, disconnecting.")
+                raise EOFError()
+
     async def _read_line(self) -> bytes:
         seconds = IDLE_SECONDS if self._authenticated() else PREAUTH_IDLE_SECONDS
         try:
-            return await asyncio.wait_for(self.reader.readline(), seconds)
+            line = await asyncio.wait_for(self.reader.readline(), seconds)
         except TimeoutError:
-            await self.write_response(
-                ResponseBye(b"Autologout: idle too long.", ResponseCode.of(b"UNAVAILABLE"))
-            )
+            await self._bye(b"Autologout: idle too long.", b"UNAVAILABLE")
             raise EOFError() from None
         except ValueError:  # longer than the stream limit (MAX_LINE)
-            await self.write_response(
-                ResponseBye(b"Command line too long.", ResponseCode.of(b"TOOBIG"))
-            )
+            await self._bye(b"Command line too long.", b"TOOBIG")
             raise EOFError() from None
+        await self._spend(len(line))
+        return line
+
+    async def _spend(self, octets: int) -> None:
+        self._command_bytes += octets
+        if self._command_bytes > self._command_budget():
+            await self._bye(b"Command too large.", b"TOOBIG")
+            raise EOFError()
 
     async def readline(self) -> memoryview:
         buf = bytearray(await self._read_line())
-        budget = self._max_append + MAX_LINE
         while True:
             if not buf.endswith(b"\n"):
                 raise EOFError()
@@ -157,11 +205,10 @@ class _Connection(IMAPConnection):
             if match is None:
                 break
             size = int(match.group(1))
-            if size > self._literal_limit(buf) or len(buf) + size > budget:
-                await self.write_response(
-                    ResponseBye(b"Literal too large.", ResponseCode.of(b"TOOBIG"))
-                )
+            if size > self._literal_limit(buf):
+                await self._bye(b"Literal too large.", b"TOOBIG")
                 raise EOFError()
+            await self._spend(size)
             buf += await self.reader.readexactly(size)
             buf += await self._read_line()
         if nesting_depth(bytes(buf)) > MAX_NESTING:
@@ -177,16 +224,32 @@ class _Connection(IMAPConnection):
             return self._max_append
         return MAX_OTHER_LITERAL
 
+    async def read_continuation(self, literal_length: int) -> memoryview:
+        # The rest of a command after a synchronizing literal, a SASL response or
+        # IDLE's DONE: the same budget, and a refusal here ends the connection
+        # (there is no command left to answer BAD to).
+        await self._spend(literal_length)
+        try:
+            return await super().read_continuation(literal_length)
+        except _Refused as refused:
+            await self._bye(refused.reason)
+            raise EOFError() from None
+
     async def read_command(self, state: ConnectionState) -> Command:
+        # Before login pymap checks literal sizes against the pre-login bound, so
+        # an oversized synchronizing literal is refused before its "+".
+        self.params = self._params_for_state()
         while True:
+            self._command_bytes = 0
             try:
                 return await super().read_command(state)
             except _Refused as refused:
                 await self.write_response(ResponseBad(refused.tag, refused.reason))
-                self._bad += 1
-                if self._bad >= MAX_BAD_COMMANDS:
-                    await self.write_response(ResponseBye(b"Too many errors, disconnecting."))
-                    raise EOFError() from None
+
+    def _params_for_state(self) -> Params:
+        if self._authenticated():
+            return self.config.parsing_params
+        return Params(max_append_len=MAX_PREAUTH_LITERAL)
 
     async def start_tls(self) -> None:
         # Anything the client sent after STARTTLS, before the handshake, was sent in
