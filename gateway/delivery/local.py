@@ -71,6 +71,7 @@ BATCH = 32
 BATCH_BYTES = 64 * 1024 * 1024
 IDLE_POLL_SECONDS = 1.0
 RETRY_SECONDS = 5.0
+DEFER_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -162,21 +163,47 @@ class MailWorker:
         if not copies:
             return 0
         prepared = []
+        broken: list[_Copy] = []
         for copy in copies:
-            raw = await self._copy_bytes(copy)
-            meta = await asyncio.to_thread(self._describe, raw)
+            try:
+                raw = await self._copy_bytes(copy)
+                meta = await asyncio.to_thread(self._describe, raw)
+            except StoreUnavailable:
+                raise
+            except Exception:
+                # A copy that cannot be read (a damaged blob, a bug) must not hold up
+                # the others: it waits DEFER_SECONDS and is tried again.
+                log.exception(
+                    "copy cannot be prepared for delivery", extra={"entry": copy.entry_id}
+                )
+                broken.append(copy)
+                continue
             prepared.append(_Prepared(copy, meta, len(raw)))
-        done = 0
         outcomes: list[str] = []
         async with self._mailboxes.writing("deliver") as scope:
             for item in prepared:
                 outcome = await self._deliver_one(scope, item)
                 if outcome:
                     outcomes.append(outcome)
+            for copy in broken:
+                await self._defer(scope.session, copy.entry_id)
         for outcome in outcomes:  # counted once committed
             metrics.DELIVERIES.labels(outcome).inc()
-        done = len(outcomes)
-        return done
+        return len(outcomes) + len(broken)
+
+    @staticmethod
+    async def _defer(session: AsyncSession, entry_id: int) -> None:
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=DEFER_SECONDS)
+        await session.execute(
+            update(DeliveryQueueEntry)
+            .where(DeliveryQueueEntry.id == entry_id, DeliveryQueueEntry.state == "queued")
+            .values(
+                attempts=DeliveryQueueEntry.attempts + 1,
+                next_attempt_at=later.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                last_error="copy could not be prepared (see the gateway log)",
+                updated_at=utcnow(),
+            )
+        )
 
     async def _due_copies(self) -> list[_Copy]:
         now = utcnow()

@@ -374,3 +374,46 @@ async def test_tls_context_is_required_for_login(live: Any) -> None:
 
     assert "disabled" in (await asyncio.to_thread(try_plain)).lower()
     assert isinstance(live.tls, ssl.SSLContext)
+
+
+async def test_a_damaged_copy_waits_and_does_not_hold_up_the_others(
+    live: Any, gnupghome: Path
+) -> None:
+    from sqlalchemy import update
+
+    from gateway.store.models import Blob, MessageCopy
+
+    worker = live.gateway.worker
+    await worker.stop()
+    raw = pgp_mime(gnupghome, MOH, MOH, [MOF, MOH_REGISTRAR], extra=code_of(live, MOH))
+    await accepted(live, MOH, [MOF, MOH_REGISTRAR], raw)
+    async with live.gateway.sessions() as session, session.begin():
+        copy = (
+            await session.scalars(select(MessageCopy).where(MessageCopy.recipient == MOF))
+        ).one()
+        blob = await session.get(Blob, copy.prefix_blob_id)
+        assert blob is not None
+        damaged = bytes([blob.ciphertext[0] ^ 1]) + blob.ciphertext[1:]
+        await session.execute(update(Blob).where(Blob.id == blob.id).values(ciphertext=damaged))
+    assert await worker.run_once() >= 2  # one delivered, one set aside (and receipts)
+    async with live.gateway.sessions() as session:
+        rows = {
+            recipient: (state, attempts, next_at > accepted_at, error)
+            for recipient, state, attempts, next_at, accepted_at, error in (
+                await session.execute(
+                    select(
+                        MessageCopy.recipient,
+                        DeliveryQueueEntry.state,
+                        DeliveryQueueEntry.attempts,
+                        DeliveryQueueEntry.next_attempt_at,
+                        DeliveryQueueEntry.created_at,
+                        DeliveryQueueEntry.last_error,
+                    ).join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+                )
+            ).all()
+        }
+    assert rows[MOH_REGISTRAR][0] == "delivered"
+    state, attempts, later, error = rows[MOF]
+    assert (state, attempts, later) == ("queued", 1, True)
+    assert error and "gateway log" in error
+    assert await worker.run_once() == 0  # not due again yet
