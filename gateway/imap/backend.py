@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from argparse import Namespace
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from ssl import SSLContext
 from typing import Any, TypeVar
@@ -141,6 +141,8 @@ class BaridImapConfig(IMAPConfig):
         greeting: str,
     ) -> None:
         args = Namespace(passlib_cfg=None, proxy_protocol=None, inherited_sockets=None)
+        # Built once: SASLAuth.named looks the mechanisms up among installed packages.
+        self._tls_auth = SASLAuth.named([b"PLAIN"])
         super().__init__(
             args,
             host=None,
@@ -165,7 +167,7 @@ class BaridImapConfig(IMAPConfig):
 
     @property
     def tls_auth(self) -> SASLAuth:
-        return SASLAuth.named([b"PLAIN"])
+        return self._tls_auth
 
     @property
     def greeting(self) -> bytes:
@@ -383,9 +385,25 @@ class Message(BaseMessage):
                 content = await asyncio.to_thread(MessageContent.parse, raw)
             else:
                 content = MessageContent.parse(raw)
+        elif isinstance(current_command.get(None), FetchCommand):
+            content = None  # every item is answered from the description, unparsed
         else:
             content = MessageContent.parse(description.header)
         return LoadedMessage(self, requirement, content, description)
+
+
+def header_fields(header: bytes) -> list[tuple[bytes, bytes]]:
+    """(name, raw field with its folding and CRLF) of an RFC 5322 header block."""
+    fields: list[tuple[bytes, bytes]] = []
+    for line in header.splitlines(keepends=True):
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t") and fields:
+            name, raw = fields[-1]
+            fields[-1] = (name, raw + line)
+        else:
+            fields.append((line.split(b":", 1)[0].strip(), line))
+    return fields
 
 
 def _needs_body() -> bool:
@@ -436,6 +454,22 @@ class LoadedMessage(BaseLoadedMessage):
         if description is not None:
             return _CachedBody(description.body, description.bodystructure)
         return super().get_body_structure()
+
+    def get_message_headers(
+        self,
+        section: Sequence[int] | None = None,
+        subset: Collection[bytes] | None = None,
+        inverse: bool = False,
+    ) -> Writeable:
+        """BODY[HEADER], BODY[HEADER.FIELDS (...)], RFC822.HEADER from the stored
+        header bytes, without parsing them (the common case of listing a folder)."""
+        if section or self._content is not None or self._description is None:
+            return super().get_message_headers(section, subset, inverse)
+        header = self._description.header
+        if subset is None:
+            return Writeable.wrap(header)
+        chosen = [raw for name, raw in header_fields(header) if inverse != (name.upper() in subset)]
+        return Writeable.wrap(b"".join(chosen) + b"\r\n")
 
     def get_size(self, section: Sequence[int] | None = None) -> int:
         if not section and self._description is not None:
