@@ -187,8 +187,8 @@ class Gateway:
             raise StartupError(f"tls: {exc}") from None
         store = MessageStore(self.sessions, keys.master_key, audit_key)
         self.store = store
-        authenticator = Authenticator(self.directory) if self.directory else None
         assert self.directory is not None
+        authenticator = Authenticator(self.directory)
         pipeline = SubmissionPipeline(
             directory=self.directory,
             sessions=self.sessions,
@@ -238,7 +238,6 @@ class Gateway:
                 extra={"listener": name, "address": settings.smtp.listen, "port": listener.port},
             )
 
-        assert authenticator is not None
         await self._start_mail(keys, audit_key, authenticator, tls, pipeline)
 
     async def _start_mail(
@@ -257,9 +256,13 @@ class Gateway:
         self.notifier.start_listening(self.engine)
         signers: dict[str, DkimSigner] = {}
 
-        def signer_for(domain: str) -> DkimSigner:
+        def signer_for(domain: str) -> DkimSigner | None:
             if domain not in signers:
-                signers[domain] = DkimSigner(keys, domain, settings.keys.dkim_selector)
+                try:
+                    signers[domain] = DkimSigner(keys, domain, settings.keys.dkim_selector)
+                except ValueError:  # not a DNS name DKIM can sign for
+                    log.warning("receipts for this agency domain cannot be DKIM-signed")
+                    return None
             return signers[domain]
 
         self.worker = MailWorker(

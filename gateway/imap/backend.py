@@ -775,9 +775,14 @@ class Session(BaseSession[Message]):
         store = self._ctx.store
         pairs = list(selected.messages.get_all(sequence_set))
         uids = [cached.uid for _, cached in pairs]
-        if set_seen and uids:
-            await _guard(store.store_flags(mbx.info.id, uids, frozenset({"\\Seen"}), "add"))
         rows = await _guard(store.rows(mbx.info.id, uids))
+        command = current_command.get()
+        items = body_items(command.attributes) if isinstance(command, FetchCommand) else []
+        if items:  # recorded before anything is changed or sent
+            await self._record_access(mbx, sorted(rows.values(), key=lambda r: r.uid), items)
+        if set_seen and rows:
+            await _guard(store.store_flags(mbx.info.id, uids, frozenset({"\\Seen"}), "add"))
+            rows = await _guard(store.rows(mbx.info.id, uids))
         metas = await _guard(store.load_meta({r.content_id for r in rows.values()}))
         messages: list[tuple[int, Message]] = []
         for seq, cached in pairs:
@@ -788,16 +793,10 @@ class Session(BaseSession[Message]):
             meta = metas.get(row.content_id)
             description = read_description(meta) if meta is not None else None
             messages.append((seq, Message(row, store, description=description)))
-        command = current_command.get()
-        items = body_items(command.attributes) if isinstance(command, FetchCommand) else []
-        if items:
-            await self._record_access(mbx, [m for _, m in messages if not m.expunged], items)
         return messages, await mbx.update_selected(selected)
 
-    async def _record_access(
-        self, mbx: MailboxData, messages: list[Message], items: list[str]
-    ) -> None:
-        official = [m for m in messages if m.kind in ("copy", "original")]
+    async def _record_access(self, mbx: MailboxData, rows: list[MailRow], items: list[str]) -> None:
+        official = [m for m in rows if m.kind in ("copy", "original")]
         if not official:
             return
         facts = await _guard(self._ctx.store.content_facts({m.content_id for m in official}))
