@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -58,6 +59,7 @@ from policies.holder import PolicyHolder
 
 log = logging.getLogger("barid.serve")
 SNAPSHOT_POLL_SECONDS = 2.0
+GC_YOUNG_THRESHOLD = 50_000
 
 
 class StartupError(Exception):
@@ -385,6 +387,17 @@ def release_pid_file(path: Path) -> None:
             path.unlink()
 
 
+def tune_garbage_collector() -> None:
+    """A long-running server: the objects made at start-up (modules, the directory
+    snapshot, the policy) are frozen out of collection, and the young generation is
+    collected less often. Answering a FETCH of a thousand headers allocates many
+    short-lived objects; CPython's default threshold (700) made collection a sixth
+    of that work. Reference counting still frees almost everything at once."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
 async def run(settings: Settings) -> None:
     """Start everything, wait for SIGTERM or SIGINT, stop cleanly. SIGHUP reloads the policy."""
     pid_file = settings.data_dir / PID_FILE
@@ -396,6 +409,7 @@ async def run(settings: Settings) -> None:
         except BaseException:
             await gateway.stop()
             raise
+        tune_garbage_collector()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         reloads: set[asyncio.Task[object]] = set()

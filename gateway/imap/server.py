@@ -112,6 +112,29 @@ def nesting_depth(line: bytes) -> int:
     return deepest
 
 
+class _Coalesced:
+    """A write stream that hands the transport large pieces."""
+
+    FLUSH_AT = 64 * 1024
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= self.FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            self._writer.write(b"".join(self._parts))
+            self._parts.clear()
+            self._size = 0
+
+
 class _State(ConnectionState):
     """pymap's connection state, without its loopback login exemption."""
 
@@ -167,7 +190,15 @@ class _Connection(IMAPConnection):
             await super().send_error_disconnect()
 
     async def write_response(self, resp: Response) -> None:
-        await super().write_response(resp)
+        # One TLS record per ~64 KiB instead of one per fragment pymap writes (a FETCH
+        # of a thousand headers is some nine fragments per message).
+        buffer = _Coalesced(self.writer)
+        try:
+            await resp.async_write(buffer)
+            buffer.flush()
+            await self.writer.drain()
+        except ConnectionError:
+            pass
         if isinstance(resp, CommandResponse):
             if resp.is_bad:  # also "* BAD" for a line with no usable tag
                 self._bad += 1
