@@ -346,6 +346,7 @@ class Gateway:
             await self.store.close()
         if self.worker is not None:
             await self.worker.stop()
+            self.worker.close()
         await self.notifier.stop()
         if self._http is not None:
             self._http.should_exit = True

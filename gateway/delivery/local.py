@@ -38,6 +38,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.delivery.pool import IN_PROCESS_BELOW, ParsePool
 from gateway.mailbox.folders import INBOX, RECEIPTS, SENT
 from gateway.mailbox.store import (
     MailboxStore,
@@ -101,6 +102,7 @@ class MailWorker:
         mailboxes: MailboxStore,
         *,
         describe: Callable[[bytes], bytes],
+        parse_pool: bool = True,
         signer_for: Callable[[str], DkimSigner | None],
         verify_url: Callable[[str], str],
         hostname: str,
@@ -109,7 +111,9 @@ class MailWorker:
         self._sessions = sessions
         self._cipher = cipher
         self._mailboxes = mailboxes
-        self._describe = describe
+        # Large copies are described in a second process (see gateway.delivery.pool).
+        self._pool = ParsePool(describe, in_process_below=IN_PROCESS_BELOW if parse_pool else 2**62)
+        self._describe = self._pool
         self._signer_for = signer_for
         self._verify_url = verify_url
         self._hostname = hostname
@@ -132,6 +136,10 @@ class MailWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    def close(self) -> None:
+        """Stop the parse process (after `stop`)."""
+        self._pool.close()
 
     async def _run_forever(self) -> None:
         while True:
@@ -167,7 +175,7 @@ class MailWorker:
         for copy in copies:
             try:
                 raw = await self._copy_bytes(copy)
-                meta = await asyncio.to_thread(self._describe, raw)
+                meta = await self._describe(raw)
             except StoreUnavailable:
                 raise
             except Exception:
@@ -438,7 +446,7 @@ class MailWorker:
             blob = await session.get(Blob, message.original_blob_id)
             assert blob is not None
             original = open_blob(self._cipher, blob)
-            original_meta = await asyncio.to_thread(self._describe, original)
+            original_meta = await self._describe(original)
         return _Receipt(
             job_id=job.id,
             kind=job.kind,
@@ -448,7 +456,7 @@ class MailWorker:
             original_size=message.size,
             original_meta=original_meta,
             receipt=receipt,
-            receipt_meta=await asyncio.to_thread(self._describe, receipt),
+            receipt_meta=await self._describe(receipt),
             event_at=_parse(job.event_at),
         )
 
