@@ -27,7 +27,6 @@ from gateway.delivery.local import MailWorker
 from gateway.http_app import build_app
 from gateway.imap.access import AccessRecorder
 from gateway.imap.backend import ImapContext
-from gateway.imap.describe import describe
 from gateway.imap.server import (
     ConnectionLimit,
     ImapListener,
@@ -60,6 +59,7 @@ from policies.holder import PolicyHolder
 log = logging.getLogger("barid.serve")
 SNAPSHOT_POLL_SECONDS = 2.0
 GC_YOUNG_THRESHOLD = 50_000
+DESCRIBE = "gateway.imap.describe:describe"  # run by the mail worker's parse process
 
 
 class StartupError(Exception):
@@ -271,7 +271,7 @@ class Gateway:
             self.sessions,
             cipher,
             self.mailboxes,
-            describe=describe,
+            describe=DESCRIBE,
             signer_for=signer_for,
             verify_url=pipeline.stamper.verify_url,
             hostname=settings.server.hostname,
@@ -346,7 +346,7 @@ class Gateway:
             await self.store.close()
         if self.worker is not None:
             await self.worker.stop()
-            self.worker.close()
+            await self.worker.close()
         await self.notifier.stop()
         if self._http is not None:
             self._http.should_exit = True

@@ -34,11 +34,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
-from gateway.delivery.pool import IN_PROCESS_BELOW, ParsePool
+from gateway.delivery.pool import ParsePool
 from gateway.mailbox.folders import INBOX, RECEIPTS, SENT
 from gateway.mailbox.store import (
     MailboxStore,
@@ -68,7 +68,7 @@ from policies.directory import Clearance, EmployeeStatus
 
 log = logging.getLogger("barid.delivery")
 
-BATCH = 32
+BATCH = 8  # units per write transaction: short holds of the SQLite write lock
 BATCH_BYTES = 64 * 1024 * 1024
 IDLE_POLL_SECONDS = 1.0
 RETRY_SECONDS = 5.0
@@ -101,8 +101,7 @@ class MailWorker:
         cipher: BlobCipher,
         mailboxes: MailboxStore,
         *,
-        describe: Callable[[bytes], bytes],
-        parse_pool: bool = True,
+        describe: str,
         signer_for: Callable[[str], DkimSigner | None],
         verify_url: Callable[[str], str],
         hostname: str,
@@ -111,8 +110,9 @@ class MailWorker:
         self._sessions = sessions
         self._cipher = cipher
         self._mailboxes = mailboxes
-        # Large copies are described in a second process (see gateway.delivery.pool).
-        self._pool = ParsePool(describe, in_process_below=IN_PROCESS_BELOW if parse_pool else 2**62)
+        # `describe` names the function ("module:function"); large copies are
+        # described in a second process (see gateway.delivery.pool).
+        self._pool = ParsePool(describe)
         self._describe = self._pool
         self._signer_for = signer_for
         self._verify_url = verify_url
@@ -137,9 +137,9 @@ class MailWorker:
                 await self._task
             self._task = None
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the parse process (after `stop`)."""
-        self._pool.close()
+        await self._pool.close()
 
     async def _run_forever(self) -> None:
         while True:
@@ -189,10 +189,7 @@ class MailWorker:
             prepared.append(_Prepared(copy, meta, len(raw)))
         outcomes: list[str] = []
         async with self._mailboxes.writing("deliver") as scope:
-            for item in prepared:
-                outcome = await self._deliver_one(scope, item)
-                if outcome:
-                    outcomes.append(outcome)
+            outcomes = await self._deliver_batch(scope, prepared)
             for copy in broken:
                 await self._defer(scope.session, copy.entry_id)
         for outcome in outcomes:  # counted once committed
@@ -291,63 +288,76 @@ class MailWorker:
             raise StoreUnavailable() from None
         return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
 
-    async def _deliver_one(self, scope: WriteScope, item: _Prepared) -> str | None:
-        """ "delivered" or "failed" once claimed; None when another worker had it."""
+    async def _deliver_batch(self, scope: WriteScope, prepared: list[_Prepared]) -> list[str]:
+        """Store the prepared copies in one transaction; an outcome ("delivered" or
+        "failed") per copy this transaction claimed (others were another worker's)."""
         session = scope.session
-        copy = item.copy
         now = utcnow()
-        recipient = (
-            await session.execute(
-                select(Employee.id, Employee.status).where(Employee.address == copy.recipient)
-            )
-        ).first()
-        if recipient is None or recipient[1] != EmployeeStatus.ACTIVE.value:
-            reason = "unknown-recipient" if recipient is None else "recipient-suspended"
-            if not await self._settle(session, copy.entry_id, "failed", now, error=reason):
-                return None
-            await _add_receipt_job(session, copy.message_id, "non-delivery", copy.recipient, now,
-                                   reason=reason)  # fmt: skip
-            await self._audit(session, "message.undeliverable", copy, {"reason": reason})
-            return "failed"
-        if not await self._settle(session, copy.entry_id, "delivered", now):
-            return None  # another worker delivered it
-        boxes = await ensure_folders_in(session, recipient[0])
-        content_id = await insert_content(
-            session,
-            self._cipher,
-            kind="copy",
-            meta=item.meta,
-            blob_ids=copy.blob_ids,
-            size=item.size,
-            message_id=copy.message_id,
-            copy_id=copy.copy_id,
+        if not prepared:
+            return []
+        addresses = {item.copy.recipient for item in prepared}
+        employees = {
+            address: (employee_id, status)
+            for address, employee_id, status in (
+                await session.execute(
+                    select(Employee.address, Employee.id, Employee.status).where(
+                        Employee.address.in_(addresses)
+                    )
+                )
+            ).all()
+        }
+        deliverable: list[tuple[_Prepared, int]] = []
+        failing: list[tuple[_Prepared, str]] = []
+        for item in prepared:
+            found = employees.get(item.copy.recipient)
+            if found is None:
+                failing.append((item, "unknown-recipient"))
+            elif found[1] != EmployeeStatus.ACTIVE.value:
+                failing.append((item, "recipient-suspended"))
+            else:
+                deliverable.append((item, found[0]))
+        claimed = await _claim(
+            session, [item.copy.entry_id for item, _ in deliverable], now, delivered=True
         )
-        await append_in(scope, boxes[INBOX], content_id)
-        await _add_receipt_job(session, copy.message_id, "delivery", copy.recipient, now)
-        await self._audit(session, "message.deliver", copy, {"mailbox": INBOX})
-        return "delivered"
+        jobs: list[dict[str, object]] = []
+        events: list[audit.Event] = []
+        outcomes: list[str] = []
+        folders: dict[int, dict[str, int]] = {}
+        for item, employee_id in deliverable:
+            copy = item.copy
+            if copy.entry_id not in claimed:
+                continue  # another worker delivered it
+            if employee_id not in folders:
+                folders[employee_id] = await ensure_folders_in(session, employee_id)
+            content_id = await insert_content(
+                session,
+                self._cipher,
+                kind="copy",
+                meta=item.meta,
+                blob_ids=copy.blob_ids,
+                size=item.size,
+                message_id=copy.message_id,
+                copy_id=copy.copy_id,
+            )
+            await append_in(scope, folders[employee_id][INBOX], content_id)
+            jobs.append(_receipt_job(copy.message_id, "delivery", copy.recipient, now))
+            events.append(self._event("message.deliver", copy, {"mailbox": INBOX}))
+            outcomes.append("delivered")
+        for item, reason in failing:
+            copy = item.copy
+            if not await _claim(session, [copy.entry_id], now, delivered=False, error=reason):
+                continue
+            jobs.append(_receipt_job(copy.message_id, "non-delivery", copy.recipient, now, reason))
+            events.append(self._event("message.undeliverable", copy, {"reason": reason}))
+            outcomes.append("failed")
+        if jobs:
+            await session.execute(insert(ReceiptJob), jobs)
+        await audit.append_many(session, self._audit_key, events)
+        return outcomes
 
     @staticmethod
-    async def _settle(
-        session: AsyncSession, entry_id: int, state: str, now: str, *, error: str | None = None
-    ) -> bool:
-        """Claim the entry for this transaction: False when it is no longer queued."""
-        values: dict[str, object] = {"state": state, "updated_at": now, "last_error": error}
-        if state == "delivered":
-            values["delivered_at"] = now
-        result = await session.execute(
-            update(DeliveryQueueEntry)
-            .where(DeliveryQueueEntry.id == entry_id, DeliveryQueueEntry.state == "queued")
-            .values(attempts=DeliveryQueueEntry.attempts + 1, **values)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    async def _audit(
-        self, session: AsyncSession, action: str, copy: _Copy, details: dict[str, object]
-    ) -> None:
-        await audit.append(
-            session,
-            self._audit_key,
+    def _event(action: str, copy: _Copy, details: dict[str, object]) -> audit.Event:
+        return audit.Event(
             actor="gateway",
             action=action,
             target=copy.registry,
@@ -391,9 +401,16 @@ class MailWorker:
                     .values(state="done", done_at=utcnow(), detail="receipt could not be built")
                 )
                 done += len(broken)
+            claimed = await _claim_receipts(scope.session, [item.job_id for item in rendered])
+            folders: dict[int, dict[str, int]] = {}
             for item in rendered:
-                if await self._store_receipt(scope, item):
-                    kinds.append(item.kind)
+                if item.job_id not in claimed:
+                    continue  # another worker stored it
+                employee = item.sender_employee_id
+                if employee not in folders:
+                    folders[employee] = await ensure_folders_in(scope.session, employee)
+                await self._store_receipt(scope, item, folders[employee])
+                kinds.append(item.kind)
         for kind in kinds:
             metrics.RECEIPTS.labels(kind).inc()
         return done + len(kinds)
@@ -460,16 +477,10 @@ class MailWorker:
             event_at=_parse(job.event_at),
         )
 
-    async def _store_receipt(self, scope: WriteScope, item: _Receipt) -> int:
+    async def _store_receipt(
+        self, scope: WriteScope, item: _Receipt, boxes: dict[str, int]
+    ) -> None:
         session = scope.session
-        claimed = await session.execute(
-            update(ReceiptJob)
-            .where(ReceiptJob.id == item.job_id, ReceiptJob.state == "pending")
-            .values(state="done", done_at=utcnow())
-        )
-        if not claimed.rowcount:  # type: ignore[attr-defined]
-            return 0
-        boxes = await ensure_folders_in(session, item.sender_employee_id)
         if item.original_meta is not None:
             sent = await insert_content(
                 session,
@@ -492,7 +503,6 @@ class MailWorker:
             message_id=item.message_id,
         )
         await append_in(scope, boxes[RECEIPTS], content)
-        return 1
 
 
 @dataclass(frozen=True)
@@ -509,28 +519,63 @@ class _Receipt:
     event_at: dt.datetime
 
 
-async def _add_receipt_job(
+async def _claim(
     session: AsyncSession,
-    message_id: int,
-    kind: str,
-    recipient: str,
+    entry_ids: list[int],
     now: str,
     *,
-    reason: str | None = None,
-    detail: str | None = None,
-) -> None:
-    session.add(
-        ReceiptJob(
-            message_id=message_id,
-            kind=kind,
-            recipient=recipient,
-            reason=reason,
-            detail=detail,
-            state="pending",
-            event_at=now,
-        )
+    delivered: bool,
+    error: str | None = None,
+) -> set[int]:
+    """Take queued entries for this transaction: the ids this update changed (the
+    others are no longer queued: another worker has them)."""
+    if not entry_ids:
+        return set()
+    values: dict[str, object] = {
+        "state": "delivered" if delivered else "failed",
+        "updated_at": now,
+        "last_error": error,
+        "attempts": DeliveryQueueEntry.attempts + 1,
+    }
+    if delivered:
+        values["delivered_at"] = now
+    result = await session.execute(
+        update(DeliveryQueueEntry)
+        .where(DeliveryQueueEntry.id.in_(entry_ids), DeliveryQueueEntry.state == "queued")
+        .values(**values)
+        .returning(DeliveryQueueEntry.id)
+        .execution_options(synchronize_session=False)
     )
-    await session.flush()
+    return set(result.scalars().all())
+
+
+async def _claim_receipts(session: AsyncSession, job_ids: list[int]) -> set[int]:
+    """Take pending receipt jobs for this transaction: the ids this update changed."""
+    if not job_ids:
+        return set()
+    result = await session.execute(
+        update(ReceiptJob)
+        .where(ReceiptJob.id.in_(job_ids), ReceiptJob.state == "pending")
+        .values(state="done", done_at=utcnow())
+        .returning(ReceiptJob.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars().all())
+
+
+def _receipt_job(
+    message_id: int, kind: str, recipient: str, now: str, reason: str | None = None
+) -> dict[str, object]:
+    return {
+        "message_id": message_id,
+        "kind": kind,
+        "recipient": recipient,
+        "reason": reason,
+        "detail": None,
+        "state": "pending",
+        "event_at": now,
+        "done_at": None,
+    }
 
 
 def _parse(value: str) -> dt.datetime:

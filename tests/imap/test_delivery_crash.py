@@ -124,7 +124,8 @@ async def test_sigkill_during_delivery_delivers_every_copy_exactly_once(
             MOH,
             RECIPIENTS,
             extra=[("Barid-Employee-Code", code)],
-            document=b"%PDF-1.7 crash " + str(i).encode(),
+            # about 100 KiB on the wire: copies are described in the parse process
+            document=b"%PDF-1.7 crash " + str(i).encode() + bytes(range(256)) * 280,
         )
         for i in range(MESSAGES)
     ]
