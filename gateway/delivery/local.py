@@ -15,14 +15,18 @@ leaves the entry queued and nothing stored, to be done again after restart.
 Per delivered copy, in one transaction: the queue entry becomes "delivered"
 with its delivery time; the copy (prefix + stored original + suffix, by blob
 reference) gets the recipient's next INBOX UID; a pending delivery receipt and a
-"message.deliver" audit event are written. A recipient no longer in the
+"message.deliver" audit event are written. A copy that cannot be read (a
+damaged blob) waits `DEFER_SECONDS` and does not hold up the others. A recipient no longer in the
 directory, or suspended, makes the entry "failed" with a non-delivery receipt.
 Per acceptance receipt job: the sender's own original goes to Sent (flagged
 \\Seen) and the acceptance receipt to Receipts. Receipts are DKIM-signed.
 
 Call order: `start()` -> `wake()` whenever work may be waiting (the message
-store calls it after each acceptance) -> `stop()`. `run_once()` does one round
-(used by tests and the benchmark).
+store calls it after each acceptance) -> `stop()` -> `close()` (ends the parse
+process). `run_once()` does one round (used by tests and the benchmark). Units
+are written eight per transaction, so the SQLite write lock is never held long
+while acceptances wait; large copies are described in a second process
+(gateway.delivery.pool).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from gateway.stamp.dkim import DkimSigner
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import utcnow
-from gateway.store.messages import _DATABASE_ERRORS, TARGET_LOCAL
+from gateway.store.messages import DATABASE_ERRORS, TARGET_LOCAL
 from gateway.store.models import (
     Agency,
     Blob,
@@ -253,7 +257,7 @@ class MailWorker:
                         or 0
                     )
                 metrics.DELIVERY_QUEUE_LAG.set(backlog)
-        except _DATABASE_ERRORS:
+        except DATABASE_ERRORS:
             raise StoreUnavailable() from None
         out: list[_Copy] = []
         total = 0
@@ -284,7 +288,7 @@ class MailWorker:
                         await session.scalars(select(Blob).where(Blob.id.in_(copy.blob_ids)))
                     ).all()
                 }
-        except _DATABASE_ERRORS:
+        except DATABASE_ERRORS:
             raise StoreUnavailable() from None
         return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
 
@@ -387,7 +391,7 @@ class MailWorker:
                         # logged, and the job set aside so the others go on.
                         log.exception("receipt cannot be built", extra={"job": job.id})
                         broken.append(job.id)
-        except _DATABASE_ERRORS:
+        except DATABASE_ERRORS:
             raise StoreUnavailable() from None
         if not rendered and not broken:
             return 0

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway import metrics
 from gateway.store import audit
 from gateway.store.db import writing
-from gateway.store.messages import _DATABASE_ERRORS, _database_trouble
+from gateway.store.messages import DATABASE_ERRORS, database_trouble
 
 ACCESS_ACTION = "message.access"
 _BODY_ITEMS = (b"RFC822", b"RFC822.TEXT", b"BINARY", b"BINARY.PEEK")
@@ -93,6 +93,6 @@ class AccessRecorder:
         try:
             async with writing(self._sessions) as session:
                 await audit.append_many(session, self._audit_key, events)
-        except _DATABASE_ERRORS as exc:
-            raise _database_trouble("record_access", exc) from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("record_access", exc) from None
         metrics.MESSAGE_ACCESSES.labels(protocol).inc(len(events))

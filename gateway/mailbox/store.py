@@ -50,7 +50,7 @@ from gateway.mailbox.folders import (
 from gateway.mailbox.notify import MailboxNotifier
 from gateway.store.blobs import BlobCipher, open_blob, seal_blob
 from gateway.store.db import sqlite_write_lock, transaction, utcnow
-from gateway.store.messages import _DATABASE_ERRORS, StoreUnavailable, _database_trouble
+from gateway.store.messages import DATABASE_ERRORS, StoreUnavailable, database_trouble
 from gateway.store.models import (
     Blob,
     Mailbox,
@@ -218,8 +218,8 @@ class MailboxStore:
                     await self.notifier.publish_in(scope.session, scope.touched)
         except IntegrityError:
             raise  # a conflict (e.g. a name taken meanwhile), for the caller to name
-        except _DATABASE_ERRORS as exc:
-            raise _database_trouble(operation, exc) from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble(operation, exc) from None
         self.notifier.changed(scope.touched)
 
     @contextlib.asynccontextmanager
@@ -227,8 +227,8 @@ class MailboxStore:
         try:
             async with self._sessions() as session:
                 yield session
-        except _DATABASE_ERRORS as exc:
-            raise _database_trouble(operation, exc) from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble(operation, exc) from None
 
     # ---- folders ------------------------------------------------------------------
 

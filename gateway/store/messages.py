@@ -266,7 +266,12 @@ def _database_trouble(operation: str, exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable()
 
 
+database_trouble = _database_trouble
+
+
 _DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+# For the other stores (mailboxes, the access trail, delivery): the same rules.
+DATABASE_ERRORS = _DATABASE_ERRORS
 
 
 class MessageStore:
