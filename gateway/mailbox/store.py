@@ -327,6 +327,8 @@ class MailboxStore:
         before, after = normalize(before), check_name(after)
         if is_protected(before) or is_protected(after):
             raise MailboxError("standard folders cannot be renamed")
+        if after.startswith(before + DELIMITER):
+            raise MailboxError("a mailbox cannot be moved into itself")
         try:
             async with self.writing("rename_mailbox") as scope:
                 session = scope.session

@@ -744,3 +744,12 @@ async def test_database_down_raises_store_unavailable(own_postgres: Any) -> None
         status = await asyncio.wait_for(env.store.status(box), 30)
         assert status.exists == 1 and status.next_uid == 2  # the failed append left nothing
         assert await env.store.append(box, mail("after"), b"m") == 2
+
+
+async def test_a_mailbox_cannot_be_renamed_into_itself(db_url: str) -> None:
+    async with mail_env(db_url) as env:
+        await env.store.create_mailbox(env.alice, "Projects")
+        with pytest.raises(MailboxError, match="into itself"):
+            await env.store.rename_mailbox(env.alice, "Projects", "Projects/Old")
+        names = [b.name for b in await env.store.list_mailboxes(env.alice)]
+        assert "Projects" in names and "Projects/Old" not in names
