@@ -77,12 +77,19 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from admin import commands_directory, commands_keys, commands_ops, commands_policy
+    from admin import (
+        commands_directory,
+        commands_keys,
+        commands_ops,
+        commands_policy,
+        commands_verify,
+    )
 
     commands_ops.register(cli)
     commands_directory.register(cli)
     commands_policy.register(cli)
     commands_keys.register(cli)
+    commands_verify.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

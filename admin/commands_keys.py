@@ -1,7 +1,8 @@
-"""`barid dkim dns`: the DNS records to publish for the gateway's DKIM keys.
+"""`barid dkim dns` (the DNS records to publish for the gateway's DKIM keys) and
+`barid keys rotate` (a new token signing key; the old one kept for verification).
 
-Owns: this command's options and output. Must not: touch key files beyond
-reading them (keys.gateway_keys does that).
+Owns: these commands' options and output. Must not: touch key files itself
+(keys.gateway_keys reads, writes and rotates them).
 """
 
 from __future__ import annotations
@@ -14,11 +15,23 @@ from admin.cli import common, config_path, run, want_json
 from admin.context import open_app, settings_from
 from admin.errors import CliError
 from admin.output import emit
-from keys.gateway_keys import dkim_records
+from gateway.store import audit
+from gateway.store.db import writing
+from keys.gateway_keys import KeyFileError, dkim_records, rotate_signing_key
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(dkim)
+    cli.add_command(keys_group)
 
 
 @click.group()
@@ -62,3 +75,47 @@ def dkim_dns(ctx: click.Context, domains: tuple[str, ...]) -> None:
 
     records = run(go())
     emit(records, lambda: "\n".join(r["zone"] for r in records), as_json=want_json(ctx))
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """The gateway's own keys."""
+
+
+@keys_group.command("rotate")
+@common
+@click.pass_context
+def keys_rotate(ctx: click.Context) -> None:
+    """Make a new token signing key; the old public key is kept so old tokens verify.
+
+    Restart `barid serve` afterwards: a running gateway signs with the key it loaded
+    at start until then.
+    """
+
+    async def go() -> dict[str, str]:
+        async with open_app(settings_from(config_path(ctx))) as app:
+            # The event commits only if the files were rotated (an error rolls it back).
+            async with writing(app.sessions) as session:
+                try:
+                    old_id, new_id = rotate_signing_key(app.settings.keys_dir)
+                except KeyFileError as exc:
+                    raise CliError(f"gateway keys: {exc}") from None
+                await audit.append(
+                    session,
+                    app.audit_key,
+                    actor=_actor(),
+                    action="keys.rotate",
+                    target="token-signing-key",
+                    details={"retired_key_id": old_id, "current_key_id": new_id},
+                )
+            return {"retired": old_id, "current": new_id}
+
+    result = run(go())
+    emit(
+        result,
+        f"retired token signing key {result['retired']} (kept for verification)\n"
+        f"new token signing key {result['current']}\n"
+        "restart `barid serve` (every node): a running gateway signs with the key it"
+        " loaded at start",
+        as_json=want_json(ctx),
+    )

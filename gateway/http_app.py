@@ -1,18 +1,26 @@
-"""The HTTP listener's ASGI application (Starlette): /healthz and /metrics for now.
+"""The HTTP listener's ASGI application (Starlette): /healthz, /metrics and, given a
+verification service, the public verification API (/api/v1/verify/..., the token
+keys at /.well-known/barid/keys.json, /api/v1/openapi.json).
 
-Owns: routes and their responses. Must not: block the loop or show internal
-exception text; later issues add /api/v1, /v/ and the admin pages here.
+Owns: routes and their responses. Must not: block the loop, show internal
+exception text, or put request text (tokens) in metric labels; later issues add
+/v/ and the admin pages here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -20,13 +28,35 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
+from gateway.verification.openapi import openapi_document
+from gateway.verification.service import (
+    MAX_DOCUMENT_BYTES,
+    VerificationService,
+    VerificationUnavailable,
+)
+from keys.tokens import MAX_TOKEN_CHARS, TokenProblem
 
 log = logging.getLogger("barid.http")
 HEALTH_TIMEOUT_SECONDS = 2.0
+VERIFY_PREFIX = "/api/v1/verify/"
+VERIFY_TOKEN_ROUTE = VERIFY_PREFIX + "{token}"
+VERIFY_DOCUMENT_ROUTE = VERIFY_PREFIX + "document"
+KEYS_ROUTE = "/.well-known/barid/keys.json"
+OPENAPI_ROUTE = "/api/v1/openapi.json"
+KEYS_CACHE_CONTROL = "public, max-age=300"
+_READ_CHUNK = 64 * 1024
 
 
-def build_app(engine: AsyncEngine) -> Starlette:
-    """The app for one gateway; `engine` is used by /healthz to probe the database."""
+def build_app(
+    engine: AsyncEngine,
+    *,
+    verification: VerificationService | None = None,
+    max_document_bytes: int = MAX_DOCUMENT_BYTES,
+) -> Starlette:
+    """The app for one gateway; `engine` is used by /healthz to probe the database.
+
+    With `verification`, the public verification API is served too.
+    """
 
     async def healthz(_request: Request) -> Response:
         import asyncio
@@ -45,21 +75,171 @@ def build_app(engine: AsyncEngine) -> Starlette:
     async def prometheus(_request: Request) -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    async def not_found(_request: Request, _exc: Exception) -> Response:
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return json_error("not found", 404)
         return PlainTextResponse("Not found / غير موجود\n", status_code=404)
 
-    async def server_error(_request: Request, _exc: Exception) -> Response:
+    async def server_error(request: Request, _exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return json_error("internal error", 500)
         return PlainTextResponse("Internal error / خطأ داخلي\n", status_code=500)
 
+    routes = [Route("/healthz", healthz), Route("/metrics", prometheus)]
+    if verification is not None:
+        routes.extend(verification_routes(verification, max_document_bytes))
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/metrics", prometheus)],
+        routes=routes,
         exception_handlers={404: not_found, 500: server_error},
         middleware=[Middleware(Measured)],
     )
     return app
 
 
-KNOWN_ROUTES = frozenset({"/healthz", "/metrics"})
+def json_error(reason: str, status: int) -> Response:
+    """`{"error": reason}`: a short fixed reason, never exception text."""
+    return JSONResponse({"error": reason}, status, headers={"Cache-Control": "no-store"})
+
+
+def verification_routes(service: VerificationService, max_document_bytes: int) -> list[Route]:
+    """The public verification API (DESIGN.md §6); see gateway/verification/openapi.py."""
+
+    async def verify_token(request: Request) -> Response:
+        token = str(request.path_params["token"])
+        if len(token) > MAX_TOKEN_CHARS:  # refused before any work
+            return _verdict_response({**_FORGED_TOO_LONG})
+        try:
+            verdict = await service.by_token(token)
+        except VerificationUnavailable:
+            return json_error("verification unavailable, try again later", 503)
+        return _verdict_response(verdict.as_dict())
+
+    async def verify_document(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_document_bytes:
+            return json_error("document too large", 413)
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/form-data"):
+            digest = await _multipart_digest(request, max_document_bytes)
+        else:
+            digest = await _raw_digest(request, max_document_bytes)
+        if isinstance(digest, Response):
+            return digest
+        try:
+            verdict = await service.by_sha256(digest)
+        except VerificationUnavailable:
+            return json_error("verification unavailable, try again later", 503)
+        return _verdict_response(verdict.as_dict())
+
+    async def token_keys(_request: Request) -> Response:
+        return JSONResponse(
+            {"keys": service.published_keys()},
+            headers={"Cache-Control": KEYS_CACHE_CONTROL, "Access-Control-Allow-Origin": "*"},
+        )
+
+    document = openapi_document()
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document, headers={"Cache-Control": KEYS_CACHE_CONTROL})
+
+    return [
+        # The document route comes first so that "document" is never taken for a token.
+        Route(VERIFY_DOCUMENT_ROUTE, verify_document, methods=["POST"]),
+        Route(VERIFY_TOKEN_ROUTE, verify_token, methods=["GET"]),
+        Route(KEYS_ROUTE, token_keys, methods=["GET"]),
+        Route(OPENAPI_ROUTE, openapi, methods=["GET"]),
+    ]
+
+
+_FORGED_TOO_LONG: dict[str, Any] = {
+    "status": "forged",
+    "problem": TokenProblem.MALFORMED.value,
+    "registry": None,
+    "agency": None,
+    "issued_at": None,
+    "sender": None,
+    "documents": [],
+    "revoked": None,
+    "key_id": None,
+}
+
+
+def _verdict_response(body: dict[str, Any]) -> Response:
+    # The status may change (revocation): never cached; readable by any web page.
+    return JSONResponse(
+        body, headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"}
+    )
+
+
+class _TooLarge(Exception):
+    """The request body passed the document limit."""
+
+
+async def _raw_digest(request: Request, limit: int) -> str | Response:
+    """SHA-256 (hex) of the request body, hashed as it arrives (never held whole)."""
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return json_error("document too large", 413)
+        digest.update(chunk)
+    if size == 0:
+        return json_error("empty document", 400)
+    return digest.hexdigest()
+
+
+async def _multipart_digest(request: Request, limit: int) -> str | Response:
+    """SHA-256 (hex) of the `file` field of a multipart/form-data body.
+
+    The body is counted as it is read (the whole body, framing included, must stay
+    within `limit`); the file part is spooled by Starlette (to disk past 1 MiB) and
+    hashed in chunks.
+    """
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _TooLarge
+        return message
+
+    limited = Request(request.scope, counted)
+    try:
+        async with limited.form(max_files=1, max_fields=8) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return json_error("multipart body needs a file field named 'file'", 400)
+            digest = hashlib.sha256()
+            size = 0
+            while chunk := await upload.read(_READ_CHUNK):
+                size += len(chunk)
+                digest.update(chunk)
+    except _TooLarge:
+        return json_error("document too large", 413)
+    except (MultiPartException, HTTPException):
+        return json_error("malformed multipart body", 400)
+    if size == 0:
+        return json_error("empty document", 400)
+    return digest.hexdigest()
+
+
+KNOWN_ROUTES = frozenset({"/healthz", "/metrics", VERIFY_DOCUMENT_ROUTE, KEYS_ROUTE, OPENAPI_ROUTE})
+
+
+def route_template(path: str) -> str:
+    """The metric label for a request path: a known route or template, else "other".
+
+    Bounded: request text (a token) never becomes a label.
+    """
+    if path in KNOWN_ROUTES:
+        return path
+    if path.startswith(VERIFY_PREFIX) and "/" not in path[len(VERIFY_PREFIX) :]:
+        return VERIFY_TOKEN_ROUTE
+    return "other"
 
 
 class Measured:
@@ -73,7 +253,7 @@ class Measured:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        route = path if path in KNOWN_ROUTES else "other"
+        route = route_template(path)
         status = 500
         started = time.perf_counter()
 

@@ -51,6 +51,7 @@ from gateway.store.directory import directory_version as read_version
 from gateway.store.messages import MessageStore
 from gateway.submission.handler import SubmissionHandler
 from gateway.submission.pipeline import SubmissionPipeline
+from gateway.verification import VerificationService
 from keys.gateway_keys import GatewayKeys, KeyFileError, derive_key, load_gateway_keys
 from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot
@@ -157,7 +158,12 @@ class Gateway:
         http_sock = bind(self.settings.http.listen, self.settings.http.port)
         self.http_port = http_sock.getsockname()[1]
         config = uvicorn.Config(
-            build_app(self.engine),
+            build_app(
+                self.engine,
+                verification=VerificationService(
+                    self.sessions, keys.verification_keys, current_key_id=keys.signing_key_id
+                ),
+            ),
             log_config=None,
             lifespan="off",
             access_log=False,

@@ -1,7 +1,8 @@
 """The gateway's own key material, kept as files in one directory (DATA_DIR/keys).
 
 Owns: creating (never overwriting), permission-checking and loading the token
-signing key, the DKIM keys and the at-rest master key; HKDF subkeys of the master
+signing key, the DKIM keys and the at-rest master key; rotating the token signing
+key (the old public key is kept in retired-signing/); HKDF subkeys of the master
 key; the DKIM DNS records to publish. Must not: log or print secret material.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -64,6 +66,27 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _write_temp(path: Path, data: bytes, mode: int) -> Path:
+    """A fsynced temporary file next to `path` holding `data`, created with `mode`."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(tmp, flags, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have removed bits we asked for
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
 def write_new_file(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
     """Atomically create `path` holding `data` with `mode`; never replace a file.
 
@@ -73,19 +96,8 @@ def write_new_file(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> No
     directory is fsynced so the new name survives a crash.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = os.open(tmp, flags, mode)
+    tmp = _write_temp(path, data, mode)
     try:
-        try:
-            os.fchmod(fd, mode)  # the umask may have removed bits we asked for
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         try:
             os.link(tmp, path)
         except OSError as exc:
@@ -95,6 +107,23 @@ def write_new_file(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> No
             if os.path.lexists(path):
                 raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
             os.rename(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+def replace_file(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Atomically replace (or create) `path` with `data` and `mode`.
+
+    Readers see either the old bytes or the new ones, never a mix: the new bytes
+    are written and fsynced to a temporary file in the same directory, renamed over
+    `path`, and the directory is fsynced so the rename survives a crash.
+    """
+    path = Path(path)
+    tmp = _write_temp(path, data, mode)
+    try:
+        os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -373,6 +402,68 @@ def load_gateway_keys(directory: Path | str) -> GatewayKeys:
         master_key=_load_master(directory / MASTER_KEY_FILE),
         retired_signing_keys=_load_retired(directory),
     )
+
+
+# ---------------------------------------------------------------- rotation
+
+
+def _pem_public(key: ed25519.Ed25519PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _keep_retired(retired_dir: Path, public: ed25519.Ed25519PublicKey, kid: str) -> None:
+    """Write `retired-signing/<kid>.pem` (0644, fsynced); accept an identical one."""
+    if not retired_dir.exists():
+        with contextlib.suppress(FileExistsError):
+            retired_dir.mkdir(mode=PRIVATE_DIR_MODE)
+        _fsync_dir(retired_dir.parent)
+    path = retired_dir / f"{kid}.pem"
+    pem = _pem_public(public)
+    try:
+        write_new_file(path, pem, PUBLIC_FILE_MODE)
+    except FileExistsError:
+        # Left by an earlier rotation that stopped before replacing the key.
+        try:
+            existing = serialization.load_pem_public_key(path.read_bytes())
+        except (OSError, ValueError, UnsupportedAlgorithm):
+            existing = None
+        if not isinstance(existing, ed25519.Ed25519PublicKey) or key_id(existing) != kid:
+            raise KeyFileError(
+                f"{path}: exists but does not hold the public key {kid}; move it away"
+            ) from None
+
+
+def rotate_signing_key(directory: Path | str) -> tuple[str, str]:
+    """Retire the token signing key and make a new one; returns (old id, new id).
+
+    First the current key's PUBLIC key is written to `retired-signing/<old id>.pem`
+    (0644, fsynced), then the private key file is replaced atomically by a new
+    Ed25519 key (0600). A crash between the two steps leaves the old key current
+    and verifiable; running the rotation again then completes it. Concurrent
+    rotations of one directory are serialised by a lock on the directory.
+    Running gateways keep signing with the key they loaded at start.
+    """
+    directory = Path(directory)
+    _check_directory(directory)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        signing_path = directory / SIGNING_KEY_FILE
+        old = _load_ed25519(signing_path, "token signing key")
+        old_id = key_id(old.public_key())
+        try:
+            _keep_retired(directory / RETIRED_SIGNING_DIR, old.public_key(), old_id)
+            new = ed25519.Ed25519PrivateKey.generate()
+            replace_file(signing_path, _pem_private(new), PRIVATE_FILE_MODE)
+        except OSError as exc:
+            raise KeyFileError(
+                f"{directory}: cannot rotate the token signing key: {exc.strerror}"
+            ) from None
+        return old_id, key_id(new.public_key())
+    finally:
+        os.close(fd)  # also releases the lock
 
 
 # ---------------------------------------------------------------- DKIM DNS

@@ -35,18 +35,19 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.store import audit
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher, read_blob, seal_blob
-from gateway.store.db import sqlite_write_lock, transaction
+from gateway.store.db import sqlite_write_lock, transaction, utcnow
 from gateway.store.models import (
     Agency,
     Blob,
@@ -94,6 +95,31 @@ class UnknownSender(StoreError):
 
 class UnknownMessage(StoreError):
     """No message or copy with that id."""
+
+
+class AlreadyRevoked(StoreError):
+    """The message was revoked before; `revoked_at` says when."""
+
+    def __init__(self, registry: str, revoked_at: str | None) -> None:
+        super().__init__(f"{registry} was already revoked at {revoked_at or 'an unknown time'}")
+        self.registry = registry
+        self.revoked_at = revoked_at
+
+
+MAX_REVOKE_REASON = 500  # characters
+
+
+def check_revoke_reason(reason: str) -> str:
+    """The reason, stripped; ValueError unless it is one non-empty line of at most
+    MAX_REVOKE_REASON characters without control characters."""
+    text = reason.strip()
+    if not text:
+        raise ValueError("a reason is required")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+        raise ValueError("the reason must be one line without control characters")
+    if len(text) > MAX_REVOKE_REASON:
+        raise ValueError(f"the reason is {len(text)} characters; at most {MAX_REVOKE_REASON}")
+    return text
 
 
 MAX_GROUP = 64  # acceptances committed together at most
@@ -625,6 +651,51 @@ class MessageStore:
                 )
         except _DATABASE_ERRORS as exc:
             raise _database_trouble("record_rejection", exc) from None
+
+    # ---- revocation -----------------------------------------------------------
+
+    async def revoke(self, registry: str, reason: str, *, actor: str) -> StoredMessage:
+        """Mark the message revoked, with the time and reason, and audit it
+        ("message.revoke", target the registry number, the reason in details), in one
+        transaction. ValueError for a bad reason (see `check_revoke_reason`),
+        UnknownMessage, AlreadyRevoked, StoreUnavailable."""
+        text = check_revoke_reason(reason)
+        registry = registry.strip()
+        try:
+            async with self._writing() as session:
+                at = utcnow()
+                # Conditional: of two concurrent revocations exactly one wins.
+                changed = await session.scalar(
+                    update(Message)
+                    .where(Message.registry_number == registry, Message.status == "valid")
+                    .values(status="revoked", revoked_at=at, revoked_reason=text)
+                    .returning(Message.id)
+                )
+                if changed is None:
+                    row = (
+                        await session.execute(
+                            select(Message.status, Message.revoked_at).where(
+                                Message.registry_number == registry
+                            )
+                        )
+                    ).first()
+                    if row is None:
+                        raise UnknownMessage(f"no official message with registry number {registry}")
+                    raise AlreadyRevoked(registry, row[1])
+                await audit.append(
+                    session,
+                    self._audit_key,
+                    actor=actor,
+                    action="message.revoke",
+                    target=registry,
+                    details={"reason": text, "revoked_at": at},
+                )
+        except _DATABASE_ERRORS as exc:
+            raise _database_trouble("revoke", exc) from None
+        stored = await self.message_by_registry(registry)
+        if stored is None:  # pragma: no cover - just committed
+            raise UnknownMessage(f"no official message with registry number {registry}")
+        return stored
 
     # ---- readers --------------------------------------------------------------
 

@@ -1,0 +1,11 @@
+"""Public verification of issued messages (DESIGN.md §6): by token, by document
+bytes, and the published token keys. `service` decides; `gateway.http_app` serves."""
+
+from gateway.verification.service import (
+    DocumentVerdict,
+    Verdict,
+    VerificationService,
+    VerificationUnavailable,
+)
+
+__all__ = ["DocumentVerdict", "Verdict", "VerificationService", "VerificationUnavailable"]
