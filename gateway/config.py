@@ -102,6 +102,19 @@ class HttpSettings(_Section):
     public_url: str = _f(
         "http://localhost:8080", "Base URL printed in verification links and QR codes."
     )
+    verify_lookups_per_minute: int = _f(
+        600,
+        "Verification lookups (API and /v/ pages) per client address and minute; more: 429.",
+        ge=1,
+        le=10_000_000,
+    )
+    verify_failures_per_10_minutes: int = _f(
+        30,
+        "Failed verification lookups (unknown or forged token, unmatched document) per"
+        " client address in 10 minutes; more: 429 for its failing lookups.",
+        ge=1,
+        le=10_000_000,
+    )
 
     @field_validator("public_url")
     @classmethod

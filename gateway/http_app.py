@@ -1,10 +1,11 @@
 """The HTTP listener's ASGI application (Starlette): /healthz, /metrics and, given a
 verification service, the public verification API (/api/v1/verify/..., the token
-keys at /.well-known/barid/keys.json, /api/v1/openapi.json).
+keys at /.well-known/barid/keys.json, /api/v1/openapi.json) and the public
+verification pages (/v/<token>, /v/check; gateway.verification.page).
 
 Owns: routes and their responses. Must not: block the loop, show internal
-exception text, or put request text (tokens) in metric labels; later issues add
-/v/ and the admin pages here.
+exception text, or put request text (tokens) in metric labels; the admin pages
+come later.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
 from gateway.verification.openapi import openapi_document
+from gateway.verification.page import PAGE_CHECK_ROUTE, PAGE_PREFIX, PAGE_TOKEN_ROUTE, page_routes
+from gateway.verification.radar import TOO_MANY, Radar
 from gateway.verification.service import (
     MAX_DOCUMENT_BYTES,
     VerificationService,
@@ -52,11 +55,16 @@ def build_app(
     *,
     verification: VerificationService | None = None,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
+    radar: Radar | None = None,
 ) -> Starlette:
     """The app for one gateway; `engine` is used by /healthz to probe the database.
 
-    With `verification`, the public verification API is served too.
+    With `verification`, the public verification API is served too, its lookups
+    watched by `radar` (gateway/verification/radar.py; a default one, without
+    audit alerts, if not given), also reachable as `app.state.verify_radar`.
     """
+    if verification is not None and radar is None:
+        radar = Radar()
 
     async def healthz(_request: Request) -> Response:
         import asyncio
@@ -87,12 +95,15 @@ def build_app(
 
     routes = [Route("/healthz", healthz), Route("/metrics", prometheus)]
     if verification is not None:
-        routes.extend(verification_routes(verification, max_document_bytes))
+        assert radar is not None
+        routes.extend(verification_routes(verification, max_document_bytes, radar))
+        routes.extend(page_routes(verification, max_document_bytes, radar, client_address))
     app = Starlette(
         routes=routes,
         exception_handlers={404: not_found, 500: server_error},
         middleware=[Middleware(Measured)],
     )
+    app.state.verify_radar = radar
     return app
 
 
@@ -101,20 +112,39 @@ def json_error(reason: str, status: int) -> Response:
     return JSONResponse({"error": reason}, status, headers={"Cache-Control": "no-store"})
 
 
-def verification_routes(service: VerificationService, max_document_bytes: int) -> list[Route]:
-    """The public verification API (DESIGN.md §6); see gateway/verification/openapi.py."""
+def verification_routes(
+    service: VerificationService, max_document_bytes: int, radar: Radar | None = None
+) -> list[Route]:
+    """The public verification API (DESIGN.md §6); see gateway/verification/openapi.py.
+
+    Every lookup passes `radar` (per-client throttling, metrics, spike alerts).
+    """
+    radar = radar or Radar()
 
     async def verify_token(request: Request) -> Response:
+        client = client_address(request)
+        wait = radar.check(client, "token")
+        if wait is not None:
+            return too_many(wait)
         token = str(request.path_params["token"])
         if len(token) > MAX_TOKEN_CHARS:  # refused before any work
-            return _verdict_response({**_FORGED_TOO_LONG})
+            wait = await radar.record(client, "token", "forged")
+            return too_many(wait) if wait is not None else _verdict_response({**_FORGED_TOO_LONG})
         try:
             verdict = await service.by_token(token)
         except VerificationUnavailable:
             return json_error("verification unavailable, try again later", 503)
+        registries = [verdict.registry] if verdict.registry else []
+        wait = await radar.record(client, "token", verdict.status, registries)
+        if wait is not None:
+            return too_many(wait)
         return _verdict_response(verdict.as_dict())
 
     async def verify_document(request: Request) -> Response:
+        client = client_address(request)
+        wait = radar.check(client, "document")
+        if wait is not None:
+            return too_many(wait)
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_document_bytes:
             return json_error("document too large", 413)
@@ -129,6 +159,10 @@ def verification_routes(service: VerificationService, max_document_bytes: int) -
             verdict = await service.by_sha256(digest)
         except VerificationUnavailable:
             return json_error("verification unavailable, try again later", 503)
+        registries = [m.registry for m in verdict.matches]
+        wait = await radar.record(client, "document", verdict.status, registries)
+        if wait is not None:
+            return too_many(wait)
         return _verdict_response(verdict.as_dict())
 
     async def token_keys(_request: Request) -> Response:
@@ -162,6 +196,20 @@ _FORGED_TOO_LONG: dict[str, Any] = {
     "revoked": None,
     "key_id": None,
 }
+
+
+def client_address(request: Request) -> str:
+    """The ASGI client host the radar counts by ("unknown" when the server gives none)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def too_many(retry_after: int) -> Response:
+    """429 with Retry-After (seconds): the radar refused this lookup."""
+    return JSONResponse(
+        {"error": TOO_MANY},
+        429,
+        headers={"Cache-Control": "no-store", "Retry-After": str(retry_after)},
+    )
 
 
 def _verdict_response(body: dict[str, Any]) -> Response:
@@ -227,7 +275,9 @@ async def _multipart_digest(request: Request, limit: int) -> str | Response:
     return digest.hexdigest()
 
 
-KNOWN_ROUTES = frozenset({"/healthz", "/metrics", VERIFY_DOCUMENT_ROUTE, KEYS_ROUTE, OPENAPI_ROUTE})
+KNOWN_ROUTES = frozenset(
+    {"/healthz", "/metrics", VERIFY_DOCUMENT_ROUTE, KEYS_ROUTE, OPENAPI_ROUTE, PAGE_CHECK_ROUTE}
+)
 
 
 def route_template(path: str) -> str:
@@ -239,6 +289,8 @@ def route_template(path: str) -> str:
         return path
     if path.startswith(VERIFY_PREFIX) and "/" not in path[len(VERIFY_PREFIX) :]:
         return VERIFY_TOKEN_ROUTE
+    if path.startswith(PAGE_PREFIX) and "/" not in path[len(PAGE_PREFIX) :]:
+        return PAGE_TOKEN_ROUTE
     return "other"
 
 

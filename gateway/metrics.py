@@ -102,3 +102,10 @@ DELIVERY_QUEUE_LAG = Gauge(
     "Local copies waiting in the delivery queue at the worker's last look.",
     registry=REGISTRY,
 )
+VERIFY_LOOKUPS = Counter(
+    "barid_verify_lookups_total",
+    "Public verification lookups by kind (token, document) and outcome (valid, revoked,"
+    " unknown, forged, match, no-match, throttled).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)

@@ -52,6 +52,7 @@ from gateway.store.messages import MessageStore
 from gateway.submission.handler import SubmissionHandler
 from gateway.submission.pipeline import SubmissionPipeline
 from gateway.verification import VerificationService
+from gateway.verification.radar import Radar, RadarLimits, audit_alerts
 from keys.gateway_keys import GatewayKeys, KeyFileError, derive_key, load_gateway_keys
 from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot
@@ -162,6 +163,13 @@ class Gateway:
                 self.engine,
                 verification=VerificationService(
                     self.sessions, keys.verification_keys, current_key_id=keys.signing_key_id
+                ),
+                radar=Radar(
+                    RadarLimits(
+                        per_minute=self.settings.http.verify_lookups_per_minute,
+                        failures=self.settings.http.verify_failures_per_10_minutes,
+                    ),
+                    alerts=audit_alerts(self.sessions, audit_key),
                 ),
             ),
             log_config=None,
