@@ -19,9 +19,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -37,6 +34,7 @@ from gateway.verification.service import (
     VerificationService,
     VerificationUnavailable,
 )
+from gateway.verification.upload import UploadProblem, multipart_upload
 from keys.tokens import MAX_TOKEN_CHARS, TokenProblem
 
 log = logging.getLogger("barid.http")
@@ -47,7 +45,6 @@ VERIFY_DOCUMENT_ROUTE = VERIFY_PREFIX + "document"
 KEYS_ROUTE = "/.well-known/barid/keys.json"
 OPENAPI_ROUTE = "/api/v1/openapi.json"
 KEYS_CACHE_CONTROL = "public, max-age=300"
-_READ_CHUNK = 64 * 1024
 
 
 def build_app(
@@ -219,10 +216,6 @@ def _verdict_response(body: dict[str, Any]) -> Response:
     )
 
 
-class _TooLarge(Exception):
-    """The request body passed the document limit."""
-
-
 async def _raw_digest(request: Request, limit: int) -> str | Response:
     """SHA-256 (hex) of the request body, hashed as it arrives (never held whole)."""
     digest = hashlib.sha256()
@@ -238,41 +231,18 @@ async def _raw_digest(request: Request, limit: int) -> str | Response:
 
 
 async def _multipart_digest(request: Request, limit: int) -> str | Response:
-    """SHA-256 (hex) of the `file` field of a multipart/form-data body.
-
-    The body is counted as it is read (the whole body, framing included, must stay
-    within `limit`); the file part is spooled by Starlette (to disk past 1 MiB) and
-    hashed in chunks.
-    """
-    received = 0
-
-    async def counted() -> Message:
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _TooLarge
-        return message
-
-    limited = Request(request.scope, counted)
-    try:
-        async with limited.form(max_files=1, max_fields=8) as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                return json_error("multipart body needs a file field named 'file'", 400)
-            digest = hashlib.sha256()
-            size = 0
-            while chunk := await upload.read(_READ_CHUNK):
-                size += len(chunk)
-                digest.update(chunk)
-    except _TooLarge:
+    """SHA-256 (hex) of the `file` field of a multipart/form-data body (the whole
+    body, framing included, must stay within `limit`; see verification.upload)."""
+    upload = await multipart_upload(request, limit)
+    if upload is UploadProblem.TOO_LARGE:
         return json_error("document too large", 413)
-    except (MultiPartException, HTTPException):
+    if isinstance(upload, UploadProblem):
         return json_error("malformed multipart body", 400)
-    if size == 0:
+    if not upload.has_file:
+        return json_error("multipart body needs a file field named 'file'", 400)
+    if upload.sha256 is None:
         return json_error("empty document", 400)
-    return digest.hexdigest()
+    return upload.sha256
 
 
 KNOWN_ROUTES = frozenset(

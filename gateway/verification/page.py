@@ -12,19 +12,14 @@ text unescaped, or hold an uploaded document whole in memory.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.types import Message
 
 from gateway.verification.radar import Radar
 from gateway.verification.service import (
@@ -33,6 +28,7 @@ from gateway.verification.service import (
     VerificationService,
     VerificationUnavailable,
 )
+from gateway.verification.upload import UploadProblem, multipart_upload
 
 Lang = Literal["ar", "en"]
 PAGE_PREFIX = "/v/"
@@ -47,7 +43,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",  # the status may change (revocation)
 }
 TOKEN_HTTP_STATUS = {"valid": 200, "revoked": 200, "unknown": 404, "forged": 400}
-_READ_CHUNK = 64 * 1024
 
 
 def page_lang(value: str | None) -> Lang:
@@ -439,10 +434,6 @@ def html_response(page: str, status: int = 200) -> Response:
 # ---------------------------------------------------------------- routes
 
 
-class _TooLarge(Exception):
-    """The request body passed the document limit."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Upload:
     sha256: str | None  # None: no file, or an empty one
@@ -450,38 +441,14 @@ class _Upload:
 
 
 async def _read_upload(request: Request, limit: int, lang: Lang) -> _Upload | str:
-    """The SHA-256 of the form's `file` (hashed in chunks, the whole body counted
-    against `limit`) and its `lang` field; a WORDS reason when it cannot be read."""
-    received = 0
-
-    async def counted() -> Message:
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _TooLarge
-        return message
-
-    limited = Request(request.scope, counted)
-    try:
-        async with limited.form(max_files=1, max_fields=8) as form:
-            field = form.get("lang")
-            if isinstance(field, str):
-                lang = page_lang(field)
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                return _Upload(None, lang)
-            digest = hashlib.sha256()
-            size = 0
-            while chunk := await upload.read(_READ_CHUNK):
-                size += len(chunk)
-                digest.update(chunk)
-    except _TooLarge:
-        return "too_large"
-    except (MultiPartException, HTTPException):
-        return "malformed"
-    return _Upload(digest.hexdigest() if size else None, lang)
+    """The SHA-256 of the form's `file` and its `lang` field; a WORDS reason when
+    it cannot be read (see verification.upload)."""
+    upload = await multipart_upload(request, limit, text_fields=("lang",))
+    if isinstance(upload, UploadProblem):
+        return upload.value
+    if "lang" in upload.fields:
+        lang = page_lang(upload.fields["lang"])
+    return _Upload(upload.sha256, lang)
 
 
 def _too_many(lang: Lang, retry_after: int) -> Response:
