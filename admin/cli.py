@@ -82,6 +82,7 @@ def _register() -> None:
         commands_keys,
         commands_ops,
         commands_policy,
+        commands_queue,
         commands_verify,
     )
 
@@ -90,6 +91,7 @@ def _register() -> None:
     commands_policy.register(cli)
     commands_keys.register(cli)
     commands_verify.register(cli)
+    commands_queue.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

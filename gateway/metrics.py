@@ -109,3 +109,15 @@ VERIFY_LOOKUPS = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
+QUEUE_DEPTH = Gauge(
+    "barid_queue_depth",
+    "Delivery queue entries waiting (queued or held), by target (local or peer:<name>).",
+    ["target"],
+    registry=REGISTRY,
+)
+QUEUE_OLDEST_SECONDS = Gauge(
+    "barid_queue_oldest_seconds",
+    "Age in seconds of the oldest waiting (queued or held) delivery queue entry, by target.",
+    ["target"],
+    registry=REGISTRY,
+)

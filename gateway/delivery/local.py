@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,6 +69,7 @@ from gateway.store.models import (
     MessageDocument,
     ReceiptJob,
 )
+from gateway.store.queue import QueueAdmin
 from policies.directory import Clearance, EmployeeStatus
 
 log = logging.getLogger("barid.delivery")
@@ -77,6 +79,7 @@ BATCH_BYTES = 64 * 1024 * 1024
 IDLE_POLL_SECONDS = 1.0
 RETRY_SECONDS = 5.0
 DEFER_SECONDS = 300.0
+QUEUE_GAUGE_SECONDS = 10.0  # queue depth gauges are refreshed at most this often
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ class MailWorker:
         self._audit_key = audit_key
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._gauges_at: float | None = None
+        self._gauge_targets: set[str] = {TARGET_LOCAL}
 
     # ---- running ---------------------------------------------------------------------
 
@@ -166,7 +171,25 @@ class MailWorker:
     async def run_once(self) -> int:
         """One round: local deliveries first (they create receipt jobs), then
         receipts. The number of units done."""
+        await self._refresh_queue_gauges()
         return await self.deliver_local() + await self.write_receipts()
+
+    async def _refresh_queue_gauges(self) -> None:
+        """The queue depth gauges, at most every QUEUE_GAUGE_SECONDS; a failure only logs."""
+        now = time.monotonic()
+        if self._gauges_at is not None and now - self._gauges_at < QUEUE_GAUGE_SECONDS:
+            return
+        self._gauges_at = now
+        try:
+            depths = await QueueAdmin(self._sessions, self._audit_key).depth_by_target()
+        except Exception:
+            log.warning("queue depth gauges not refreshed", exc_info=True)
+            return
+        self._gauge_targets |= set(depths)  # targets come from the configuration: bounded
+        for target in self._gauge_targets:
+            depth = depths.get(target)
+            metrics.QUEUE_DEPTH.labels(target).set(depth.waiting if depth else 0)
+            metrics.QUEUE_OLDEST_SECONDS.labels(target).set(depth.oldest_seconds if depth else 0)
 
     # ---- deliveries ------------------------------------------------------------------------
 

@@ -83,6 +83,10 @@ NON_DELIVERY_REASONS: Mapping[str, tuple[str, str]] = MappingProxyType(
             "the routing policy refused delivery at delivery time",
             "رفضت سياسة التوجيه التسليم عند محاولة التسليم",
         ),
+        "withdrawn": (
+            "an operator withdrew the message from the delivery queue",
+            "سحب أحد المشغّلين الرسالة من طابور التسليم",
+        ),
     }
 )
 
