@@ -145,21 +145,137 @@ class KeysSettings(_Section):
     )
 
 
+_LABELS = ("public", "internal", "confidential", "secret")
+
+
+def _mail_domain(value: str) -> str:
+    d = value.strip().lower().rstrip(".")
+    if not d or " " in d or "." not in d:
+        raise ValueError(f"not a mail domain: {value!r}")
+    return d
+
+
 class PeerSettings(_Section):
-    """A federation peer gateway (DESIGN.md §9). Only in the file: [peers.<name>]."""
+    """A federation peer gateway (DESIGN.md §9). Only in the file: [peers.<name>].
+
+    A peer without `host` and `tls_trust` is known to the policy (its domains are
+    federated) but nothing can be transferred: copies to it wait in the queue.
+    """
 
     domains: list[str] = Field(min_length=1)
+    host: str = ""
+    port: Port = 2525
+    tls_trust: str = ""
+    tls_fingerprints: list[str] = Field(default_factory=list)
+    tls_server_name: str = ""
+    dkim_domain: str = ""
+    dkim_keys: str = ""
+    classification_map: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("domains")
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
+        return [_mail_domain(domain) for domain in value]
+
+    @field_validator("dkim_domain")
+    @classmethod
+    def _dkim_domain(cls, value: str) -> str:
+        return _mail_domain(value) if value else ""
+
+    @field_validator("host", "tls_server_name")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if any(c.isspace() for c in value) or len(value) > 253:
+            raise ValueError("must be a host name or address without spaces")
+        return value
+
+    @field_validator("tls_fingerprints")
+    @classmethod
+    def _fingerprints(cls, value: list[str]) -> list[str]:
         out = []
-        for domain in value:
-            d = domain.strip().lower().rstrip(".")
-            if not d or " " in d or "." not in d:
-                raise ValueError(f"not a mail domain: {domain!r}")
-            out.append(d)
+        for text in value:
+            hexed = text.strip().lower().removeprefix("sha256:").replace(":", "")
+            if len(hexed) != 64 or any(c not in "0123456789abcdef" for c in hexed):
+                raise ValueError(f"not a SHA-256 fingerprint: {text!r}")
+            out.append(hexed)
         return out
+
+    @field_validator("classification_map")
+    @classmethod
+    def _classification_map(cls, value: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for theirs, ours in value.items():
+            if ours.strip().lower() not in _LABELS:
+                raise ValueError(
+                    f"{theirs!r} maps to {ours!r}; expected one of: {', '.join(_LABELS)}"
+                )
+            out[theirs.strip().lower()] = ours.strip().lower()
+        return out
+
+    @property
+    def transfer_ready(self) -> bool:
+        """Whether copies can be transferred: a host and a TLS trust anchor."""
+        return bool(self.host and self.tls_trust)
+
+    @property
+    def dkim_domains(self) -> list[str]:
+        """d= domains a transfer from this peer may be signed with (and their subdomains)."""
+        return [self.dkim_domain] if self.dkim_domain else list(self.domains)
+
+    def local_classification(self, label: str) -> str | None:
+        """This side's label for the peer's `label` (None: no mapping, refuse)."""
+        key = label.strip().lower()
+        if key in self.classification_map:
+            return self.classification_map[key]
+        return key if key in _LABELS else None
+
+
+class MailServerSettings(_Section):
+    """An agency's own IMAP server receiving its copies (DESIGN.md §9).
+
+    Only in the file: [mailservers.<name>]. Copies for employees of `agencies`
+    are appended to their mailbox there instead of Barid's own INBOX.
+    """
+
+    agencies: list[str] = Field(min_length=1)
+    host: str
+    port: Port = 993
+    tls: Literal["implicit", "starttls"] = "implicit"
+    tls_ca: str = ""
+    tls_server_name: str = ""
+    login: str = "{address}"
+    password_file: str
+    folder: str = "INBOX"
+
+    @field_validator("agencies")
+    @classmethod
+    def _agencies(cls, value: list[str]) -> list[str]:
+        return [code.strip().upper() for code in value]
+
+    @field_validator("login")
+    @classmethod
+    def _login(cls, value: str) -> str:
+        if "{address}" not in value and "{local}" not in value:
+            raise ValueError("must contain {address} or {local}")
+        return value
+
+
+class DeliverySettings(_Section):
+    retry_window_hours: float = _f(
+        24.0,
+        "Remote delivery keeps retrying a copy this long after acceptance, then the"
+        " sender gets a non-delivery receipt.",
+        gt=0,
+        le=24 * 30,
+    )
+    retry_first_seconds: float = _f(
+        60.0, "First retry after a temporary failure; doubled each time.", gt=0, le=86400
+    )
+    retry_max_seconds: float = _f(3600.0, "Longest wait between two retries.", gt=0, le=86400)
+    timeout_seconds: float = _f(
+        60.0, "Give up one transfer (connect, TLS, send) after this long.", gt=0, le=3600
+    )
+    concurrency: int = _f(8, "Copies sent to peers and agency servers at once.", ge=1, le=256)
 
 
 class Settings(_Section):
@@ -171,7 +287,26 @@ class Settings(_Section):
     tls: TlsSettings = TlsSettings()
     policy: PolicySettings = PolicySettings()
     keys: KeysSettings = KeysSettings()
+    delivery: DeliverySettings = DeliverySettings()
     peers: dict[str, PeerSettings] = Field(default_factory=dict)
+    mailservers: dict[str, MailServerSettings] = Field(default_factory=dict)
+
+    @field_validator("peers", "mailservers")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not name or len(name) > 64 or not all(c.isalnum() or c in "-_" for c in name):
+                raise ValueError(f"name {name!r}: letters, digits, - and _ only (at most 64)")
+        return value
+
+    @property
+    def agency_mailservers(self) -> dict[str, str]:
+        """Agency code -> name of the agency's own IMAP server (delivery target)."""
+        out: dict[str, str] = {}
+        for name, server in self.mailservers.items():
+            for code in server.agencies:
+                out[code] = name
+        return out
 
     @property
     def federation(self) -> dict[str, list[str]]:
@@ -248,6 +383,25 @@ def render_toml(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str
         "# Federation peers: one table per peer gateway (file only, no environment override).",
         "# [peers.region]",
         '# domains = ["region.gov.example"]',
+        '# host = "transfer.region.gov.example"   # its transfer listener',
+        "# port = 2525",
+        '# tls_trust = "peers/region.pem"          # its certificate (pinned) or its CA, PEM',
+        "# tls_fingerprints = []                   # optional SHA-256 pins (then only these)",
+        '# tls_server_name = ""                    # checked in a CA-issued certificate',
+        '# dkim_domain = ""                        # d= of its signatures; default: domains',
+        '# dkim_keys = "peers/region-dkim.txt"     # its `barid dkim dns` output; empty: DNS',
+        '# classification_map = { restricted = "confidential" }   # its label -> ours',
+        "",
+        "# Agencies with their own IMAP server (copies are appended there; file only).",
+        "# [mailservers.moh]",
+        '# agencies = ["MOH"]',
+        '# host = "imap.moh.gov.example"',
+        "# port = 993",
+        '# tls = "implicit"                        # or "starttls"; never plaintext',
+        '# tls_ca = ""                             # PEM trust anchors; empty: the system\'s',
+        '# login = "{address}*barid"               # e.g. a Dovecot master user',
+        '# password_file = "secrets/moh-imap"      # the password, alone in a 0600 file',
+        '# folder = "INBOX"',
     ]
     for name, peer in overrides.get("peers", {}).items():
         lines += [
@@ -265,7 +419,7 @@ class ConfigError(Exception):
 _SECTIONS: dict[str, type[_Section]] = {
     name: info.annotation  # type: ignore[misc]
     for name, info in Settings.model_fields.items()
-    if name != "peers"
+    if name not in ("peers", "mailservers")
 }
 
 
@@ -382,5 +536,23 @@ def _anchor_paths(settings: Settings, base: Path | None) -> Settings:
             ),
             "policy": settings.policy.model_copy(update={"file": anchored(settings.policy.file)}),
             "keys": settings.keys.model_copy(update={"dir": anchored(settings.keys.dir)}),
+            "peers": {
+                name: peer.model_copy(
+                    update={
+                        "tls_trust": anchored(peer.tls_trust),
+                        "dkim_keys": anchored(peer.dkim_keys),
+                    }
+                )
+                for name, peer in settings.peers.items()
+            },
+            "mailservers": {
+                name: server.model_copy(
+                    update={
+                        "tls_ca": anchored(server.tls_ca),
+                        "password_file": anchored(server.password_file),
+                    }
+                )
+                for name, server in settings.mailservers.items()
+            },
         }
     )

@@ -121,3 +121,18 @@ QUEUE_OLDEST_SECONDS = Gauge(
     ["target"],
     registry=REGISTRY,
 )
+
+TRANSFERS = Counter(
+    "barid_transfers_received_total",
+    "Transfers from peer gateways, by outcome (accepted, duplicate, refused, deferred)"
+    " and kind or refusal reason (copy, receipt, tls, dkim, policy, ...).",
+    ["outcome", "reason"],
+    registry=REGISTRY,
+)
+RELAYS = Counter(
+    "barid_relays_total",
+    "Copies and receipts sent to peers and agency mail servers, by target kind (peer,"
+    " imap, outbox) and outcome (delivered, deferred, failed).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)

@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import uvicorn
@@ -23,7 +23,12 @@ import uvicorn
 from gateway import metrics
 from gateway.auth import Authenticator
 from gateway.config import Settings
+from gateway.delivery.imap_target import ImapServer
 from gateway.delivery.local import MailWorker
+from gateway.delivery.relay import RelayWorker
+from gateway.federation.peers import Federation, PeerConfigError
+from gateway.federation.store import FederationStore
+from gateway.federation.transfer import TransferHandler, TransferSMTP
 from gateway.http_app import build_app
 from gateway.imap.access import AccessRecorder
 from gateway.imap.backend import ImapContext
@@ -112,6 +117,8 @@ class Gateway:
         self.notifier = MailboxNotifier()
         self.mailboxes: MailboxStore | None = None
         self.worker: MailWorker | None = None
+        self.relay: RelayWorker | None = None
+        self.federation: Federation | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._http: _Uvicorn | None = None
         self.directory: Directory | None = None
@@ -201,6 +208,10 @@ class Gateway:
             tls = load_server_context(settings.tls_cert, settings.tls_key)
         except KeyFileError as exc:
             raise StartupError(f"tls: {exc}") from None
+        try:
+            self.federation = Federation.load(settings)
+        except PeerConfigError as exc:
+            raise StartupError(str(exc)) from None
         store = MessageStore(self.sessions, keys.master_key, audit_key)
         self.store = store
         assert self.directory is not None
@@ -221,6 +232,7 @@ class Gateway:
             min_free_bytes=settings.smtp.min_free_disk_mb * 1024 * 1024,
             openpgp_backend=settings.keys.openpgp_backend,
             directory_version=lambda: self.snapshot_version,
+            mailservers=settings.agency_mailservers,
         )
         self.pipeline = pipeline
         handler = SubmissionHandler(
@@ -291,7 +303,7 @@ class Gateway:
             hostname=settings.server.hostname,
             audit_key=audit_key,
         )
-        self.store.on_accepted = self.worker.wake
+        await self._start_federation(keys, audit_key, cipher, signer_for)
         self.worker.start()
         ctx = ImapContext(
             store=self.mailboxes,
@@ -319,6 +331,71 @@ class Gateway:
                 "listening",
                 extra={"listener": name, "address": settings.imap.listen, "port": listener.port},
             )
+
+    async def _start_federation(
+        self,
+        keys: GatewayKeys,
+        audit_key: bytes,
+        cipher: BlobCipher,
+        signer_for: Callable[[str], DkimSigner | None],
+    ) -> None:
+        """The transfer listener (mutual TLS) and the remote delivery worker."""
+        settings = self.settings
+        assert self.federation is not None and self.worker is not None
+        assert self.mailboxes is not None and self.store is not None
+        worker = self.worker
+        self.relay = RelayWorker(
+            self.sessions,
+            cipher,
+            self.federation,
+            _mail_servers(settings),
+            delivery=settings.delivery,
+            signer_for=signer_for,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+            hostname=settings.server.hostname,
+            audit_key=audit_key,
+            on_receipts=worker.wake,
+        )
+        relay = self.relay
+
+        def accepted() -> None:
+            worker.wake()
+            relay.wake()
+
+        self.store.on_accepted = accepted
+        relay.start()
+        try:
+            tls = self.federation.server_context(settings.tls_cert, settings.tls_key)
+        except (KeyFileError, ssl.SSLError, ValueError) as exc:
+            raise StartupError(f"transfer TLS: {exc}") from None
+        store = FederationStore(self.sessions, cipher, self.mailboxes, audit_key)
+        handler = TransferHandler(
+            self.federation,
+            self._policy_holder,
+            store,
+            describe=worker.describe,
+            signer_for=signer_for,
+            hostname=settings.server.hostname,
+            record_refusal=store.record_refusal,
+        )
+        listener = await start_listener(
+            "transfer",
+            bind(settings.smtp.listen, settings.smtp.transfer_port),
+            handler,
+            hostname=settings.server.hostname,
+            tls_context=tls,
+            implicit_tls=False,
+            max_message_size=settings.smtp.max_message_size,
+            counter=ConnectionCounter(settings.smtp.max_connections),
+            protocol=TransferSMTP,
+        )
+        self._smtp.append(listener)
+        self.smtp_ports["transfer"] = listener.port
+        log.info(
+            "listening",
+            extra={"listener": "transfer", "address": settings.smtp.listen, "port": listener.port},
+        )
 
     def _policy_holder(self) -> PolicyHolder:
         assert self.policy is not None
@@ -358,6 +435,8 @@ class Gateway:
         await stop_imap_listeners(self._imap, self.settings.server.shutdown_grace_seconds)
         if self.store is not None:
             await self.store.close()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.worker is not None:
             await self.worker.stop()
             await self.worker.close()
@@ -369,6 +448,35 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         metrics.UP.set(0)
         await self.engine.dispose()
+
+
+def _mail_servers(settings: Settings) -> dict[str, ImapServer]:
+    """The agencies' own IMAP servers, passwords read from their files."""
+    out = {}
+    for name, conf in settings.mailservers.items():
+        try:
+            password = Path(conf.password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise StartupError(
+                f"mailservers.{name}: cannot read password_file {conf.password_file}"
+                f" ({exc.strerror})"
+            ) from None
+        try:
+            out[name] = ImapServer(
+                name=name,
+                host=conf.host,
+                port=conf.port,
+                tls=conf.tls,
+                ca_file=Path(conf.tls_ca) if conf.tls_ca else None,
+                server_name=conf.tls_server_name,
+                login=conf.login,
+                password=password,
+                folder=conf.folder,
+                timeout=settings.delivery.timeout_seconds,
+            )
+        except ValueError as exc:
+            raise StartupError(f"mailservers.{name}: {exc}") from None
+    return out
 
 
 PID_FILE = "barid.pid"

@@ -55,7 +55,7 @@ def _subject_alt_names(hostname: str) -> list[x509.GeneralName]:
 def make_dev_certificate(
     hostname: str, now: datetime.datetime | None = None
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A new P-256 key and a self-signed serverAuth certificate valid for one year.
+    """A new P-256 key and a self-signed serverAuth+clientAuth certificate valid for one year.
 
     Subject alternative names: `hostname`, localhost, 127.0.0.1 and ::1.
     """
@@ -95,7 +95,14 @@ def make_dev_certificate(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            # clientAuth too: the same certificate authenticates us in mutual TLS
+            # (the federation transfer port), where OpenSSL checks the client purpose.
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
         .add_extension(ski, critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False

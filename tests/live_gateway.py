@@ -93,7 +93,9 @@ class Live:
                            DeliveryQueueEntry.target == "local")
                 )  # fmt: skip
                 pending = await s.scalar(
-                    select(func.count()).select_from(ReceiptJob).where(ReceiptJob.state == "pending")
+                    select(func.count())
+                    .select_from(ReceiptJob)
+                    .where(ReceiptJob.state == "pending")
                 )
             if not queued and not pending:
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import re
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -88,7 +89,12 @@ def pgp_mime(home: Path, signer: str, sender: str, to: Sequence[str], *,
 
 def _wrap(sender: str, to: Sequence[str], extra: Sequence[tuple[str, str]], part: bytes) -> bytes:
     """Top-level headers + a MIME entity's own headers and body."""
-    return b"".join(f"{k}: {v}\r\n".encode() for k, v in top_headers(sender, to, "Official letter", extra)) + part
+    return (
+        b"".join(
+            f"{k}: {v}\r\n".encode() for k, v in top_headers(sender, to, "Official letter", extra)
+        )
+        + part
+    )
 
 
 def detached_openpgp(home: Path, signer: str, sender: str, to: Sequence[str], *,
@@ -144,3 +150,16 @@ def unsigned(sender: str, to: Sequence[str], *, extra: Sequence[tuple[str, str]]
     body = multipart([text_part("no signature"), attachment("x.pdf", PDF)], "u-b")
     return entity([*top_headers(sender, to, "Unsigned", extra),
                    ("Content-Type", 'multipart/mixed; boundary="u-b"')], body)  # fmt: skip
+
+
+def split_pgp_mime(raw: bytes) -> tuple[bytes, bytes]:
+    """The signed entity and the signature of a multipart/signed message (RFC 3156)."""
+    boundary = re.search(rb'boundary="([^"]+)"', raw.split(b"\r\n\r\n", 1)[0])
+    assert boundary
+    delim = b"--" + boundary.group(1)
+    parts = raw.split(b"\r\n" + delim)
+    first = raw.index(delim + b"\r\n") + len(delim) + 2
+    inner = raw[first : raw.index(b"\r\n" + delim, first)]
+    signature_part = parts[2] if len(parts) > 2 else b""
+    signature = signature_part.split(b"\r\n\r\n", 1)[1]
+    return inner, signature

@@ -132,6 +132,10 @@ class MailWorker:
 
     # ---- running ---------------------------------------------------------------------
 
+    async def describe(self, raw: bytes) -> bytes:
+        """The stored description of a mail (parsed in the parse process when large)."""
+        return await self._describe(raw)
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run_forever())
@@ -481,6 +485,8 @@ class MailWorker:
             documents=documents,
             reason=job.reason,
             detail=job.detail,
+            remote_mta=job.remote_mta,
+            status=job.status,
         )
         receipt = build_receipt(
             facts, hostname=self._hostname, signer=self._signer_for(str(domain))

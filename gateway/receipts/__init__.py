@@ -7,6 +7,7 @@ Receipts mailbox belong to the delivery side.
 
 from gateway.receipts.build import (
     NON_DELIVERY_REASONS,
+    NON_DELIVERY_STATUS,
     ReceiptFacts,
     ReceiptKind,
     build_receipt,
@@ -15,6 +16,7 @@ from gateway.receipts.build import (
 
 __all__ = [
     "NON_DELIVERY_REASONS",
+    "NON_DELIVERY_STATUS",
     "ReceiptFacts",
     "ReceiptKind",
     "build_receipt",

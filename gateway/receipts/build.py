@@ -7,17 +7,43 @@ the database or the network, or deliver anything; the caller stores the bytes.
 
 Contract: `build_receipt(facts, hostname=, signer=)` returns a complete message with
 CRLF line ends only, every line at most 998 octets, 7-bit on the wire (base64
-bodies, RFC 2047 Subject), `Auto-Submitted: auto-generated` (RFC 3834), DKIM-signed
-for `facts.sender_domain` with `t=` taken from `facts.event_at`. The same facts give
-the same bytes, so a receipt re-rendered after a crash is the same message with the
-same Message-ID (`receipt_message_id`). Facts that do not fit together raise
-ValueError before anything is built.
+bodies, RFC 2047 Subject, a 7bit delivery-status part), `Auto-Submitted:
+auto-generated` (RFC 3834), DKIM-signed with `t=` taken from `facts.event_at`. The
+same facts give the same bytes, so a receipt re-rendered after a crash is the same
+message with the same Message-ID (`receipt_message_id`). Facts that do not fit
+together raise ValueError before anything is built.
 
-Layout of a receipt:
+The issuer: the gateway stating the receipt is `facts.issuer_domain` when set (a
+federated peer gateway reporting on a sender of another government), else
+`facts.sender_domain`. That domain is in `From: Barid <noreply@{domain}>` and must be
+the DKIM signer's domain. receipt.json has "issuer_domain" only when it is set, so a
+receipt without one is byte for byte what it was before the field existed.
+
+Layout of an acceptance or delivery receipt:
 
     multipart/mixed
       multipart/alternative      text/plain + text/html, Arabic then English
       application/json           receipt.json, the facts for machines
+
+Layout of a non-delivery receipt (RFC 6522 report, RFC 3464 delivery status):
+
+    multipart/report; report-type=delivery-status
+      multipart/mixed            the human-readable part: the same two parts as above
+        multipart/alternative    text/plain + text/html, Arabic then English
+        application/json         receipt.json, also with "status" and "remote_mta"
+      message/delivery-status    7bit fields (RFC 3464 §2.2, §2.3):
+                                   Reporting-MTA: dns; <hostname>
+                                   Arrival-Date: <accepted_at>
+                                   (empty line)
+                                   Final-Recipient: rfc822; <recipient>
+                                   Action: failed
+                                   Status: <status>
+                                   Remote-MTA: dns; <remote_mta>    (when known)
+                                   Diagnostic-Code: smtp; <detail>  (when an SMTP reply)
+                                   Last-Attempt-Date: <event_at>
+
+The status is `facts.status` when given, else the enhanced code of an SMTP reply in
+`facts.detail` ("550 5.7.1 ..." gives 5.7.1), else `NON_DELIVERY_STATUS[reason]`.
 """
 
 from __future__ import annotations
@@ -90,6 +116,19 @@ NON_DELIVERY_REASONS: Mapping[str, tuple[str, str]] = MappingProxyType(
     }
 )
 
+# The RFC 3463 status a non-delivery states when neither the caller nor the remote
+# reply gives one: reason code -> enhanced status code. Every reason has one.
+NON_DELIVERY_STATUS: Mapping[str, str] = MappingProxyType(
+    {
+        "unknown-recipient": "5.1.1",  # bad destination mailbox address
+        "recipient-suspended": "5.2.1",  # mailbox disabled, not accepting messages
+        "recipient-refused": "5.0.0",  # other or undefined status
+        "retry-window-expired": "4.4.7",  # delivery time expired
+        "policy": "5.7.1",  # delivery not authorized, message refused
+        "withdrawn": "5.3.0",  # other or undefined mail system status
+    }
+)
+
 _FORMAT = "barid-receipt/1"
 _JSON_NAME = "receipt.json"
 _MAX_DETAIL_CHARS = 300
@@ -107,6 +146,12 @@ _ADDRESS_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _URL_RE = re.compile(r"^https?://[\x21-\x7e]+$")
+# RFC 3463 §2: class "." subject "." detail; a non-delivery is class 4 or 5 (2 is success).
+_STATUS_RE = re.compile(r"^[245]\.[0-9]{1,3}\.[0-9]{1,3}$")
+# An SMTP reply with an enhanced code (RFC 2034): "550 5.1.1 ..." or "550-5.1.1 ...",
+# the code's class the same as the reply's first digit.
+_REPLY_STATUS_RE = re.compile(r"(?:^|\s)([45])[0-9]{2}[ -](\1\.[0-9]{1,3}\.[0-9]{1,3})(?=\s|$)")
+_SMTP_REPLY_RE = re.compile(r"^[2-5][0-9]{2}(?:[ -]|$)")
 _LINE_BREAKS = ("\r", "\n", "\x00")
 _PREAMBLE = b"This is a multi-part message in MIME format (RFC 2045)."
 _RULE = "-" * 60
@@ -121,7 +166,7 @@ class ReceiptFacts:
     token: str  # the message's verification token
     verify_url: str  # "<public_url>/v/<token>"
     sender_address: str  # the receipt goes To this address
-    sender_domain: str  # From "Barid <noreply@{sender_domain}>", DKIM d= this domain
+    sender_domain: str  # the sender's mail domain; also From and DKIM d= unless issuer_domain
     subject: str  # the original message's subject (any script, may be empty)
     classification: str  # label, e.g. "confidential"
     accepted_at: dt.datetime  # aware
@@ -130,6 +175,17 @@ class ReceiptFacts:
     documents: tuple[tuple[str, str], ...] = ()  # (file name, sha256 hex)
     reason: str | None = None  # NON_DELIVERY only, a key of NON_DELIVERY_REASONS
     detail: str | None = None  # NON_DELIVERY only, e.g. a remote "550 5.1.1 ..." reply
+    # The gateway stating the receipt, when not the sender's own: From "Barid
+    # <noreply@{issuer_domain}>", DKIM d= this domain. None: sender_domain.
+    issuer_domain: str | None = None
+    remote_mta: str | None = None  # NON_DELIVERY only, host name of the refusing server
+    # NON_DELIVERY only, RFC 3463 "5.1.1"; None: from the detail's reply, else the reason.
+    status: str | None = None
+
+    @property
+    def signing_domain(self) -> str:
+        """The domain in From and in DKIM d=: the issuer's, else the sender's."""
+        return self.issuer_domain if self.issuer_domain is not None else self.sender_domain
 
 
 # ---------------------------------------------------------------- checks
@@ -194,6 +250,26 @@ def _detail(value: object) -> str | None:
     return clean[:_MAX_DETAIL_CHARS].rstrip() or None
 
 
+def _host(what: str, value: object) -> str:
+    text = _matching(what, value, _HOSTNAME_RE, "a host name such as mx.mof.gov.xx")
+    if not all(_DNS_LABEL_RE.fullmatch(label) for label in text.split(".")):
+        raise ValueError(f"{what} must be a host name such as mx.mof.gov.xx, got {text!r}")
+    return text
+
+
+def _status(facts: ReceiptFacts, reason: str, detail: str | None) -> str:
+    """The RFC 3463 status: the caller's, else the detail's SMTP reply's, else the reason's."""
+    if facts.status is not None:
+        status = _matching("status", facts.status, _STATUS_RE, "an RFC 3463 code such as 5.1.1")
+        if status.startswith("2"):
+            raise ValueError(f"status {status!r} means success, not a non-delivery")
+        return status
+    found = _REPLY_STATUS_RE.search(detail) if detail is not None else None
+    if found is not None:
+        return found.group(2)
+    return NON_DELIVERY_STATUS[reason]
+
+
 def _checked(facts: ReceiptFacts) -> ReceiptFacts:
     """`facts` with every value checked, times in whole UTC seconds, the detail cleaned."""
     try:
@@ -229,14 +305,24 @@ def _checked(facts: ReceiptFacts) -> ReceiptFacts:
         sha256 = _matching(f"SHA-256 of {name!r}", doc[1], _SHA256_RE, "64 lower-case hex digits")
         documents.append((name, sha256))
     reason = facts.reason
+    detail = _detail(facts.detail)
+    status = remote_mta = None
     if kind is ReceiptKind.NON_DELIVERY:
         if reason is None:
             raise ValueError("a non-delivery receipt needs a reason")
         if reason not in NON_DELIVERY_REASONS:
             allowed = ", ".join(NON_DELIVERY_REASONS)
             raise ValueError(f"unknown non-delivery reason {reason!r} (expected one of: {allowed})")
-    elif reason is not None or facts.detail is not None:
-        raise ValueError(f"reason and detail belong to non-delivery receipts, not to {kind}")
+        status = _status(facts, reason, detail)
+        if facts.remote_mta is not None:
+            remote_mta = _host("remote_mta", facts.remote_mta)
+    elif any(v is not None for v in (reason, facts.detail, facts.status, facts.remote_mta)):
+        raise ValueError(
+            f"reason, detail, status and remote_mta belong to non-delivery receipts, not to {kind}"
+        )
+    issuer_domain = facts.issuer_domain
+    if issuer_domain is not None:
+        issuer_domain = _domain("issuer_domain", issuer_domain)
     classification = _one_line("classification", facts.classification)
     if not classification.strip():
         raise ValueError("classification is empty")
@@ -252,7 +338,10 @@ def _checked(facts: ReceiptFacts) -> ReceiptFacts:
         event_at=_moment("event_at", facts.event_at),
         recipients=recipients,
         documents=tuple(documents),
-        detail=_detail(facts.detail),
+        detail=detail,
+        issuer_domain=issuer_domain,
+        remote_mta=remote_mta,
+        status=status,
     )
 
 
@@ -539,8 +628,12 @@ def _receipt_html(facts: ReceiptFacts) -> str:
 
 
 def _receipt_document(facts: ReceiptFacts) -> dict[str, Any]:
-    """receipt.json: the facts, times as ISO 8601 UTC with a Z."""
-    return {
+    """receipt.json: the facts, times as ISO 8601 UTC with a Z.
+
+    A non-delivery adds "status" and "remote_mta" (null when unknown); "issuer_domain"
+    is there only when set, so other receipts keep the keys they always had.
+    """
+    document: dict[str, Any] = {
         "format": _FORMAT,
         "kind": str(facts.kind),
         "registry": facts.registry,
@@ -556,6 +649,37 @@ def _receipt_document(facts: ReceiptFacts) -> dict[str, Any]:
         "reason": facts.reason,
         "detail": facts.detail,
     }
+    if facts.kind is ReceiptKind.NON_DELIVERY:
+        document["status"] = facts.status
+        document["remote_mta"] = facts.remote_mta
+    if facts.issuer_domain is not None:
+        document["issuer_domain"] = facts.issuer_domain
+    return document
+
+
+def _delivery_status(facts: ReceiptFacts, hostname: str) -> bytes:
+    """The message/delivery-status body (RFC 3464 §2): per-message fields, an empty
+    line, then the one recipient's fields; ASCII, CRLF ends, one line per field."""
+    assert facts.status is not None  # set by _checked for every non-delivery
+    per_message = [
+        ("Reporting-MTA", f"dns; {hostname}"),
+        ("Arrival-Date", email.utils.format_datetime(facts.accepted_at)),
+    ]
+    per_recipient = [
+        ("Final-Recipient", f"rfc822; {facts.recipients[0]}"),
+        ("Action", "failed"),
+        ("Status", facts.status),
+    ]
+    if facts.remote_mta is not None:
+        per_recipient.append(("Remote-MTA", f"dns; {facts.remote_mta}"))
+    if facts.detail is not None and _SMTP_REPLY_RE.match(facts.detail):
+        per_recipient.append(("Diagnostic-Code", f"smtp; {facts.detail}"))
+    per_recipient.append(("Last-Attempt-Date", email.utils.format_datetime(facts.event_at)))
+    return (
+        b"".join(_field(name, value) for name, value in per_message)
+        + CRLF
+        + b"".join(_field(name, value) for name, value in per_recipient)
+    )
 
 
 # ---------------------------------------------------------------- message
@@ -608,31 +732,38 @@ def _field(name: str, value: str) -> bytes:
 
 
 def build_receipt(facts: ReceiptFacts, *, hostname: str, signer: DkimSigner | None) -> bytes:
-    """The receipt's bytes, DKIM-signed by `signer` (for `facts.sender_domain`) unless None.
+    """The receipt's bytes, DKIM-signed by `signer` unless None; the signer's domain
+    must be `facts.issuer_domain` when set, else `facts.sender_domain`.
 
     Raises ValueError when the facts are inconsistent or cannot be written safely.
     """
     f = _checked(facts)
-    if signer is not None and signer.domain != f.sender_domain.lower().removesuffix("."):
-        raise ValueError(
-            f"the DKIM signer is for {signer.domain!r}, the receipt for {f.sender_domain!r}"
-        )
+    domain = f.signing_domain
+    if signer is not None and signer.domain != domain.lower().removesuffix("."):
+        raise ValueError(f"the DKIM signer is for {signer.domain!r}, the receipt for {domain!r}")
     message_id = receipt_message_id(f, hostname)
+    report = f.kind is ReceiptKind.NON_DELIVERY
     text = _receipt_text(f).encode("utf-8")
     page = _receipt_html(f).encode("utf-8")
     document = json.dumps(_receipt_document(f), ensure_ascii=False, indent=2).encode("utf-8")
     encoded = [base64_lines(text), base64_lines(page), base64_lines(document + b"\n")]
-    base = _boundary(message_id.encode("ascii") + document, encoded)
-    mixed, alternative = f"m.{base}", f"a.{base}"
+    status = _delivery_status(f, hostname) if report else b""
+    base = _boundary(message_id.encode("ascii") + document, [*encoded, status])
+    mixed, alternative, outer = f"m.{base}", f"a.{base}", f"r.{base}"
     utf8_base64 = ("Content-Transfer-Encoding", "base64")
+    mixed_type = f'multipart/mixed; boundary="{mixed}"'
+    if report:
+        content_type = f'multipart/report; report-type=delivery-status; boundary="{outer}"'
+    else:
+        content_type = mixed_type
     fields = [
-        _field("From", f"Barid <noreply@{f.sender_domain}>"),
+        _field("From", f"Barid <noreply@{domain}>"),
         _field("To", f.sender_address),
         subject_header(_subject(f)),
         _field("Date", email.utils.format_datetime(f.event_at)),
         _field("Message-ID", message_id),
         _field("MIME-Version", "1.0"),
-        _field("Content-Type", f'multipart/mixed; boundary="{mixed}"'),
+        _field("Content-Type", content_type),
         _field("Auto-Submitted", "auto-generated"),
         _field("Barid-Registry", f.registry),
         _field("Barid-Verify", f.verify_url),
@@ -640,12 +771,8 @@ def build_receipt(facts: ReceiptFacts, *, hostname: str, signer: DkimSigner | No
     ]
     if f.kind in _PER_RECIPIENT:
         fields.append(_field("Barid-Recipient", f.recipients[0]))
-    message = b"".join(
+    body = b"".join(
         (
-            *fields,
-            CRLF,
-            _PREAMBLE,
-            CRLF,
             delimiter(mixed),
             part_headers(("Content-Type", f'multipart/alternative; boundary="{alternative}"')),
             delimiter(alternative),
@@ -665,6 +792,22 @@ def build_receipt(facts: ReceiptFacts, *, hostname: str, signer: DkimSigner | No
             close_delimiter(mixed),
         )
     )
+    if report:
+        body = b"".join(
+            (
+                delimiter(outer),
+                part_headers(("Content-Type", mixed_type)),
+                body,
+                delimiter(outer),
+                part_headers(
+                    ("Content-Type", "message/delivery-status"),
+                    ("Content-Transfer-Encoding", "7bit"),
+                ),
+                status,
+                close_delimiter(outer),
+            )
+        )
+    message = b"".join((*fields, CRLF, _PREAMBLE, CRLF, body))
     if signer is None:
         return message
     return signer.signed(message, timestamp=int(f.event_at.timestamp()))

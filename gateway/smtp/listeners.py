@@ -1,7 +1,8 @@
 """Binding and running the SMTP listeners on the gateway's loop.
 
 Owns: one asyncio server per listener (submission with STARTTLS, SMTPS with
-implicit TLS), sharing one connection counter. Must not: configure TLS
+implicit TLS, transfer with STARTTLS and client certificates), sharing one
+connection counter. Must not: configure TLS
 material (keys.tls) or decide anything about mail (the handler).
 """
 
@@ -34,11 +35,12 @@ async def start_listener(
     max_message_size: int,
     counter: ConnectionCounter,
     idle_timeout: float = SESSION_TIMEOUT_SECONDS,
+    protocol: type[BaridSMTP] = BaridSMTP,
 ) -> Listener:
     loop = asyncio.get_running_loop()
 
     def factory() -> BaridSMTP:
-        return BaridSMTP(
+        return protocol(
             handler,
             hostname=hostname,
             tls_context=tls_context,

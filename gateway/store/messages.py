@@ -68,6 +68,7 @@ log = logging.getLogger("barid.store")
 SERIAL_DIGITS = 6
 TARGET_LOCAL = "local"
 PEER_TARGET_PREFIX = "peer:"
+IMAP_TARGET_PREFIX = "imap:"
 PURPOSE_ORIGINAL = "original"
 PURPOSE_PREFIX = "copy-prefix"
 PURPOSE_SUFFIX = "copy-suffix"
@@ -215,7 +216,7 @@ class StoredCopy:
     local: bool
     peer: str | None
     trace_code: str
-    target: str  # delivery target: "local" or "peer:<name>"
+    target: str  # delivery target: "local", "imap:<server>" or "peer:<name>"
 
 
 def format_registry(agency_code: str, year: int, serial: int) -> str:
@@ -229,8 +230,10 @@ def iso(moment: dt.datetime) -> str:
 
 
 def delivery_target(recipient: Recipient) -> str:
+    """ "local" (Barid's own INBOX), "imap:<server>" (the agency's own mail server) or
+    "peer:<name>" (a federation peer's gateway)."""
     if recipient.local:
-        return TARGET_LOCAL
+        return IMAP_TARGET_PREFIX + recipient.mailserver if recipient.mailserver else TARGET_LOCAL
     if not recipient.peer:
         raise ValueError(f"remote recipient {recipient.address} has no federation peer")
     return PEER_TARGET_PREFIX + recipient.peer
@@ -741,8 +744,9 @@ class MessageStore:
         try:
             async with self._sessions() as session:
                 rows = (
-                    await session.scalars(
-                        select(MessageCopy)
+                    await session.execute(
+                        select(MessageCopy, DeliveryQueueEntry.target)
+                        .join(DeliveryQueueEntry, DeliveryQueueEntry.copy_id == MessageCopy.id)
                         .where(MessageCopy.message_id == message_id)
                         .order_by(MessageCopy.id)
                     )
@@ -757,11 +761,9 @@ class MessageStore:
                 local=copy.recipient_local,
                 peer=copy.peer,
                 trace_code=copy.trace_code,
-                target=TARGET_LOCAL
-                if copy.recipient_local
-                else PEER_TARGET_PREFIX + (copy.peer or ""),
+                target=target,
             )
-            for copy in rows
+            for copy, target in rows
         ]
 
     async def message_by_registry(self, registry: str) -> StoredMessage | None:

@@ -339,3 +339,57 @@ class ReceiptJob(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     event_at: Mapped[str] = mapped_column(String(32))
     done_at: Mapped[str | None] = mapped_column(String(32))
+    # Non-delivery by a remote server: its host name and the RFC 3463 status.
+    remote_mta: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str | None] = mapped_column(String(16))
+
+
+# ---------------------------------------------------------------- federation
+
+
+class InboundCopy(Base):
+    """A copy a federation peer transferred to one of our employees (stored in
+    their INBOX as `content_id`). (peer, trace_code) is unique: a transfer the
+    peer repeats after a lost reply is recognised and not stored twice."""
+
+    __tablename__ = "inbound_copies"
+    __table_args__ = (UniqueConstraint("peer", "trace_code"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    peer: Mapped[str] = mapped_column(String(64))
+    registry_number: Mapped[str] = mapped_column("registry", String(100), index=True)
+    trace_code: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    classification: Mapped[str] = mapped_column(String(16))  # ours, after the mapping
+    remote_classification: Mapped[str] = mapped_column(String(64))
+    dkim_domain: Mapped[str] = mapped_column(String(253))
+    content_id: Mapped[int] = mapped_column(ForeignKey("mail_contents.id"), index=True)
+    received_at: Mapped[str] = mapped_column(String(32))
+    client_address: Mapped[str] = mapped_column(String(100))
+
+
+class RelayOutboxEntry(Base):
+    """A message this gateway owes a peer that is not a copy of an accepted
+    message: the signed delivery receipt for a transfer it received."""
+
+    __tablename__ = "relay_outbox"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'delivering', 'sent', 'failed')", name="state"),
+        Index("ix_relay_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    peer: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # "receipt"
+    registry_number: Mapped[str] = mapped_column("registry", String(100))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[str] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[str | None] = mapped_column(String(32))

@@ -78,6 +78,7 @@ class Inputs:
     sent_last_hour: int
     client_address: str = ""
     openpgp_backend: OpenPgpBackend = "sequoia"
+    mailservers: Mapping[str, str] = field(default_factory=dict)  # agency code -> server
 
 
 @dataclass
@@ -379,7 +380,9 @@ def _classification(level: Clearance, inputs: Inputs) -> Refusal | None:
 def _recipient(address: str, inputs: Inputs) -> Recipient:
     person = inputs.snapshot.employee(address)
     if person is not None:
-        return Recipient(address, True, person.code)
+        return Recipient(
+            address, True, person.code, mailserver=inputs.mailservers.get(person.agency)
+        )
     domain = address.rsplit("@", 1)[-1]
     peer = next((name for name, ds in inputs.federation.items() if domain in ds), None)
     return Recipient(address, False, None, peer)

@@ -32,6 +32,7 @@ class Recipient:
     local: bool  # in this gateway's directory (False: a federated peer's domain)
     employee_code: str | None = None
     peer: str | None = None  # federation peer name for remote recipients
+    mailserver: str | None = None  # the agency's own IMAP server, for local recipients
 
 
 @dataclass(frozen=True, slots=True)

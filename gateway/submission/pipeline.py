@@ -55,6 +55,7 @@ class SubmissionPipeline:
         min_free_bytes: int,
         openpgp_backend: OpenPgpBackend = "sequoia",
         directory_version: Callable[[], int] = lambda: -1,
+        mailservers: Mapping[str, str] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._directory = directory
@@ -64,6 +65,7 @@ class SubmissionPipeline:
         self._stamper = stamper
         self.stamper = stamper
         self._federation = {k: tuple(v) for k, v in federation.items()}
+        self._mailservers = dict(mailservers or {})
         self._limits = limits
         self._data_dir = data_dir
         self._min_free = min_free_bytes
@@ -143,6 +145,7 @@ class SubmissionPipeline:
             sent_last_hour=sent,
             client_address=peer,
             openpgp_backend=self._openpgp_backend,
+            mailservers=self._mailservers,
         )
         verdict = await asyncio.to_thread(check_message, inputs)
         if isinstance(verdict, Refusal):

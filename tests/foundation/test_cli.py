@@ -43,7 +43,16 @@ def test_init_is_idempotent(tmp_path: Path, make_cli: Any) -> None:
     assert (data / "barid.db").stat().st_mode & 0o077 == 0
     assert (data / "tls" / "cert.pem").exists()
     assert "default: deny" in (data / "policies.yaml").read_text()  # safe default: deny all
-    checked = ok(cli("policy", "check", str(data / "policies.yaml"), "--json", "--config", str(data / "barid.toml")))
+    checked = ok(
+        cli(
+            "policy",
+            "check",
+            str(data / "policies.yaml"),
+            "--json",
+            "--config",
+            str(data / "barid.toml"),
+        )
+    )
     assert checked["ok"]
     snapshot = {
         p: p.read_bytes() for p in data.rglob("*") if p.is_file() and "barid.db" not in p.name
@@ -157,7 +166,9 @@ def test_import_key(barid: Any, tmp_path: Path, gnupghome: Path) -> None:
     assert [i["fingerprint"] for i in shown["identities"]] == [fpr]
 
 
-def test_import_x509_certificate_made_by_openssl(barid: Any, tmp_path: Path, need_tool: Any) -> None:
+def test_import_x509_certificate_made_by_openssl(
+    barid: Any, tmp_path: Path, need_tool: Any
+) -> None:
     need_tool("openssl")
     ok(barid(*AGENCY))
     code = ok(barid("employee", "add", "a@moh.gov.example", "--agency", "MOH", "--name-en", "A",
@@ -210,12 +221,18 @@ def test_directory_import(barid_any: Any, tmp_path: Path) -> None:
     shown = ok(cli("agency", "show", "MOE", "--json"))
     assert shown["subtree"]["children"][0]["code"] == "MOE-BGD"
     # The counters moved on: the next employee added by hand continues the sequence.
-    nxt = ok(cli("employee", "add", "next@moh.gov.example", "--agency", "MOH", "--name-en", "N", "--json"))
+    nxt = ok(
+        cli(
+            "employee", "add", "next@moh.gov.example", "--agency", "MOH", "--name-en", "N", "--json"
+        )
+    )
     assert nxt["code"].startswith("MOH-000003-")
     assert ok(cli("audit", "verify", "--json"))["ok"]
 
 
-def test_directory_import_refuses_bad_rows_with_line_numbers(barid_any: Any, tmp_path: Path) -> None:
+def test_directory_import_refuses_bad_rows_with_line_numbers(
+    barid_any: Any, tmp_path: Path
+) -> None:
     cli = barid_any
     ok(cli(*AGENCY))
     csv_file = write_csv(

@@ -18,7 +18,7 @@ def test_shipped_file_documents_every_setting_with_its_default() -> None:
     defaults = Settings()
     assert loaded.smtp == defaults.smtp and loaded.imap == defaults.imap
     for section in Settings.model_fields:
-        if section == "peers":
+        if section in ("peers", "mailservers"):
             continue
         for key in type(getattr(defaults, section)).model_fields:
             assert f"\n{key} = " in render_toml(), f"{section}.{key} undocumented"
@@ -76,3 +76,45 @@ def test_cli_exits_2_naming_the_key(tmp_path: Path, make_cli: Any) -> None:
     result = make_cli({})("agency", "list", "--config", str(cfg))
     assert result.code == 2
     assert "smtp.submission_port" in result.err and result.err.count("\n") == 1
+
+
+def test_peer_and_mail_server_tables(tmp_path: Path) -> None:
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(
+        '[peers.region]\ndomains = ["Region.Gov.Example."]\nhost = "127.0.0.1"\n'
+        'tls_trust = "peers/region.pem"\ndkim_keys = "peers/region-dkim.txt"\n'
+        'tls_fingerprints = ["AB:' + ":".join(["cd"] * 31) + '"]\n'
+        'classification_map = { Restricted = "Confidential" }\n'
+        '[mailservers.moh]\nagencies = ["moh"]\nhost = "imap.moh"\n'
+        'password_file = "secrets/moh"\nlogin = "{address}*barid"\n'
+    )
+    s = load_settings(cfg, environ={"BARID_DELIVERY__RETRY_FIRST_SECONDS": "0.5"})
+    peer = s.peers["region"]
+    assert peer.domains == ["region.gov.example"] and peer.port == 2525
+    assert peer.tls_trust == str(tmp_path / "peers" / "region.pem")
+    assert peer.dkim_keys == str(tmp_path / "peers" / "region-dkim.txt")
+    assert peer.tls_fingerprints == ["ab" + "cd" * 31]
+    assert peer.transfer_ready and peer.dkim_domains == ["region.gov.example"]
+    assert peer.local_classification("RESTRICTED") == "confidential"
+    assert peer.local_classification("secret") == "secret"
+    assert peer.local_classification("cosmic") is None
+    assert s.agency_mailservers == {"MOH": "moh"}
+    assert s.mailservers["moh"].password_file == str(tmp_path / "secrets" / "moh")
+    assert s.delivery.retry_first_seconds == 0.5 and s.delivery.retry_window_hours == 24.0
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        '[peers.x]\ndomains = ["a.example"]\nclassification_map = { a = "cosmic" }\n',
+        '[peers.x]\ndomains = ["a.example"]\ntls_fingerprints = ["abc"]\n',
+        '[peers."bad name"]\ndomains = ["a.example"]\n',
+        '[mailservers.m]\nagencies = ["A"]\nhost = "h"\npassword_file = "p"\nlogin = "x"\n',
+        '[mailservers.m]\nagencies = ["A"]\nhost = "h"\npassword_file = "p"\ntls = "none"\n',
+    ],
+)
+def test_bad_peer_or_mail_server_is_refused(tmp_path: Path, table: str) -> None:
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(table)
+    with pytest.raises(ConfigError):
+        load_settings(cfg, environ={})

@@ -45,7 +45,9 @@ def test_check_accepts_the_shipped_policy(demo: tuple[Any, Path]) -> None:
     assert json.loads(result.out)["ok"] is True
 
 
-def test_check_reports_every_problem_with_file_and_line(demo: tuple[Any, Path], tmp_path: Path) -> None:
+def test_check_reports_every_problem_with_file_and_line(
+    demo: tuple[Any, Path], tmp_path: Path
+) -> None:
     cli, _ = demo
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -97,7 +99,9 @@ def test_policy_test_runs_the_shipped_table_and_fails_with_a_diff(
     )
     result = cli("policy", "test", str(SHIPPED), str(wrong))
     assert result.code == 1
-    assert "expected deny" in result.out.lower() or "expected: deny" in result.out.lower(), result.out
+    assert "expected deny" in result.out.lower() or "expected: deny" in result.out.lower(), (
+        result.out
+    )
     assert "ministries-to-ministries" in result.out
 
 
@@ -169,7 +173,9 @@ def test_running_gateway_reloads_on_sighup_and_file_change_and_keeps_old_on_erro
     assert not (data / "barid.pid").exists()
 
 
-def test_gateway_refuses_to_start_on_a_broken_policy(demo: tuple[Any, Path], port_factory: Any) -> None:
+def test_gateway_refuses_to_start_on_a_broken_policy(
+    demo: tuple[Any, Path], port_factory: Any
+) -> None:
     _, data = demo
     (data / "policies.yaml").write_text("version: 1\nrules:\n  - id: x\n    effect: maybe\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}

@@ -22,7 +22,7 @@ import aioimaplib
 import dkim
 from prometheus_client import generate_latest
 from sqlalchemy import select
-from sub_support import pgp_mime, smime_signed
+from sub_support import pgp_mime, smime_signed, split_pgp_mime
 
 from gateway.imap.describe import describe
 from gateway.mailbox.folders import INBOX
@@ -201,19 +201,6 @@ def receipt_text(message: email.message.EmailMessage) -> str:
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
     return str(body.get_content())
-
-
-def split_pgp_mime(raw: bytes) -> tuple[bytes, bytes]:
-    """The signed entity and the signature of a multipart/signed message (RFC 3156)."""
-    boundary = re.search(rb'boundary="([^"]+)"', raw.split(b"\r\n\r\n", 1)[0])
-    assert boundary
-    delim = b"--" + boundary.group(1)
-    parts = raw.split(b"\r\n" + delim)
-    first = raw.index(delim + b"\r\n") + len(delim) + 2
-    inner = raw[first : raw.index(b"\r\n" + delim, first)]
-    signature_part = parts[2] if len(parts) > 2 else b""
-    signature = signature_part.split(b"\r\n\r\n", 1)[1]
-    return inner, signature
 
 
 async def test_smime_letter_round_trip_with_aioimaplib(live: Any) -> None:

@@ -38,7 +38,7 @@ def test_dev_certificate_contents(dev_pair: tuple[Path, Path]) -> None:
         ipaddress.ip_address("::1"),
     ]
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert datetime.timedelta(days=365) <= lifetime <= datetime.timedelta(days=366)
@@ -63,12 +63,14 @@ def test_ensure_dev_certificate_refuses_half_a_pair(tmp_path: Path) -> None:
     assert not key.exists()
 
 
-def test_openssl_accepts_dev_certificate_for_server_use(
-    dev_pair: tuple[Path, Path], openssl_tool: str
+@pytest.mark.parametrize("purpose", ["sslserver", "sslclient"])
+def test_openssl_accepts_dev_certificate_for_server_and_client_use(
+    dev_pair: tuple[Path, Path], openssl_tool: str, purpose: str
 ) -> None:
+    # sslclient: the certificate also authenticates the gateway in mutual TLS.
     cert, _ = dev_pair
     result = subprocess.run(
-        [openssl_tool, "verify", "-CAfile", str(cert), "-purpose", "sslserver", str(cert)],
+        [openssl_tool, "verify", "-CAfile", str(cert), "-purpose", purpose, str(cert)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -30,7 +30,8 @@ FEDERATION = {"region": frozenset({"region.gov.example"})}
 
 # The demo government of `barid demo` (admin/demo_data.py), as engine values.
 DEMO_AGENCIES = tuple(
-    (a.code, a.name_en, a.name_ar, AgencyKind(a.kind), a.domain, a.parent) for a in demo_data.AGENCIES
+    (a.code, a.name_en, a.name_ar, AgencyKind(a.kind), a.domain, a.parent)
+    for a in demo_data.AGENCIES
 )
 DEMO_EMPLOYEES = tuple(
     (address, agency, role, Clearance.parse(clearance), EmployeeStatus(status))

@@ -49,7 +49,14 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def body_parts(message: EmailMessage) -> tuple[str, str, dict[str, Any]]:
-    """(text/plain, text/html, receipt.json) of a parsed receipt."""
+    """(text/plain, text/html, receipt.json) of a parsed receipt.
+
+    A non-delivery receipt is a multipart/report whose first part is the receipt.
+    """
+    if message.get_content_type() == "multipart/report":
+        first = next(message.iter_parts())
+        assert isinstance(first, EmailMessage)
+        message = first
     assert message.get_content_type() == "multipart/mixed"
     alternative, attachment = list(message.iter_parts())
     assert isinstance(alternative, EmailMessage) and isinstance(attachment, EmailMessage)
@@ -80,7 +87,7 @@ def verify_all(message: bytes, dnsfunc: DnsFunc) -> list[bool]:
 
 
 def expected_document(facts: ReceiptFacts) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "format": "barid-receipt/1",
         "kind": facts.kind.value,
         "registry": facts.registry,
@@ -96,6 +103,10 @@ def expected_document(facts: ReceiptFacts) -> dict[str, Any]:
         "reason": facts.reason,
         "detail": facts.detail,
     }
+    if facts.kind is ReceiptKind.NON_DELIVERY:  # the status taken from the detail
+        document["status"] = facts.status or "5.1.1"
+        document["remote_mta"] = facts.remote_mta
+    return document
 
 
 # ---------------------------------------------------------------- content

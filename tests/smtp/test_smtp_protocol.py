@@ -31,8 +31,12 @@ async def test_nothing_before_starttls(smtp: Running) -> None:
     reader, writer = await raw_session(smtp.submission)
     ehlo = await command(reader, writer, b"EHLO client.test")
     assert b"STARTTLS" in ehlo and b"AUTH" not in ehlo
-    assert (await command(reader, writer, b"AUTH PLAIN " + plain(A, PASSWORD))).startswith(b"530 5.7.0")
-    assert (await command(reader, writer, b"MAIL FROM:<a@moh.gov.example>")).startswith(b"530 5.7.0")
+    assert (await command(reader, writer, b"AUTH PLAIN " + plain(A, PASSWORD))).startswith(
+        b"530 5.7.0"
+    )
+    assert (await command(reader, writer, b"MAIL FROM:<a@moh.gov.example>")).startswith(
+        b"530 5.7.0"
+    )
     assert (await command(reader, writer, b"RCPT TO:<b@moh.gov.example>")).startswith(b"530 5.7.0")
     assert (await command(reader, writer, b"DATA")).startswith(b"530 5.7.0")
     assert (await command(reader, writer, b"VRFY a@moh.gov.example")).startswith(b"502")

@@ -1,4 +1,4 @@
-"""Migrations 0002-0004 on SQLite and PostgreSQL: up, down, up; the schema equals the models."""
+"""Migrations 0002-0005 on SQLite and PostgreSQL: up, down, up; the schema equals the models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gateway.store.models import Base
 
 NEW_TABLES = {
     "registry_counters", "blobs", "messages", "message_documents", "message_copies",
-    "delivery_queue",
+    "delivery_queue", "inbound_copies", "relay_outbox",
 }  # fmt: skip
 
 
@@ -41,7 +41,7 @@ async def test_0002_up_down_up_matches_models(db_url: str) -> None:
     try:
         for _ in range(2):
             await migrate.upgrade(engine)
-            assert await migrate.current_revision(engine) == migrate.head_revision() == "0004"
+            assert await migrate.current_revision(engine) == migrate.head_revision() == "0005"
             assert await tables(engine) >= NEW_TABLES
             assert await schema_diff(engine) == []
             assert "ix_delivery_queue_state_next_attempt_at" in await index_names(

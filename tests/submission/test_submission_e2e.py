@@ -203,7 +203,9 @@ async def test_from_header_must_be_the_sender(live: Any, gnupghome: Path) -> Non
 
 async def test_too_many_parts_and_too_deep(live: Any) -> None:
     many = multipart([text_part("x")] * 120, "m")
-    raw = entity([*top_headers(MOH, [MOF], "t"), ("Content-Type", 'multipart/mixed; boundary="m"')], many)
+    raw = entity(
+        [*top_headers(MOH, [MOF], "t"), ("Content-Type", 'multipart/mixed; boundary="m"')], many
+    )
     await refused(live, MOH, [MOF], raw, 552, "5.3.4")
     deep = text_part("x")
     for level in range(15):
@@ -238,7 +240,9 @@ async def test_disk_nearly_full_gives_452(live: Any, gnupghome: Path) -> None:
 
 async def test_wrong_password_and_unknown_user(live: Any) -> None:
     assert (await live.send(MOH, [MOF], b"x", password="wrong-password-1"))[0] == 535
-    assert (await live.send("ghost@moh.gov.example", [MOF], b"x", password="whatever-1234"))[0] == 535
+    assert (await live.send("ghost@moh.gov.example", [MOF], b"x", password="whatever-1234"))[
+        0
+    ] == 535
 
 
 async def test_swaks_detached_signature(live: Any, gnupghome: Path, need_tool: Any,
@@ -292,7 +296,16 @@ async def test_employee_code_missing(live: Any, make_cli: Any, tmp_path: Path) -
 
     home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
     try:
-        gpg(home, "--passphrase", "", "--quick-gen-key", f"Karim Abbas <{MOH}>", "ed25519", "sign", "1y")
+        gpg(
+            home,
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            f"Karim Abbas <{MOH}>",
+            "ed25519",
+            "sign",
+            "1y",
+        )
         public = tmp_path / "nocode.asc"
         public.write_bytes(gpg(home, "--armor", "--export", MOH))
         cli = make_cli({"BARID_CONFIG": str(live.data / "barid.toml")})
@@ -318,7 +331,9 @@ async def test_rate_limit_gives_450(live: Any, gnupghome: Path) -> None:
     result = await live.gateway.policy.reload("test")
     assert result.ok, result.problems
     for _ in range(2):
-        await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
+        await accepted(
+            live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH))
+        )
     code, text = await live.send(MOH, [MOF], b"x")
     assert (code, text.split()[0]) == (450, "4.7.1"), (code, text)
 
@@ -403,7 +418,9 @@ async def test_unsigned_text_with_an_embedded_file_is_refused(
     from sub_support import gpg
 
     sig = gpg(gnupghome, "--local-user", MOH, "--detach-sign", "--armor", data=PDF)
-    body = entity([("Content-Type", f"text/{subtype}; charset=utf-8")], text.replace("\n", "\r\n").encode())
+    body = entity(
+        [("Content-Type", f"text/{subtype}; charset=utf-8")], text.replace("\n", "\r\n").encode()
+    )
     raw = entity([*top_headers(MOH, [MOF], "t", code_of(live, MOH)),
                   ("Content-Type", 'multipart/mixed; boundary="h"')],
                  multipart([body, attachment("memo.pdf", PDF),
@@ -446,12 +463,16 @@ async def test_from_display_name_must_be_the_senders_name(
         await refused(live, MOH, [MOF], raw, 550, "5.7.1", "display name")
 
 
-async def test_a_resubmission_of_the_same_bytes_gets_the_same_number(live: Any, gnupghome: Path) -> None:
+async def test_a_resubmission_of_the_same_bytes_gets_the_same_number(
+    live: Any, gnupghome: Path
+) -> None:
     """A client whose 250 was lost sends the message again: no second registry number."""
     raw = pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH))
     first = await accepted(live, MOH, [MOF], raw)
     again = await accepted(live, MOH, [MOF], raw)
     assert again == first
     assert await stored(live) == (1, 1, 1)
-    other = await accepted(live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH)))
+    other = await accepted(
+        live, MOH, [MOF], pgp_mime(gnupghome, MOH, MOH, [MOF], extra=code_of(live, MOH))
+    )
     assert other != first

@@ -1,0 +1,567 @@
+"""Remote delivery: copies to peer gateways and agency mail servers, receipts to peers.
+
+Owns: the `delivery_queue` entries whose target is "peer:<name>" or
+"imap:<name>", and the `relay_outbox` (delivery receipts owed to peers): taking
+due work, sending it (gateway.federation.client over SMTP, or
+gateway.delivery.imap_target by IMAP APPEND), and recording each outcome with
+its retry, receipt and audit event. Must not: build copies or receipts (they
+are stored at acceptance / reception), or decide policy.
+
+Exactly once across restarts and several nodes. An entry is claimed in its own
+short transaction by a guarded update (`state='delivering'`, `next_attempt_at`
+= the end of a lease) before anything is sent, and its outcome is recorded in
+a second transaction. A crash in between leaves it "delivering"; once the lease
+is over it is taken again as *maybe done*: a Barid peer recognises the same
+trace code and answers 250 without filing it twice, and an IMAP target is
+searched for the copy's `Barid-Trace` before appending again.
+
+Outcomes. Delivered: "delivered" (for an agency server, a delivery receipt for
+the sender is owed; for a peer, the peer returns its own signed receipt).
+Permanent (5xx): "failed", with a non-delivery receipt carrying the remote
+server and its reply (RFC 3464 part, gateway.receipts). Temporary (4xx, no
+connection, TLS refused): queued again after `retry_first_seconds` doubled per
+attempt up to `retry_max_seconds`; past `retry_window_hours` after acceptance,
+"failed" with a non-delivery receipt ("retry-window-expired"). A peer whose
+certificate does not match its trust gets nothing, and a "federation.tls-alert"
+event goes to the audit trail (once per target and round).
+
+Call order: `start()` -> `wake()` -> `stop()`; `run_once()` does one round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway import metrics
+from gateway.config import DeliverySettings
+from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
+from gateway.federation.client import Outcome, Transfer, send_batch
+from gateway.federation.peers import Federation
+from gateway.mailbox.store import StoreUnavailable
+from gateway.stamp.dkim import DkimSigner
+from gateway.store import audit
+from gateway.store.blobs import BlobCipher, open_blob
+from gateway.store.db import writing
+from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX
+from gateway.store.models import (
+    Agency,
+    Blob,
+    DeliveryQueueEntry,
+    Message,
+    MessageCopy,
+    ReceiptJob,
+    RelayOutboxEntry,
+)
+
+log = logging.getLogger("barid.relay")
+
+IMAP_TARGET_PREFIX = "imap:"
+ROUND = 256  # entries taken per round
+IDLE_POLL_SECONDS = 1.0
+RETRY_SECONDS = 5.0
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime(_FORMAT)
+
+
+def parse(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, _FORMAT).replace(tzinfo=dt.UTC)
+
+
+def next_attempt(
+    attempts: int, now: dt.datetime, deadline: dt.datetime, settings: DeliverySettings
+) -> dt.datetime | None:
+    """When to try again after `attempts` failed tries (None: the window is over).
+
+    Exponential backoff (first, 2x first, 4x first ... capped at the maximum),
+    with up to 10% random spread so that many copies failing together do not
+    come back together; never later than the end of the window, where one
+    last attempt is made.
+    """
+    if now >= deadline:
+        return None
+    wait = min(settings.retry_first_seconds * 2 ** max(0, attempts - 1), settings.retry_max_seconds)
+    wait *= 1 + random.random() / 10  # noqa: S311 - spreading retries, not a secret
+    return min(now + dt.timedelta(seconds=wait), deadline)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One claimed unit: a copy (entry of delivery_queue) or an outbox entry."""
+
+    table: str  # "copy" | "outbox"
+    id: int
+    target: str  # "peer:<name>" | "imap:<name>"
+    attempts: int
+    created_at: str
+    maybe_done: bool
+    mail_from: str
+    recipient: str
+    registry: str
+    blob_ids: tuple[str, ...]
+    # copies only
+    message_id: int = 0
+    trace_code: str = ""
+    sign_domain: str = ""
+
+
+@dataclass(frozen=True)
+class _Result:
+    work: _Work
+    kind: str  # delivered | temporary | permanent
+    reply: str
+    remote: str
+    trust_failure: bool = False
+
+
+class RelayWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: BlobCipher,
+        federation: Federation,
+        mailservers: Mapping[str, ImapServer],
+        *,
+        delivery: DeliverySettings,
+        signer_for: Callable[[str], DkimSigner | None],
+        tls_cert: Path,
+        tls_key: Path,
+        hostname: str,
+        audit_key: bytes,
+        on_receipts: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._federation = federation
+        self._mailservers = dict(mailservers)
+        self._settings = delivery
+        self._signer_for = signer_for
+        self._cert, self._key = tls_cert, tls_key
+        self._hostname = hostname
+        self._audit_key = audit_key
+        self._on_receipts = on_receipts
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lease = dt.timedelta(seconds=2 * delivery.timeout_seconds + 30)
+
+    # ---- running -----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run_forever())
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run_forever(self) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except StoreUnavailable:
+                log.warning("store unavailable; remote delivery paused")
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            except Exception:
+                log.exception("relay round failed")
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            if done:
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+
+    async def run_once(self) -> int:
+        """One round: claim due work, send it, record the outcomes. Units done."""
+        work = await self._claim()
+        if not work:
+            return 0
+        payloads = await self._payloads(work)
+        results = await self._send(work, payloads)
+        await self._record(results)
+        return len(results)
+
+    # ---- claiming ------------------------------------------------------------------
+
+    async def _claim(self) -> list[_Work]:
+        now = dt.datetime.now(dt.UTC)
+        now_text = stamp(now)
+        lease_end = stamp(now + self._lease)
+        try:
+            async with self._sessions() as session:
+                copies = (
+                    await session.execute(
+                        select(
+                            DeliveryQueueEntry.id,
+                            DeliveryQueueEntry.state,
+                            DeliveryQueueEntry.next_attempt_at,
+                            DeliveryQueueEntry.target,
+                            DeliveryQueueEntry.attempts,
+                            DeliveryQueueEntry.created_at,
+                            Message.sender_address,
+                            MessageCopy.recipient,
+                            Message.registry_number,
+                            MessageCopy.prefix_blob_id,
+                            Message.original_blob_id,
+                            MessageCopy.suffix_blob_id,
+                            Message.id,
+                            MessageCopy.trace_code,
+                            Agency.domain,
+                        )
+                        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+                        .join(Message, Message.id == MessageCopy.message_id)
+                        .join(Agency, Agency.id == Message.agency_id)
+                        .where(
+                            or_(
+                                DeliveryQueueEntry.target.startswith(PEER_TARGET_PREFIX),
+                                DeliveryQueueEntry.target.startswith(IMAP_TARGET_PREFIX),
+                            ),
+                            DeliveryQueueEntry.state.in_(("queued", "delivering")),
+                            DeliveryQueueEntry.next_attempt_at <= now_text,
+                        )
+                        .order_by(DeliveryQueueEntry.next_attempt_at, DeliveryQueueEntry.id)
+                        .limit(ROUND)
+                    )
+                ).all()
+                outbox = (
+                    await session.execute(
+                        select(
+                            RelayOutboxEntry.id,
+                            RelayOutboxEntry.state,
+                            RelayOutboxEntry.next_attempt_at,
+                            RelayOutboxEntry.peer,
+                            RelayOutboxEntry.attempts,
+                            RelayOutboxEntry.created_at,
+                            RelayOutboxEntry.mail_from,
+                            RelayOutboxEntry.recipient,
+                            RelayOutboxEntry.registry_number,
+                            RelayOutboxEntry.blob_id,
+                        )
+                        .where(
+                            RelayOutboxEntry.state.in_(("queued", "delivering")),
+                            RelayOutboxEntry.next_attempt_at <= now_text,
+                        )
+                        .order_by(RelayOutboxEntry.next_attempt_at, RelayOutboxEntry.id)
+                        .limit(ROUND)
+                    )
+                ).all()
+        except DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        if not copies and not outbox:
+            return []
+        claimed: list[_Work] = []
+        try:
+            async with writing(self._sessions) as session:
+                for row in copies:
+                    if await _take(session, DeliveryQueueEntry, row, now_text, lease_end):
+                        claimed.append(
+                            _Work(
+                                table="copy",
+                                id=row[0],
+                                target=row[3],
+                                attempts=row[4] + 1,
+                                created_at=row[5],
+                                maybe_done=row[1] == "delivering",
+                                mail_from=row[6],
+                                recipient=row[7],
+                                registry=row[8],
+                                blob_ids=(row[9], row[10], row[11]),
+                                message_id=row[12],
+                                trace_code=row[13],
+                                sign_domain=row[14],
+                            )
+                        )
+                for row in outbox:
+                    if await _take(session, RelayOutboxEntry, row, now_text, lease_end):
+                        claimed.append(
+                            _Work(
+                                table="outbox",
+                                id=row[0],
+                                target=PEER_TARGET_PREFIX + row[3],
+                                attempts=row[4] + 1,
+                                created_at=row[5],
+                                maybe_done=row[1] == "delivering",
+                                mail_from=row[6],
+                                recipient=row[7],
+                                registry=row[8],
+                                blob_ids=(row[9],),
+                            )
+                        )
+        except DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        return claimed
+
+    async def _payloads(self, work: Sequence[_Work]) -> dict[tuple[str, int], bytes]:
+        """The bytes to send per unit: copies assembled and DKIM-signed."""
+        wanted = {blob_id for unit in work for blob_id in unit.blob_ids}
+        try:
+            async with self._sessions() as session:
+                blobs = {
+                    b.id: b
+                    for b in (await session.scalars(select(Blob).where(Blob.id.in_(wanted)))).all()
+                }
+        except DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        out: dict[tuple[str, int], bytes] = {}
+        for unit in work:
+            data = b"".join(open_blob(self._cipher, blobs[i]) for i in unit.blob_ids)
+            if unit.table == "copy":
+                signer = self._signer_for(unit.sign_domain)
+                if signer is not None:
+                    data = await asyncio.to_thread(signer.signed, data)
+            out[(unit.table, unit.id)] = data
+        return out
+
+    # ---- sending ---------------------------------------------------------------------
+
+    async def _send(
+        self, work: Sequence[_Work], payloads: Mapping[tuple[str, int], bytes]
+    ) -> list[_Result]:
+        groups: dict[str, list[_Work]] = defaultdict(list)
+        for unit in work:
+            groups[unit.target].append(unit)
+        limit = asyncio.Semaphore(self._settings.concurrency)
+        jobs = []
+        for target, units in groups.items():
+            if target.startswith(PEER_TARGET_PREFIX):
+                lanes = min(self._settings.concurrency, len(units))
+                for lane in range(lanes):
+                    jobs.append(self._to_peer(target, units[lane::lanes], payloads, limit))
+            else:
+                for unit in units:
+                    jobs.append(self._to_imap(target, unit, payloads, limit))
+        results: list[_Result] = []
+        for batch in await asyncio.gather(*jobs):
+            results += batch
+        return results
+
+    async def _to_peer(
+        self,
+        target: str,
+        units: list[_Work],
+        payloads: Mapping[tuple[str, int], bytes],
+        limit: asyncio.Semaphore,
+    ) -> list[_Result]:
+        name = target[len(PEER_TARGET_PREFIX) :]
+        peer = self._federation.get(name)
+        if peer is None:
+            text = f"peer {name} is not configured"
+            return [_Result(u, "temporary", text, name) for u in units]
+        async with limit:
+            outcomes: list[Outcome] = await send_batch(
+                peer,
+                [Transfer(u.mail_from, u.recipient, payloads[(u.table, u.id)]) for u in units],
+                cert=self._cert,
+                key=self._key,
+                hostname=self._hostname,
+                seconds=self._settings.timeout_seconds,
+            )
+        remote = peer.host or name
+        return [
+            _Result(u, o.kind, o.reply, remote, o.trust_failure)
+            for u, o in zip(units, outcomes, strict=True)
+        ]
+
+    async def _to_imap(
+        self,
+        target: str,
+        unit: _Work,
+        payloads: Mapping[tuple[str, int], bytes],
+        limit: asyncio.Semaphore,
+    ) -> list[_Result]:
+        name = target[len(IMAP_TARGET_PREFIX) :]
+        server = self._mailservers.get(name)
+        if server is None:
+            return [_Result(unit, "temporary", f"mail server {name} is not configured", name)]
+        async with limit:
+            outcome: AppendOutcome = await append_copy(
+                server,
+                unit.recipient,
+                payloads[(unit.table, unit.id)],
+                trace_code=unit.trace_code,
+                maybe_done=unit.maybe_done,
+            )
+        return [_Result(unit, outcome.kind, outcome.detail, outcome.remote or server.host)]
+
+    # ---- recording ---------------------------------------------------------------------
+
+    async def _record(self, results: Sequence[_Result]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        window = dt.timedelta(hours=self._settings.retry_window_hours)
+        receipts = False
+        counted: list[tuple[str, str]] = []
+        alerted: set[str] = set()
+        try:
+            async with writing(self._sessions) as session:
+                events: list[audit.Event] = []
+                for r in results:
+                    unit = r.work
+                    kind = "outbox" if unit.table == "outbox" else unit.target.split(":", 1)[0]
+                    if r.trust_failure and unit.target not in alerted:
+                        alerted.add(unit.target)
+                        events.append(
+                            audit.Event(
+                                actor="gateway",
+                                action="federation.tls-alert",
+                                target=unit.target,
+                                outcome="alert",
+                                details={"remote": r.remote, "error": r.reply},
+                            )
+                        )
+                    if r.kind == "delivered":
+                        await self._finish(session, unit, now, delivered=True, error=None)
+                        if unit.table == "copy":
+                            events.append(self._event("message.relay", unit, r))
+                            if unit.target.startswith(IMAP_TARGET_PREFIX):
+                                session.add(_job(unit, "delivery", now))
+                                receipts = True
+                        counted.append((kind, "delivered"))
+                        continue
+                    retry_at = None
+                    if r.kind == "temporary":
+                        retry_at = next_attempt(
+                            unit.attempts, now, parse(unit.created_at) + window, self._settings
+                        )
+                    if retry_at is not None:
+                        await self._again(session, unit, retry_at, r.reply)
+                        counted.append((kind, "deferred"))
+                        continue
+                    reason = (
+                        "recipient-refused" if r.kind == "permanent" else "retry-window-expired"
+                    )
+                    await self._finish(session, unit, now, delivered=False, error=r.reply)
+                    if unit.table == "copy":
+                        session.add(_job(unit, "non-delivery", now, reason, r.reply, r.remote))
+                        receipts = True
+                        events.append(self._event("message.undeliverable", unit, r, reason))
+                    else:
+                        events.append(self._event("federation.receipt-undeliverable", unit, r))
+                    counted.append((kind, "failed"))
+                await audit.append_many(session, self._audit_key, events)
+        except DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        for kind, outcome in counted:
+            metrics.RELAYS.labels(kind, outcome).inc()
+        if receipts:
+            self._on_receipts()
+
+    @staticmethod
+    async def _finish(
+        session: AsyncSession, unit: _Work, now: dt.datetime, *, delivered: bool, error: str | None
+    ) -> None:
+        model: Any = DeliveryQueueEntry if unit.table == "copy" else RelayOutboxEntry
+        done = "delivered" if unit.table == "copy" else "sent"
+        values: dict[str, object] = {
+            "state": done if delivered else "failed",
+            "updated_at": stamp(now),
+            "last_error": error,
+        }
+        if delivered:
+            values["delivered_at" if unit.table == "copy" else "sent_at"] = stamp(now)
+        await session.execute(
+            update(model)
+            .where(model.id == unit.id, model.state == "delivering")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    @staticmethod
+    async def _again(session: AsyncSession, unit: _Work, at: dt.datetime, error: str) -> None:
+        model: Any = DeliveryQueueEntry if unit.table == "copy" else RelayOutboxEntry
+        await session.execute(
+            update(model)
+            .where(model.id == unit.id, model.state == "delivering")
+            .values(
+                state="queued",
+                next_attempt_at=stamp(at),
+                last_error=error,
+                updated_at=stamp(dt.datetime.now(dt.UTC)),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    @staticmethod
+    def _event(action: str, unit: _Work, r: _Result, reason: str | None = None) -> audit.Event:
+        details: dict[str, object] = {
+            "recipient": unit.recipient,
+            "target": unit.target,
+            "remote": r.remote,
+            "reply": r.reply,
+            "attempts": unit.attempts,
+        }
+        if unit.trace_code:
+            details["trace"] = unit.trace_code
+        if reason:
+            details["reason"] = reason
+        return audit.Event(actor="gateway", action=action, target=unit.registry, details=details)
+
+
+async def _take(session: AsyncSession, model: Any, row: Any, now: str, lease_end: str) -> bool:
+    """Claim one entry as it was read (same state and due time): True when ours."""
+    entry_id, state, due = row[0], row[1], row[2]
+    taken = (
+        await session.execute(
+            update(model)
+            .where(
+                and_(model.id == entry_id, model.state == state, model.next_attempt_at == due),
+                model.next_attempt_at <= now,
+            )
+            .values(
+                state="delivering",
+                next_attempt_at=lease_end,
+                attempts=model.attempts + 1,
+                updated_at=now,
+            )
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    return taken is not None
+
+
+def _job(
+    unit: _Work,
+    kind: str,
+    now: dt.datetime,
+    reason: str | None = None,
+    detail: str | None = None,
+    remote: str | None = None,
+) -> ReceiptJob:
+    return ReceiptJob(
+        message_id=unit.message_id,
+        kind=kind,
+        recipient=unit.recipient,
+        reason=reason,
+        detail=detail,
+        remote_mta=_host_name(remote),
+        state="pending",
+        event_at=stamp(now),
+    )
+
+
+def _host_name(remote: str | None) -> str | None:
+    """A DNS host name for the report's Remote-MTA (addresses and peer names are left out)."""
+    if not remote or "." not in remote or remote.replace(".", "").isdigit() or ":" in remote:
+        return None
+    return remote

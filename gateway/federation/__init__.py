@@ -1,0 +1,1 @@
+"""Federation: mail transfer between Barid gateways over mutual TLS with DKIM on receipt."""
