@@ -81,6 +81,7 @@ def _register() -> None:
         commands_directory,
         commands_keys,
         commands_ops,
+        commands_peer,
         commands_policy,
         commands_queue,
         commands_verify,
@@ -92,6 +93,7 @@ def _register() -> None:
     commands_keys.register(cli)
     commands_verify.register(cli)
     commands_queue.register(cli)
+    commands_peer.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.federation.trust import load_peer_trust, transfer_server_context  # noqa: E402
+from gateway.federation.trust import load_peer_trust, transfer_server_context
 
 
 class CountingSink:

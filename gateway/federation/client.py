@@ -162,3 +162,61 @@ async def _send_one(client: aiosmtplib.SMTP, item: Transfer) -> Outcome:
 async def _reset(client: aiosmtplib.SMTP) -> None:
     with contextlib.suppress(aiosmtplib.SMTPResponseException):
         await client.rset()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What `barid peer check` reports about one connection attempt."""
+
+    ok: bool
+    detail: str  # what failed, or "transfer port ready"
+    tls_version: str = ""
+    cipher: str = ""
+    certificate_subject: str = ""
+    certificate_sha256: str = ""
+    ehlo_after_tls: str = ""
+
+
+async def probe(peer: Peer, *, cert: Path, key: Path, hostname: str, seconds: float) -> Probe:
+    """Connect, STARTTLS with our client certificate, check the peer's certificate
+    against its trust, EHLO again (the peer accepted our certificate), QUIT.
+    Sends no mail."""
+    from cryptography import x509
+
+    from gateway.federation.trust import fingerprint
+
+    if not peer.ready:
+        return Probe(False, f"peer {peer.name} has no host or tls_trust configured")
+    client, failed = await _open(peer, cert, key, hostname, seconds)
+    if client is None:
+        assert failed is not None
+        return Probe(False, failed.reply)
+    try:
+        transport = client.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        assert ssl_object is not None
+        der = ssl_object.getpeercert(binary_form=True) or b""
+        subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+        version, cipher = str(ssl_object.version()), str(ssl_object.cipher()[0])
+        try:
+            reply = await client.ehlo()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return Probe(
+                False,
+                _line(f"peer closed the connection after TLS (our certificate refused?): {exc}"),
+                version,
+                cipher,
+                subject,
+                fingerprint(der),
+            )
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            await asyncio.wait_for(client.quit(), timeout=5)
+        if reply.code != 250:
+            return Probe(
+                False, _line(f"EHLO after TLS refused: {reply.code} {reply.message}"),
+                version, cipher, subject, fingerprint(der),
+            )  # fmt: skip
+        return Probe(True, "transfer port ready", version, cipher, subject, fingerprint(der),
+                     _line(f"{reply.code} {reply.message.splitlines()[0]}"))  # fmt: skip
+    finally:
+        client.close()
