@@ -135,6 +135,7 @@ def peer_check(ctx: click.Context, name: str, seconds: float) -> None:
     """Connect to the peer's transfer port: TLS both ways, its certificate, DKIM keys."""
     settings = settings_from(config_path(ctx))
     peer = _peer(_federation(settings), name)
+
     async def go() -> Probe:
         found = await probe(peer, cert=settings.tls_cert, key=settings.tls_key,
                             hostname=settings.server.hostname, seconds=seconds)  # fmt: skip
@@ -187,9 +188,7 @@ def _dkim_status(peer: Peer, settings: Settings) -> dict[str, Any]:
         return {"ok": True, "peer_keys": "DNS", "our_selectors": ours,
                 "detail": "the peer's keys are looked up in DNS on receipt"}  # fmt: skip
     names = sorted(records)
-    covered = [
-        d for d in peer.settings.dkim_domains if any(n.endswith("." + d) for n in names)
-    ]
+    covered = [d for d in peer.settings.dkim_domains if any(n.endswith("." + d) for n in names)]
     ok = bool(names)
     detail = (f"{len(names)} key record(s) from {Path(peer.settings.dkim_keys).name}"
               f" for {', '.join(covered) or 'no configured domain'}")  # fmt: skip

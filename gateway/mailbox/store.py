@@ -53,6 +53,7 @@ from gateway.store.db import sqlite_write_lock, transaction, utcnow
 from gateway.store.messages import DATABASE_ERRORS, StoreUnavailable, database_trouble
 from gateway.store.models import (
     Blob,
+    InboundCopy,
     Mailbox,
     MailboxExpunge,
     MailboxMessage,
@@ -500,15 +501,18 @@ class MailboxStore:
         out: dict[int, ContentFacts] = {}
         async with self.reading("content_facts") as session:
             for chunk in _chunks(wanted, 500):
+                # A copy received from a federation peer has no message of ours:
+                # its registry number and trace code are in inbound_copies.
                 found = await session.execute(
                     select(
                         MailContent.id,
                         MailContent.kind,
-                        Message.registry_number,
-                        MessageCopy.trace_code,
+                        func.coalesce(Message.registry_number, InboundCopy.registry_number),
+                        func.coalesce(MessageCopy.trace_code, InboundCopy.trace_code),
                     )
                     .outerjoin(Message, Message.id == MailContent.message_id)
                     .outerjoin(MessageCopy, MessageCopy.id == MailContent.copy_id)
+                    .outerjoin(InboundCopy, InboundCopy.content_id == MailContent.id)
                     .where(MailContent.id.in_(chunk))
                 )
                 for content_id, kind, registry, trace in found.all():

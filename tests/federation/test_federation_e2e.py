@@ -160,6 +160,14 @@ async def test_letter_crosses_to_the_region_and_receipts_come_back(
     async with region.gateway.sessions() as s:
         actions = (await s.scalars(select(AuditEvent.action))).all()
         assert "message.receive" in actions
+        # the registry opened the copy twice (whole message, then part 2): recorded
+        # in region's access trail with central's registry number and trace code
+        accesses = (
+            await s.scalars(select(AuditEvent).where(AuditEvent.action == "message.access"))
+        ).all()
+    assert len(accesses) == 2
+    assert {a.target for a in accesses} == {registry} and {a.actor for a in accesses} == {REGISTRY}
+    assert all(str(message["Barid-Trace"]) in a.details for a in accesses)
 
 
 async def test_recipient_refused_by_the_regions_policy_gets_a_non_delivery_receipt(
