@@ -260,7 +260,8 @@ def need_tool() -> Callable[[str], str]:
     """`need_tool("gpg")`: the tool's path; skips (or fails under BARID_REQUIRE_ALL=1)."""
 
     def need(name: str) -> str:
-        path = shutil.which(name)
+        # Daemons and their tools (dovecot, smtp-sink) live in /usr/sbin on Debian.
+        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
         if path is None:
             missing(f"{name} is not installed")
         return str(path)
