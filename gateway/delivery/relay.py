@@ -452,7 +452,9 @@ class RelayWorker:
                     )
                     await self._finish(session, unit, now, delivered=False, error=r.reply)
                     if unit.table == "copy":
-                        session.add(_job(unit, "non-delivery", now, reason, r.reply, r.remote))
+                        session.add(
+                            _job(unit, "non-delivery", now, reason, r.reply, r.remote, _status(r))
+                        )
                         receipts = True
                         events.append(self._event("message.undeliverable", unit, r, reason))
                     else:
@@ -547,6 +549,7 @@ def _job(
     reason: str | None = None,
     detail: str | None = None,
     remote: str | None = None,
+    status: str | None = None,
 ) -> ReceiptJob:
     return ReceiptJob(
         message_id=unit.message_id,
@@ -555,9 +558,18 @@ def _job(
         reason=reason,
         detail=detail,
         remote_mta=_host_name(remote),
+        status=status,
         state="pending",
         event_at=stamp(now),
     )
+
+
+def _status(result: _Result) -> str | None:
+    """The RFC 3463 status of an IMAP server's refusal (an SMTP reply carries its own:
+    gateway.receipts reads it from the detail). Size limits are 5.3.4."""
+    if not result.work.target.startswith(IMAP_TARGET_PREFIX) or result.kind != "permanent":
+        return None
+    return "5.3.4" if "[LIMIT]" in result.reply or "[TOOBIG]" in result.reply else None
 
 
 def _host_name(remote: str | None) -> str | None:
