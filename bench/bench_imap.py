@@ -350,6 +350,7 @@ def barid_serve(name: str, data: Path, work: Path, database_url: str | None) -> 
     env.update({
         "BARID_SMTP__SUBMISSION_PORT": str(sub.free_port()),
         "BARID_SMTP__SMTPS_PORT": str(sub.free_port()),
+        "BARID_SMTP__TRANSFER_PORT": str(sub.free_port()),
         "BARID_HTTP__PORT": str(http),
         "BARID_IMAP__PORT": str(imap),
         "BARID_IMAP__IMAPS_PORT": str(sub.free_port()),
@@ -662,6 +663,7 @@ class DeliverySample:
 
 def gateway_env(database_url: str | None) -> dict[str, str]:
     env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
+           "BARID_SMTP__TRANSFER_PORT": "0",
            "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
            "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
     if database_url:

@@ -163,6 +163,7 @@ def barid_server(data: Path, work: Path) -> Iterator[Server]:
     env.update({
         "BARID_SMTP__SUBMISSION_PORT": str(submission),
         "BARID_SMTP__SMTPS_PORT": str(smtps),
+        "BARID_SMTP__TRANSFER_PORT": str(free_port()),
         "BARID_HTTP__PORT": str(http),
         "BARID_IMAP__PORT": str(free_port()),
         "BARID_IMAP__IMAPS_PORT": str(free_port()),

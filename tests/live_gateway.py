@@ -135,7 +135,7 @@ async def live(demo_template: Path, tmp_path: Path,
                credentials: dict[str, dict[str, Any]]) -> AsyncIterator[Live]:  # fmt: skip
     data = tmp_path / "d"
     shutil.copytree(demo_template, data)
-    env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
+    env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
            "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
            "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
            # Tests make many forged lookups from 127.0.0.1; the radar's throttle is

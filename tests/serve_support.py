@@ -26,7 +26,7 @@ class Server:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
         env |= {"BARID_CONFIG": str(self.data / "barid.toml"),
-                "BARID_SMTP__SUBMISSION_PORT": str(self.port), "BARID_SMTP__SMTPS_PORT": "0",
+                "BARID_SMTP__SUBMISSION_PORT": str(self.port), "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
                 "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
                 "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
                 "BARID_SERVER__LOG_LEVEL": "warning"}  # fmt: skip

@@ -32,7 +32,7 @@ from gateway.store.models import DeliveryQueueEntry, MailboxMessage, MailContent
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"
 RECIPIENTS = [MOF, "registrar@moh.gov.example"]
-PORTS = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
+PORTS = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
          "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0", "BARID_HTTP__PORT": "0",
          "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
 
