@@ -31,8 +31,6 @@ while acceptances wait; large copies are described in a second process
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -43,6 +41,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.delivery.loop import WorkerLoop
 from gateway.delivery.pool import ParsePool
 from gateway.mailbox.folders import INBOX, RECEIPTS, SENT
 from gateway.mailbox.store import (
@@ -76,8 +75,6 @@ log = logging.getLogger("barid.delivery")
 
 BATCH = 8  # units per write transaction: short holds of the SQLite write lock
 BATCH_BYTES = 64 * 1024 * 1024
-IDLE_POLL_SECONDS = 1.0
-RETRY_SECONDS = 5.0
 DEFER_SECONDS = 300.0
 QUEUE_GAUGE_SECONDS = 10.0  # queue depth gauges are refreshed at most this often
 
@@ -101,7 +98,10 @@ class _Prepared:
     size: int
 
 
-class MailWorker:
+class MailWorker(WorkerLoop):
+    log = log
+    what = "delivery"
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -114,6 +114,7 @@ class MailWorker:
         hostname: str,
         audit_key: bytes,
     ) -> None:
+        super().__init__()
         self._sessions = sessions
         self._cipher = cipher
         self._mailboxes = mailboxes
@@ -125,8 +126,6 @@ class MailWorker:
         self._verify_url = verify_url
         self._hostname = hostname
         self._audit_key = audit_key
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._gauges_at: float | None = None
         self._gauge_targets: set[str] = {TARGET_LOCAL}
 
@@ -136,41 +135,9 @@ class MailWorker:
         """The stored description of a mail (parsed in the parse process when large)."""
         return await self._describe(raw)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run_forever())
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
     async def close(self) -> None:
         """Stop the parse process (after `stop`)."""
         await self._pool.close()
-
-    async def _run_forever(self) -> None:
-        while True:
-            try:
-                done = await self.run_once()
-            except StoreUnavailable:
-                log.warning("mail store unavailable; delivery paused")
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            except Exception:
-                log.exception("delivery round failed")
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            if done:
-                continue
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
 
     async def run_once(self) -> int:
         """One round: local deliveries first (they create receipt jobs), then

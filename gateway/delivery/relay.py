@@ -31,12 +31,11 @@ Call order: `start()` -> `wake()` -> `stop()`; `run_once()` does one round.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway import metrics
 from gateway.config import DeliverySettings
 from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
+from gateway.delivery.loop import WorkerLoop
 from gateway.federation.client import Outcome, Transfer, send_batch
 from gateway.federation.peers import Federation
 from gateway.mailbox.store import StoreUnavailable
@@ -69,8 +69,6 @@ log = logging.getLogger("barid.relay")
 
 IMAP_TARGET_PREFIX = "imap:"
 ROUND = 256  # entries taken per round
-IDLE_POLL_SECONDS = 1.0
-RETRY_SECONDS = 5.0
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -128,7 +126,10 @@ class _Result:
     trust_failure: bool = False
 
 
-class RelayWorker:
+class RelayWorker(WorkerLoop):
+    log = log
+    what = "remote delivery"
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -144,6 +145,7 @@ class RelayWorker:
         audit_key: bytes,
         on_receipts: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__()
         self._sessions = sessions
         self._cipher = cipher
         self._federation = federation
@@ -154,50 +156,16 @@ class RelayWorker:
         self._hostname = hostname
         self._audit_key = audit_key
         self._on_receipts = on_receipts
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._lease = dt.timedelta(seconds=2 * delivery.timeout_seconds + 30)
 
     # ---- running -----------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run_forever())
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run_forever(self) -> None:
-        while True:
-            try:
-                done = await self.run_once()
-            except StoreUnavailable:
-                log.warning("store unavailable; remote delivery paused")
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            except Exception:
-                log.exception("relay round failed")
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            if done:
-                continue
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
 
     async def run_once(self) -> int:
         """One round: claim due work, send it, record the outcomes. Units done."""
         work = await self._claim()
         if not work:
             return 0
-        payloads = await self._payloads(work)
+        payloads = _Payloads(self._cipher, self._signer_for, await self._blobs(work))
         results = await self._send(work, payloads)
         await self._record(results)
         return len(results)
@@ -312,32 +280,21 @@ class RelayWorker:
             raise StoreUnavailable() from None
         return claimed
 
-    async def _payloads(self, work: Sequence[_Work]) -> dict[tuple[str, int], bytes]:
-        """The bytes to send per unit: copies assembled and DKIM-signed."""
+    async def _blobs(self, work: Sequence[_Work]) -> dict[str, Blob]:
+        """The (encrypted) blob rows every claimed unit needs, read at once."""
         wanted = {blob_id for unit in work for blob_id in unit.blob_ids}
         try:
             async with self._sessions() as session:
-                blobs = {
+                return {
                     b.id: b
                     for b in (await session.scalars(select(Blob).where(Blob.id.in_(wanted)))).all()
                 }
         except DATABASE_ERRORS:
             raise StoreUnavailable() from None
-        out: dict[tuple[str, int], bytes] = {}
-        for unit in work:
-            data = b"".join(open_blob(self._cipher, blobs[i]) for i in unit.blob_ids)
-            if unit.table == "copy":
-                signer = self._signer_for(unit.sign_domain)
-                if signer is not None:
-                    data = await asyncio.to_thread(signer.signed, data)
-            out[(unit.table, unit.id)] = data
-        return out
 
     # ---- sending ---------------------------------------------------------------------
 
-    async def _send(
-        self, work: Sequence[_Work], payloads: Mapping[tuple[str, int], bytes]
-    ) -> list[_Result]:
+    async def _send(self, work: Sequence[_Work], payloads: _Payloads) -> list[_Result]:
         groups: dict[str, list[_Work]] = defaultdict(list)
         for unit in work:
             groups[unit.target].append(unit)
@@ -357,11 +314,7 @@ class RelayWorker:
         return results
 
     async def _to_peer(
-        self,
-        target: str,
-        units: list[_Work],
-        payloads: Mapping[tuple[str, int], bytes],
-        limit: asyncio.Semaphore,
+        self, target: str, units: list[_Work], payloads: _Payloads, limit: asyncio.Semaphore
     ) -> list[_Result]:
         name = target[len(PEER_TARGET_PREFIX) :]
         peer = self._federation.get(name)
@@ -371,7 +324,7 @@ class RelayWorker:
         async with limit:
             outcomes: list[Outcome] = await send_batch(
                 peer,
-                [Transfer(u.mail_from, u.recipient, payloads[(u.table, u.id)]) for u in units],
+                [Transfer(u.mail_from, u.recipient, prepare=payloads.maker(u)) for u in units],
                 cert=self._cert,
                 key=self._key,
                 hostname=self._hostname,
@@ -384,21 +337,22 @@ class RelayWorker:
         ]
 
     async def _to_imap(
-        self,
-        target: str,
-        unit: _Work,
-        payloads: Mapping[tuple[str, int], bytes],
-        limit: asyncio.Semaphore,
+        self, target: str, unit: _Work, payloads: _Payloads, limit: asyncio.Semaphore
     ) -> list[_Result]:
         name = target[len(IMAP_TARGET_PREFIX) :]
         server = self._mailservers.get(name)
         if server is None:
             return [_Result(unit, "temporary", f"mail server {name} is not configured", name)]
+        try:
+            data = await payloads.make(unit)
+        except Exception:
+            log.exception("copy could not be prepared for its mail server")
+            return [_Result(unit, "temporary", "copy could not be prepared", server.host)]
         async with limit:
             outcome: AppendOutcome = await append_copy(
                 server,
                 unit.recipient,
-                payloads[(unit.table, unit.id)],
+                data,
                 trace_code=unit.trace_code,
                 maybe_done=unit.maybe_done,
             )
@@ -517,6 +471,39 @@ class RelayWorker:
         if reason:
             details["reason"] = reason
         return audit.Event(actor="gateway", action=action, target=unit.registry, details=details)
+
+
+class _Payloads:
+    """The bytes of each claimed unit, made when its turn to be sent comes: the
+    blobs decrypted once per round (a message's original is shared by all its
+    copies), a copy DKIM-signed in a worker thread."""
+
+    def __init__(
+        self,
+        cipher: BlobCipher,
+        signer_for: Callable[[str], DkimSigner | None],
+        blobs: Mapping[str, Blob],
+    ) -> None:
+        self._cipher = cipher
+        self._signer_for = signer_for
+        self._blobs = blobs
+        self._plain: dict[str, bytes] = {}
+
+    def _open(self, blob_id: str) -> bytes:
+        if blob_id not in self._plain:
+            self._plain[blob_id] = open_blob(self._cipher, self._blobs[blob_id])
+        return self._plain[blob_id]
+
+    async def make(self, unit: _Work) -> bytes:
+        data = b"".join(self._open(i) for i in unit.blob_ids)
+        if unit.table == "copy":
+            signer = self._signer_for(unit.sign_domain)
+            if signer is not None:
+                data = await asyncio.to_thread(signer.signed, data)
+        return data
+
+    def maker(self, unit: _Work) -> Callable[[], Awaitable[bytes]]:
+        return lambda: self.make(unit)
 
 
 async def _take(session: AsyncSession, model: Any, row: Any, now: str, lease_end: str) -> bool:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,10 @@ log = logging.getLogger("barid.relay")
 class Transfer:
     mail_from: str  # "" for a notification (null reverse-path)
     recipient: str
-    data: bytes
+    data: bytes = b""
+    # When set, makes the bytes just before they are sent (so that preparing one
+    # transfer overlaps sending others); an exception there fails this item only.
+    prepare: Callable[[], Awaitable[bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,13 @@ async def send_batch(
 
 
 async def _send_one(client: aiosmtplib.SMTP, item: Transfer) -> Outcome:
+    data = item.data
+    if item.prepare is not None:
+        try:
+            data = await item.prepare()
+        except Exception:
+            log.exception("transfer could not be prepared")
+            return Outcome("temporary", "copy could not be prepared (see the gateway log)")
     try:
         await client.mail(item.mail_from)
     except aiosmtplib.SMTPResponseException as exc:
@@ -151,7 +161,7 @@ async def _send_one(client: aiosmtplib.SMTP, item: Transfer) -> Outcome:
         await _reset(client)
         return _from_reply(exc.code, exc.message)
     try:
-        response = await client.data(item.data)
+        response = await client.data(data)
     except aiosmtplib.SMTPResponseException as exc:
         if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
             raise
