@@ -49,12 +49,11 @@ from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
 from gateway.delivery.loop import WorkerLoop
 from gateway.federation.client import Outcome, Transfer, send_batch
 from gateway.federation.peers import Federation
-from gateway.mailbox.store import StoreUnavailable
 from gateway.stamp.dkim import DkimSigner
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import writing
-from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX
+from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX, database_trouble
 from gateway.store.models import (
     Agency,
     Blob,
@@ -234,8 +233,8 @@ class RelayWorker(WorkerLoop):
                         .limit(ROUND)
                     )
                 ).all()
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("relay", exc) from None
         if not copies and not outbox:
             return []
         claimed: list[_Work] = []
@@ -276,8 +275,8 @@ class RelayWorker(WorkerLoop):
                                 blob_ids=(row[9],),
                             )
                         )
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("relay", exc) from None
         return claimed
 
     async def _blobs(self, work: Sequence[_Work]) -> dict[str, Blob]:
@@ -289,8 +288,8 @@ class RelayWorker(WorkerLoop):
                     b.id: b
                     for b in (await session.scalars(select(Blob).where(Blob.id.in_(wanted)))).all()
                 }
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("relay", exc) from None
 
     # ---- sending ---------------------------------------------------------------------
 
@@ -415,8 +414,8 @@ class RelayWorker(WorkerLoop):
                         events.append(self._event("federation.receipt-undeliverable", unit, r))
                     counted.append((kind, "failed"))
                 await audit.append_many(session, self._audit_key, events)
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("relay", exc) from None
         for kind, outcome in counted:
             metrics.RELAYS.labels(kind, outcome).inc()
         if receipts:

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.mailbox.folders import INBOX, RECEIPTS
 from gateway.mailbox.store import (
     MailboxStore,
-    StoreUnavailable,
     append_in,
     ensure_folders_in,
     insert_content,
@@ -35,7 +34,7 @@ from gateway.mailbox.store import (
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, put_blob
 from gateway.store.db import utcnow, writing
-from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX
+from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX, database_trouble
 from gateway.store.models import (
     DeliveryQueueEntry,
     Employee,
@@ -97,8 +96,8 @@ class FederationStore:
                         InboundCopy.peer == peer, InboundCopy.trace_code == trace_code
                     )
                 )
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("transfer", exc) from None
         return found is not None
 
     async def recipient_id(self, address: str) -> int | None:
@@ -110,8 +109,8 @@ class FederationStore:
                         Employee.address == address, Employee.status == "active"
                     )
                 )
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("transfer", exc) from None
 
     async def file_copy(self, copy: ReceivedCopy, employee_id: int) -> str:
         """ "stored" or "duplicate" (see the module contract)."""
@@ -257,5 +256,5 @@ class FederationStore:
                     outcome="refused",
                     details={"reason": reason, **details},
                 )
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        except DATABASE_ERRORS as exc:
+            raise database_trouble("transfer", exc) from None
