@@ -68,7 +68,9 @@ def queue_group() -> None:
 @queue_group.command("list")
 @common
 @click.option("--state", type=click.Choice(STATES), default=None, help="Only this state.")
-@click.option("--target", default=None, help='Only this target ("local" or "peer:<name>").')
+@click.option(
+    "--target", default=None, help='Only this target ("local", "peer:<name>" or "imap:<name>").'
+)
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, MAX_LIMIT))
 @click.pass_context
 def queue_list(ctx: click.Context, state: str | None, target: str | None, limit: int) -> None:

@@ -67,6 +67,7 @@ log = logging.getLogger("barid.serve")
 SNAPSHOT_POLL_SECONDS = 2.0
 GC_YOUNG_THRESHOLD = 50_000
 DESCRIBE = "gateway.imap.describe:describe"  # run by the mail worker's parse process
+TRANSFER_ENVELOPE_ALLOWANCE = 2 * 1024 * 1024  # cover, QR, certificate.json, DKIM fields
 
 
 class StartupError(Exception):
@@ -386,7 +387,8 @@ class Gateway:
             hostname=settings.server.hostname,
             tls_context=tls,
             implicit_tls=False,
-            max_message_size=settings.smtp.max_message_size,
+            # A copy is the original (at most max_message_size) inside its envelope.
+            max_message_size=settings.smtp.max_message_size + TRANSFER_ENVELOPE_ALLOWANCE,
             counter=ConnectionCounter(settings.smtp.max_connections),
             protocol=TransferSMTP,
         )

@@ -244,6 +244,11 @@ class TransferHandler:
         client: str,
         dkim_domain: str | None,
     ) -> str:
+        # Filed already (the peer lost our 250): acknowledged as it was, whatever
+        # the policy says now, so the sender is not told it failed.
+        if await self._store.has_copy(peer.name, facts.trace_code):
+            metrics.TRANSFERS.labels("duplicate", "copy").inc()
+            return DUPLICATE.format(registry=facts.registry)
         local = peer.settings.local_classification(facts.classification)
         if local is None:
             await self._refused(peer, session, "classification", facts.sender, recipient)
@@ -265,9 +270,6 @@ class TransferHandler:
         if not decision.allowed:
             await self._refused(peer, session, "policy", facts.sender, recipient, decision.rule_id)
             return rcpt_refusal(decision.rule_id, decision.reason.en)
-        if await self._store.has_copy(peer.name, facts.trace_code):
-            metrics.TRANSFERS.labels("duplicate", "copy").inc()
-            return DUPLICATE.format(registry=facts.registry)
         employee_id = await self._store.recipient_id(recipient)
         if employee_id is None:
             return replies.RECIPIENT_INACTIVE
