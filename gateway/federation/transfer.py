@@ -17,14 +17,17 @@ A session, in order:
    employees), or the null reverse-path (a notification: the delivery receipt
    for a copy we sent it, RFC 5321 §4.5.5).
 3. RCPT TO: one recipient per transaction (a copy is per recipient; more get
-   `452 4.5.3`), who must be one of our employees; for a copy, this side's
-   policy decides at the boundary, as it does for its own senders.
+   `452 4.5.3`), who must be one of our employees.
 4. DATA: a passing DKIM signature of the peer's domain covering From and the
    Barid-* fields (`550 5.7.20` otherwise); the Barid fields and, for a copy,
-   certificate.json; the classification mapped to ours (`550 5.7.1` when it
-   has no mapping or exceeds the recipient's clearance); the policy again with
-   every fact. Then the copy is filed into the recipient's INBOX together with
-   the signed delivery receipt owed to the origin (one transaction), or the
+   certificate.json; a repeated transfer (same trace code) is acknowledged
+   as before; the classification mapped to ours (`550 5.7.1` when it has no
+   mapping or exceeds the recipient's clearance); this side's policy at the
+   boundary, with every fact, as for its own senders (`550 5.7.1 ... (policy
+   <rule>)`; decided here rather than at RCPT so that a copy filed before a
+   policy change is never refused when repeated). Then the copy is filed into
+   the recipient's INBOX together with the signed delivery receipt owed to the
+   origin (one transaction), or the
    receipt is filed into our sender's Receipts folder; `250` only after the
    commit, `451 4.3.0` when the store is unavailable. A repeated transfer is
    acknowledged without filing it twice.
@@ -182,13 +185,9 @@ class TransferHandler:
         if holder.snapshot.employee(recipient) is None:
             await self._refused(peer, session, "unknown-recipient", envelope.mail_from, recipient)
             return NOT_LOCAL
-        if envelope.mail_from != NULL_PATH:  # a copy: this side's policy at the boundary
-            decision = holder.decide(envelope.mail_from, recipient, MessageFacts())
-            if not decision.allowed:
-                await self._refused(
-                    peer, session, "policy", envelope.mail_from, recipient, decision.rule_id
-                )
-                return rcpt_refusal(decision.rule_id, decision.reason.en)
+        # This side's policy decides at end of data, with every fact, and only once a
+        # repeated transfer has been recognised: a copy filed before a policy change
+        # is acknowledged again, never refused (its sender already has its receipt).
         envelope.rcpt_tos.append(recipient)
         envelope.rcpt_options.extend(rcpt_options)
         return replies.RECIPIENT_OK

@@ -261,6 +261,12 @@ async def test_forged_dkim_is_refused(pair: Any, gnupghome: Path) -> None:
     # the genuine copy passes, and handing it over again is not a second delivery
     assert (await hand_over(signed)).startswith(f"250 2.0.0 Delivered {message.registry_number}")
     assert (await hand_over(signed)).startswith("250 2.0.0 Already delivered")
+    # ... even when region's policy no longer allows it: the copy was filed, and the
+    # sender must not be told otherwise
+    policy = pair.region_data / "policies.yaml"
+    policy.write_text(policy.read_text().replace("registry@region", "clerk@region"))
+    assert (await region.gateway.policy.reload("test")).ok
+    assert (await hand_over(signed)).startswith("250 2.0.0 Already delivered")
     assert await scalar(region, select(func.count()).select_from(InboundCopy)) == 1
 
 
