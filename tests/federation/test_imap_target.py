@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -201,6 +201,22 @@ async def test_wrong_server_name_is_temporary(dovecot: Dovecot, tls: str) -> Non
     assert read_messages(dovecot, user) == [message(user, "NNNNN-2")]
 
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def append_to_fake(handle: Handler, name: str, limit: float = 5.0) -> AppendOutcome:
+    """`append_copy` (STARTTLS mode) against a scripted server on a free loopback port."""
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        server = ImapServer(name, "127.0.0.1", port, "starttls", None, "", "{address}",
+                            "secret-pw", timeout=limit)  # fmt: skip
+        return await append_copy(server, "a@b.example", b"x\r\n", trace_code="T-1")
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
 async def test_server_without_starttls_gets_no_login() -> None:
     """A server that does not offer STARTTLS: temporary, and LOGIN is never sent."""
     received: list[bytes] = []
@@ -218,15 +234,7 @@ async def test_server_without_starttls_gets_no_login() -> None:
         finally:
             writer.close()
 
-    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    try:
-        server = ImapServer("plain", "127.0.0.1", port, "starttls", None, "", "{address}",
-                            "secret-pw", timeout=5.0)  # fmt: skip
-        outcome = await append_copy(server, "a@b.example", b"x\r\n", trace_code="T-1")
-    finally:
-        listener.close()
-        await listener.wait_closed()
+    outcome = await append_to_fake(handle, "plain")
     assert outcome.kind == "temporary"
     assert "STARTTLS" in outcome.detail
     assert not any(b"LOGIN" in line.upper() for line in received), received
@@ -250,15 +258,7 @@ async def test_plaintext_after_starttls_ok_is_refused() -> None:
         finally:
             writer.close()
 
-    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    try:
-        server = ImapServer("inject", "127.0.0.1", port, "starttls", None, "", "{address}",
-                            "secret-pw", timeout=5.0)  # fmt: skip
-        outcome = await append_copy(server, "a@b.example", b"x\r\n", trace_code="T-1")
-    finally:
-        listener.close()
-        await listener.wait_closed()
+    outcome = await append_to_fake(handle, "inject")
     assert outcome.kind == "temporary"
     assert "plaintext data after STARTTLS" in outcome.detail, outcome
     assert not any(b"LOGIN" in line.upper() for line in received), received
@@ -281,17 +281,9 @@ async def test_silent_server_is_bounded_by_timeout() -> None:
         await reader.read()  # accepts, never greets
         writer.close()
 
-    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    try:
-        server = ImapServer("mute", "127.0.0.1", port, "starttls", None, "", "{address}",
-                            "pw-x", timeout=0.5)  # fmt: skip
-        started = time.monotonic()
-        outcome = await append_copy(server, "a@b.example", b"x\r\n", trace_code="T-1")
-        elapsed = time.monotonic() - started
-    finally:
-        listener.close()
-        await listener.wait_closed()
+    started = time.monotonic()
+    outcome = await append_to_fake(handle, "mute", limit=0.5)
+    elapsed = time.monotonic() - started
     assert outcome.kind == "temporary" and "timed out" in outcome.detail, outcome
     assert elapsed < 2.0
 
