@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,16 @@ ACTOR = "demo"
 LETTER_FROM = "minister@moh.gov.example"
 LETTER_TO = "minister@mof.gov.example"
 LETTER_FILE = "welcome.eml"
+
+
+def barid_command() -> str:
+    """How to call `barid` from another terminal: the bare name when it is on PATH,
+    otherwise the full path of the one beside this interpreter (e.g. .venv/bin)."""
+    beside = Path(sys.executable).parent / "barid"
+    on_path = shutil.which("barid")
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return "barid"
+    return str(beside) if beside.exists() else "barid"
 
 
 @dataclass
@@ -101,7 +112,7 @@ class DemoSummary:
         imap = f"imap://{self.imap_host}:{self.imap_port}"
         return {
             "send": (
-                f"swaks --server {self.smtp_host}:{self.submission_port} --tls"
+                f"swaks --server {self.smtp_host}:{self.submission_port} --tls --tls-verify"
                 f" --tls-ca-path {self.cert} --auth PLAIN --auth-user {LETTER_FROM}"
                 f" --auth-password '{self._password(LETTER_FROM)}'"
                 f" --from {LETTER_FROM} --to {LETTER_TO} --data @{letter}"
@@ -115,6 +126,7 @@ class DemoSummary:
                 f" --user '{LETTER_FROM}:{self._password(LETTER_FROM)}'"
                 f" '{imap}/Receipts;UID=2'"
             ),
+            "access": f"{barid_command()} audit access --config {self.data_dir / 'barid.toml'}",
         }
 
     def text(self) -> str:
@@ -145,8 +157,9 @@ class DemoSummary:
         lines += [
             f"  1. send the signed sample letter as {LETTER_FROM}:",
             f"     {commands['send']}",
-            f"  2. read it as {LETTER_TO} (every body fetch is in `barid audit access`):",
+            f"  2. read it as {LETTER_TO}:",
             f"     {commands['read']}",
+            f"     every body fetch is in the access trail: {commands['access']}",
             "  3. the sender's delivery receipt (UID=1 is the acceptance receipt; the"
             " letter itself is in the sender's Sent folder):",
             f"     {commands['receipts']}",

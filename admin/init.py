@@ -21,8 +21,9 @@ from gateway.store.db import create_engine
 from keys.gateway_keys import KeyFileError, ensure_gateway_keys
 from keys.tls import ensure_dev_certificate
 
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_POLICY = SOURCE_ROOT / "config" / "policies.yaml"
+# The demo's routing policy, shipped inside the package (config/policies.yaml in a
+# checkout is a link to it), so a plain `pip install .` can run `barid demo`.
+SHIPPED_POLICY = Path(__file__).resolve().parent / "data" / "policies.yaml"
 CONFIG_NAME = "barid.toml"
 
 

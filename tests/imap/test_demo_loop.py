@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from admin.demo import DemoSummary
+from admin.demo import LETTER_TO, DemoSummary
 
 
 def run(command: str) -> subprocess.CompletedProcess[bytes]:
@@ -30,6 +30,7 @@ async def test_printed_commands_send_read_and_show_receipts(
         employees=list(live.credentials.values()),
     )
     commands = summary.loop_commands()
+    assert "--tls-verify" in commands["send"]  # the certificate is checked, not just used
     sent = await asyncio.to_thread(run, commands["send"])
     assert sent.returncode == 0, sent.stdout.decode()[-2000:]
     assert b"250 2.0.0 Accepted MOH/" in sent.stdout
@@ -37,6 +38,9 @@ async def test_printed_commands_send_read_and_show_receipts(
     read = await asyncio.to_thread(run, commands["read"])
     assert read.returncode == 0, read.stderr.decode()
     assert b"Barid-Registry: MOH/" in read.stdout and b"letter.pdf" in read.stdout
+    access = await asyncio.to_thread(run, commands["access"])  # as printed, from any shell
+    assert access.returncode == 0, access.stderr.decode()
+    assert b"MOH/" in access.stdout and LETTER_TO.encode() in access.stdout
     receipt = await asyncio.to_thread(run, commands["receipts"])
     assert receipt.returncode == 0, receipt.stderr.decode()
     assert b"Barid-Receipt: delivery" in receipt.stdout
