@@ -41,7 +41,7 @@ def parse_request(body: bytes) -> str:
         root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException:
         raise AutodiscoverRequestError("DTDs and entities are not accepted") from None
-    except ET.ParseError:
+    except (ET.ParseError, LookupError, ValueError):  # LookupError: an unknown encoding
         raise AutodiscoverRequestError("the request is not well-formed XML") from None
     if root.tag != f"{{{REQUEST_NS}}}Autodiscover":
         raise AutodiscoverRequestError("not an Outlook autodiscover request")

@@ -42,6 +42,7 @@ BAD_ADDRESS = "not a valid email address (expected local@domain) / عنوان ا
 NO_ADDRESS = "the emailaddress parameter is required / يلزم ذكر عنوان البريد"
 NOT_FOUND = "Not found / غير موجود"
 TOO_LARGE = "request too large / الطلب أكبر من المسموح"
+INVALID_REQUEST_AR = "طلب غير صالح"
 UNAVAILABLE = "not available yet, try again later / غير متاح الآن، أعد المحاولة لاحقاً"
 
 
@@ -91,7 +92,8 @@ def client_config_routes(setup: ClientSetup) -> list[Route]:
         try:
             address = parse_address(outlook.parse_request(body))
         except outlook.AutodiscoverRequestError as exc:
-            return _xml_error(outlook.ERROR_INVALID_REQUEST, f"Invalid Request: {exc}", 400)
+            reason = f"Invalid Request: {exc} / {INVALID_REQUEST_AR}"
+            return _xml_error(outlook.ERROR_INVALID_REQUEST, reason, 400)
         except AddressError:
             return _xml_error(outlook.ERROR_INVALID_REQUEST, BAD_ADDRESS, 400)
         found = _lookup(setup, domain_of(address))

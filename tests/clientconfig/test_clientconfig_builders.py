@@ -128,6 +128,8 @@ DTD_ONLY = b"""<?xml version="1.0"?><!DOCTYPE Autodiscover SYSTEM "http://127.0.
     (DTD_ONLY, "DTDs and entities"),
     (b"<Autodiscover", "well-formed"),
     (b"", "well-formed"),
+    (b'<?xml version="1.0" encoding="x-unknown"?><a/>', "well-formed"),
+    (b"\xff\xfe\x00", "well-formed"),
     (b"<Autodiscover><Request><EMailAddress>a@b.example</EMailAddress></Request></Autodiscover>",
      "not an Outlook autodiscover request"),
     (f'<Autodiscover xmlns="{outlook.REQUEST_NS}"/>'.encode(), "no Request"),
