@@ -57,7 +57,7 @@ class ClientSetup:
 def client_config_routes(setup: ClientSetup) -> list[Route]:
     async def autoconfig(request: Request) -> Response:
         given = request.query_params.get("emailaddress")
-        if given is not None:
+        if given:
             try:
                 domain_name: str | None = domain_of(parse_address(given))
             except AddressError:

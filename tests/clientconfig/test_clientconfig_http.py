@@ -78,6 +78,8 @@ async def test_well_known_lookup_without_address_uses_the_host(
         response = await http.get(WELL_KNOWN, headers={"host": host})
         assert response.status_code == 200, (host, response.text)
         assert fromstring(response.content).find("emailProvider/domain").text == "moh.gov.example"
+    empty = await http.get(AUTOCONFIG, params={"emailaddress": ""}, headers={"host": "moh.gov.example"})
+    assert empty.status_code == 200  # an empty parameter is no parameter
     for host in ("127.0.0.1", "[::1]:80", "elsewhere.example", "a..b"):
         response = await http.get(AUTOCONFIG, headers={"host": host})
         assert response.status_code == 404, host
