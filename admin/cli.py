@@ -79,6 +79,7 @@ def cli() -> None:
 def _register() -> None:
     from admin import (
         commands_directory,
+        commands_dns,
         commands_keys,
         commands_ops,
         commands_peer,
@@ -91,6 +92,7 @@ def _register() -> None:
     commands_directory.register(cli)
     commands_policy.register(cli)
     commands_keys.register(cli)
+    commands_dns.register(cli)
     commands_verify.register(cli)
     commands_queue.register(cli)
     commands_peer.register(cli)

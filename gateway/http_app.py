@@ -1,7 +1,8 @@
 """The HTTP listener's ASGI application (Starlette): /healthz, /metrics and, given a
 verification service, the public verification API (/api/v1/verify/..., the token
 keys at /.well-known/barid/keys.json, /api/v1/openapi.json) and the public
-verification pages (/v/<token>, /v/check; gateway.verification.page).
+verification pages (/v/<token>, /v/check; gateway.verification.page) and, given
+the client set-up, the mail clients' configuration (gateway.clientconfig.routes).
 
 Owns: routes and their responses. Must not: block the loop, show internal
 exception text, or put request text (tokens) in metric labels; the admin pages
@@ -26,6 +27,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
+from gateway.clientconfig.routes import (
+    ClientSetup,
+    FoldedPaths,
+    client_config_routes,
+    route_label,
+)
 from gateway.verification.openapi import openapi_document
 from gateway.verification.page import PAGE_CHECK_ROUTE, PAGE_PREFIX, PAGE_TOKEN_ROUTE, page_routes
 from gateway.verification.radar import TOO_MANY, Radar
@@ -53,6 +60,7 @@ def build_app(
     verification: VerificationService | None = None,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
     radar: Radar | None = None,
+    client_setup: ClientSetup | None = None,
 ) -> Starlette:
     """The app for one gateway; `engine` is used by /healthz to probe the database.
 
@@ -95,10 +103,12 @@ def build_app(
         assert radar is not None
         routes.extend(verification_routes(verification, max_document_bytes, radar))
         routes.extend(page_routes(verification, max_document_bytes, radar, client_address))
+    if client_setup is not None:
+        routes.extend(client_config_routes(client_setup))
     app = Starlette(
         routes=routes,
         exception_handlers={404: not_found, 500: server_error},
-        middleware=[Middleware(Measured)],
+        middleware=[Middleware(Measured), Middleware(FoldedPaths)],
     )
     app.state.verify_radar = radar
     return app
@@ -257,6 +267,9 @@ def route_template(path: str) -> str:
     """
     if path in KNOWN_ROUTES:
         return path
+    client_route = route_label(path)
+    if client_route is not None:
+        return client_route
     if path.startswith(VERIFY_PREFIX) and "/" not in path[len(VERIFY_PREFIX) :]:
         return VERIFY_TOKEN_ROUTE
     if path.startswith(PAGE_PREFIX) and "/" not in path[len(PAGE_PREFIX) :]:

@@ -22,6 +22,8 @@ import uvicorn
 
 from gateway import metrics
 from gateway.auth import Authenticator
+from gateway.clientconfig.model import MailEndpoints
+from gateway.clientconfig.routes import ClientSetup
 from gateway.config import Settings
 from gateway.delivery.imap_target import ImapServer
 from gateway.delivery.local import MailWorker
@@ -179,6 +181,7 @@ class Gateway:
                     ),
                     alerts=audit_alerts(self.sessions, audit_key),
                 ),
+                client_setup=ClientSetup(self.mail_endpoints(), lambda: self.snapshot),
             ),
             log_config=None,
             lifespan="off",
@@ -397,6 +400,16 @@ class Gateway:
         log.info(
             "listening",
             extra={"listener": "transfer", "address": settings.smtp.listen, "port": listener.port},
+        )
+
+    def mail_endpoints(self) -> MailEndpoints:
+        """What clients are told (autoconfig): the host name and the ports listened on."""
+        return MailEndpoints(
+            hostname=self.settings.server.hostname,
+            imaps_port=self.imap_ports["imaps"],
+            imap_port=self.imap_ports["imap"],
+            smtps_port=self.smtp_ports["smtps"],
+            submission_port=self.smtp_ports["submission"],
         )
 
     def _policy_holder(self) -> PolicyHolder:
