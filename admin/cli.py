@@ -78,6 +78,7 @@ def cli() -> None:
 
 def _register() -> None:
     from admin import (
+        commands_backup,
         commands_directory,
         commands_dns,
         commands_keys,
@@ -89,6 +90,7 @@ def _register() -> None:
     )
 
     commands_ops.register(cli)
+    commands_backup.register(cli)
     commands_directory.register(cli)
     commands_policy.register(cli)
     commands_keys.register(cli)
