@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 from typing import Any
 
 import click
@@ -44,6 +45,23 @@ def init_cmd(ctx: click.Context, data_dir: str | None) -> None:
     emit(report.as_dict(), report.text, as_json=want_json(ctx))
 
 
+ALLOW_ROOT_ENV = "BARID_ALLOW_ROOT"
+
+
+def running_as_root(allow_root: bool, *, euid: int | None = None) -> bool:
+    """True when this process is root and may go on (--allow-root or BARID_ALLOW_ROOT=1);
+    raises when it is root without that. A gateway needs no root: bind low ports
+    with CAP_NET_BIND_SERVICE (deploy/barid.service) and run as its own user."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return False
+    if allow_root or os.environ.get(ALLOW_ROOT_ENV) == "1":
+        return True
+    raise CliError(
+        "refusing to run as root: run as the barid user (see deploy/barid.service),"
+        f" or pass --allow-root (or set {ALLOW_ROOT_ENV}=1) if you really mean it"
+    )
+
+
 def _serve(settings: Settings) -> None:
     logs.configure(settings.server.log_level, settings.server.log_format)
     try:
@@ -54,9 +72,12 @@ def _serve(settings: Settings) -> None:
 
 @click.command("serve")
 @common
+@click.option("--allow-root", is_flag=True,
+              help=f"Run even as root (default: refuse; also {ALLOW_ROOT_ENV}=1).")  # fmt: skip
 @click.pass_context
-def serve_cmd(ctx: click.Context) -> None:
-    """Run every listener until SIGTERM or SIGINT."""
+def serve_cmd(ctx: click.Context, allow_root: bool) -> None:
+    """Run every listener until SIGTERM or SIGINT (refuses to run as root)."""
+    running_as_root(allow_root)
     _serve(settings_from(config_path(ctx)))
 
 
@@ -83,6 +104,8 @@ def demo_cmd(ctx: click.Context, data_dir: str, no_serve: bool) -> None:
     summary = run(build_demo(settings))
     emit({"init": report.as_dict(), **summary.as_dict()}, summary.text, as_json=want_json(ctx))
     if not no_serve:
+        if os.geteuid() == 0:  # a throwaway demo machine: warn, do not refuse
+            click.echo("warning: running the demo as root (`barid serve` refuses root)", err=True)
         click.echo("serving; stop with Ctrl-C", err=True)
         _serve(settings)
 

@@ -165,6 +165,7 @@ def clean_env(database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
     if database_url:
         env["BARID_DATABASE__URL"] = database_url
+        env["BARID_DATABASE__ALLOW_UNSAFE_DURABILITY"] = "1"  # its PostgreSQL: fsync off
     return env
 
 
@@ -355,6 +356,7 @@ def barid_serve(name: str, data: Path, work: Path, database_url: str | None) -> 
         "BARID_IMAP__PORT": str(imap),
         "BARID_IMAP__IMAPS_PORT": str(sub.free_port()),
         "BARID_SERVER__LOG_LEVEL": "warning",
+        "BARID_ALLOW_ROOT": "1",  # benchmark machines run as root
     })  # fmt: skip
     log = work / f"barid-{name}.log"
     with log.open("wb") as out:
@@ -668,6 +670,7 @@ def gateway_env(database_url: str | None) -> dict[str, str]:
            "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
     if database_url:
         env["BARID_DATABASE__URL"] = database_url
+        env["BARID_DATABASE__ALLOW_UNSAFE_DURABILITY"] = "1"  # its PostgreSQL: fsync off
     return env
 
 

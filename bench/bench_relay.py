@@ -444,6 +444,7 @@ async def relay_case(case: str, central: Path, region: Path, work: Path, copies:
         env = clean_env(**{
             **GATEWAY_ENV, "BARID_SMTP__SUBMISSION_PORT": str(free_port()),
             "BARID_SMTP__TRANSFER_PORT": str(peer_port),
+            "BARID_ALLOW_ROOT": "1",  # benchmark machines run as root
         })  # fmt: skip
     with process(args, log, env) as peer:
         wait_for_port(peer, peer_port, log, case)

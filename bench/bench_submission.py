@@ -168,6 +168,7 @@ def barid_server(data: Path, work: Path) -> Iterator[Server]:
         "BARID_IMAP__PORT": str(free_port()),
         "BARID_IMAP__IMAPS_PORT": str(free_port()),
         "BARID_SERVER__LOG_LEVEL": "warning",
+        "BARID_ALLOW_ROOT": "1",  # benchmark machines run as root
     })  # fmt: skip
     log = work / "barid-serve.log"
     with log.open("wb") as out:

@@ -112,6 +112,7 @@ def barid_server(data: Path, work: Path) -> Iterator[Target]:
             "BARID_IMAP__PORT": str(sub.free_port()),
             "BARID_IMAP__IMAPS_PORT": str(sub.free_port()),
             "BARID_SERVER__LOG_LEVEL": "warning",
+            "BARID_ALLOW_ROOT": "1",  # benchmark machines run as root
             "BARID_HTTP__VERIFY_LOOKUPS_PER_MINUTE": str(BENCH_CEILING),
             "BARID_HTTP__VERIFY_FAILURES_PER_10_MINUTES": str(BENCH_CEILING),
         }

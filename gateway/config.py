@@ -57,6 +57,11 @@ class DatabaseSettings(_Section):
     )
     pool_size: int = _f(5, "Connections kept open (PostgreSQL).", ge=1, le=100)
     connect_timeout_seconds: float = _f(5.0, "Give up connecting after this long.", gt=0, le=120)
+    allow_unsafe_durability: bool = _f(
+        False,
+        "Tests only: start even when PostgreSQL runs with fsync or synchronous_commit off"
+        " (a crash could then lose acknowledged mail). Never in production.",
+    )
 
     @field_validator("url")
     @classmethod

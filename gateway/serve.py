@@ -52,7 +52,7 @@ from gateway.stamp.trace import TRACE_KEY_PURPOSE
 from gateway.store import migrate
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
-from gateway.store.db import create_engine, session_factory
+from gateway.store.db import create_engine, durability_problems, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
 from gateway.store.messages import MessageStore
@@ -143,6 +143,7 @@ class Gateway:
                 f"database schema at {current or 'nothing'}, expected {migrate.head_revision()};"
                 " run `barid init`"
             )
+        await self._check_durability()
         audit_key = keys.derive(AUDIT_KEY_PURPOSE)
         self.directory = Directory(self.sessions, audit_key)
         await self.refresh_snapshot()
@@ -204,6 +205,24 @@ class Gateway:
                 "address": self.settings.http.listen,
                 "port": self.http_port,
             },
+        )
+
+    async def _check_durability(self) -> None:
+        """Refuse a PostgreSQL that may lose commits: a 250 must mean on disk."""
+        try:
+            problems = await durability_problems(self.engine)
+        except Exception:
+            log.exception("database unavailable at start-up")
+            raise StartupError("database unavailable (see the log)") from None
+        if not problems:
+            return
+        if self.settings.database.allow_unsafe_durability:
+            log.warning("database durability off (allowed for tests)",
+                        extra={"settings": ", ".join(problems)})  # fmt: skip
+            return
+        raise StartupError(
+            f"PostgreSQL runs with {' and '.join(problems)}: a crash could lose acknowledged"
+            " mail; turn it back on (see docs/OPERATIONS.md)"
         )
 
     async def _start_smtp(self, keys: GatewayKeys, audit_key: bytes) -> None:

@@ -74,6 +74,7 @@ def create_engine(url: str, *, pool_size: int = 5, connect_timeout: float = 5.0)
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=max(pool_size, SQLITE_POOL_SIZE),
             max_overflow=SQLITE_POOL_SIZE,
+            hide_parameters=True,  # errors (and so logs) never carry row values
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -82,8 +83,26 @@ def create_engine(url: str, *, pool_size: int = 5, connect_timeout: float = 5.0)
         url,
         pool_size=pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={"timeout": connect_timeout},
     )
+
+
+async def durability_problems(engine: AsyncEngine) -> list[str]:
+    """Server settings under which a committed (acknowledged) message could be lost.
+
+    PostgreSQL only: `fsync=off` or `synchronous_commit=off`. SQLite's are ours
+    (synchronous=FULL above). Empty when the database keeps its promises.
+    """
+    if is_sqlite(engine):
+        return []
+    problems = []
+    async with engine.connect() as conn:
+        for name in ("fsync", "synchronous_commit"):
+            value = (await conn.exec_driver_sql(f"SHOW {name}")).scalar()
+            if str(value).lower() == "off":
+                problems.append(f"{name}=off")
+    return problems
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

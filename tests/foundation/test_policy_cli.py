@@ -134,7 +134,8 @@ def test_running_gateway_reloads_on_sighup_and_file_change_and_keeps_old_on_erro
     cli, data = demo
     port = port_factory()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
-    env |= {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port)}
+    env |= {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port),
+            "BARID_ALLOW_ROOT": "1"}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "admin", "serve"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -179,7 +180,8 @@ def test_gateway_refuses_to_start_on_a_broken_policy(
     _, data = demo
     (data / "policies.yaml").write_text("version: 1\nrules:\n  - id: x\n    effect: maybe\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
-    env |= {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port_factory())}
+    env |= {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port_factory()),
+            "BARID_ALLOW_ROOT": "1"}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "admin", "serve"], env=env, capture_output=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 1

@@ -65,6 +65,7 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> tuple[int,
 
 def barid(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")} | env
+    full.setdefault("BARID_ALLOW_ROOT", "1")  # CI runs as root
     return subprocess.Popen(
         [sys.executable, "-m", "admin", *args],
         env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -141,7 +141,9 @@ async def test_database_down_gives_451_and_recovers_without_restart(
         "BARID_SMTP__SMTPS_PORT": "0", "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
         "BARID_SMTP__TRANSFER_PORT": "0",
         "BARID_HTTP__PORT": "0",
-        "BARID_SMTP__MIN_FREE_DISK_MB": "0"})  # fmt: skip
+        "BARID_SMTP__MIN_FREE_DISK_MB": "0",
+        # The suite's PostgreSQL runs with fsync off for speed (tests/conftest.py).
+        "BARID_DATABASE__ALLOW_UNSAFE_DURABILITY": "1"})  # fmt: skip
     import json
 
     creds = {r["address"]: r for r in json.loads((data / "demo" / "credentials.json").read_text())}
