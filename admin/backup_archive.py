@@ -285,6 +285,11 @@ def verify(
                 seen[info.name] = {"size": size, "sha256": digest.hexdigest()}
                 if progress is not None:
                     progress(info.offset_data + size, total)
+            end = tar.offset
+        with src.open("rb") as fh:  # tar's end-of-archive marker: two zero blocks
+            fh.seek(end)
+            if fh.read(2 * tarfile.BLOCKSIZE) != bytes(2 * tarfile.BLOCKSIZE):
+                raise ArchiveError("the archive is truncated (its end is missing)")
     except (tarfile.TarError, EOFError) as exc:
         raise ArchiveError(f"the archive is truncated or not a Barid backup ({exc})") from None
     if keys is None or manifest is None:
