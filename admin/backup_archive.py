@@ -282,9 +282,9 @@ def verify(
                 while block := stream.read(CHUNK):
                     digest.update(block)
                     size += len(block)
+                    if progress is not None:
+                        progress(info.offset_data + size, total)
                 seen[info.name] = {"size": size, "sha256": digest.hexdigest()}
-                if progress is not None:
-                    progress(info.offset_data + size, total)
             end = tar.offset
         with src.open("rb") as fh:  # tar's end-of-archive marker: two zero blocks
             fh.seek(end)

@@ -1,10 +1,12 @@
 """deploy/barid.service: `systemd-analyze verify` accepts it (a copy whose ExecStart
 names this checkout's real `barid`, since verify insists the binary exists), and
 the shipped text keeps its sandbox: a dedicated user, a read-only system with the
-data directory writable, no privilege gain, no capability unless uncommented."""
+data directory writable, no privilege gain, no capability unless uncommented;
+`systemd-analyze security` rates its exposure 2.0 or lower ("OK")."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +42,12 @@ def test_the_unit_passes_systemd_analyze_verify(need_tool: Any, tmp_path: Path) 
                              timeout=60)  # fmt: skip
     complaints = [line for line in shipped.stderr.splitlines() if "barid.service" in line]
     assert all(SHIPPED_BARID in line for line in complaints), complaints
+    # systemd's own rating of the sandbox (0 = locked down, 10 = exposed).
+    rated = subprocess.run([tool, "security", "--offline=true", str(copy)], capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    level = re.search(r"Overall exposure level for barid\.service: ([0-9.]+)", rated.stdout)
+    assert level is not None, rated.stdout + rated.stderr
+    assert float(level.group(1)) <= 2.0, rated.stdout
 
 
 def test_the_unit_is_sandboxed_and_binds_low_ports_only_if_told() -> None:
