@@ -129,9 +129,11 @@ def create_backup(settings: Settings, config_file: Path | None, dest: Path, pass
         raise CliError(f"{dest} already exists; choose a new file name")
     if not dest.parent.is_dir():
         raise CliError(f"{dest.parent} is not a directory")
+    if _inside(dest.resolve(), settings.data_dir):
+        raise CliError("write the backup outside the data directory (it is part of the backup)")
     url = settings.database_url
     kind = db.kind_of(url)
-    schema = _schema(url)
+    schema = _schema(url) if kind == "postgresql" else None
     items = plan_files(settings, config_file, {dest, dest.with_name(dest.name + ".partial")})
     say("deriving the archive key from the passphrase")
     writer = ArchiveWriter(dest, passphrase)
@@ -145,6 +147,8 @@ def create_backup(settings: Settings, config_file: Path | None, dest: Path, pass
                         else db.pg_dump(url, copy, pg_bindir))  # fmt: skip
             except db.DatabaseBackupError as exc:
                 raise CliError(str(exc)) from None
+            if kind == "sqlite":
+                schema = db.sqlite_revision(copy)
             member = "database/barid." + ("sqlite3" if kind == "sqlite" else "pgdump")
             sealing = _percent(say, f"sealing the database ({size} bytes)")
             _, digest = writer.add_file(member, copy, sealing)

@@ -41,7 +41,7 @@ CHUNK = 1024 * 1024
 PREFIX_BYTES = 7
 TAG_BYTES = 16
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
-MAX_SCRYPT_N = 2**20  # a header asking for more is refused (memory)
+MAX_SCRYPT_MEMORY = 2**30  # 128 * n * r * p bytes; a header asking for more is refused
 _CHECK_LABEL = b"barid-backup/1 passphrase check"
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -229,7 +229,8 @@ def _keys_from_header(raw: bytes, passphrase: bytes) -> tuple[Keys, str]:
         raise ArchiveError("not a Barid backup (unreadable header)") from None
     if fmt != FORMAT:
         raise ArchiveError(f"unsupported backup format {fmt!r} (this Barid reads {FORMAT})")
-    if kdf.get("name") != "scrypt" or not (2 <= n <= MAX_SCRYPT_N) or r > 32 or p > 16:
+    sane = n >= 2 and n & (n - 1) == 0 and r >= 1 and p >= 1
+    if kdf.get("name") != "scrypt" or not sane or 128 * n * r * p > MAX_SCRYPT_MEMORY:
         raise ArchiveError("not a Barid backup (unexpected key derivation parameters)")
     keys = derive_keys(passphrase, salt, n, r, p)
     if not hmac.compare_digest(keys.check_value(), check):

@@ -58,7 +58,39 @@ def sqlite_copy(url: str, dest: Path) -> int:
             src.close()
     except sqlite3.Error as exc:
         raise DatabaseBackupError(f"SQLite backup failed ({exc})") from None
+    finally:
+        _keep_owner(source)
     return dest.stat().st_size
+
+
+def _keep_owner(database: Path) -> None:
+    """Reading a WAL database creates its -wal/-shm files when no gateway has them
+    open; made by root, they would lock the gateway's own user out. Give them the
+    database file's owner."""
+    if os.geteuid() != 0:
+        return
+    owner = database.stat()
+    for suffix in ("-wal", "-shm"):
+        side = database.with_name(database.name + suffix)
+        try:
+            info = side.stat()
+            if (info.st_uid, info.st_gid) != (owner.st_uid, owner.st_gid):
+                os.chown(side, owner.st_uid, owner.st_gid)
+        except OSError:
+            continue
+
+
+def sqlite_revision(path: Path) -> str | None:
+    """The schema revision recorded in a SQLite file (the copy, not the live one)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def sqlite_check(path: Path) -> None:

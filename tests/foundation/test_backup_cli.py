@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,25 @@ def test_a_configuration_outside_the_data_dir_is_pointed_at_the_new_one() -> Non
     assert point_data_dir_here(text).splitlines()[1] == 'data_dir = "."'
     assert point_data_dir_here('[smtp]\nlisten = "::"\n').startswith('[server]\ndata_dir = "."')
     assert 'data_dir = "."' in point_data_dir_here('[server]\nhostname = "x"\n')
+
+
+def test_backup_refuses_a_destination_inside_the_data_dir(barid: Any, tmp_path: Path) -> None:
+    inside = tmp_path / "data" / "b.tar"
+    one_line_refusal(barid("backup", str(inside), stdin=PASSPHRASE + "\n"), "outside the data")
+    assert not inside.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership of files made by root")
+def test_a_backup_run_by_root_leaves_the_database_files_to_their_owner(
+    barid: Any, tmp_path: Path
+) -> None:
+    database = tmp_path / "data" / "barid.db"
+    for side in ("barid.db-wal", "barid.db-shm"):
+        (tmp_path / "data" / side).unlink(missing_ok=True)
+    os.chown(database, 65534, 65534)  # as if the gateway's own user owned it
+    result = barid("backup", str(tmp_path / "b.tar"), stdin=PASSPHRASE + "\n")
+    assert result.code == 0, result.err
+    for side in ("barid.db-wal", "barid.db-shm"):
+        path = tmp_path / "data" / side
+        if path.exists():
+            assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534), side

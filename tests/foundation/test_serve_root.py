@@ -1,6 +1,6 @@
 """`barid serve` refuses to run as root unless told to (--allow-root or
-BARID_ALLOW_ROOT=1), with a one-line reason and nothing started; `barid demo`
-only warns."""
+BARID_ALLOW_ROOT=1), with a one-line reason and nothing started. (`barid demo`
+only warns: tests/foundation/test_serve.py.)"""
 
 from __future__ import annotations
 
@@ -82,20 +82,3 @@ def test_serve_as_root_refuses_then_starts_with_allow_root(
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="the warning needs root")
-def test_demo_as_root_warns_and_serves(tmp_path: Path, port_factory: Any) -> None:
-    port = port_factory()
-    env = _env(tmp_path / "demo", port)
-    env.pop("BARID_CONFIG")
-    proc = subprocess.Popen([sys.executable, "-m", "admin", "demo", "--data-dir",
-                             str(tmp_path / "demo")], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        wait_up(proc, port)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert b"warning: running the demo as root" in err
