@@ -1,26 +1,25 @@
-"""The human-read cover page of a delivered copy, in Arabic first, then English.
+"""The human-read cover part of a delivered copy: what it states, in Arabic and English.
 
-Owns: the wording and layout of the text/plain and text/html cover parts (and the
-classification labels in both languages). Must not: encode MIME or touch bytes of
-the original; every value is escaped here (HTML) and nothing here is trusted.
+Owns: the facts a cover shows (`CoverFacts`, including which parts of the original
+the sender's signature covers) and rendering them with the templates `cover.txt`
+and `cover.html`. Must not: encode MIME or touch bytes of the original; nothing
+here is trusted, the HTML template escapes every value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import secrets
 from dataclasses import dataclass
 
+from gateway.mime.coverage import ContentPart
+from gateway.presentation import Lang, Value, render_mail_html, render_mail_text
 from policies.directory import Clearance
 
-CLASSIFICATION_AR = {
-    Clearance.PUBLIC: "عام",
-    Clearance.INTERNAL: "داخلي",
-    Clearance.CONFIDENTIAL: "سرّي",
-    Clearance.SECRET: "سرّي للغاية",
-}
 ORIGINAL_NAME = "original.eml"
 CERTIFICATE_NAME = "certificate.json"
-_RULE = "-" * 60
+_TEXT_KEYS = {"text/plain": "part.text_plain", "text/html": "part.text_html"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +27,23 @@ class CoverDocument:
     name: str
     sha256: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CoverPart:
+    """A part of the original as the cover names it, and its number."""
+
+    what: Value
+    section: str
+
+
+def _shown(part: ContentPart) -> CoverPart:
+    if part.name:
+        return CoverPart(Value(part.name, "user"), part.section)
+    if part.kind == "text":
+        return CoverPart(Value(_TEXT_KEYS.get(part.content_type, "part.text_plain"), "key"),
+                         part.section)  # fmt: skip
+    return CoverPart(Value("part.signed_data", "key"), part.section)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,138 +63,70 @@ class CoverFacts:
     issued_at: str  # "2025-03-01 10:15:30 UTC"
     verify_url: str
     documents: tuple[CoverDocument, ...]
+    # The original's content parts (gateway.mime.coverage); () when not known.
+    parts: tuple[ContentPart, ...] = ()
+
+    def agency_name(self, lang: Lang) -> str:
+        return self.agency_name_ar if lang == "ar" else self.agency_name_en
+
+    def sender_name(self, lang: Lang) -> str:
+        return self.sender_name_ar if lang == "ar" else self.sender_name_en
+
+    @property
+    def partly_signed(self) -> bool:
+        """Some part of the original lies outside every signature: the cover says so."""
+        return any(not part.covered for part in self.parts)
+
+    @property
+    def signed_parts(self) -> tuple[CoverPart, ...]:
+        return tuple(_shown(part) for part in self.parts if part.covered)
+
+    @property
+    def unsigned_parts(self) -> tuple[CoverPart, ...]:
+        return tuple(_shown(part) for part in self.parts if not part.covered)
 
 
-def _documents_text(docs: tuple[CoverDocument, ...]) -> list[str]:
-    lines = []
-    for doc in docs:
-        lines.append(f"  - {doc.name}")
-        lines.append(f"    SHA-256: {doc.sha256}")
-    return lines
+def _context(facts: CoverFacts) -> dict[str, object]:
+    return {"f": facts, "original_name": ORIGINAL_NAME, "certificate_name": CERTIFICATE_NAME}
 
 
 def cover_text(facts: CoverFacts) -> str:
     """The text/plain cover: Arabic section, a rule, the English section (CRLF ends)."""
-    f = facts
-    label_ar = CLASSIFICATION_AR[f.classification]
-    label_en = f.classification.label
-    arabic = [
-        "بريد رسمي موثَّق — بريد (Barid)",
-        "",
-        f"رقم القيد: {f.registry}",
-        f"الجهة المُصدِرة: {f.agency_name_ar} ({f.agency_code})",
-        f"المُرسِل: {f.sender_name_ar} ({f.sender_code})",
-        f"المُرسَل إليه: {f.recipient}",
-        f"التصنيف: {label_ar} ({label_en})",
-        f"رمز التتبّع: {f.trace_code}",
-        f"تاريخ الإصدار: {f.issued_at}",
-        f"رابط التحقّق: {f.verify_url}",
-        "الوثائق:",
-        *_documents_text(f.documents),
-        "",
-        f"الرسالة الأصلية مرفقة كما وردت دون أي تعديل ({ORIGINAL_NAME})،"
-        f" ومعها شهادة قابلة للقراءة آليًا ({CERTIFICATE_NAME}).",
-        "للتأكد من صدور هذه الوثيقة امسح رمز QR أو افتح رابط التحقّق.",
-        "هذه النسخة خاصة بالمُرسَل إليه وتحمل رمز تتبّع خاصًا بها؛ لا تُعِد توجيهها.",
-    ]
-    english = [
-        "Official mail, stamped by Barid",
-        "",
-        f"Registry number: {f.registry}",
-        f"Issuing agency: {f.agency_name_en} ({f.agency_code})",
-        f"Sender: {f.sender_name_en} ({f.sender_code})",
-        f"Recipient: {f.recipient}",
-        f"Classification: {label_en}",
-        f"Trace code: {f.trace_code}",
-        f"Issued: {f.issued_at}",
-        f"Verify: {f.verify_url}",
-        "Documents:",
-        *_documents_text(f.documents),
-        "",
-        f"The original message is attached unchanged ({ORIGINAL_NAME}),"
-        f" with a machine-readable certificate ({CERTIFICATE_NAME}).",
-        "To confirm that this document was issued, scan the QR code or open the verification link.",
-        "This copy is for the recipient only and carries its own trace code; do not forward it.",
-    ]
-    return "\r\n".join([*arabic, "", _RULE, "", *english]) + "\r\n"
-
-
-def _ltr(value: str) -> str:
-    """An escaped left-to-right value, isolated inside right-to-left text."""
-    return f'<bdi dir="ltr">{html.escape(value)}</bdi>'
-
-
-def _documents_html(docs: tuple[CoverDocument, ...]) -> str:
-    items = "".join(
-        f"<li>{_ltr(doc.name)}<br><code>SHA-256: {html.escape(doc.sha256)}</code></li>"
-        for doc in docs
-    )
-    return f"<ul>{items}</ul>"
-
-
-def _row(label: str, value: str) -> str:
-    return f"<tr><th>{label}</th><td>{value}</td></tr>"
+    return render_mail_text("cover.txt", **_context(facts))
 
 
 def cover_html(facts: CoverFacts, qr_cid: str, qr_pixels: int) -> str:
     """The text/html cover, showing the QR image by Content-ID (RFC 2392)."""
-    f = facts
-    e = html.escape
-    url = e(f.verify_url)
-    link = f'<a href="{url}">{url}</a>'
-    label_ar = CLASSIFICATION_AR[f.classification]
-    label_en = f.classification.label
-    docs = _documents_html(f.documents)
-    arabic = "".join(
-        (
-            '<div dir="rtl" lang="ar">',
-            "<h2>بريد رسمي موثَّق</h2><table>",
-            _row("رقم القيد", _ltr(f.registry)),
-            _row("الجهة المُصدِرة", f"{e(f.agency_name_ar)} ({_ltr(f.agency_code)})"),
-            _row("المُرسِل", f"{e(f.sender_name_ar)} ({_ltr(f.sender_code)})"),
-            _row("المُرسَل إليه", _ltr(f.recipient)),
-            _row("التصنيف", f"{e(label_ar)} ({_ltr(label_en)})"),
-            _row("رمز التتبّع", f"<strong>{_ltr(f.trace_code)}</strong>"),
-            _row("تاريخ الإصدار", _ltr(f.issued_at)),
-            _row("رابط التحقّق", f'<bdi dir="ltr">{link}</bdi>'),
-            "</table>",
-            f"<p>الوثائق:</p>{docs}",
-            f"<p>الرسالة الأصلية مرفقة كما وردت دون أي تعديل ({_ltr(ORIGINAL_NAME)})،",
-            f" ومعها شهادة قابلة للقراءة آليًا ({_ltr(CERTIFICATE_NAME)}).</p>",
-            "<p>للتأكد من صدور هذه الوثيقة امسح رمز QR أو افتح رابط التحقّق.</p>",
-            "<p>هذه النسخة خاصة بالمُرسَل إليه وتحمل رمز تتبّع خاصًا بها؛ لا تُعِد توجيهها.</p>",
-            "</div>",
-        )
+    return render_mail_html(
+        "cover.html", title=facts.registry, qr_cid=qr_cid, qr_pixels=qr_pixels, **_context(facts)
     )
-    english = "".join(
-        (
-            '<div dir="ltr" lang="en">',
-            "<h2>Official mail, stamped by Barid</h2><table>",
-            _row("Registry number", e(f.registry)),
-            _row("Issuing agency", f"{e(f.agency_name_en)} ({e(f.agency_code)})"),
-            _row("Sender", f"{e(f.sender_name_en)} ({e(f.sender_code)})"),
-            _row("Recipient", e(f.recipient)),
-            _row("Classification", e(label_en)),
-            _row("Trace code", f"<strong>{e(f.trace_code)}</strong>"),
-            _row("Issued", e(f.issued_at)),
-            _row("Verify", link),
-            "</table>",
-            f"<p>Documents:</p>{docs}",
-            f"<p>The original message is attached unchanged ({e(ORIGINAL_NAME)}),",
-            f" with a machine-readable certificate ({e(CERTIFICATE_NAME)}).</p>",
-            "<p>To confirm that this document was issued, scan the QR code or open the",
-            " verification link.</p>",
-            "<p>This copy is for the recipient only and carries its own trace code;",
-            " do not forward it.</p>",
-            "</div>",
-        )
-    )
-    image = (
-        f'<p style="text-align:center"><img src="cid:{e(qr_cid)}" width="{qr_pixels}"'
-        f' height="{qr_pixels}" alt="QR: {url}"></p>'
-    )
-    return (
-        '<!DOCTYPE html>\r\n<html lang="ar" dir="rtl"><head><meta charset="utf-8">'
-        f"<title>{e(f.registry)}</title></head><body>\r\n"
-        f"{arabic}\r\n{image}\r\n<hr>\r\n{english}\r\n</body></html>\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageCover:
+    """A message's cover rendered once, with marks where each copy's recipient and
+    trace code go: every copy differs from the next only in those two values."""
+
+    text: str
+    html: str
+    recipient_mark: str
+    trace_mark: str
+
+    def for_copy(self, recipient: str, trace_code: str) -> tuple[str, str]:
+        """(text/plain, text/html) of one copy's cover."""
+        text = self.text.replace(self.recipient_mark, recipient)
+        page = self.html.replace(self.recipient_mark, html.escape(recipient, quote=True))
+        text = text.replace(self.trace_mark, trace_code)
+        page = page.replace(self.trace_mark, html.escape(trace_code, quote=True))
+        return text, page
+
+
+def message_cover(facts: CoverFacts, qr_cid: str, qr_pixels: int) -> MessageCover:
+    """The cover of every copy of one message; `facts.recipient` and
+    `facts.trace_code` are ignored (each copy fills in its own)."""
+    nonce = secrets.token_hex(8)  # NUL never occurs in a value shown on the cover
+    recipient_mark, trace_mark = f"\x00r{nonce}\x00", f"\x00t{nonce}\x00"
+    marked = dataclasses.replace(facts, recipient=recipient_mark, trace_code=trace_mark)
+    return MessageCover(
+        cover_text(marked), cover_html(marked, qr_cid, qr_pixels), recipient_mark, trace_mark
     )

@@ -8,6 +8,7 @@ per message; each copy only adds its cover, headers and certificate).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 import hashlib
@@ -22,8 +23,8 @@ from gateway.stamp.cover import (
     ORIGINAL_NAME,
     CoverDocument,
     CoverFacts,
-    cover_html,
-    cover_text,
+    MessageCover,
+    message_cover,
 )
 from gateway.stamp.envelope import (
     CRLF,
@@ -130,7 +131,23 @@ class Stamper:
         qr_pixels = (4 * version + 17 + 2 * QUIET_ZONE_MODULES) * MODULE_PIXELS
         certificate = self._certificate(submission, number, issued_at, token, verify_url)
         message = _MessageLayout(submission, registry, png, qr_pixels)
-        cover_docs = tuple(CoverDocument(d.name, d.sha256, len(d.data)) for d in documents)
+        shared = CoverFacts(
+            registry=registry,
+            agency_code=number.agency,
+            agency_name_ar=submission.agency_name_ar,
+            agency_name_en=submission.agency_name_en,
+            sender_name_ar=submission.sender_name_ar,
+            sender_name_en=submission.sender_name_en,
+            sender_code=submission.sender_code,
+            recipient="",
+            classification=submission.classification,
+            trace_code="",
+            issued_at=issued_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            verify_url=verify_url,
+            documents=tuple(CoverDocument(d.name, d.sha256, len(d.data)) for d in documents),
+            parts=submission.parts,
+        )
+        cover = message_cover(shared, message.qr_cid, qr_pixels)  # once; copies fill it in
         copies: list[StampedCopy] = []
         used: set[str] = set()
         for recipient in submission.recipients:
@@ -141,23 +158,9 @@ class Stamper:
                 attempt += 1
                 code = trace_code(self._trace_key, registry, address, attempt)
             used.add(code)
-            facts = CoverFacts(
-                registry=registry,
-                agency_code=number.agency,
-                agency_name_ar=submission.agency_name_ar,
-                agency_name_en=submission.agency_name_en,
-                sender_name_ar=submission.sender_name_ar,
-                sender_name_en=submission.sender_name_en,
-                sender_code=submission.sender_code,
-                recipient=address,
-                classification=submission.classification,
-                trace_code=code,
-                issued_at=issued_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                verify_url=verify_url,
-                documents=cover_docs,
-            )
+            facts = dataclasses.replace(shared, recipient=address, trace_code=code)
             copy_certificate = {**certificate, "recipient": address, "trace_code": code}
-            prefix, suffix = message.copy(facts, issued_at, copy_certificate)
+            prefix, suffix = message.copy(facts, cover, issued_at, copy_certificate)
             copies.append(StampedCopy(address, code, prefix, suffix))
         return Stamp(
             registry=registry,
@@ -272,11 +275,16 @@ class _MessageLayout:
         return b"".join(lines)
 
     def copy(
-        self, facts: CoverFacts, issued_at: dt.datetime, certificate: Mapping[str, Any]
+        self,
+        facts: CoverFacts,
+        cover: MessageCover,
+        issued_at: dt.datetime,
+        certificate: Mapping[str, Any],
     ) -> tuple[bytes, bytes]:
         """(prefix, suffix) of one recipient's copy."""
-        text = cover_text(facts).encode("utf-8")
-        html = cover_html(facts, self.qr_cid, self.qr_pixels).encode("utf-8")
+        text, html = (
+            part.encode("utf-8") for part in cover.for_copy(facts.recipient, facts.trace_code)
+        )
         utf8_base64 = ("Content-Transfer-Encoding", "base64")
         prefix = b"".join(
             (

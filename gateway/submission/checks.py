@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from gateway.mime.analysis import Analysis, EntityAnalysis, analyze, analyze_entity
+from gateway.mime.coverage import content_parts
 from gateway.mime.limits import MimeLimits
 from gateway.mime.transfer import decode_body
 from gateway.mime.verdicts import RejectedError, Rejection
@@ -136,6 +137,7 @@ def check_message(inputs: Inputs) -> Submission | Refusal:
         received_at=inputs.now,
         client_address=inputs.client_address,
         message_id=analysis.message_id or "",
+        parts=content_parts(analysis.signed_units, analysis.documents, analysis.inline_texts),
     )
 
 

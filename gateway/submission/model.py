@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.mime.coverage import ContentPart
 from policies.directory import Clearance
 
 
@@ -54,6 +55,9 @@ class Submission:
     received_at: dt.datetime  # aware, UTC
     client_address: str = ""
     message_id: str = ""  # the original's Message-ID header, if any
+    # The original's content parts and whether the sender's signature covers each
+    # (message text beside signed documents may be unsigned); the cover lists them.
+    parts: tuple[ContentPart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
