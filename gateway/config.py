@@ -161,7 +161,7 @@ def _mail_domain(value: str) -> str:
 
 
 class PeerSettings(_Section):
-    """A federation peer gateway (DESIGN.md §9). Only in the file: [peers.<name>].
+    """A federation peer gateway (docs/CONTRACT.md §9). Only in the file: [peers.<name>].
 
     A peer without `host` and `tls_trust` is known to the policy (its domains are
     federated) but nothing can be transferred: copies to it wait in the queue.
@@ -236,7 +236,7 @@ class PeerSettings(_Section):
 
 
 class MailServerSettings(_Section):
-    """An agency's own IMAP server receiving its copies (DESIGN.md §9).
+    """An agency's own IMAP server receiving its copies (docs/CONTRACT.md §9).
 
     Only in the file: [mailservers.<name>]. Copies for employees of `agencies`
     are appended to their mailbox there instead of Barid's own INBOX.

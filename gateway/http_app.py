@@ -122,7 +122,7 @@ def json_error(reason: str, status: int) -> Response:
 def verification_routes(
     service: VerificationService, max_document_bytes: int, radar: Radar | None = None
 ) -> list[Route]:
-    """The public verification API (DESIGN.md §6); see gateway/verification/openapi.py.
+    """The public verification API (docs/CONTRACT.md §6); see gateway/verification/openapi.py.
 
     Every lookup passes `radar` (per-client throttling, metrics, spike alerts).
     """

@@ -1,4 +1,4 @@
-"""Employee codes: `<AGENCY>-<6-digit serial>-<check>` (DESIGN.md §3).
+"""Employee codes: `<AGENCY>-<6-digit serial>-<check>` (docs/CONTRACT.md §3).
 
 Owns: formatting, parsing and the ISO 7064 MOD 37,36 check character. Must not:
 look anything up; whether a code was actually issued is the directory's question.

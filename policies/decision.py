@@ -83,7 +83,7 @@ class MessageFacts:
 
     At RCPT time only `sender_messages_last_hour` (and perhaps `size` from the
     SIZE parameter) are known; at end of data every field should be given.
-    `classification` at end of data is the parsed one (DESIGN §4: default
+    `classification` at end of data is the parsed one (docs/CONTRACT.md §4: default
     internal). `recipient_count` counts every recipient of the message.
     """
 

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 
 class AgencyKind(enum.StrEnum):
-    """Kinds of agency as written on the command line (DESIGN.md §3)."""
+    """Kinds of agency as written on the command line (docs/CONTRACT.md §3)."""
 
     MINISTRY = "ministry"
     ENTITY = "entity"
@@ -37,7 +37,7 @@ class EmployeeStatus(enum.StrEnum):
 
 @enum.unique
 class Clearance(enum.IntEnum):
-    """Ordered: public < internal < confidential < secret (DESIGN.md §3)."""
+    """Ordered: public < internal < confidential < secret (docs/CONTRACT.md §3)."""
 
     PUBLIC = 0
     INTERNAL = 1

@@ -7,7 +7,7 @@ facts) semantics. Must not: read files, use a clock or keep mutable state.
 Evaluation, in order:
 1. Parties: an unknown recipient gives rule "unknown-recipient", an inactive one
    "inactive-recipient"; likewise "unknown-sender" / "inactive-sender".
-2. Built-in rule "clearance" (DESIGN §4), when the classification is known: it
+2. Built-in rule "clearance" (docs/CONTRACT.md §4), when the classification is known: it
    must not exceed a local sender's or a local recipient's clearance.
 3. Rules in file order; the first enforce rule that matches decides. An audit
    rule that matches is recorded in `audit_hits` and evaluation goes on.
@@ -409,7 +409,7 @@ class Policy:
         r, r_mask = rcpt
         se, re_ = s.employee, r.employee
 
-        # Built-in clearance rule (DESIGN §4).
+        # Built-in clearance rule (docs/CONTRACT.md §4).
         classification = facts.classification
         clearance_open = False
         if classification is not None:

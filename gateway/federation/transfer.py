@@ -1,4 +1,4 @@
-"""The transfer listener (DESIGN.md §9; 2525 in development): mail from peer gateways.
+"""The transfer listener (docs/CONTRACT.md §9; 2525 in development): mail from peer gateways.
 
 Owns: the SMTP session rules of the transfer port and the order of checks on
 what a peer sends. Must not: parse MIME beyond gateway.federation.inbound,

@@ -1,4 +1,4 @@
-"""The access trail of official mail read over IMAP (DESIGN.md §7).
+"""The access trail of official mail read over IMAP (docs/CONTRACT.md §7).
 
 Owns: deciding which FETCH items open a message body (pure: `body_items`) and
 writing one "message.access" audit event per opened official copy — who (the

@@ -6,7 +6,7 @@ pymap leaves open, and stopping them. Must not: touch mailboxes (backend.py).
 What we change in pymap's behaviour, and why:
 - Login only over TLS from every address. pymap offers LOGIN/AUTHENTICATE to
   loopback clients without TLS; here the greeting advertises LOGINDISABLED and
-  no AUTH= mechanism until STARTTLS, loopback included (DESIGN.md §7, RFC 3501
+  no AUTH= mechanism until STARTTLS, loopback included (docs/CONTRACT.md §7, RFC 3501
   §6.2.3, RFC 8314).
 - Literals are bounded: 4096 octets before login (RFC 7888 §4's LITERAL- size),
   the APPENDLIMIT in APPEND, 64 KiB elsewhere, and one command may carry at

@@ -1,6 +1,6 @@
 """The folders every employee has, and which mailbox names are acceptable. Pure.
 
-Owns: the standard folder set (DESIGN.md §7: INBOX, Sent, Drafts, Trash,
+Owns: the standard folder set (docs/CONTRACT.md §7: INBOX, Sent, Drafts, Trash,
 Receipts) with their SPECIAL-USE attributes (RFC 6154), the hierarchy
 delimiter, and name validation. Must not: touch the database.
 

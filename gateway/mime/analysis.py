@@ -55,7 +55,7 @@ class Analysis:
 
     @property
     def uncovered_documents(self) -> tuple[DocumentPart, ...]:
-        """Attachments no signature covers (DESIGN.md §4: each one refuses the message)."""
+        """Attachments no signature covers (docs/CONTRACT.md §4: each one refuses the message)."""
         return tuple(d for d in self.documents if not d.covered_by)
 
 

@@ -1,7 +1,7 @@
 """Top-level header facts: who the message says it is from, and what it is.
 
 Owns: From (one field, one mailbox, no address-shaped display name), Sender,
-Subject, Message-ID and Barid-Employee-Code as RFC 5322 §3.6 and DESIGN.md §4
+Subject, Message-ID and Barid-Employee-Code as RFC 5322 §3.6 and docs/CONTRACT.md §4
 require. Must not: compare them with the authenticated employee; checks do that.
 """
 

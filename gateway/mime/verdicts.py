@@ -1,7 +1,7 @@
 """Rejections as values: the reply a MIME check hands back to the SMTP layer.
 
 Owns: `Rejection` and the three reply classes this package produces (RFC 3463
-enhanced codes, DESIGN.md §5). Must not: format SMTP lines on the wire or carry
+enhanced codes, docs/CONTRACT.md §5). Must not: format SMTP lines on the wire or carry
 internal exception text; a reason is short, ASCII and safe to show a client.
 """
 

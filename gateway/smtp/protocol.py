@@ -86,7 +86,7 @@ class BaridSMTP(SMTP):
             hostname=hostname,
             ident="Barid",
             tls_context=None if implicit_tls else tls_context,
-            require_starttls=False,  # enforced below with the 530 5.7.0 reply of DESIGN §5
+            require_starttls=False,  # enforced below: 530 5.7.0 (docs/CONTRACT.md §5)
             timeout=timeout,
             auth_required=True,
             auth_require_tls=True,

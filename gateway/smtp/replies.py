@@ -1,4 +1,4 @@
-"""Every SMTP reply Barid gives, as named constants (DESIGN.md §5, RFC 3463 codes).
+"""Every SMTP reply Barid gives, as named constants (docs/CONTRACT.md §5, RFC 3463 codes).
 
 Owns: the exact reply text. Must not: contain anything but ASCII, and never
 internal exception text. `reply(code, enhanced, text)` builds the parameterised ones.

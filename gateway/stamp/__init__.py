@@ -1,7 +1,7 @@
 """Stamping accepted official mail: registry numbers, trace codes, QR, envelopes, DKIM.
 
 Owns: turning a checked submission into its stamp and per-recipient copies, and
-DKIM-signing outgoing bytes (DESIGN.md §6). Must not: touch the database or the
+DKIM-signing outgoing bytes (docs/CONTRACT.md §6). Must not: touch the database or the
 network; serial allocation, storage and delivery belong to other packages.
 """
 

@@ -1,7 +1,7 @@
 """The verification QR code (ISO/IEC 18004) as a small PNG image (RFC 2083).
 
 Owns: encoding the verify URL at error correction level M, enforcing the
-version limit (DESIGN.md §6: version <= 15) and writing the 1-bit PNG. Must not:
+version limit (docs/CONTRACT.md §6: version <= 15) and writing the 1-bit PNG. Must not:
 build the URL or the token; callers pass the exact text to encode.
 zxing-cpp's writer chooses the segment modes: the URL prefix goes in byte mode and
 the upper-case base32 token in alphanumeric mode (5.5 bits per character).

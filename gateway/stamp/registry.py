@@ -1,4 +1,4 @@
-"""Registry numbers `<AGENCY>/<YEAR>/<serial>` (DESIGN.md §6): text form only.
+"""Registry numbers `<AGENCY>/<YEAR>/<serial>` (docs/CONTRACT.md §6): text form only.
 
 Owns: formatting and strict parsing. Must not: allocate serials; the store hands
 them out gap-free per agency and year inside the acceptance transaction.

@@ -1,7 +1,7 @@
 """Stamping an accepted submission: token, verify URL, QR and one copy per recipient.
 
 Owns: turning a `Submission` and its allocated registry number into a `Stamp`
-(DESIGN.md §6). Must not: touch the database, the network or the clock; it runs
+(docs/CONTRACT.md §6). Must not: touch the database, the network or the clock; it runs
 inside the acceptance transaction, so it is pure and fast (the QR is made once
 per message; each copy only adds its cover, headers and certificate).
 """
@@ -98,7 +98,7 @@ class Stamper:
         return self._public_url
 
     def verify_url(self, token: str) -> str:
-        """`<http.public_url>/v/<token>` (DESIGN.md §6)."""
+        """`<http.public_url>/v/<token>` (docs/CONTRACT.md §6)."""
         return f"{self._public_url}{VERIFY_PATH}{token}"
 
     def stamp(self, submission: Submission, registry: str, issued_at: dt.datetime) -> Stamp:

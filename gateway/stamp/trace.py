@@ -1,4 +1,4 @@
-"""Per-copy trace codes: which recipient's copy is this? (DESIGN.md §6).
+"""Per-copy trace codes: which recipient's copy is this? (docs/CONTRACT.md §6).
 
 Owns: computing, formatting and normalising the keyed code. Must not: store the
 code-to-recipient mapping (the store does) nor see the master key itself.

@@ -15,7 +15,7 @@ of silently returning another message's bytes. After decryption the plaintext's
 size and SHA-256 are compared with the row. One KEK wraps one key per blob with a
 random nonce: far below the 2^32 messages NIST SP 800-38D allows per key.
 
-Why in the database, not in files. DESIGN §5 asks that blobs be fsynced before
+Why in the database, not in files. docs/CONTRACT.md §5 asks that blobs be fsynced before
 the commit that acknowledges a message. Keeping the ciphertext in a LargeBinary
 column gives that and more: the blob is written by the same commit as the rows
 that refer to it, and that commit is the fsync (SQLite WAL with

@@ -690,7 +690,7 @@ class Directory:
 
 @dataclass(frozen=True)
 class SigningMaterial:
-    """What verifying an employee's signature needs (DESIGN.md §4)."""
+    """What verifying an employee's signature needs (docs/CONTRACT.md §4)."""
 
     openpgp_certs: tuple[bytes, ...]  # registered public keys as imported
     openpgp_fingerprints: frozenset[str]  # primary key fingerprints, upper hex

@@ -1,5 +1,5 @@
 """Official mail submission: from an authenticated SMTP session to a durable,
-stamped acceptance (DESIGN.md §4-6).
+stamped acceptance (docs/CONTRACT.md §4-6).
 
 Owns: the submission pipeline — limits and structure, header checks, signed
 documents, employee codes, classification and policy, stamping, acceptance.

@@ -1,6 +1,6 @@
 """End-of-data checks of one submitted message: a verdict, never a side effect.
 
-Owns: the order and meaning of the message checks of DESIGN.md §4-5 — MIME
+Owns: the order and meaning of the message checks of docs/CONTRACT.md §4-5 — MIME
 limits and structure (gateway.mime), From/Sender, signed documents (every
 document covered by a valid signature of one of the sender's registered
 identities, verified over exactly the signed bytes), the employee code,
@@ -160,7 +160,7 @@ def _fold(text: str) -> str:
 
 
 def _display_name_ok(display: str, sender: EmployeeRecord) -> bool:
-    """No mismatched display name (DESIGN §4): empty, or one that contains the
+    """No mismatched display name (docs/CONTRACT.md §4): empty, or one that contains the
     sender's registered English or Arabic name ("Dr. Karim Abbas" is fine,
     "Minister of Health" is not)."""
     shown = _fold(display.strip().strip('"'))

@@ -1,4 +1,4 @@
-"""Public verification of issued messages (DESIGN.md §6): by token, by document
+"""Public verification of issued messages (docs/CONTRACT.md §6): by token, by document
 bytes, and the published token keys. `service` decides; `gateway.http_app` serves."""
 
 from gateway.verification.service import (

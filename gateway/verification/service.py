@@ -4,7 +4,7 @@ Owns: the verdict on a token (valid, revoked, unknown, forged) and on a
 document's bytes (match, no-match), decided by pure functions from the offline
 token check and the stored facts; the two read-only queries fetching those facts;
 the list of published token keys. Must not: write to the database, know HTTP, or
-disclose more than DESIGN.md §6's minimal set: the issuing agency, registry
+disclose more than docs/CONTRACT.md §6's minimal set: the issuing agency, registry
 number, issue time, the documents' names and SHA-256, the sender's name and the
 status. Never content, subject, recipients, addresses or trace codes.
 

@@ -1,5 +1,5 @@
 """Local delivery survives SIGKILL: after restarts every queued copy is in its
-recipient's INBOX exactly once, with exactly one receipt each (DESIGN.md §6)."""
+recipient's INBOX exactly once, with exactly one receipt each (docs/CONTRACT.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mailboxes end to end (DESIGN.md §6-7): submit with a real SMTP client as one
+"""Mailboxes end to end (docs/CONTRACT.md §6-7): submit with a real SMTP client as one
 employee, read as another over IMAP with Python's imaplib, aioimaplib and curl,
 check the original still verifies with gpg / openssl after the round trip, the
 receipts, the Sent copy, the access trail, and IDLE."""

@@ -1,4 +1,4 @@
-"""Every refusal the analysis can give, with its reply code (DESIGN.md §5)."""
+"""Every refusal the analysis can give, with its reply code (docs/CONTRACT.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Official mail submission end to end (DESIGN.md §4-6): the reply table with
+"""Official mail submission end to end (docs/CONTRACT.md §4-6): the reply table with
 messages made the way mail clients make them, signed by real gpg and openssl."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Public verification API end to end (DESIGN.md §6): tokens of real accepted
+"""Public verification API end to end (docs/CONTRACT.md §6): tokens of real accepted
 messages through a running gateway's HTTP listener, forgeries, unknown and
 revoked messages, document look-ups, the published keys (with a retired one)
 and the OpenAPI description."""
