@@ -188,6 +188,25 @@ def _field(name: str, value: str) -> bytes:
     return line
 
 
+def _header_fields(f: ReceiptFacts, message_id: str, content_type: str) -> list[bytes]:
+    fields = [
+        _field("From", f"Barid <noreply@{f.signing_domain}>"),
+        _field("To", f.sender_address),
+        subject_header(_subject(f)),
+        _field("Date", email.utils.format_datetime(f.event_at)),
+        _field("Message-ID", message_id),
+        _field("MIME-Version", "1.0"),
+        _field("Content-Type", content_type),
+        _field("Auto-Submitted", "auto-generated"),
+        _field("Barid-Registry", f.registry),
+        _field("Barid-Verify", f.verify_url),
+        _field("Barid-Receipt", str(f.kind)),
+    ]
+    if f.kind in PER_RECIPIENT:
+        fields.append(_field("Barid-Recipient", f.recipients[0]))
+    return fields
+
+
 def build_receipt(facts: ReceiptFacts, *, hostname: str, signer: DkimSigner | None) -> bytes:
     """The receipt's bytes, DKIM-signed by `signer` unless None; the signer's domain
     must be `facts.issuer_domain` when set, else `facts.sender_domain`.
@@ -214,21 +233,7 @@ def build_receipt(facts: ReceiptFacts, *, hostname: str, signer: DkimSigner | No
         content_type = f'multipart/report; report-type=delivery-status; boundary="{outer}"'
     else:
         content_type = mixed_type
-    fields = [
-        _field("From", f"Barid <noreply@{domain}>"),
-        _field("To", f.sender_address),
-        subject_header(_subject(f)),
-        _field("Date", email.utils.format_datetime(f.event_at)),
-        _field("Message-ID", message_id),
-        _field("MIME-Version", "1.0"),
-        _field("Content-Type", content_type),
-        _field("Auto-Submitted", "auto-generated"),
-        _field("Barid-Registry", f.registry),
-        _field("Barid-Verify", f.verify_url),
-        _field("Barid-Receipt", str(f.kind)),
-    ]
-    if f.kind in PER_RECIPIENT:
-        fields.append(_field("Barid-Recipient", f.recipients[0]))
+    fields = _header_fields(f, message_id, content_type)
     body = b"".join(
         (
             delimiter(mixed),
