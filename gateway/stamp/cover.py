@@ -9,12 +9,11 @@ here is trusted, the HTML template escapes every value.
 from __future__ import annotations
 
 import dataclasses
-import html
 import secrets
 from dataclasses import dataclass
 
 from gateway.mime.coverage import ContentPart
-from gateway.presentation import Lang, Value, render_mail_html, render_mail_text
+from gateway.presentation import Lang, Value, escape, render_mail_html, render_mail_text
 from policies.directory import Clearance
 
 ORIGINAL_NAME = "original.eml"
@@ -115,9 +114,9 @@ class MessageCover:
     def for_copy(self, recipient: str, trace_code: str) -> tuple[str, str]:
         """(text/plain, text/html) of one copy's cover."""
         text = self.text.replace(self.recipient_mark, recipient)
-        page = self.html.replace(self.recipient_mark, html.escape(recipient, quote=True))
+        page = self.html.replace(self.recipient_mark, escape(recipient))
         text = text.replace(self.trace_mark, trace_code)
-        page = page.replace(self.trace_mark, html.escape(trace_code, quote=True))
+        page = page.replace(self.trace_mark, escape(trace_code))
         return text, page
 
 
