@@ -56,6 +56,12 @@ def catalogue() -> Mapping[str, Mapping[Lang, str]]:
     return _checked(yaml.safe_load(text))
 
 
+@cache
+def words(lang: Lang) -> Mapping[str, str]:
+    """Every key's wording in `lang` (placeholders unfilled), for templates: `w[key]`."""
+    return MappingProxyType({key: entry[lang] for key, entry in catalogue().items()})
+
+
 def word(lang: Lang, key: str) -> str:
     """The wording of `key` in `lang`, with its {placeholders} unfilled."""
     try:

@@ -24,6 +24,7 @@ from gateway.presentation.catalogue import (
     direction,
     say,
     word,
+    words,
 )
 
 Style = Literal["key", "ltr", "user", "link", "plain", "classification"]
@@ -91,6 +92,13 @@ def _text_say(lang: Lang, key: str, **values: object) -> str:
     return say(lang, key, **shown)
 
 
+def _filter(style: Style, html_output: bool) -> Callable[[object], object]:
+    if not html_output:
+        return str
+    template = _HTML_STYLES[style]
+    return lambda value: template.format(escape(value))
+
+
 def _environment(*, html_output: bool, newline: str) -> Environment:
     env = Environment(
         loader=PackageLoader("gateway.presentation", "templates"),
@@ -105,7 +113,13 @@ def _environment(*, html_output: bool, newline: str) -> Environment:
         auto_reload=False,
     )
     show: Callable[[Lang, Value], object] = _html_value if html_output else _text_value
+    # Filters for the hot templates (the cover is rendered inside the acceptance
+    # transaction): `x|ltr`, `x|bidi`, `x|link` show a value as Value(x, style) does.
+    filters: tuple[tuple[Style, str], ...] = (("ltr", "ltr"), ("user", "bidi"), ("link", "link"))
+    for style, name in filters:
+        env.filters[name] = _filter(style, html_output)
     env.globals.update(
+        words=words,
         langs=LANGS,
         direction=direction,
         t=_html_say if html_output else _text_say,

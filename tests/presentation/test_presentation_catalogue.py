@@ -45,8 +45,10 @@ def test_every_key_named_by_a_template_exists() -> None:
     named: set[str] = set()
     for entry in TEMPLATES.iterdir():
         if entry.name.endswith((".html", ".txt")):
-            named |= set(re.findall(r"""t\((?:lang|'ar'|'en'), ["']([a-z_.-]+)["']""",
-                                    entry.read_text("utf-8")))  # fmt: skip
+            text = entry.read_text("utf-8")
+            named |= set(re.findall(r"""t\((?:lang|'ar'|'en'), ["']([a-z_.-]+)["']""", text))
+            named |= set(re.findall(r"""w\[["']([a-z_.-]+)["']\]""", text))
+            named |= set(re.findall(r"""words\('(?:ar|en)'\)\['([a-z_.-]+)'\]""", text))
     assert len(named) > 40
     missing = named - set(catalogue()) - {"page.status_"}  # + "valid" or "revoked"
     assert {"page.status_valid", "page.status_revoked"} <= set(catalogue())
