@@ -33,7 +33,7 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class MailEndpoints:
-    """Where employees' clients connect: one host, four ports (DESIGN.md §10)."""
+    """Where employees' clients connect: one host, four ports (docs/CONTRACT.md §10)."""
 
     hostname: str
     imaps_port: int
