@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "BARID_"
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -99,6 +99,52 @@ class ImapSettings(_Section):
         le=2**31 - 1,
     )
     max_connections: int = _f(500, "Concurrent IMAP connections.", ge=1, le=100_000)
+    max_connections_per_address: int = _f(
+        50, "Concurrent IMAP connections from one client address.", ge=1, le=100_000
+    )
+    busy_per_address: int = _f(
+        8,
+        "When fewer than a fifth of max_connections are free, an address already holding"
+        " this many connections gets no more.",
+        ge=1,
+        le=100_000,
+    )
+    tls_handshake_seconds: float = _f(
+        15.0, "A TLS handshake (implicit TLS or STARTTLS) must end within this.", gt=0, le=300
+    )
+    command_timeout_seconds: float = _f(
+        900.0,
+        "One command, with its literals, must arrive within this after its first line"
+        " (before login: 60 s).",
+        gt=0,
+        le=86400,
+    )
+    min_transfer_rate: int = _f(
+        1024,
+        "Literals arrive, and replies are read, at least this many bytes per second over"
+        " each transfer window; slower: BYE [LIMIT].",
+        ge=1,
+        le=1024**3,
+    )
+    transfer_window_seconds: float = _f(
+        30.0, "The window over which min_transfer_rate is measured.", gt=0, le=3600
+    )
+    max_literals_per_command: int = _f(
+        1000, "Literals in one command after login (before login: 8).", ge=2, le=1_000_000
+    )
+    append_memory_budget: int = _f(
+        256 * 1024 * 1024,
+        "Literal bytes (APPEND messages) held in memory across all IMAP sessions; over it a"
+        " command gets NO [LIMIT] (try again later). At least max_append_size.",
+        ge=1024,
+        le=2**40,
+    )
+
+    @model_validator(mode="after")
+    def _budget_fits_append(self) -> ImapSettings:
+        if self.append_memory_budget < self.max_append_size:
+            raise ValueError("append_memory_budget must be at least max_append_size")
+        return self
 
 
 class HttpSettings(_Section):

@@ -34,12 +34,8 @@ from gateway.federation.transfer import TransferHandler, TransferSMTP
 from gateway.http_app import build_app
 from gateway.imap.access import AccessRecorder
 from gateway.imap.backend import ImapContext
-from gateway.imap.server import (
-    ConnectionLimit,
-    ImapListener,
-    start_imap_listener,
-    stop_imap_listeners,
-)
+from gateway.imap.limits import ConnectionSlots, LiteralBudget, TransferRules
+from gateway.imap.server import ImapService
 from gateway.mailbox.notify import MailboxNotifier
 from gateway.mailbox.store import MailboxStore
 from gateway.mime.limits import MimeLimits
@@ -116,7 +112,7 @@ class Gateway:
         self.smtp_ports: dict[str, int] = {}
         self.imap_ports: dict[str, int] = {}
         self._smtp: list[Listener] = []
-        self._imap: list[ImapListener] = []
+        self.imap: ImapService | None = None
         self.notifier = MailboxNotifier()
         self.mailboxes: MailboxStore | None = None
         self.worker: MailWorker | None = None
@@ -334,25 +330,30 @@ class Gateway:
             access=AccessRecorder(self.sessions, audit_key),
             employee_id=self.directory.active_employee_id,
         )
-        limit = ConnectionLimit(settings.imap.max_connections)
-        for name, port, implicit in (
-            ("imap", settings.imap.port, False),
-            ("imaps", settings.imap.imaps_port, True),
-        ):
-            listener = await start_imap_listener(
-                name,
-                bind(settings.imap.listen, port),
-                ctx,
-                tls_context=tls,
-                implicit_tls=implicit,
-                max_append_size=settings.imap.max_append_size,
-                limit=limit,
+        imap = settings.imap
+        self.imap = ImapService(
+            ctx,
+            tls_context=tls,
+            max_append_size=imap.max_append_size,
+            slots=ConnectionSlots(
+                imap.max_connections, imap.max_connections_per_address, imap.busy_per_address
+            ),
+            budget=LiteralBudget(imap.append_memory_budget),
+            rules=TransferRules(
+                min_rate=imap.min_transfer_rate,
+                window_seconds=imap.transfer_window_seconds,
+                command_seconds=imap.command_timeout_seconds,
+                tls_handshake_seconds=imap.tls_handshake_seconds,
+                max_literals=imap.max_literals_per_command,
+            ),
+        )
+        for name, port, implicit in (("imap", imap.port, False), ("imaps", imap.imaps_port, True)):
+            self.imap_ports[name] = await self.imap.start_listener(
+                name, bind(imap.listen, port), implicit_tls=implicit
             )
-            self._imap.append(listener)
-            self.imap_ports[name] = listener.port
             log.info(
                 "listening",
-                extra={"listener": name, "address": settings.imap.listen, "port": listener.port},
+                extra={"listener": name, "address": imap.listen, "port": self.imap_ports[name]},
             )
 
     async def _start_federation(
@@ -466,7 +467,8 @@ class Gateway:
 
     async def stop(self) -> None:
         await stop_listeners(self._smtp, self.settings.server.shutdown_grace_seconds)
-        await stop_imap_listeners(self._imap, self.settings.server.shutdown_grace_seconds)
+        if self.imap is not None:
+            await self.imap.close_gracefully(self.settings.server.shutdown_grace_seconds)
         if self.store is not None:
             await self.store.close()
         if self.relay is not None:
