@@ -1,12 +1,15 @@
 """Password logins against the directory, shared by SMTP AUTH and IMAP LOGIN.
 
 Owns: checking one login attempt (Argon2id off the event loop; unknown users
-cost the same time), the failure throttle per account and per client address
-(one throttle for every protocol, so guesses cannot be spread across SMTP and
-IMAP), and serializing attempts (one at a time per account, at most
-`PER_ADDRESS` at once per client address) so parallel sessions cannot guess past
-the throttle while earlier checks still run. Must not: speak any protocol; the
-caller maps `LoginResult.outcome` to its own reply.
+cost the same time), asking the failure throttle (gateway.smtp.throttle: per
+account and client address, per address, and a slow-down per account that
+spares addresses the account logged in from before; one throttle for every
+protocol, so guesses cannot be spread across SMTP and IMAP), reporting lockouts
+to the audit trail (gateway.auth_events), and serializing attempts (one at a
+time per account and client address, at most `PER_ADDRESS` at once per address)
+so parallel sessions cannot guess past the throttle while earlier checks still
+run, while a user's attempt never queues behind another address's. Must not:
+speak any protocol; the caller maps `LoginResult.outcome` to its own reply.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import metrics
-from gateway.smtp.throttle import LoginThrottle
+from gateway.auth_events import LockoutEvents, LockoutSink
+from gateway.smtp.throttle import LoginThrottle, ThrottleRules
 from gateway.store.directory import Directory
 from keys import passwords
 from policies.directory import EmployeeStatus
@@ -48,32 +52,47 @@ class LoginResult:
 
 
 class Authenticator:
-    def __init__(self, directory: Directory, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rules: ThrottleRules | None = None,
+        audit: LockoutSink | None = None,
+    ):
         self._directory = directory
         self._clock = clock
-        self.throttle = LoginThrottle()
+        self.throttle = LoginThrottle(rules or ThrottleRules())
         self._gates = _Gates()
+        self._events = LockoutEvents(audit)
 
     async def check(self, peer: str, login: str, password: str, *, protocol: str) -> LoginResult:
         """One login attempt from client address `peer`; see the module docstring."""
         account = login.strip().lower()
         gate = self._gates.take("c:" + peer, lambda: asyncio.Semaphore(PER_ADDRESS))
-        turn = self._gates.take("a:" + account, asyncio.Lock)
+        pair = f"p:{account}\0{peer}"
+        turn = self._gates.take(pair, asyncio.Lock)
         try:
             async with gate, turn:
-                outcome = await self._check(peer, account, password)
+                outcome = await self._check(peer, account, password, protocol)
         finally:
-            self._gates.give("a:" + account)
+            self._gates.give(pair)
             self._gates.give("c:" + peer)
         metrics.AUTH_ATTEMPTS.labels(protocol, outcome.value).inc()
         if outcome is Outcome.FAILED:
             log.info("authentication failed", extra={"peer": peer, "protocol": protocol})
         return LoginResult(outcome, account)
 
-    async def _check(self, peer: str, account: str, password: str) -> Outcome:
-        now = self._clock()
-        if self.throttle.blocked(account, peer, now):
+    async def _check(self, peer: str, account: str, password: str, protocol: str) -> Outcome:
+        verdict = self.throttle.check(account, peer, self._clock())
+        if verdict.refuse:
+            self._events.report(self.throttle.refused(peer, self._clock()), protocol)
             return Outcome.THROTTLED
+        if verdict.delay:
+            # The account fails from everywhere: slow down addresses it never logged
+            # in from (never its known ones); no lock an attacker could set off.
+            metrics.AUTH_SLOWDOWNS.labels(protocol).inc()
+            await asyncio.sleep(verdict.delay)
         try:
             stored, status = await self._directory.password_hash(account)
         except Exception:
@@ -86,10 +105,14 @@ class Authenticator:
             log.error("stored password hash unusable", extra={"account_hash_error": True})
             ok = False
         if ok and status == EmployeeStatus.ACTIVE.value:
-            self.throttle.succeeded(account)
+            self.throttle.succeeded(account, peer)
             return Outcome.OK
-        self.throttle.failed(account, peer, now)
+        self._events.report(self.throttle.failed(account, peer, self._clock()), protocol)
         return Outcome.FAILED
+
+    async def drain(self) -> None:
+        """Wait for lockout events still being written (at shutdown, in tests)."""
+        await self._events.drain()
 
 
 class _Gates:

@@ -147,6 +147,37 @@ class ImapSettings(_Section):
         return self
 
 
+class LoginSettings(_Section):
+    """Password logins (SMTP AUTH and IMAP LOGIN share one throttle)."""
+
+    window_seconds: float = _f(
+        900.0, "Failed logins are counted over this sliding window.", gt=0, le=86400
+    )
+    failures_per_address_and_account: int = _f(
+        5,
+        "Failures for one account from one client address; then that address is refused"
+        " for that account (SMTP 454 4.7.0, IMAP NO) until the window has passed.",
+        ge=1,
+        le=10_000,
+    )
+    failures_per_address: int = _f(
+        20, "Failures from one client address, any account; then it is refused.", ge=1, le=100_000
+    )
+    failures_per_account: int = _f(
+        5,
+        "Failures for one account from everywhere; then attempts from addresses the account"
+        " never logged in from are slowed down (never refused; known addresses never wait).",
+        ge=1,
+        le=100_000,
+    )
+    slowdown_max_seconds: float = _f(
+        30.0, "Longest slow-down (1 s, doubled with every further failure).", ge=0, le=600
+    )
+    known_addresses_per_account: int = _f(
+        16, "Client addresses remembered per account (in memory) as known.", ge=1, le=1000
+    )
+
+
 class HttpSettings(_Section):
     listen: str = _f("127.0.0.1", "Address the HTTP listener binds to.")
     port: Port = _f(8080, "Admin, REST API (/api/v1), verification (/v/), /metrics, /healthz.")
@@ -334,6 +365,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
+    login: LoginSettings = LoginSettings()
     http: HttpSettings = HttpSettings()
     tls: TlsSettings = TlsSettings()
     policy: PolicySettings = PolicySettings()

@@ -48,6 +48,18 @@ AUTH_ATTEMPTS = Counter(
     ["protocol", "outcome"],
     registry=REGISTRY,
 )
+AUTH_LOCKOUTS = Counter(
+    "barid_login_lockouts_total",
+    "Login limits crossed, by kind (address, account-address, account-slowdown).",
+    ["kind"],
+    registry=REGISTRY,
+)
+AUTH_SLOWDOWNS = Counter(
+    "barid_login_slowdowns_total",
+    "Login attempts delayed because their account fails from everywhere (by protocol).",
+    ["protocol"],
+    registry=REGISTRY,
+)
 RECIPIENTS = Counter(
     "barid_smtp_recipients_total",
     "RCPT TO decisions by outcome and rule (built-in rule ids, or policy-rule).",

@@ -22,6 +22,7 @@ import uvicorn
 
 from gateway import metrics
 from gateway.auth import Authenticator
+from gateway.auth_events import audit_lockouts
 from gateway.clientconfig.model import MailEndpoints
 from gateway.clientconfig.routes import ClientSetup
 from gateway.config import Settings
@@ -42,6 +43,7 @@ from gateway.mime.limits import MimeLimits
 from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
 from gateway.smtp.listeners import Listener, start_listener, stop_listeners
 from gateway.smtp.protocol import ConnectionCounter
+from gateway.smtp.throttle import ThrottleRules
 from gateway.stamp.dkim import DkimSigner
 from gateway.stamp.stamper import Stamper
 from gateway.stamp.trace import TRACE_KEY_PURPOSE
@@ -123,6 +125,7 @@ class Gateway:
         self.directory: Directory | None = None
         self.policy: PolicyRuntime | None = None
         self.store: MessageStore | None = None
+        self.authenticator: Authenticator | None = None
 
     async def start(self) -> None:
         try:
@@ -234,7 +237,20 @@ class Gateway:
         store = MessageStore(self.sessions, keys.master_key, audit_key)
         self.store = store
         assert self.directory is not None
-        authenticator = Authenticator(self.directory)
+        login = settings.login
+        authenticator = Authenticator(
+            self.directory,
+            rules=ThrottleRules(
+                window=login.window_seconds,
+                per_pair=login.failures_per_address_and_account,
+                per_address=login.failures_per_address,
+                per_account=login.failures_per_account,
+                slowdown_max=login.slowdown_max_seconds,
+                known_per_account=login.known_addresses_per_account,
+            ),
+            audit=audit_lockouts(self.sessions, audit_key),
+        )
+        self.authenticator = authenticator
         pipeline = SubmissionPipeline(
             directory=self.directory,
             sessions=self.sessions,
@@ -469,6 +485,8 @@ class Gateway:
         await stop_listeners(self._smtp, self.settings.server.shutdown_grace_seconds)
         if self.imap is not None:
             await self.imap.close_gracefully(self.settings.server.shutdown_grace_seconds)
+        if self.authenticator is not None:
+            await self.authenticator.drain()
         if self.store is not None:
             await self.store.close()
         if self.relay is not None:

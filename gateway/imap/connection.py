@@ -126,7 +126,7 @@ class _CommandRead:
 class Connection(IMAPConnection):
     __slots__ = [
         "_bad", "_budget", "_bye_sent", "_command_bytes", "_deadline", "_max_append",
-        "_reading_command", "_reserved", "_rules", "_state", "closing", "waiting",
+        "_reading_command", "_reserved", "_rules", "_state", "_tag", "closing", "waiting",
     ]  # fmt: skip
 
     def __init__(
@@ -143,6 +143,7 @@ class Connection(IMAPConnection):
         self._reserved = 0
         self._deadline: float | None = None
         self._reading_command = False
+        self._tag = b"*"
         self.closing = False  # the server is stopping: BYE at the next command boundary
         self.waiting = False  # between commands, or in IDLE: safe to interrupt at once
 
@@ -319,6 +320,7 @@ class Connection(IMAPConnection):
 
     async def _read_rest(self, line: bytes) -> memoryview:
         cmd = _CommandRead(line)
+        self._tag = cmd.tag
         buf = bytearray()
         while True:
             if not line.endswith(b"\n"):
@@ -420,6 +422,10 @@ class Connection(IMAPConnection):
                 return await super().read_command(state)
             except Refused as refused:
                 await self.write_response(refused.response())
+            except RecursionError:
+                # pymap's parser recurses on SEARCH's OR (`OR OR OR ...`), which no
+                # parenthesis count sees: too deep for it is too deep for us.
+                await self.write_response(ResponseBad(self._tag, b"Too deeply nested."))
             finally:
                 self._reading_command = False
 

@@ -57,9 +57,17 @@ class Raw:
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int, tls: ssl.SSLContext | None = None) -> Raw:
+    async def open(
+        cls, port: int, tls: ssl.SSLContext | None = None, source: str | None = None
+    ) -> Raw:
+        """Connect to 127.0.0.1:`port`, from the loopback address `source` if given
+        (127.0.0.2, ...: a second client address on the same machine)."""
+        local = (source, 0) if source else None
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, ssl=tls, limit=1 << 20), TIMEOUT
+            asyncio.open_connection(
+                "127.0.0.1", port, ssl=tls, limit=1 << 20, local_addr=local
+            ),
+            TIMEOUT,
         )
         return cls(reader, writer)
 
@@ -225,22 +233,28 @@ class Conns:
 
     open_: list[Raw] = field(default_factory=list)
 
-    async def raw(self, port: int, tls: ssl.SSLContext | None = None) -> Raw:
-        conn = await Raw.open(port, tls)
+    async def raw(
+        self, port: int, tls: ssl.SSLContext | None = None, source: str | None = None
+    ) -> Raw:
+        conn = await Raw.open(port, tls, source)
         self.open_.append(conn)
         return conn
 
-    async def greeted(self, port: int, tls: ssl.SSLContext | None = None) -> Raw:
-        conn = await self.raw(port, tls)
+    async def greeted(
+        self, port: int, tls: ssl.SSLContext | None = None, source: str | None = None
+    ) -> Raw:
+        conn = await self.raw(port, tls, source)
         await conn.greeting()
         return conn
 
-    async def logged_in(self, target: ImapTarget, who: str, *, implicit: bool = False) -> Raw:
+    async def logged_in(
+        self, target: ImapTarget, who: str, *, implicit: bool = False, source: str | None = None
+    ) -> Raw:
         """A connection logged in as `who` (STARTTLS, or the implicit-TLS port)."""
         if implicit:
-            conn = await self.greeted(target.imaps_port, target.tls)
+            conn = await self.greeted(target.imaps_port, target.tls, source)
         else:
-            conn = await self.greeted(target.imap_port)
+            conn = await self.greeted(target.imap_port, source=source)
             await conn.starttls(target.tls)
         done = await conn.login(who, password(target, who))
         assert done.startswith(b"L1 OK"), done
