@@ -64,9 +64,7 @@ class Raw:
         (127.0.0.2, ...: a second client address on the same machine)."""
         local = (source, 0) if source else None
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                "127.0.0.1", port, ssl=tls, limit=1 << 20, local_addr=local
-            ),
+            asyncio.open_connection("127.0.0.1", port, ssl=tls, limit=1 << 20, local_addr=local),
             TIMEOUT,
         )
         return cls(reader, writer)
