@@ -311,3 +311,67 @@ async def test_a_long_chain_of_search_or_is_refused_not_a_server_bug(
     if login:  # a chain clients really send still works
         await conn.ok(b"o3", b"SEARCH " + b"OR TEXT x " * 20 + b"ALL ALL")
     await assert_healthy(live)
+
+
+# ---- graceful stop ---------------------------------------------------------------------
+
+SHUTTING_DOWN = b"* BYE [UNAVAILABLE] Server shutting down."
+
+
+async def test_graceful_stop_says_bye_to_every_session_and_finishes_commands(
+    budgeted: Running, conns: Conns
+) -> None:
+    live = budgeted
+    service = live.gateway.imap
+    assert service is not None
+    greeted = await conns.greeted(live.imap_port)
+    idle = await conns.logged_in(live, MOH)
+    idling = await conns.logged_in(live, MOH, implicit=True)
+    await idling.ok(b"i0", b"SELECT INBOX")
+    await idling.send(b"i1 IDLE\r\n")
+    assert (await idling.line()).startswith(b"+")
+    before = await idle.messages(b"INBOX")
+    raw = message(20_000, "in flight at shutdown")
+    finishing = await conns.logged_in(live, MOH)
+    await finishing.send(b"f1 APPEND INBOX {%d+}\r\n" % len(raw) + raw[:5000])
+    stuck = await conns.logged_in(live, MOH)
+    await stuck.send(b"s1 APPEND INBOX {%d+}\r\n" % len(raw) + raw[:5000])
+    await asyncio.sleep(0.2)  # both literals are being read
+
+    stopping = asyncio.create_task(service.close_gracefully(3.0))
+    # Sessions between commands (or in IDLE) hear at once; a new connection is refused.
+    for conn in (greeted, idle, idling):
+        rest = await conn.closed()
+        assert rest and rest[-1].startswith(SHUTTING_DOWN), rest
+    with pytest.raises(OSError):
+        await Raw.open(live.imap_port)
+    # A command on its way finishes and is answered, then BYE.
+    await finishing.send(raw[5000:] + b"\r\n")
+    lines = await finishing.closed()
+    assert [line[:5] for line in lines] == [b"f1 OK", b"* BYE"], lines
+    assert lines[-1].startswith(SHUTTING_DOWN)
+    # One that does not finish within the grace period hears BYE when it ends.
+    rest = await stuck.closed()
+    assert rest == [SHUTTING_DOWN + b"\r\n"], rest
+    await asyncio.wait_for(stopping, 5)
+    assert service.budget.used == 0 and service.slots.open == 0
+
+    # Exactly the finished APPEND was stored.
+    stored = await mailbox_count(live, MOH)
+    assert stored == before + 1
+
+
+async def mailbox_count(live: Running, who: str) -> int:
+    from sqlalchemy import func, select
+
+    from gateway.store.models import Mailbox, MailboxMessage
+
+    employee = await live.gateway.directory.active_employee_id(who)  # type: ignore[union-attr]
+    async with live.gateway.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(MailboxMessage)
+            .join(Mailbox, MailboxMessage.mailbox_id == Mailbox.id)
+            .where(Mailbox.employee_id == employee, Mailbox.name == "INBOX")
+        )
+    return int(count or 0)
