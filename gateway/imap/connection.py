@@ -18,7 +18,7 @@ from pymap.imap import IMAPConnection
 from pymap.imap.state import ConnectionState
 from pymap.parsing import Params
 from pymap.parsing.command import Command
-from pymap.parsing.commands import InvalidCommand
+from pymap.parsing.commands import Commands, InvalidCommand
 from pymap.parsing.response import (
     CommandResponse,
     Response,
@@ -29,6 +29,7 @@ from pymap.parsing.response import (
     ResponseNo,
     ResponseOk,
 )
+from pymap.parsing.state import ParsingInterrupt, ParsingState
 
 from gateway.imap.limits import LiteralBudget, TransferRules
 from gateway.imap.scan import Announcement, CommandScan
@@ -126,7 +127,7 @@ class _CommandRead:
 class Connection(IMAPConnection):
     __slots__ = [
         "_bad", "_budget", "_bye_sent", "_command_bytes", "_deadline", "_max_append",
-        "_reading_command", "_reserved", "_rules", "_state", "_tag", "closing", "waiting",
+        "_reserved", "_rules", "_state", "_tag", "closing", "waiting",
     ]  # fmt: skip
 
     def __init__(
@@ -142,7 +143,6 @@ class Connection(IMAPConnection):
         self._command_bytes = 0
         self._reserved = 0
         self._deadline: float | None = None
-        self._reading_command = False
         self._tag = b"*"
         self.closing = False  # the server is stopping: BYE at the next command boundary
         self.waiting = False  # between commands, or in IDLE: safe to interrupt at once
@@ -276,14 +276,8 @@ class Connection(IMAPConnection):
                 raise EOFError() from None
 
     async def readline(self) -> memoryview:
-        if self._reading_command:
-            self._reading_command = False
-            return await self._read_command()
-        return await self._read_continuation_line()
-
-    async def _read_continuation_line(self) -> memoryview:
-        # A SASL response, IDLE's DONE, or the rest of a command after a literal
-        # pymap asked for: literal+ octets are read with the same limits.
+        # pymap reads a SASL response or IDLE's DONE through this: literal+ octets
+        # are read with the same limits (commands are read by read_command).
         line = await self._read_line()
         scan = CommandScan()
         buf = bytearray()
@@ -417,17 +411,11 @@ class Connection(IMAPConnection):
                 await self._bye(SHUTDOWN_TEXT, b"UNAVAILABLE")
                 raise EOFError()
             self._command_bytes = 0
-            self._reading_command = True
             try:
-                return await super().read_command(state)
+                text = await self._read_command()
+                return parse_command(self.commands, text, self.params, self._tag)
             except Refused as refused:
                 await self.write_response(refused.response())
-            except RecursionError:
-                # pymap's parser recurses on SEARCH's OR (`OR OR OR ...`), which no
-                # parenthesis count sees: too deep for it is too deep for us.
-                await self.write_response(ResponseBad(self._tag, b"Too deeply nested."))
-            finally:
-                self._reading_command = False
 
     def _params_for_state(self) -> Params:
         if self._authenticated():
@@ -451,3 +439,22 @@ class Connection(IMAPConnection):
 
 
 _BUSY = b"Server busy: too much mail in transit, try again later."
+
+
+def parse_command(commands: Commands, text: memoryview, params: Params, tag: bytes) -> Command:
+    """pymap's parse of one whole command (every literal inline, as LITERAL+), once.
+
+    Raises `Refused` instead of what pymap's parser cannot take: recursion too
+    deep for it (SEARCH's `OR OR OR ...`, which no parenthesis count sees), text
+    it cannot decode (8-bit octets in a SEARCH string without CHARSET raised
+    UnicodeDecodeError), and a request for a literal (impossible once every
+    literal is inline)."""
+    try:
+        cmd, _ = commands.parse(text, params.copy(ParsingState(continuations=[])))
+    except RecursionError:
+        raise Refused(tag, b"Too deeply nested.") from None
+    except ValueError:  # UnicodeDecodeError and kin, from pymap's parsing of strings
+        raise Refused(tag, b"Invalid characters in command.") from None
+    except ParsingInterrupt:
+        raise Refused(tag, b"Unexpected literal.") from None
+    return cmd

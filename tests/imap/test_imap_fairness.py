@@ -295,7 +295,7 @@ async def test_a_thousand_literals_after_login_parse_in_well_under_a_second_of_c
 
 
 @pytest.mark.parametrize("login", [False, True], ids=["before-login", "after-login"])
-async def test_a_long_chain_of_search_or_is_refused_not_a_server_bug(
+async def test_parser_failures_are_refused_not_a_server_bug(
     strict: Running, conns: Conns, login: bool
 ) -> None:
     """pymap's parser recurses once per OR: thousands of them exhausted Python's stack
@@ -308,6 +308,10 @@ async def test_a_long_chain_of_search_or_is_refused_not_a_server_bug(
         conn = await conns.greeted(live.imap_port)
     await conn.refused(b"o1", b"SEARCH " + b"OR TEXT x " * 3000 + b"ALL ALL")
     await conn.ok(b"o2", b"NOOP")
+    # 8-bit text without CHARSET: pymap's parser raised UnicodeDecodeError.
+    await conn.send(b"o4 SEARCH TEXT {1+}\r\n\x80\r\n")
+    _, done = await conn.until_tagged(b"o4")
+    assert done.startswith(b"o4 BAD"), done
     if login:  # a chain clients really send still works
         await conn.ok(b"o3", b"SEARCH " + b"OR TEXT x " * 20 + b"ALL ALL")
     await assert_healthy(live)
