@@ -1,7 +1,11 @@
-"""Property: whatever bytes arrive, `analyze` answers with a value, never an exception."""
+"""Property: whatever bytes arrive, `analyze` answers with a value, never an exception.
+
+A fuzz target (tests/fuzz_targets.py `mime` is the same check for atheris);
+`BARID_FUZZ_EXAMPLES=N` runs it longer."""
 
 from __future__ import annotations
 
+from fuzz_targets import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mime_samples import attachment, default_headers, entity, message, multipart, text_part
@@ -108,19 +112,19 @@ def test_seed_is_valid() -> None:
     assert len(result.signed_units) == 2 and len(result.documents) == 3
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_messages_never_raise(raw: bytes) -> None:
     check(raw)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=600))
 def test_random_bytes_never_raise(raw: bytes) -> None:
     check(raw)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.sampled_from(["From", "Sender", "Content-Type", "Content-Disposition", "SIO-Label",
                      "Barid-Classification", "Sensitivity", "Content-Transfer-Encoding", "Subject"]),
