@@ -46,6 +46,7 @@ MAX_BAD_COMMANDS = 5
 PREAUTH_IDLE_SECONDS = 60.0
 IDLE_SECONDS = 30 * 60.0
 READ_CHUNK = 256 * 1024
+DRAIN_POLL_SECONDS = 0.05
 SHUTDOWN_TEXT = b"Server shutting down."
 
 _APPEND = re.compile(rb"^[^ ]+ (UID )?APPEND ", re.IGNORECASE)
@@ -204,21 +205,40 @@ class Connection(IMAPConnection):
 
     async def _drain(self) -> None:
         """Wait for the client to read; one that reads slower than the minimum rate
-        over a whole window is cut off (it would hold its slot indefinitely)."""
-        transport = self.writer.transport
+        over a whole window is cut off (it would hold its slot indefinitely).
+
+        Over TLS, asyncio's drain returns once the TLS layer has handed its bytes
+        to the socket transport, which then buffers the rest unseen; so the bytes
+        waiting there count too, and we wait for them to fall under the TLS
+        layer's high-water mark."""
         rules = self._rules
+        loop = asyncio.get_running_loop()
+        high = self.writer.transport.get_write_buffer_limits()[1]
+        window_end = loop.time() + rules.window_seconds
+        at_start = self._unsent()
         while True:
-            before = transport.get_write_buffer_size()
             try:
-                async with asyncio.timeout(rules.window_seconds):
+                async with asyncio.timeout_at(window_end):
                     await self.writer.drain()
+                    while self._unsent() > high:  # noqa: ASYNC110 - no event to wait for
+                        await asyncio.sleep(DRAIN_POLL_SECONDS)
                 return
             except TimeoutError:
-                moved = before - transport.get_write_buffer_size()
-                if moved < rules.min_rate * rules.window_seconds:
+                now = self._unsent()
+                if at_start - now < rules.min_rate * rules.window_seconds:
                     log.info("client reads too slowly; connection closed")
-                    transport.abort()
+                    self.writer.transport.abort()
                     raise ConnectionError("client reads too slowly") from None
+                at_start, window_end = now, loop.time() + rules.window_seconds
+
+    def _unsent(self) -> int:
+        """Octets written and not yet taken by the kernel (TLS layer and socket transport)."""
+        transport = self.writer.transport
+        size = transport.get_write_buffer_size()
+        inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+        if inner is not None and inner is not transport:
+            size += inner.get_write_buffer_size()
+        return int(size)
 
     # ---- reading -----------------------------------------------------------------------
 

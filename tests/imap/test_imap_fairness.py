@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -379,3 +380,29 @@ async def mailbox_count(live: Running, who: str) -> int:
             .where(Mailbox.employee_id == employee, Mailbox.name == "INBOX")
         )
     return int(count or 0)
+
+
+async def test_a_client_that_stops_reading_is_cut_off(strict: Running, conns: Conns) -> None:
+    """Replies must be read at the minimum rate too: a client that asks for a large
+    body and reads nothing loses its slot within a window or two."""
+    live = strict
+    loader = await conns.logged_in(live, MOH)
+    big = message(6 * 1024 * 1024, "large")
+    await loader.send(b"ap APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n")
+    assert (await loader.until_tagged(b"ap"))[1].startswith(b"ap OK")
+    untagged = await loader.ok(b"se", b"SELECT INBOX")
+    count = next(int(u.split()[1]) for u in untagged if u.endswith(b" EXISTS\r\n"))
+
+    lazy = await conns.logged_in(live, MOH)
+    await lazy.ok(b"l0", b"SELECT INBOX")
+    assert live.gateway.imap is not None
+    held = live.gateway.imap.slots.open
+    await lazy.send(b"l1 FETCH %d BODY.PEEK[]\r\n" % count)  # and never read the answer
+    lazy.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lazy.writer.transport.pause_reading()
+    for _ in range(100):
+        if live.gateway.imap.slots.open < held:
+            break
+        await asyncio.sleep(0.1)
+    assert live.gateway.imap.slots.open == held - 1  # cut off, its slot free again
+    await assert_healthy(live)
