@@ -43,8 +43,10 @@ lint: $(TSTAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), a test file per worker at a time so module fixtures are
+# made once; the 20 slowest tests are listed at the end.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
 
 shell: $(STAMP)
 	@echo "==> a shell with $(VENV)/bin on PATH; 'exit' leaves it"

@@ -17,7 +17,6 @@ import io
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from port_support import DEVELOPMENT_PORTS, PortGuard, free_port
 
 REQUIRE_ALL = os.environ.get("BARID_REQUIRE_ALL") == "1"
 
@@ -41,10 +41,31 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+# ---------------------------------------------------------------- ports
+
+
+@pytest.fixture(scope="session", autouse=True)
+def development_ports_guard() -> Iterator[PortGuard]:
+    """Hold the development default ports that are free for the whole session (as
+    if `make demo` ran beside the suite): a test that binds one fails with
+    EADDRINUSE, one that dials one fails (see `no_development_port_dialled`).
+    Under pytest-xdist every worker tries; a port another worker or a running
+    demo already holds is skipped."""
+    guard = PortGuard(DEVELOPMENT_PORTS)
+    try:
+        yield guard
+    finally:
+        guard.close()
+
+
+@pytest.fixture(autouse=True)
+def no_development_port_dialled(development_ports_guard: PortGuard) -> Iterator[None]:
+    mark = development_ports_guard.count()
+    yield
+    dialled = development_ports_guard.since(mark)
+    if dialled:
+        pytest.fail(f"the test connected to development port(s) {sorted(set(dialled))}; "
+                    "tests use free ports only (tests/port_support.py)")  # fmt: skip
 
 
 # ---------------------------------------------------------------- PostgreSQL

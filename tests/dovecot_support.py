@@ -54,6 +54,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from port_support import free_port
 
 DOVECOT = "/usr/sbin/dovecot"
 START_TIMEOUT = 15.0  # seconds for both ports to listen
@@ -68,12 +69,6 @@ def find_dovecot() -> str | None:
     if found:
         return found
     return DOVECOT if os.access(DOVECOT, os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- certificates

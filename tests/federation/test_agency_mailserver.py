@@ -28,6 +28,7 @@ import dovecot_support
 import pytest
 from dovecot_support import Dovecot, read_messages
 from live_gateway import Live, tls_client
+from port_support import free_port
 from sqlalchemy import select
 from sub_support import pgp_mime
 
@@ -366,10 +367,10 @@ async def test_server_down_then_up_gets_the_copy_exactly_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    imap_port = dovecot_support.free_port()
-    imaps_port = dovecot_support.free_port()
+    imap_port = free_port()
+    imaps_port = free_port()
     while imaps_port == imap_port:
-        imaps_port = dovecot_support.free_port()
+        imaps_port = free_port()
     # The server's CA is made when it starts: until then the trusted file holds another.
     bundle = dovecot_support.make_ca(tmp_path, "Placeholder CA").pem
     live = await start_gateway(port=imaps_port, ca_file=bundle)

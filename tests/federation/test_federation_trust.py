@@ -29,9 +29,14 @@ from gateway.federation.trust import (
 )
 from keys.tls import TlsFileError, make_dev_certificate
 
-NOW = dt.datetime.now(dt.UTC)
 REGION_NAME = "transfer.region.gov.example"
 TIMEOUT = 10
+
+
+def now_utc() -> dt.datetime:
+    """The moment of use: certificates are made and judged against the clock as it is
+    then, never as it was when this module was imported."""
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -70,14 +75,15 @@ def _name(cn: str) -> x509.Name:
 def _make_ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    made = now_utc()
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
         .issuer_name(_name(cn))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=3650))
+        .not_valid_before(made - dt.timedelta(days=1))
+        .not_valid_after(made + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -103,14 +109,15 @@ def _issue(
     ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, dns_name: str
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
+    made = now_utc()
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(dns_name))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=365))
+        .not_valid_before(made - dt.timedelta(days=1))
+        .not_valid_after(made + dt.timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -155,7 +162,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Material:
         expired=_write(
             directory,
             "expired",
-            *make_dev_certificate("old.gov.example", now=NOW - dt.timedelta(days=800)),
+            *make_dev_certificate("old.gov.example", now=now_utc() - dt.timedelta(days=800)),
         ),
         other_ca_issued=_write(directory, "other", *_issue(other_key, other_ca, REGION_NAME)),
     )
@@ -309,11 +316,11 @@ def test_accepts_pinned_certificate_only(pki: Material) -> None:
 def test_accepts_checks_the_validity_period(pki: Material) -> None:
     trust = pinned(pki, "old", pki.expired)
     assert not trust.accepts(pki.expired.der)
-    assert trust.accepts(pki.expired.der, now=NOW - dt.timedelta(days=700))
+    assert trust.accepts(pki.expired.der, now=now_utc() - dt.timedelta(days=700))
     region = pinned(pki, "region", pki.region)
-    assert not region.accepts(pki.region.der, now=NOW - dt.timedelta(days=1))
-    assert not region.accepts(pki.region.der, now=NOW + dt.timedelta(days=400))
-    naive = (NOW + dt.timedelta(days=1)).replace(tzinfo=None)
+    assert not region.accepts(pki.region.der, now=now_utc() - dt.timedelta(days=1))
+    assert not region.accepts(pki.region.der, now=now_utc() + dt.timedelta(days=400))
+    naive = (now_utc() + dt.timedelta(days=1)).replace(tzinfo=None)
     assert region.accepts(pki.region.der, now=naive)  # naive times are UTC
 
 
@@ -324,7 +331,7 @@ def test_accepts_certificate_issued_by_the_ca(pki: Material) -> None:
     assert not trust.accepts(pki.other_ca_issued.der)
     assert not trust.accepts(pki.region.der)
     assert not trust.accepts(pki.ca.der)  # a CA certificate is no gateway's leaf
-    assert not trust.accepts(pki.region_ca_issued.der, now=NOW + dt.timedelta(days=400))
+    assert not trust.accepts(pki.region_ca_issued.der, now=now_utc() + dt.timedelta(days=400))
 
 
 def test_strict_pins_refuse_a_ca_issued_certificate(pki: Material) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import dovecot_support
 import pytest
 from dovecot_support import Dovecot, read_messages
+from port_support import free_port
 
 from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
 
@@ -268,7 +269,7 @@ async def test_plaintext_after_starttls_ok_is_refused() -> None:
 
 
 async def test_server_down_is_temporary_quickly() -> None:
-    port = dovecot_support.free_port()  # bound once, then released: nothing listens
+    port = free_port()  # bound once, then released: nothing listens
     server = ImapServer("down", "127.0.0.1", port, "implicit", None, "", "{address}", "pw-x")
     started = time.monotonic()
     outcome = await append_copy(server, "a@b.example", b"x\r\n", trace_code="T-1")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from port_support import EPHEMERAL_PORTS_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config" / "policies.yaml"
@@ -118,7 +119,7 @@ def test_reload_refuses_a_broken_file_and_records_it(demo: tuple[Any, Path]) -> 
     assert json.loads(result.out)["signalled"] is None  # no gateway running
 
 
-def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
+def wait_for(predicate: Any, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -134,8 +135,8 @@ def test_running_gateway_reloads_on_sighup_and_file_change_and_keeps_old_on_erro
     cli, data = demo
     port = port_factory()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
-    env |= {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port),
-            "BARID_ALLOW_ROOT": "1"}  # fmt: skip
+    env |= {**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
+            "BARID_HTTP__PORT": str(port), "BARID_ALLOW_ROOT": "1"}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "admin", "serve"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -180,8 +181,8 @@ def test_gateway_refuses_to_start_on_a_broken_policy(
     _, data = demo
     (data / "policies.yaml").write_text("version: 1\nrules:\n  - id: x\n    effect: maybe\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
-    env |= {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port_factory()),
-            "BARID_ALLOW_ROOT": "1"}  # fmt: skip
+    env |= {**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
+            "BARID_HTTP__PORT": str(port_factory()), "BARID_ALLOW_ROOT": "1"}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "admin", "serve"], env=env, capture_output=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 1

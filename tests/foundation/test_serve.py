@@ -13,16 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from port_support import EPHEMERAL_PORTS_ENV, free_port
 
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, bytes, str]:
@@ -79,9 +72,8 @@ def test_serve_answers_health_and_metrics_and_stops_cleanly(
     data = tmp_path / "d"
     assert make_cli({})("init", "--data-dir", str(data)).code == 0
     port = free_port()
-    proc = barid(
-        "serve", env={"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port)}
-    )
+    proc = barid("serve", env={**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
+                               "BARID_HTTP__PORT": str(port)})  # fmt: skip
     try:
         health = wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
         assert health == {"status": "ok", "database": "ok"}
@@ -108,7 +100,7 @@ def test_serve_refuses_a_busy_port_with_a_clear_reason(tmp_path: Path, make_cli:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = barid("serve", env={"BARID_CONFIG": str(data / "barid.toml"),
+        proc = barid("serve", env={**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
                                    "BARID_HTTP__PORT": str(port)})  # fmt: skip
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
@@ -118,7 +110,7 @@ def test_serve_refuses_a_busy_port_with_a_clear_reason(tmp_path: Path, make_cli:
 def test_demo_starts_and_answers_healthz(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "demo"
-    proc = barid("demo", "--data-dir", str(data), env={"BARID_HTTP__PORT": str(port)})
+    proc = barid("demo", "--data-dir", str(data), env={**EPHEMERAL_PORTS_ENV, "BARID_HTTP__PORT": str(port)})
     try:
         wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
     finally:

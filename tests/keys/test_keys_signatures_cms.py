@@ -25,8 +25,13 @@ from policies.codes import EmployeeCode
 
 CODE = str(EmployeeCode("MOH", 42))
 ADDRESS = "sara@moh.gov.example"
-NOW = datetime.datetime.now(datetime.UTC)
 DOCUMENT = b"Content-Type: application/pdf\r\n\r\n" + bytes(range(256)) * 400  # ~100 KB
+
+
+def now_utc() -> datetime.datetime:
+    """The moment of use: certificates are made and judged against the clock as it is
+    then, never as it was when this module was imported."""
+    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass
@@ -81,14 +86,15 @@ def _issue(
     eku: list[x509.ObjectIdentifier] | None = None,
     days: int = 365,
 ) -> x509.Certificate:
+    made = now_utc()
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(minutes=5))
-        .not_valid_after(NOW + datetime.timedelta(days=days))
+        .not_valid_before(made - datetime.timedelta(minutes=5))
+        .not_valid_after(made + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
@@ -132,14 +138,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory, openssl_tool: str) -> Pki:
     # A root above an intermediate CA that issues the employee certificate.
     root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Cabinet root CA")])
+    made = now_utc()
     root = (
         x509.CertificateBuilder()
         .subject_name(root_name)
         .issuer_name(root_name)
         .public_key(root_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(minutes=5))
-        .not_valid_after(NOW + datetime.timedelta(days=3650))
+        .not_valid_before(made - datetime.timedelta(minutes=5))
+        .not_valid_after(made + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
@@ -177,7 +184,7 @@ def _anchor(pki: Pki, name: str) -> x509.Certificate:
 def test_detached_signature_is_valid(pki: Pki) -> None:
     signature = pki.sign()
     assert pki.oracle(signature, DOCUMENT)
-    result = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=NOW)
+    result = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.VALID, result.reason
     assert result.signer_fingerprint == pki.leaf.fingerprint(hashes.SHA256()).hex().upper()
     assert result.employee_codes == (CODE,)
@@ -188,7 +195,7 @@ def test_detached_signature_is_valid(pki: Pki) -> None:
 def test_attached_signature_returns_the_content(pki: Pki, options: tuple[str, ...]) -> None:
     p7m = pki.sign(*options)
     assert pki.oracle(p7m, None)
-    result, content = verify_cms_attached(p7m, [pki.ca], when=NOW)
+    result, content = verify_cms_attached(p7m, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.VALID, result.reason
     assert content == DOCUMENT
     assert result.employee_codes == (CODE,)
@@ -208,73 +215,74 @@ def test_attached_signature_returns_the_content(pki: Pki, options: tuple[str, ..
 def test_signature_variants(pki: Pki, options: tuple[str, ...]) -> None:
     signature = pki.sign(*options)
     assert pki.oracle(signature, DOCUMENT)
-    result = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=NOW)
+    result = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.VALID, result.reason
-    changed = verify_cms_detached(DOCUMENT + b" ", signature, [pki.ca], when=NOW)
+    changed = verify_cms_detached(DOCUMENT + b" ", signature, [pki.ca], when=now_utc())
     assert changed.status is SignatureStatus.BAD_SIGNATURE
 
 
 def test_ecdsa_signer(pki: Pki) -> None:
     signature = pki.sign(signer="ecdsa")
     assert pki.oracle(signature, DOCUMENT)
-    assert verify_cms_detached(DOCUMENT, signature, [pki.ca], when=NOW).valid
+    assert verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now_utc()).valid
 
 
 def test_pem_signature_is_accepted(pki: Pki) -> None:
     pem = pki.sign("-outform", "PEM")
     assert pem.startswith(b"-----BEGIN CMS-----")
-    assert verify_cms_detached(DOCUMENT, pem, [pki.ca], when=NOW).valid
+    assert verify_cms_detached(DOCUMENT, pem, [pki.ca], when=now_utc()).valid
 
 
 def test_chain_through_an_intermediate(pki: Pki) -> None:
     signature = pki.sign("-certfile", str(pki.dir / "inter.pem"), signer="chained")
     assert pki.oracle(signature, DOCUMENT, ca="root")
-    result = verify_cms_detached(DOCUMENT, signature, [_anchor(pki, "root")], when=NOW)
+    result = verify_cms_detached(DOCUMENT, signature, [_anchor(pki, "root")], when=now_utc())
     assert result.status is SignatureStatus.VALID, result.reason
     assert result.employee_codes == (CODE,)
     # Without the intermediate in the signature the chain cannot be built.
     bare = pki.sign(signer="chained")
     assert not pki.oracle(bare, DOCUMENT, ca="root")
-    missing = verify_cms_detached(DOCUMENT, bare, [_anchor(pki, "root")], when=NOW)
+    missing = verify_cms_detached(DOCUMENT, bare, [_anchor(pki, "root")], when=now_utc())
     assert missing.status is SignatureStatus.UNTRUSTED
     # The intermediate itself may be the configured agency CA.
-    direct = verify_cms_detached(DOCUMENT, bare, [_anchor(pki, "inter")], when=NOW)
+    direct = verify_cms_detached(DOCUMENT, bare, [_anchor(pki, "inter")], when=now_utc())
     assert direct.status is SignatureStatus.VALID, direct.reason
 
 
 def test_wrong_anchor_is_untrusted(pki: Pki) -> None:
     signature = pki.sign()
     assert not pki.oracle(signature, DOCUMENT, ca="otherca")
-    result = verify_cms_detached(DOCUMENT, signature, [_anchor(pki, "otherca")], when=NOW)
+    result = verify_cms_detached(DOCUMENT, signature, [_anchor(pki, "otherca")], when=now_utc())
     assert result.status is SignatureStatus.UNTRUSTED
     assert result.reason == "the signer certificate does not chain to an agency CA"
     assert result.signer_fingerprint is not None
     assert result.status.reply == (550, "5.7.1")
-    none = verify_cms_detached(DOCUMENT, signature, [], when=NOW)
+    none = verify_cms_detached(DOCUMENT, signature, [], when=now_utc())
     assert none.status is SignatureStatus.UNTRUSTED
 
 
 def test_certificate_without_email_protection_is_untrusted(pki: Pki) -> None:
     client_only = pki.sign(signer="noemail")
     assert not pki.oracle(client_only, DOCUMENT)
-    result = verify_cms_detached(DOCUMENT, client_only, [pki.ca], when=NOW)
+    result = verify_cms_detached(DOCUMENT, client_only, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.UNTRUSTED
     assert result.reason == "the signer certificate lacks the emailProtection usage"
     # openssl accepts a certificate with no EKU at all; Barid requires the usage.
     no_eku = pki.sign(signer="noeku")
     assert pki.oracle(no_eku, DOCUMENT)
-    assert verify_cms_detached(DOCUMENT, no_eku, [pki.ca], when=NOW).status is (
+    assert verify_cms_detached(DOCUMENT, no_eku, [pki.ca], when=now_utc()).status is (
         SignatureStatus.UNTRUSTED
     )
 
 
 def test_validity_is_judged_at_when(pki: Pki) -> None:
     signature = pki.sign()
-    later = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=NOW.replace(year=NOW.year + 3))
+    now = now_utc()
+    later = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now.replace(year=now.year + 3))
     assert later.status is SignatureStatus.UNTRUSTED
     assert later.reason == "the signer certificate has expired"
     earlier = verify_cms_detached(
-        DOCUMENT, signature, [pki.ca], when=NOW - datetime.timedelta(days=1)
+        DOCUMENT, signature, [pki.ca], when=now - datetime.timedelta(days=1)
     )
     assert earlier.status is SignatureStatus.UNTRUSTED
 
@@ -285,7 +293,7 @@ def test_changed_content_is_a_bad_signature(pki: Pki, position: int) -> None:
     changed = bytearray(DOCUMENT)
     changed[position] ^= 0x80
     assert not pki.oracle(signature, bytes(changed))
-    result = verify_cms_detached(bytes(changed), signature, [pki.ca], when=NOW)
+    result = verify_cms_detached(bytes(changed), signature, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.BAD_SIGNATURE
     assert result.status.reply == (554, "5.7.5")
 
@@ -295,7 +303,7 @@ def test_tampered_attached_content_is_a_bad_signature(pki: Pki) -> None:
     offset = bytes(p7m).index(bytes(range(256)))
     p7m[offset + 10] ^= 0x01
     assert not pki.oracle(bytes(p7m), None)
-    result, content = verify_cms_attached(bytes(p7m), [pki.ca], when=NOW)
+    result, content = verify_cms_attached(bytes(p7m), [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.BAD_SIGNATURE
     assert content is None
 
@@ -305,7 +313,7 @@ def test_weak_digest_is_refused(pki: Pki) -> None:
         signature = pki.sign("-md", "sha1")
     except subprocess.CalledProcessError:
         pytest.skip("this openssl refuses SHA-1 signatures")
-    result = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=NOW)
+    result = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.BAD_SIGNATURE
     assert result.reason == "the signature uses a weak or unsupported digest"
 
@@ -313,27 +321,27 @@ def test_weak_digest_is_refused(pki: Pki) -> None:
 def test_registered_certificates(pki: Pki) -> None:
     signature = pki.sign()
     other = _anchor(pki, "chained")
-    unregistered = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=NOW, registered=[other])
+    unregistered = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now_utc(), registered=[other])
     assert unregistered.status is SignatureStatus.UNKNOWN_SIGNER
     registered = verify_cms_detached(
-        DOCUMENT, signature, [pki.ca], when=NOW, registered=[other, pki.leaf]
+        DOCUMENT, signature, [pki.ca], when=now_utc(), registered=[other, pki.leaf]
     )
     assert registered.valid
     # RFC 5652 allows leaving the signer certificate out; the registered one is used.
     nocerts = pki.sign("-nocerts")
-    assert verify_cms_detached(DOCUMENT, nocerts, [pki.ca], when=NOW).status is (
+    assert verify_cms_detached(DOCUMENT, nocerts, [pki.ca], when=now_utc()).status is (
         SignatureStatus.UNKNOWN_SIGNER
     )
-    assert verify_cms_detached(DOCUMENT, nocerts, [pki.ca], when=NOW, registered=[pki.leaf]).valid
+    assert verify_cms_detached(DOCUMENT, nocerts, [pki.ca], when=now_utc(), registered=[pki.leaf]).valid
 
 
 def test_wrong_shape_is_malformed(pki: Pki) -> None:
     detached = pki.sign()
     attached = pki.sign("-nodetach")
-    assert verify_cms_detached(DOCUMENT, attached, [pki.ca], when=NOW).status is (
+    assert verify_cms_detached(DOCUMENT, attached, [pki.ca], when=now_utc()).status is (
         SignatureStatus.MALFORMED
     )
-    result, content = verify_cms_attached(detached, [pki.ca], when=NOW)
+    result, content = verify_cms_attached(detached, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.MALFORMED and content is None
 
 
@@ -350,9 +358,9 @@ GARBAGE = [
 
 @pytest.mark.parametrize("garbage", GARBAGE, ids=range(len(GARBAGE)))
 def test_garbage_is_malformed(pki: Pki, garbage: bytes) -> None:
-    result = verify_cms_detached(DOCUMENT, garbage, [pki.ca], when=NOW)
+    result = verify_cms_detached(DOCUMENT, garbage, [pki.ca], when=now_utc())
     assert result.status is SignatureStatus.MALFORMED
-    attached, content = verify_cms_attached(garbage, [pki.ca], when=NOW)
+    attached, content = verify_cms_attached(garbage, [pki.ca], when=now_utc())
     assert attached.status is SignatureStatus.MALFORMED and content is None
 
 
@@ -361,12 +369,12 @@ def test_truncations_and_bit_flips_never_raise(pki: Pki) -> None:
     der_certificate = pki.leaf.public_bytes(serialization.Encoding.DER)
     truncated = [signature[:n] for n in range(0, len(signature), 97)] + [der_certificate]
     for sample in truncated:
-        result = verify_cms_detached(DOCUMENT, sample, [pki.ca], when=NOW)
+        result = verify_cms_detached(DOCUMENT, sample, [pki.ca], when=now_utc())
         assert result.status is SignatureStatus.MALFORMED
     for index in range(len(signature)):
         flipped = bytearray(signature)
         flipped[index] ^= 0x5A
-        result = verify_cms_detached(DOCUMENT, bytes(flipped), [pki.ca], when=NOW)
+        result = verify_cms_detached(DOCUMENT, bytes(flipped), [pki.ca], when=now_utc())
         assert result.reason.isascii()
         if index >= len(signature) - 256:  # the RSA signature value
             assert result.status is SignatureStatus.BAD_SIGNATURE, index
@@ -377,6 +385,6 @@ def test_cms_is_fast_for_a_100_kb_document(pki: Pki) -> None:
     rounds = 20
     start = time.perf_counter()
     for _ in range(rounds):
-        assert verify_cms_detached(DOCUMENT, signature, [pki.ca], when=NOW).valid
+        assert verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now_utc()).valid
     per_call = (time.perf_counter() - start) / rounds
     assert per_call < 0.05, f"{per_call * 1000:.1f} ms per verification"

@@ -23,7 +23,6 @@ from policies.codes import EmployeeCode
 CODE = str(EmployeeCode("MOH", 42))
 ADDRESS = "sara@moh.gov.example"
 BACKENDS = ["sequoia", "gnupg"]
-NOW = datetime.datetime.now(datetime.UTC)
 # A MIME part as it stands in a message: CRLF line ends, trailing whitespace kept.
 DOCUMENT = (
     b"Content-Type: text/plain; charset=utf-8\r\n\r\nOfficial letter  \r\nline\t\r\n"
@@ -102,11 +101,18 @@ def keys(module_gnupghome: Path) -> Iterator[Keys]:
     yield k
 
 
+def now_utc() -> datetime.datetime:
+    """The moment of use: keys and signatures are judged against the clock as it is
+    then, never as it was when this module was imported."""
+    return datetime.datetime.now(datetime.UTC)
+
+
 def _verify(data: bytes, signature: bytes, certs: list[bytes], backend: str = "sequoia",
-            when: datetime.datetime = NOW) -> SignatureResult:  # fmt: skip
+            when: datetime.datetime | None = None) -> SignatureResult:  # fmt: skip
     assert backend in ("sequoia", "gnupg")
     chosen: OpenPgpBackend = "sequoia" if backend == "sequoia" else "gnupg"
-    return verify_openpgp_detached(data, signature, certs, when=when, backend=chosen)
+    at = now_utc() if when is None else when
+    return verify_openpgp_detached(data, signature, certs, when=at, backend=chosen)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -194,7 +200,7 @@ def test_subkey_signature_reports_the_primary_fingerprint(
     assert result.status is SignatureStatus.VALID, result.reason
     assert result.signer_fingerprint == keys.parent
     assert result.employee_codes == ("MOH-000050-X",)
-    later = NOW + datetime.timedelta(days=400)  # the key's one year has run out
+    later = now_utc() + datetime.timedelta(days=400)  # the key's one year has run out
     assert _verify(DOCUMENT, signature, [keys.public[keys.parent]], backend, later).status is (
         SignatureStatus.UNTRUSTED
     )
@@ -219,9 +225,9 @@ def test_expired_key_is_judged_at_when(keys: Keys, tmp_path: Path, backend: str)
 def test_fresh_key_past_its_expiry_and_signature_from_the_future(keys: Keys, backend: str) -> None:
     signature = keys.sign(keys.sara, DOCUMENT)
     certs = [keys.public[keys.sara]]
-    late = _verify(DOCUMENT, signature, certs, backend, NOW + datetime.timedelta(days=3 * 365))
+    late = _verify(DOCUMENT, signature, certs, backend, now_utc() + datetime.timedelta(days=3 * 365))
     assert late.status is SignatureStatus.UNTRUSTED
-    early = _verify(DOCUMENT, signature, certs, backend, NOW - datetime.timedelta(days=1))
+    early = _verify(DOCUMENT, signature, certs, backend, now_utc() - datetime.timedelta(days=1))
     assert early.status is SignatureStatus.UNTRUSTED
     assert early.reason == "the signature is dated in the future"
 
@@ -262,7 +268,7 @@ def test_not_a_signature_is_malformed(keys: Keys) -> None:
         "too large": genuine * 2000,
     }
     for name, blob in cases.items():
-        result = verify_openpgp_detached(DOCUMENT, blob, [keys.public[keys.sara]], when=NOW)
+        result = verify_openpgp_detached(DOCUMENT, blob, [keys.public[keys.sara]], when=now_utc())
         assert result.status is SignatureStatus.MALFORMED, name
 
 
@@ -270,12 +276,12 @@ def test_registered_keys_binary_hostile_or_secret(keys: Keys) -> None:
     signature = keys.sign(keys.sara, DOCUMENT)
     binary = keys.gpg("--export", keys.sara)
     secret = keys.gpg("--export-secret-keys", "--armor", keys.sara)
-    ok = verify_openpgp_detached(DOCUMENT, signature, [b"junk", b"", binary], when=NOW)
+    ok = verify_openpgp_detached(DOCUMENT, signature, [b"junk", b"", binary], when=now_utc())
     assert ok.status is SignatureStatus.VALID and ok.signer_fingerprint == keys.sara
     # Private key material is never used as a registered key.
-    only_secret = verify_openpgp_detached(DOCUMENT, signature, [secret], when=NOW)
+    only_secret = verify_openpgp_detached(DOCUMENT, signature, [secret], when=now_utc())
     assert only_secret.status is SignatureStatus.UNKNOWN_SIGNER
-    none = verify_openpgp_detached(DOCUMENT, signature, [], when=NOW)
+    none = verify_openpgp_detached(DOCUMENT, signature, [], when=now_utc())
     assert none.status is SignatureStatus.UNKNOWN_SIGNER
 
 
@@ -292,7 +298,7 @@ def test_caller_errors_raise(keys: Keys) -> None:
     with pytest.raises(ValueError):
         verify_openpgp_detached(DOCUMENT, signature, [], when=datetime.datetime(2025, 1, 1))
     with pytest.raises(ValueError):
-        verify_openpgp_detached(DOCUMENT, signature, [], when=NOW, backend="pgp")  # type: ignore[arg-type]
+        verify_openpgp_detached(DOCUMENT, signature, [], when=now_utc(), backend="pgp")  # type: ignore[arg-type]
 
 
 def test_sequoia_is_fast_for_a_100_kb_document(keys: Keys) -> None:
@@ -302,7 +308,7 @@ def test_sequoia_is_fast_for_a_100_kb_document(keys: Keys) -> None:
     rounds = 20
     start = time.perf_counter()
     for _ in range(rounds):
-        result = verify_openpgp_detached(document, signature, certs, when=NOW)
+        result = verify_openpgp_detached(document, signature, certs, when=now_utc())
         assert result.status is SignatureStatus.VALID
     per_call = (time.perf_counter() - start) / rounds
     assert per_call < 0.05, f"{per_call * 1000:.1f} ms per verification"
