@@ -78,6 +78,7 @@ import aiosmtplib
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bench_import import free_port  # noqa: E402
 from sub_support import pgp_mime  # noqa: E402
 
 from gateway.config import load_settings  # noqa: E402
@@ -140,14 +141,6 @@ class BenchError(Exception):
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -68,6 +68,7 @@ from types import FrameType
 from typing import Any
 
 import aiosmtplib
+from bench_import import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "submission.json"
@@ -106,12 +107,6 @@ class Server:
         except OSError:
             return float("nan")
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -9,7 +9,7 @@ answered `250 OK` without being looked at (no DKIM check, no policy, no storage)
 Run from the repository root (the benchmark starts it itself):
 
     .venv/bin/python bench/relay_sink.py --cert R/tls/cert.pem --key R/tls/key.pem \
-        --trust C/tls/cert.pem [--port 2525]
+        --trust C/tls/cert.pem [--port N]  # default: a free port
 
 Prints `ready <port>` on stdout once it listens; on SIGTERM or SIGINT prints
 `received <messages> <bytes>` and stops.
