@@ -1,4 +1,9 @@
-"""Shared fixtures: tool requirements, a real PostgreSQL server, databases, the CLI.
+"""Shared fixtures: the development-port guard, tool requirements, a real
+PostgreSQL server, databases, the CLI.
+
+The development default ports (5870, 4650, 2525, 1430, 9930, 8080, 8443) are
+held for the whole session, so the suite behaves as beside a running
+`make demo`: every test listens on free ports (tests/port_support.py).
 
 `require_tool` skips a test when an external tool is missing, or fails it when
 BARID_REQUIRE_ALL=1 (CI), so a complete environment never skips silently.
