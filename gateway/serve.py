@@ -578,7 +578,15 @@ def tune_garbage_collector() -> None:
 async def run(settings: Settings) -> None:
     """Start everything, wait for SIGTERM or SIGINT, stop cleanly. SIGHUP reloads the policy."""
     pid_file = settings.data_dir / PID_FILE
-    claim_pid_file(pid_file)
+    # Once the pid file names this process, `barid policy reload` may send SIGHUP;
+    # until its handler is in place the signal waits (blocked) instead of killing
+    # a gateway that is still starting.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        claim_pid_file(pid_file)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
     gateway = Gateway(settings)
     try:
         try:
@@ -601,6 +609,7 @@ async def run(settings: Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         try:
             await stop.wait()
             log.info("shutting down")
@@ -611,4 +620,5 @@ async def run(settings: Settings) -> None:
             await gateway.stop()
     finally:
         release_pid_file(pid_file)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     log.info("stopped")

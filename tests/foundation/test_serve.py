@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from port_support import EPHEMERAL_PORTS_ENV, free_port
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # a loaded machine: `barid demo` makes keys before it serves
 
 
 def get(url: str) -> tuple[int, bytes, str]:

@@ -1,7 +1,9 @@
 """Acceptance throughput: a 100 KB original with 3 recipients, sequential and 20 at a time.
 
-Prints accepts per second (run with -s to see them); asserts only a generous floor.
-The suite's PostgreSQL runs with fsync off, so its figures exclude disk flushes.
+Prints accepts per second (run with -s to see them) and asserts that every accept
+got a registry number of its own; the rate itself is no assertion (a loaded machine
+decides it: performance is measured by bench/, not by tests). The suite's
+PostgreSQL runs with fsync off, so its figures exclude disk flushes.
 """
 
 from __future__ import annotations
@@ -24,21 +26,24 @@ async def test_accepts_per_second(db_url: str, pool_size: int) -> None:
         subs = [submission(size=ORIGINAL_BYTES, n_recipients=3) for _ in range(2 * TOTAL)]
         assert all(len(s.raw) >= ORIGINAL_BYTES - 300 for s in subs)
         started = time.perf_counter()
-        for sub in subs[:TOTAL]:
-            await env.store.accept(sub, stamper(sub)[1], actor="bench")
+        registries = [
+            (await env.store.accept(sub, stamper(sub)[1], actor="bench")).registry
+            for sub in subs[:TOTAL]
+        ]
         sequential = TOTAL / (time.perf_counter() - started)
 
         started = time.perf_counter()
         rest = subs[TOTAL:]
         for i in range(0, TOTAL, CONCURRENCY):
             batch = rest[i : i + CONCURRENCY]
-            await asyncio.gather(
+            accepted = await asyncio.gather(
                 *(env.store.accept(s, stamper(s)[1], actor="bench") for s in batch)
             )
+            registries += [a.registry for a in accepted]
         concurrent = TOTAL / (time.perf_counter() - started)
     print(
         f"\n[throughput] {backend}: sequential {sequential:.0f}/s,"
         f" {CONCURRENCY} concurrent {concurrent:.0f}/s"
         f" ({TOTAL} accepts of {ORIGINAL_BYTES // 1024} KB, 3 recipients, pool {pool_size})"
     )
-    assert sequential > 5 and concurrent > 5
+    assert len(set(registries)) == 2 * TOTAL
