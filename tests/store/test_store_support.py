@@ -30,6 +30,7 @@ from policies.directory import Clearance
 
 MASTER = os.urandom(32)
 AUDIT_KEY = os.urandom(32)
+CONNECT_TIMEOUT = 60.0  # seconds
 SENDER = "sender@moh.gov.example"
 
 
@@ -52,7 +53,9 @@ async def seed(directory: Directory) -> None:
 async def store_env(
     url: str, *, seeded: bool = True, pool_size: int = 5
 ) -> AsyncIterator[StoreEnv]:
-    engine = create_engine(url, pool_size=pool_size)
+    # Twenty concurrent accepts open their PostgreSQL connections at once; on a
+    # loaded machine that takes longer than the production connect timeout.
+    engine = create_engine(url, pool_size=pool_size, connect_timeout=CONNECT_TIMEOUT)
     await migrate.upgrade(engine)
     sessions = session_factory(engine)
     env = StoreEnv(
