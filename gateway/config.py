@@ -38,7 +38,11 @@ class ServerSettings(_Section):
         "json", "Log format: json (one object per line) or text."
     )
     shutdown_grace_seconds: float = _f(
-        10.0, "Seconds to finish open sessions on SIGTERM.", gt=0, le=600
+        20.0,
+        "On SIGTERM: seconds a message being received has to finish (idle SMTP"
+        " sessions get 421 4.3.2 at once).",
+        gt=0,
+        le=600,
     )
 
     @field_validator("hostname")
@@ -80,7 +84,58 @@ class SmtpSettings(_Section):
         25 * 1024 * 1024, "Largest message accepted, in bytes.", ge=1024, le=1024**3
     )
     max_recipients: int = _f(100, "Recipients per message.", ge=1, le=10_000)
-    max_connections: int = _f(200, "Concurrent SMTP sessions.", ge=1, le=100_000)
+    max_connections: int = _f(
+        200, "Concurrent SMTP sessions (over it: 421 4.7.0).", ge=1, le=100_000
+    )
+    max_connections_per_address: int = _f(
+        20,
+        "Concurrent SMTP sessions per client address (over it: 421 4.7.0). With a tenth"
+        " of the slots left, an address holding a quarter of this is refused first.",
+        ge=1,
+        le=100_000,
+    )
+    idle_timeout_seconds: float = _f(
+        300.0, "Close a session idle between commands this long (421 4.4.2).", gt=0, le=3600
+    )
+    command_timeout_seconds: float = _f(
+        60.0,
+        "A command line must be complete this long after its first octet (421 4.4.2).",
+        gt=0,
+        le=3600,
+    )
+    data_timeout_seconds: float = _f(
+        1800.0,
+        "A message must be complete this long after 354 (451 4.4.2, connection closed).",
+        gt=0,
+        le=86400,
+    )
+    min_data_rate: int = _f(
+        1024,
+        "Octets per second a message must arrive at, over each data_rate_window_seconds"
+        " (slower: 451 4.4.2, connection closed).",
+        ge=0,
+        le=1024**3,
+    )
+    data_rate_window_seconds: float = _f(
+        30.0, "Window over which min_data_rate is measured.", gt=0, le=3600
+    )
+    tls_handshake_timeout_seconds: float = _f(
+        15.0, "A TLS handshake (implicit or STARTTLS) must finish this fast.", gt=0, le=600
+    )
+    max_inflight_bytes: int = _f(
+        0,
+        "Message bytes held in memory across all SMTP sessions; 0: four times"
+        " max_message_size. A new DATA over it: 452 4.3.1.",
+        ge=0,
+        le=1024**4,
+    )
+    spool_threshold_bytes: int = _f(
+        1024 * 1024,
+        "A message being received beyond this many bytes goes to an encrypted temporary"
+        " file in <data_dir>/spool instead of memory.",
+        ge=64 * 1024,
+        le=1024**3,
+    )
     max_mime_parts: int = _f(100, "MIME parts per message (over it: 552 5.3.4).", ge=2, le=10_000)
     max_mime_depth: int = _f(10, "Nesting depth of multiparts (over it: 552 5.3.4).", ge=1, le=100)
     min_free_disk_mb: int = _f(
@@ -401,6 +456,11 @@ class Settings(_Section):
     @property
     def data_dir(self) -> Path:
         return Path(self.server.data_dir).expanduser().resolve()
+
+    @property
+    def smtp_inflight_bytes(self) -> int:
+        """The in-flight budget: the setting, or four times the largest message."""
+        return self.smtp.max_inflight_bytes or 4 * self.smtp.max_message_size
 
     @property
     def database_url(self) -> str:

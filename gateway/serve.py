@@ -42,7 +42,8 @@ from gateway.mailbox.store import MailboxStore
 from gateway.mime.limits import MimeLimits
 from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
 from gateway.smtp.listeners import Listener, start_listener, stop_listeners
-from gateway.smtp.protocol import ConnectionCounter
+from gateway.smtp.sessions import SessionLimits, SmtpShared, shared_for
+from gateway.smtp.spool import SPOOL_DIR_NAME, clear_spool
 from gateway.smtp.throttle import ThrottleRules
 from gateway.stamp.dkim import DkimSigner
 from gateway.stamp.stamper import Stamper
@@ -234,6 +235,9 @@ class Gateway:
             self.federation = Federation.load(settings)
         except PeerConfigError as exc:
             raise StartupError(str(exc)) from None
+        removed = await asyncio.to_thread(clear_spool, settings.data_dir / SPOOL_DIR_NAME)
+        if removed:
+            log.info("removed temporary message files of a previous run", extra={"files": removed})
         store = MessageStore(self.sessions, keys.master_key, audit_key)
         self.store = store
         assert self.directory is not None
@@ -279,7 +283,7 @@ class Gateway:
             record_refusal=store.record_rejection,
             authenticator=authenticator,
         )
-        counter = ConnectionCounter(settings.smtp.max_connections)
+        shared = self._smtp_shared(line_rule=True)
         for name, port, implicit in (
             ("submission", settings.smtp.submission_port, False),
             ("smtps", settings.smtp.smtps_port, True),
@@ -292,7 +296,7 @@ class Gateway:
                 tls_context=tls,
                 implicit_tls=implicit,
                 max_message_size=settings.smtp.max_message_size,
-                counter=counter,
+                shared=shared,
             )
             self._smtp.append(listener)
             self.smtp_ports[name] = listener.port
@@ -428,7 +432,9 @@ class Gateway:
             implicit_tls=False,
             # A copy is the original (at most max_message_size) inside its envelope.
             max_message_size=settings.smtp.max_message_size + TRANSFER_ENVELOPE_ALLOWANCE,
-            counter=ConnectionCounter(settings.smtp.max_connections),
+            # Copies embed originals verbatim, labelled "binary" when a line is over
+            # 998 octets (gateway.stamp.envelope), so the line rule is off here.
+            shared=self._smtp_shared(line_rule=False),
             protocol=TransferSMTP,
         )
         self._smtp.append(listener)
@@ -447,6 +453,31 @@ class Gateway:
             smtps_port=self.smtp_ports["smtps"],
             submission_port=self.smtp_ports["submission"],
         )
+
+    def _smtp_shared(self, *, line_rule: bool) -> SmtpShared:
+        """Slots, in-flight budget and limits for one group of SMTP listeners."""
+        smtp = self.settings.smtp
+        return shared_for(
+            max_connections=smtp.max_connections,
+            per_address=smtp.max_connections_per_address,
+            budget_bytes=self.settings.smtp_inflight_bytes,
+            limits=SessionLimits(
+                idle_timeout=smtp.idle_timeout_seconds,
+                command_timeout=smtp.command_timeout_seconds,
+                data_timeout=smtp.data_timeout_seconds,
+                min_data_rate=smtp.min_data_rate,
+                rate_window=smtp.data_rate_window_seconds,
+                tls_handshake_timeout=smtp.tls_handshake_timeout_seconds,
+                spool_threshold=smtp.spool_threshold_bytes,
+                spool_dir=self.settings.data_dir / SPOOL_DIR_NAME,
+                line_rule=line_rule,
+            ),
+        )
+
+    async def _stop_imap(self, grace: float) -> None:
+        """The IMAP side of the graceful stop (gateway.imap.server says BYE and closes)."""
+        if self.imap is not None:
+            await self.imap.close_gracefully(grace)
 
     def _policy_holder(self) -> PolicyHolder:
         assert self.policy is not None
@@ -482,9 +513,14 @@ class Gateway:
                 log.warning("policy file check failed; keeping the running policy", exc_info=True)
 
     async def stop(self) -> None:
-        await stop_listeners(self._smtp, self.settings.server.shutdown_grace_seconds)
-        if self.imap is not None:
-            await self.imap.close_gracefully(self.settings.server.shutdown_grace_seconds)
+        """The graceful stop: no new connections anywhere, then SMTP and IMAP sessions
+        are closed with a reply (SMTP `421 4.3.2`, IMAP `* BYE`; a message being
+        received has the grace period to finish), then the workers, the HTTP
+        listener, the database."""
+        grace = self.settings.server.shutdown_grace_seconds
+        for listener in self._smtp:
+            listener.server.close()
+        await asyncio.gather(stop_listeners(self._smtp, grace), self._stop_imap(grace))
         if self.authenticator is not None:
             await self.authenticator.drain()
         if self.store is not None:

@@ -1,20 +1,22 @@
-"""Binding and running the SMTP listeners on the gateway's loop.
+"""Binding and running the SMTP listeners on the gateway's loop, and stopping them.
 
 Owns: one asyncio server per listener (submission with STARTTLS, SMTPS with
-implicit TLS, transfer with STARTTLS and client certificates), sharing one
-connection counter. Must not: configure TLS
-material (keys.tls) or decide anything about mail (the handler).
+implicit TLS, transfer with STARTTLS and client certificates); listeners of one
+group share an `SmtpShared` (slots, in-flight budget, limits). Must not:
+configure TLS material (keys.tls) or decide anything about mail (the handler).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.smtp.protocol import SESSION_TIMEOUT_SECONDS, BaridSMTP, ConnectionCounter
+from gateway.smtp.protocol import BaridSMTP
+from gateway.smtp.sessions import SmtpShared
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Listener:
     name: str
     server: asyncio.Server
     port: int
+    shared: SmtpShared
 
 
 async def start_listener(
@@ -33,8 +36,7 @@ async def start_listener(
     tls_context: ssl.SSLContext,
     implicit_tls: bool,
     max_message_size: int,
-    counter: ConnectionCounter,
-    idle_timeout: float = SESSION_TIMEOUT_SECONDS,
+    shared: SmtpShared,
     protocol: type[BaridSMTP] = BaridSMTP,
 ) -> Listener:
     loop = asyncio.get_running_loop()
@@ -46,31 +48,32 @@ async def start_listener(
             tls_context=tls_context,
             implicit_tls=implicit_tls,
             max_message_size=max_message_size,
-            counter=counter,
+            shared=shared,
             listener=name,
-            timeout=idle_timeout,
         )
 
     server = await loop.create_server(
         factory,
         sock=sock,
         ssl=tls_context if implicit_tls else None,
-        ssl_handshake_timeout=30.0 if implicit_tls else None,
+        ssl_handshake_timeout=shared.limits.tls_handshake_timeout if implicit_tls else None,
     )
-    return Listener(name, server, int(sock.getsockname()[1]))
+    return Listener(name, server, int(sock.getsockname()[1]), shared)
 
 
 async def stop_listeners(listeners: list[Listener], grace: float) -> None:
-    """Stop accepting; wait up to `grace` seconds for the servers to close.
+    """Stop accepting; then the graceful stop of every group (SmtpShared.shutdown).
 
-    A session still open after that ends with the loop; nothing is lost, since
-    nothing is acknowledged before it is committed.
+    Idle sessions get `421 4.3.2` at once; a message being received has `grace`
+    seconds to finish (and gets its reply), then every session left is told
+    `421 4.3.2` and closed. Nothing is lost: nothing is acknowledged before it
+    is committed.
     """
     for listener in listeners:
         listener.server.close()
-    if listeners:
-        try:
-            async with asyncio.timeout(grace):
-                await asyncio.gather(*(listener.server.wait_closed() for listener in listeners))
-        except TimeoutError:
-            pass
+    groups = {id(listener.shared): listener.shared for listener in listeners}
+    await asyncio.gather(*(shared.shutdown(grace) for shared in groups.values()))
+    for listener in listeners:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await listener.server.wait_closed()

@@ -2,25 +2,27 @@
 
 Owns: TLS-before-anything on submission listeners (530 5.7.0 for MAIL/RCPT/
 DATA/AUTH before STARTTLS), AUTH PLAIN/LOGIN verified off the event loop by the
-handler, implicit-TLS listeners that still offer AUTH, a chunked DATA reader,
-connection limits, command call limits, and a safe exception reply.
-Must not: decide about senders, recipients or content (the handler does).
+handler, implicit-TLS listeners that still offer AUTH, fair slots (a cap per
+client address, gateway.smtp.slots), strict command lines (CRLF only), a DATA
+reader that streams into memory or an encrypted spool file within the in-flight
+budget, with a minimum rate and deadlines, and the graceful stop. Must not:
+decide about senders, recipients or content (the handler does).
 
 aiosmtpd facts this module handles (STYLE.md): on an implicit-TLS listener
 `auth_require_tls=True` would hide AUTH (so implicit listeners switch it off
 after construction: the whole connection is TLS); an exception in a hook would
 become `500 Error: (Exc) text` (we answer 451 4.3.0 and log instead); NOOP could
-keep a session alive forever (`command_call_limit`); bare CR/LF in DATA are kept
-verbatim (the MIME checks refuse them); the stock DATA reader reads line by line
-(ours reads the whole message with one buffered search for CRLF.CRLF, RFC 5321
-§4.1.1.4, and removes dot-stuffing per §4.5.2, exactly as the stock reader
-does).
+keep a session alive forever (`command_call_limit`); its command reader accepts
+a bare LF (ours answers 500 5.5.2); bare CR/LF in DATA are kept verbatim (the
+MIME checks refuse them); the stock DATA reader reads line by line into memory
+(ours reads chunks, gateway.smtp.data_reader, RFC 5321 §4.1.1.4 and §4.5.2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import logging
 import ssl
 from base64 import b64decode
@@ -30,6 +32,9 @@ from typing import Any, Protocol
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 from gateway.smtp import replies
+from gateway.smtp.data_reader import DataDecoder, EdgeRules
+from gateway.smtp.sessions import SmtpShared
+from gateway.smtp.spool import MessageSink
 
 log = logging.getLogger("barid.smtp")
 
@@ -41,12 +46,20 @@ def _not_login_data_notice(record: logging.LogRecord) -> bool:
 
 logging.getLogger("mail.log").addFilter(_not_login_data_notice)
 
-# RFC 5321 §4.5.3.2 timeouts are minutes; a session idle this long is closed.
-SESSION_TIMEOUT_SECONDS = 300.0
+_PROBLEMS = {
+    "size": replies.TOO_BIG,
+    "line": replies.LINE_TOO_LONG,
+    "8bit-header": replies.EIGHT_BIT_HEADER,
+}
+
 # Commands a client may repeat per session before it is disconnected (421 4.7.0).
 CALL_LIMITS = {"NOOP": 20, "RSET": 50, "HELP": 10, "VRFY": 5, "EHLO": 10, "HELO": 10,
                "AUTH": 10, "STARTTLS": 3, "*": 1000}  # fmt: skip
-TERMINATOR = b"\r\n.\r\n"
+DATA_CHUNK = 64 * 1024  # read size during DATA; the reader pauses the socket past twice this
+
+
+class BareLineFeed(Exception):
+    """A command line ended in LF without CR (RFC 5321 §2.3.8)."""
 
 
 class Credentials(Protocol):
@@ -55,14 +68,6 @@ class Credentials(Protocol):
     async def authenticate(self, peer: str, login: str, password: str) -> tuple[bool, str, Any]:
         """(ok, reply line, identity); must spend equal time on unknown users."""
         ...
-
-
-class ConnectionCounter:
-    """Counts open sessions across all listeners; refuses past `limit` (421 4.7.0)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open = 0
 
 
 class BaridSMTP(SMTP):
@@ -74,9 +79,8 @@ class BaridSMTP(SMTP):
         tls_context: ssl.SSLContext,
         implicit_tls: bool,
         max_message_size: int,
-        counter: ConnectionCounter,
+        shared: SmtpShared,
         listener: str,
-        timeout: float = SESSION_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(
             handler,
@@ -87,7 +91,7 @@ class BaridSMTP(SMTP):
             ident="Barid",
             tls_context=None if implicit_tls else tls_context,
             require_starttls=False,  # enforced below: 530 5.7.0 (docs/CONTRACT.md §5)
-            timeout=timeout,
+            timeout=shared.limits.idle_timeout,
             auth_required=True,
             auth_require_tls=True,
             command_call_limit=CALL_LIMITS,
@@ -97,39 +101,129 @@ class BaridSMTP(SMTP):
         self._auth_require_tls = not implicit_tls
         self.implicit_tls = implicit_tls
         self.listener = listener
-        self._counter = counter
-        self._counted = False
+        self._shared = shared
+        self._limits = shared.limits
+        self._slot: str | None = None  # the client address holding a slot
         self._in_data = False
+        self._bare_lf = 0
+        self._command_timer: asyncio.TimerHandle | None = None
+        self.busy = False  # a command is being carried out
+        self._smtp_methods = {name: self._tracked(m) for name, m in self._smtp_methods.items()}
 
     # ---- connection bookkeeping ----------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is None and not self._counted:
-            if self._counter.open >= self._counter.limit:
-                log.warning("connection refused: limit reached", extra={"listener": self.listener})
+        if self._original_transport is None and self._slot is None:
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if peer else ""
+            why = "stopping" if self._shared.stopping else self._shared.slots.admit(address)
+            if why:
+                log.warning("connection refused", extra={"listener": self.listener, "reason": why})
+                refusal = {"stopping": replies.SHUTTING_DOWN, "full": replies.TOO_MANY_CONNECTIONS}
                 assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(replies.TOO_MANY_CONNECTIONS.encode() + b"\r\n")
+                transport.write(refusal.get(why, replies.TOO_MANY_FROM_ADDRESS).encode() + b"\r\n")
                 transport.close()
                 return
-            self._counter.open += 1
-            self._counted = True
+            self._slot = address
+            self._shared.add(self)
         super().connection_made(transport)
         if self.implicit_tls and self.session is not None:
             self.session.ssl = {"ssl_object": transport.get_extra_info("ssl_object")}
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self._counted:
-            self._counted = False
-            self._counter.open -= 1
+        if self._slot is not None:
+            self._shared.slots.release(self._slot)
+            self._shared.remove(self)
+            self._slot = None
+        if self._command_timer is not None:
+            self._command_timer.cancel()
+            self._command_timer = None
         if self.session is None:  # refused before the session started
             return
         super().connection_lost(error)
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super()._cb_client_connected(reader, writer)
+        plain = reader.readuntil
+
+        async def strict(separator: bytes = b"\n") -> bytes:
+            line = await plain(separator)
+            if separator == b"\n" and not line.endswith(b"\r\n"):
+                raise BareLineFeed()
+            return line
+
+        # Every command line (and AUTH response) is read through readuntil(b"\n").
+        reader.readuntil = strict  # type: ignore[method-assign,assignment]
+
+    def say_goodbye(self, reply: str) -> None:
+        """Write `reply` and close the connection (nothing if it is closing already)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(reply.encode() + b"\r\n")
+        transport.close()
+
+    def _timeout_cb(self) -> None:
+        if self.busy and not self._in_data:  # our own work (a login, the checks) is not idling
+            self._reset_timeout()
+            return
+        self.say_goodbye(replies.IDLE_TIMEOUT)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_data:
+            # A large message on a slow link is not an idle session (RFC 5321 §4.5.3.2.5);
+            # the minimum rate and the message deadline bound it instead.
+            self._reset_timeout()
+            return
+        # A command must be whole within command_timeout of its first octet.
+        if b"\n" in data and self._command_timer is not None:
+            self._command_timer.cancel()
+            self._command_timer = None
+        if not data.endswith(b"\n") and self._command_timer is None:
+            self._command_timer = self.loop.call_later(
+                self._limits.command_timeout, self._command_too_slow
+            )
+
+    def _command_too_slow(self) -> None:
+        self._command_timer = None
+        if self.busy or self._in_data:  # we are the slow one: the line waits in the buffer
+            self._command_timer = self.loop.call_later(
+                self._limits.command_timeout, self._command_too_slow
+            )
+            return
+        self.say_goodbye(replies.COMMAND_TOO_SLOW)
+
+    def _tracked(self, method: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Any]:
+        """A command method that marks the session busy; at its end, a stop says goodbye."""
+
+        @functools.wraps(method)
+        async def run(arg: Any) -> None:
+            self.busy = True
+            try:
+                await method(arg)
+            finally:
+                self.busy = False
+                if self._shared.stopping:
+                    self.say_goodbye(replies.SHUTTING_DOWN)
+                elif self.transport is not None:
+                    self._reset_timeout()  # idle time counts from our reply
+
+        return run
 
     @property
     def tls_active(self) -> bool:
         return self.implicit_tls or self._tls_protocol is not None
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, BareLineFeed):
+            self._bare_lf += 1
+            if self._bare_lf >= self._limits.bare_lf_limit and self.transport is not None:
+                self.loop.call_soon(self.transport.close)  # after the reply is written
+            return replies.BARE_LF_COMMAND
         log.error(
             "SMTP session error",
             exc_info=error,
@@ -145,6 +239,15 @@ class BaridSMTP(SMTP):
         return True
 
     # ---- commands -----------------------------------------------------------
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        try:
+            async with asyncio.timeout(self._limits.tls_handshake_timeout):
+                await super().smtp_STARTTLS(arg)
+        except TimeoutError:
+            log.warning("TLS handshake timed out", extra={"listener": self.listener})
+            if self.transport is not None:
+                self.transport.close()
 
     async def smtp_AUTH(self, arg: str) -> None:
         if await self._require_tls():
@@ -179,72 +282,108 @@ class BaridSMTP(SMTP):
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content = await self._read_data()
-        if content is None:  # connection closed mid-DATA
+        limits, budget = self._limits, self._shared.budget
+        # While it arrives a message holds at most the spooling threshold in memory.
+        reserve = min(limits.spool_threshold, self.data_size_limit or 1 << 30)
+        if limits.spool_dir is None:
+            reserve = self.data_size_limit or 1 << 30
+        if not budget.try_take(reserve):
+            await self.push(replies.IN_TRANSIT_FULL)
             return
-        if content is MISSING:
-            await self.push(replies.TOO_BIG)
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
-            return
-        assert isinstance(content, bytes)
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        await self.push("250 OK" if status is MISSING else status)
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-
-    async def _read_data(self) -> bytes | object | None:
-        """The message, dot-unstuffed; MISSING when over the size limit; None on EOF.
-
-        The stream reader's buffer is searched for CRLF.CRLF in one pass. A CRLF
-        is put in front of the buffered data first so that an empty message
-        ('.' alone on the first line) ends the same way.
-        """
-        reader = self._reader
-        size_limit = self.data_size_limit or 1 << 30
-        # RFC 1870: the SIZE limit counts the message without transparency dots, so
-        # the wire may carry more; stuffed lines are at least 3 octets (".." CRLF).
-        limit = size_limit + size_limit // 2 + len(TERMINATOR) + 2
-        reader._buffer[0:0] = b"\r\n"  # type: ignore[attr-defined]
-        saved = reader._limit  # type: ignore[attr-defined]
-        reader._limit = limit  # type: ignore[attr-defined]
-        self._in_data = True  # incoming bytes keep the session's idle timer fresh
+        sink = MessageSink(limits.spool_dir, limits.spool_threshold)
         try:
             try:
-                data = await reader.readuntil(TERMINATOR)
-            except asyncio.LimitOverrunError:
-                await self._drain_data()
-                return MISSING
-        except asyncio.IncompleteReadError:
-            return None
+                await self.push("354 End data with <CR><LF>.<CR><LF>")
+                outcome = await self._receive(sink)
+            finally:
+                budget.give(reserve)
+            if outcome is None:  # connection closed mid-DATA
+                return
+            reply, close = outcome
+            if reply:
+                if close:
+                    self.say_goodbye(reply)
+                    return
+                await self.push(reply)
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                return
+            status = await self._deliver(sink)
+        finally:
+            sink.close()
+        await self.push(status)
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+
+    async def _deliver(self, sink: MessageSink) -> str:
+        """Hold the whole message (within the budget) while the handler checks and stores it."""
+        assert self.envelope is not None
+        budget, size = self._shared.budget, sink.size
+        await budget.take(size)
+        try:
+            content = await asyncio.to_thread(sink.read) if sink.spooled else sink.read()
+            sink.close()
+            self.envelope.content = self.envelope.original_content = content
+            del content
+            status = await self._call_handler_hook("DATA")
+            self.envelope.content = self.envelope.original_content = None
+        finally:
+            budget.give(size)
+        return "250 OK" if status is MISSING else str(status)
+
+    async def _receive(self, sink: MessageSink) -> tuple[str, bool] | None:
+        """Read the message into `sink`: ("", False) when whole and within the limits,
+        (reply, close the session?) otherwise, None on EOF.
+
+        The minimum rate is checked once per window; the deadline counts from 354.
+        Past a limit the rest is still read (and discarded) to its end.
+        """
+        reader, limits, loop = self._reader, self._limits, self.loop
+        decoder = DataDecoder()
+        assert self.envelope is not None
+        rules = EdgeRules(smtputf8=bool(self.envelope.smtp_utf8))
+        if not limits.line_rule:
+            rules.max_line = 1 << 62
+        size_limit = self.data_size_limit or 1 << 30
+        deadline = loop.time() + limits.data_timeout
+        window_end, window_bytes = loop.time() + limits.rate_window, 0
+        problem = ""
+        saved = reader._limit  # type: ignore[attr-defined]
+        reader._limit = DATA_CHUNK  # type: ignore[attr-defined]
+        self._in_data = True
+        try:
+            while not decoder.done:
+                chunk = b""
+                try:
+                    async with asyncio.timeout(max(0.0, min(deadline, window_end) - loop.time())):
+                        chunk = await reader.read(DATA_CHUNK)
+                    if not chunk:
+                        return None
+                except TimeoutError:
+                    pass
+                now, window_bytes = loop.time(), window_bytes + len(chunk)
+                if now >= deadline:
+                    return replies.DATA_DEADLINE, True
+                if now >= window_end:
+                    if window_bytes < limits.min_data_rate * limits.rate_window:
+                        return replies.DATA_TOO_SLOW, True
+                    window_end, window_bytes = now + limits.rate_window, 0
+                out, rest = decoder.feed(chunk)
+                if rest:
+                    reader._buffer[0:0] = rest  # type: ignore[attr-defined]  # pipelined commands
+                if problem:
+                    continue
+                rules.feed(out)
+                if rules.problem:
+                    problem = rules.problem
+                elif sink.size + len(out) > size_limit:
+                    problem = "size"
+                else:
+                    sink.write(out)
+                    continue
+                sink.close()
         finally:
             reader._limit = saved  # type: ignore[attr-defined]
             self._in_data = False
-        # data = CRLF + message + "." CRLF ; undo transparency (RFC 5321 §4.5.2)
-        body = data[: -len(TERMINATOR) + 2]
-        if b"\r\n." in body:
-            body = body.replace(b"\r\n.", b"\r\n")
-        if len(body) - 2 > size_limit:
-            return MISSING
-        return bytes(body[2:])
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._in_data:
-            # A large message on a slow link is not an idle session (RFC 5321 §4.5.3.2.5).
-            self._reset_timeout()
-
-    async def _drain_data(self) -> None:
-        """Discard the rest of an oversized message, up to and including CRLF.CRLF."""
-        reader = self._reader
-        while True:
-            try:
-                await reader.readuntil(TERMINATOR)
-                return
-            except asyncio.LimitOverrunError as exc:
-                # keep the last bytes: the terminator may straddle the cut
-                await reader.readexactly(max(1, exc.consumed - len(TERMINATOR)))
+        return _PROBLEMS.get(problem, ""), False
 
     # ---- AUTH mechanisms (RFC 4954, RFC 4616), verified off the loop ---------
 

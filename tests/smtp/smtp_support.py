@@ -12,7 +12,7 @@ from typing import Any
 from gateway.config import load_settings
 from gateway.serve import bind
 from gateway.smtp.listeners import Listener, start_listener, stop_listeners
-from gateway.smtp.protocol import ConnectionCounter
+from gateway.smtp.sessions import SessionLimits, SmtpShared, shared_for
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
@@ -63,7 +63,7 @@ class Running:
     handler: SubmissionHandler
     client_tls: ssl.SSLContext
     listeners: list[Listener]
-    counter: ConnectionCounter
+    shared: SmtpShared
 
 
 def client_context(cert: Path) -> ssl.SSLContext:
@@ -73,8 +73,15 @@ def client_context(cert: Path) -> ssl.SSLContext:
 
 
 async def start(
-    config: Path, *, max_connections: int = 50, max_size: int = 1 << 20, idle_timeout: float = 300.0
+    config: Path,
+    *,
+    max_connections: int = 50,
+    per_address: int = 50,
+    max_size: int = 1 << 20,
+    budget: int = 0,
+    **limits: Any,
 ) -> Any:
+    """Submission and SMTPS listeners on free ports; `limits` are SessionLimits fields."""
     settings = load_settings(config, environ={})
     engine = create_engine(settings.database_url)
     keys = load_gateway_keys(settings.keys_dir)
@@ -89,7 +96,13 @@ async def start(
         directory, lambda: holder, pipeline, max_recipients=5, sent_last_hour=sent
     )
     tls = load_server_context(settings.tls_cert, settings.tls_key)
-    counter = ConnectionCounter(max_connections)
+    limits.setdefault("spool_dir", settings.data_dir / "spool")
+    shared = shared_for(
+        max_connections=max_connections,
+        per_address=per_address,
+        budget_bytes=budget or 4 * max_size,
+        limits=SessionLimits(**limits),
+    )
     listeners = [
         await start_listener(
             name,
@@ -99,14 +112,13 @@ async def start(
             tls_context=tls,
             implicit_tls=implicit,
             max_message_size=max_size,
-            counter=counter,
-            idle_timeout=idle_timeout,
+            shared=shared,
         )
         for name, implicit in (("submission", False), ("smtps", True))
     ]
     running = Running(
         listeners[0].port, listeners[1].port, pipeline, handler,
-        client_context(settings.tls_cert), listeners, counter,
+        client_context(settings.tls_cert), listeners, shared,
     )  # fmt: skip
 
     async def stop() -> None:
@@ -137,3 +149,39 @@ async def read_reply(reader: asyncio.StreamReader) -> bytes:
         out += line
         if len(line) < 4 or line[3:4] != b"-":
             return out
+
+
+def plain_auth(user: str, password: str) -> bytes:
+    import base64
+
+    return b"AUTH PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode())
+
+
+async def authed(
+    port: int, tls: ssl.SSLContext, *, user: str = "a@moh.gov.example", source: str = "127.0.0.1",
+    starttls: bool = True,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A session on the submission port (STARTTLS) from `source`, logged in as `user`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    assert (await read_reply(reader)).startswith(b"220"), "no greeting"
+    await command(reader, writer, b"EHLO client.test")
+    if starttls:
+        assert (await command(reader, writer, b"STARTTLS")).startswith(b"220")
+        await writer.start_tls(tls)
+        await command(reader, writer, b"EHLO client.test")
+    reply = await command(reader, writer, plain_auth(user, PASSWORD))
+    assert reply.startswith(b"235"), reply
+    return reader, writer
+
+
+async def closed(reader: asyncio.StreamReader, seconds: float = 10.0) -> bool:
+    """True when the server closes the connection within `seconds` (EOF or reset)."""
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(4096):
+                pass
+    except (ConnectionError, ssl.SSLError):
+        return True
+    except TimeoutError:
+        return False
+    return True
