@@ -14,8 +14,9 @@ from port_support import free_port
 
 
 class Server:
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
         self.data = data
+        self.extra_env = env or {}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -26,7 +27,7 @@ class Server:
                 "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
                 "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
                 "BARID_SERVER__LOG_LEVEL": "warning",
-                "BARID_ALLOW_ROOT": "1"}  # CI runs as root  # fmt: skip
+                "BARID_ALLOW_ROOT": "1"} | self.extra_env  # CI runs as root  # fmt: skip
         self.proc = subprocess.Popen([sys.executable, "-m", "admin", "serve"], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         deadline = time.monotonic() + 30
@@ -46,6 +47,14 @@ class Server:
         self.proc.wait(10)
         if self.proc.stderr:
             self.proc.stderr.close()
+
+    def rss_kib(self) -> int:
+        """The process's resident set (VmRSS of /proc/<pid>/status), in KiB."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

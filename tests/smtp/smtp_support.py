@@ -159,7 +159,7 @@ def plain_auth(user: str, password: str) -> bytes:
 
 async def authed(
     port: int, tls: ssl.SSLContext, *, user: str = "a@moh.gov.example", source: str = "127.0.0.1",
-    starttls: bool = True,
+    starttls: bool = True, password: str = PASSWORD,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A session on the submission port (STARTTLS) from `source`, logged in as `user`."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
@@ -169,7 +169,7 @@ async def authed(
         assert (await command(reader, writer, b"STARTTLS")).startswith(b"220")
         await writer.start_tls(tls)
         await command(reader, writer, b"EHLO client.test")
-    reply = await command(reader, writer, plain_auth(user, PASSWORD))
+    reply = await command(reader, writer, plain_auth(user, password))
     assert reply.startswith(b"235"), reply
     return reader, writer
 
