@@ -239,6 +239,15 @@ class HttpSettings(_Section):
     public_url: str = _f(
         "http://localhost:8080", "Base URL printed in verification links and QR codes."
     )
+    max_connections: int = _f(
+        1000, "Concurrent HTTP connections (over it: 503 with Retry-After).", ge=1, le=1_000_000
+    )
+    max_connections_per_address: int = _f(
+        100,
+        "Concurrent HTTP connections per client address (over it: 503 with Retry-After).",
+        ge=1,
+        le=1_000_000,
+    )
     verify_lookups_per_minute: int = _f(
         600,
         "Verification lookups (API and /v/ pages) per client address and minute; more: 429.",

@@ -33,6 +33,7 @@ from gateway.federation.peers import Federation, PeerConfigError
 from gateway.federation.store import FederationStore
 from gateway.federation.transfer import TransferHandler, TransferSMTP
 from gateway.http_app import build_app
+from gateway.http_slots import fair_protocol
 from gateway.imap.access import AccessRecorder
 from gateway.imap.backend import ImapContext
 from gateway.imap.limits import ConnectionSlots, LiteralBudget, TransferRules
@@ -43,6 +44,7 @@ from gateway.mime.limits import MimeLimits
 from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
 from gateway.smtp.listeners import Listener, start_listener, stop_listeners
 from gateway.smtp.sessions import SessionLimits, SmtpShared, shared_for
+from gateway.smtp.slots import SlotTable
 from gateway.smtp.spool import SPOOL_DIR_NAME, clear_spool
 from gateway.smtp.throttle import ThrottleRules
 from gateway.stamp.dkim import DkimSigner
@@ -188,6 +190,12 @@ class Gateway:
             lifespan="off",
             access_log=False,
             server_header=False,
+            http=fair_protocol(
+                SlotTable(
+                    self.settings.http.max_connections,
+                    self.settings.http.max_connections_per_address,
+                )
+            ),
             timeout_graceful_shutdown=int(self.settings.server.shutdown_grace_seconds),
         )
         self._http = _Uvicorn(config)
