@@ -1,6 +1,6 @@
 """Fuzzing the SMTP command reader (real listeners, real sockets) and the DATA reader.
 
-Runs briefly in the suite; `HYPOTHESIS_PROFILE=long pytest tests/smtp/test_smtp_fuzz.py`
+Runs briefly in the suite; `HYPOTHESIS_PROFILE=long pytest --timeout=0 tests/smtp/test_smtp_fuzz.py`
 runs each target for thousands of examples (docs/SUBMISSION.md). A failure found
 that way becomes a case in REGRESSIONS below.
 """
