@@ -523,9 +523,12 @@ class Gateway:
     async def stop(self) -> None:
         """The graceful stop: no new connections anywhere, then SMTP and IMAP sessions
         are closed with a reply (SMTP `421 4.3.2`, IMAP `* BYE`; a message being
-        received has the grace period to finish), then the workers, the HTTP
-        listener, the database."""
+        received has the grace period to finish) while HTTP finishes its requests in
+        the same period (so the whole stop stays within one grace period plus the
+        workers' stop), then the workers and the database."""
         grace = self.settings.server.shutdown_grace_seconds
+        if self._http is not None:
+            self._http.should_exit = True
         for listener in self._smtp:
             listener.server.close()
         await asyncio.gather(stop_listeners(self._smtp, grace), self._stop_imap(grace))
@@ -539,8 +542,6 @@ class Gateway:
             await self.worker.stop()
             await self.worker.close()
         await self.notifier.stop()
-        if self._http is not None:
-            self._http.should_exit = True
         for task in self._tasks[1:]:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
