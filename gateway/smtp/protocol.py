@@ -27,7 +27,7 @@ import logging
 import ssl
 from base64 import b64decode
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, AnyStr, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
@@ -213,6 +213,14 @@ class BaridSMTP(SMTP):
                     self._reset_timeout()  # idle time counts from our reply
 
         return run
+
+    async def push(self, status: AnyStr) -> None:
+        """Every reply as printable ASCII: aiosmtpd echoes an unknown command's name,
+        control characters included ("500 Error: command ... not recognized")."""
+        if isinstance(status, str) and not (status.isascii() and status.isprintable()):
+            await super().push("".join(c if " " <= c <= "~" else "?" for c in status))
+            return
+        await super().push(status)
 
     @property
     def tls_active(self) -> bool:

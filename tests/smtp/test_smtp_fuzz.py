@@ -111,6 +111,8 @@ REGRESSIONS: list[bytes] = [
     b"MAIL FROM:<a@b>\r" * 5 + b"\r\n",  # bare CRs inside a command
     b"\x00\xff\r\n",  # NUL and 8-bit in a command name
     b"x" * 3000 + b"\n",  # a long line ending in a bare LF
+    b"\x00",  # found by the fuzzer: aiosmtpd echoed the NUL in "500 ... not recognized"
+    b"\x1b[2J\x07 x\r\n",  # escape sequences in an unknown command's name
 ]
 
 
