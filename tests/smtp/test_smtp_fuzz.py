@@ -1,8 +1,8 @@
 """Fuzzing the SMTP command reader (real listeners, real sockets) and the DATA reader.
 
 Runs briefly in the suite; `HYPOTHESIS_PROFILE=long pytest --timeout=0 tests/smtp/test_smtp_fuzz.py`
-runs each target for thousands of examples (docs/SUBMISSION.md). A failure found
-that way becomes a case in REGRESSIONS below.
+runs each target for thousands of examples, `BARID_FUZZ_EXAMPLES=N` for N each
+(docs/SUBMISSION.md). A failure found that way becomes a case in REGRESSIONS.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from fuzz_targets import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from smtp_support import start
@@ -23,12 +24,12 @@ from gateway.smtp.data_reader import DataDecoder, EdgeRules
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 FUZZ = settings(
-    max_examples=20_000 if LONG else 40,
+    max_examples=examples(20_000 if LONG else 40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 SOCKET_FUZZ = settings(
-    max_examples=2_000 if LONG else 15,
+    max_examples=examples(2_000 if LONG else 15),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
