@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PgServer, create_pg_database, drop_pg_database
 from live_gateway import Live, tls_client
+from pg_support import PgServer, create_pg_database, drop_pg_database
 from sqlalchemy import select
 from sub_support import pgp_mime
 
