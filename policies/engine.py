@@ -1,8 +1,9 @@
 """The compiled policy: `Policy.decide(sender, recipient, facts) -> Decision`.
 
-Owns: compiling a `PolicyDocument` against one `DirectorySnapshot` into bit
-masks and predicates, and the first-match evaluation with RCPT-time (partial
-facts) semantics. Must not: read files, use a clock or keep mutable state.
+Owns: building a `Policy` from a `PolicyDocument` and one `DirectorySnapshot`
+(the rules' bit masks and predicates come from policies/compiled.py), and the
+first-match evaluation with RCPT-time (partial facts) semantics. Must not: read
+files, use a clock or keep mutable state.
 
 Evaluation, in order:
 1. Parties: an unknown recipient gives rule "unknown-recipient", an inactive one
@@ -21,10 +22,9 @@ with every fact; only that decision's `audit_hits` should be logged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping
 
+from policies.compiled import CompiledRule, SideMasks, bit_positions, compile_rule
 from policies.decision import (
     CLEARANCE_RULE,
     DEFAULT_RULE,
@@ -37,7 +37,6 @@ from policies.decision import (
     UNKNOWN_RECIPIENT_RULE,
     UNKNOWN_SENDER_REASON,
     UNKNOWN_SENDER_RULE,
-    Attachment,
     AuditHit,
     Decision,
     MessageFacts,
@@ -49,213 +48,12 @@ from policies.directory import Clearance, DirectorySnapshot, EmployeeStatus
 from policies.rules import (
     DEFAULT_ALLOW_REASON,
     DEFAULT_DENY_REASON,
-    ClearanceRange,
-    Conditions,
     Effect,
-    IntRange,
     Mode,
     PolicyDocument,
-    Reason,
     RuleSpec,
-    Selector,
 )
-from policies.selectors import DirectoryIndex, Party, compile_glob, domain_of_glob
-
-# A condition check: True (holds), False (does not), None (needs an absent fact).
-FactCheck = Callable[[MessageFacts], bool | None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Condition:
-    name: str
-    check: FactCheck
-    wanted: str  # for traces: what the rule asks for
-
-
-def _range_check(
-    name: str, get: Callable[[MessageFacts], int | None], rng: IntRange | ClearanceRange
-) -> _Condition:
-    def check(facts: MessageFacts) -> bool | None:
-        value = get(facts)
-        return None if value is None else rng.contains(value)  # type: ignore[arg-type]
-
-    return _Condition(name, check, f"{name} {rng}")
-
-
-def _attachment_matcher(types: Sequence[str]) -> Callable[[Attachment], bool]:
-    extensions = frozenset(t for t in types if "/" not in t)
-    mimes = frozenset(t for t in types if "/" in t and not t.endswith("/*"))
-    prefixes = tuple(t[:-1] for t in types if t.endswith("/*"))
-
-    def matches(att: Attachment) -> bool:
-        mime = att.mime_type.lower()
-        return (
-            att.extension in extensions
-            or mime in mimes
-            or bool(prefixes and mime.startswith(prefixes))
-        )
-
-    return matches
-
-
-def compile_conditions(conditions: Conditions) -> tuple[_Condition, ...]:
-    out: list[_Condition] = []
-    if conditions.classification is not None:
-        out.append(
-            _range_check("classification", lambda f: f.classification, conditions.classification)
-        )
-    if conditions.attachments_any:
-        any_match = _attachment_matcher(conditions.attachments_any)
-
-        def any_of(facts: MessageFacts) -> bool | None:
-            atts = facts.attachments
-            return None if atts is None else any(any_match(a) for a in atts)
-
-        out.append(
-            _Condition(
-                "attachments",
-                any_of,
-                f"any attachment of type {'|'.join(conditions.attachments_any)}",
-            )
-        )
-    if conditions.attachments_only:
-        only_match = _attachment_matcher(conditions.attachments_only)
-
-        def only(facts: MessageFacts) -> bool | None:
-            atts = facts.attachments
-            return None if atts is None else all(only_match(a) for a in atts)
-
-        out.append(
-            _Condition(
-                "attachments",
-                only,
-                f"only attachments of type {'|'.join(conditions.attachments_only)}",
-            )
-        )
-    if conditions.size is not None:
-        out.append(_range_check("size", lambda f: f.size, conditions.size))
-    if conditions.recipients is not None:
-        out.append(_range_check("recipients", lambda f: f.recipient_count, conditions.recipients))
-    if conditions.rate_per_hour is not None:
-        out.append(
-            _range_check(
-                "rate_per_hour", lambda f: f.sender_messages_last_hour, conditions.rate_per_hour
-            )
-        )
-    return tuple(out)
-
-
-def _combine(checks: tuple[_Condition, ...]) -> FactCheck | None:
-    if not checks:
-        return None
-    if len(checks) == 1:
-        return checks[0].check
-    fns = tuple(c.check for c in checks)
-
-    def combined(facts: MessageFacts) -> bool | None:
-        unknown = False
-        for fn in fns:
-            result = fn(facts)
-            if result is False:
-                return False
-            if result is None:
-                unknown = True
-        return None if unknown else True
-
-    return combined
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    spec: RuleSpec
-    conditions: tuple[_Condition, ...]
-    check: FactCheck | None
-    relation: Callable[[str, str], bool] | None
-    audit: bool
-    deny: bool
-    reason: Reason
-
-
-class _SideMasks:
-    """Bit masks of the rules whose selector (one side, without relations) a party matches."""
-
-    def __init__(self, selectors: Sequence[Selector], index: DirectoryIndex) -> None:
-        agencies = index.snapshot.agencies
-        self.agency_free = 0
-        self.role_free = 0
-        self.addr_free = 0
-        self.pat_free = 0
-        self.local = 0
-        agency_mask = dict.fromkeys(agencies, 0)
-        role_mask: dict[str, int] = {}
-        clearance_mask = [0] * len(Clearance)
-        self.addr_exact: dict[str, int] = {}
-        self.pat_domain: dict[str, int] = {}
-        generic: list[tuple[Any, int]] = []
-        self.peer: dict[str, int] = dict.fromkeys(index.federation, 0)
-        for i, sel in enumerate(selectors):
-            bit = 1 << i
-            codes = index.agency_set(sel)
-            if codes is None:
-                self.agency_free |= bit
-            else:
-                for code in codes:
-                    agency_mask[code] |= bit
-            if sel.roles:
-                for role in sel.roles:
-                    role_mask[role] = role_mask.get(role, 0) | bit
-            else:
-                self.role_free |= bit
-            for level in Clearance:
-                if sel.clearance is None or sel.clearance.contains(level):
-                    clearance_mask[level] |= bit
-            if sel.addresses:
-                for address in sel.addresses:
-                    self.addr_exact[address] = self.addr_exact.get(address, 0) | bit
-            else:
-                self.addr_free |= bit
-            if sel.address_patterns:
-                for pattern in sel.address_patterns:
-                    domain = domain_of_glob(pattern)
-                    if domain is not None:
-                        self.pat_domain[domain] = self.pat_domain.get(domain, 0) | bit
-                    else:
-                        generic.append((compile_glob(pattern), bit))
-            else:
-                self.pat_free |= bit
-            if not sel.peers and sel.local is not False:
-                self.local |= bit
-            if not sel.local_only:
-                for peer in self.peer:
-                    if not sel.peers or peer in sel.peers:
-                        self.peer[peer] |= bit
-        self.agency = {code: mask | self.agency_free for code, mask in agency_mask.items()}
-        self.role = {role: mask | self.role_free for role, mask in role_mask.items()}
-        self.clearance = tuple(clearance_mask)
-        self.pat_generic = tuple(generic)
-
-    def mask(self, party: Party) -> int:
-        employee = party.employee
-        if employee is not None:
-            m = (
-                self.local
-                & self.agency.get(employee.agency, self.agency_free)
-                & self.role.get(employee.role, self.role_free)
-                & self.clearance[employee.clearance]
-            )
-        else:
-            m = self.peer.get(party.peer or "", 0)
-        if not m:
-            return 0
-        address = party.address
-        m &= self.addr_free | self.addr_exact.get(address, 0)
-        if m & ~self.pat_free:
-            ok = self.pat_free | self.pat_domain.get(party.domain, 0)
-            for regex, bit in self.pat_generic:
-                if m & bit and not ok & bit and regex.fullmatch(address):
-                    ok |= bit
-            m &= ok
-        return m
+from policies.selectors import DirectoryIndex, Party
 
 
 class Policy:
@@ -284,8 +82,8 @@ class Policy:
     index: DirectoryIndex
     federation: Mapping[str, frozenset[str]]
     _rules: tuple[CompiledRule, ...]
-    _sender_masks: _SideMasks
-    _recipient_masks: _SideMasks
+    _sender_masks: SideMasks
+    _recipient_masks: SideMasks
     _by_address: dict[str, tuple[Party, int, int]]
     _default_allow: bool
     _default: Decision
@@ -297,9 +95,9 @@ class Policy:
         federation: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         index = DirectoryIndex(snapshot, federation or {})
-        rules = tuple(self._compile_rule(spec, index) for spec in document.rules)
-        senders = _SideMasks([r.sender for r in document.rules], index)
-        recipients = _SideMasks([r.recipient for r in document.rules], index)
+        rules = tuple(compile_rule(spec, index) for spec in document.rules)
+        senders = SideMasks([r.sender for r in document.rules], index)
+        recipients = SideMasks([r.recipient for r in document.rules], index)
         by_address: dict[str, tuple[Party, int, int]] = {}
         for address, employee in snapshot.employees.items():
             party = Party(address, employee, None)
@@ -326,28 +124,6 @@ class Policy:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Policy is immutable; build a new one")
-
-    @staticmethod
-    def _compile_rule(spec: RuleSpec, index: DirectoryIndex) -> CompiledRule:
-        conditions = compile_conditions(spec.conditions)
-        relation: Callable[[str, str], bool] | None = None
-        if spec.recipient.relations:
-            relations = spec.recipient.relations
-            related = index.related
-
-            def relation(a: str, b: str) -> bool:
-                return any(related(rel, a, b) for rel in relations)
-
-        reason = spec.reason or DEFAULT_ALLOW_REASON
-        return CompiledRule(
-            spec=spec,
-            conditions=conditions,
-            check=_combine(conditions),
-            relation=relation,
-            audit=spec.mode is Mode.AUDIT,
-            deny=spec.effect is Effect.DENY,
-            reason=reason,
-        )
 
     # -- public ------------------------------------------------------------------
 
@@ -407,10 +183,24 @@ class Policy:
         assert snd is not None and rcpt is not None
         s, s_mask = snd
         r, r_mask = rcpt
-        se, re_ = s.employee, r.employee
+        denied, clearance_open = self._clearance(s, r, facts.classification, trace)
+        if denied is not None:
+            return denied
+        # `pending`: could a missing fact still turn an allow into a deny?
+        hits: list[AuditHit] = []
+        decision, pending = self._first_rule(
+            s, r, s_mask & r_mask, facts, clearance_open, hits, trace
+        )
+        if decision is not None:
+            return decision
+        return self._by_default(hits, pending, trace)
 
-        # Built-in clearance rule (docs/CONTRACT.md §4).
-        classification = facts.classification
+    def _clearance(
+        self, s: Party, r: Party, classification: Clearance | None, trace: list[TraceStep] | None
+    ) -> tuple[Decision | None, bool]:
+        """Built-in clearance rule (docs/CONTRACT.md §4): (denial or None, still open for lack of
+        the classification)."""
+        se, re_ = s.employee, r.employee
         clearance_open = False
         if classification is not None:
             for who, employee in (("sender", se), ("recipient", re_)):
@@ -426,7 +216,7 @@ class Policy:
                             TraceStep(CLEARANCE_RULE, StepOutcome.DECIDED, decision.reason.en)
                         )
                         self._not_reached(trace, 0)
-                    return decision
+                    return decision, False
         else:
             clearance_open = (se is not None and se.clearance < Clearance.SECRET) or (
                 re_ is not None and re_.clearance < Clearance.SECRET
@@ -441,15 +231,24 @@ class Policy:
             )
             outcome = StepOutcome.UNDETERMINED if clearance_open else StepOutcome.PASSED
             trace.append(TraceStep(CLEARANCE_RULE, outcome, detail))
+        return None, clearance_open
 
-        pending = clearance_open  # could a missing fact still turn an allow into a deny?
-        hits: list[AuditHit] = []
+    def _first_rule(
+        self,
+        s: Party,
+        r: Party,
+        candidates: int,
+        facts: MessageFacts,
+        pending: bool,
+        hits: list[AuditHit],
+        trace: list[TraceStep] | None,
+    ) -> tuple[Decision | None, bool]:
+        """The rules in file order: (the first enforce rule's decision or None, pending).
+        Audit rules that match are added to `hits`."""
+        se, re_ = s.employee, r.employee
         rules = self._rules
-        if trace is None:
-            candidates = s_mask & r_mask
-            positions: Any = _bit_positions(candidates)
-        else:
-            positions = range(len(rules))
+        # The fast path visits only the rules whose parties match; a trace shows every rule.
+        positions: Iterable[int] = bit_positions(candidates) if trace is None else range(len(rules))
         for i in positions:
             rule = rules[i]
             if trace is not None:
@@ -470,12 +269,7 @@ class Policy:
                 if result is True:
                     hits.append(AuditHit(rule.spec.id, rule.reason))
                 if trace is not None:
-                    outcome = StepOutcome.AUDIT_HIT if result else StepOutcome.UNDETERMINED
-                    detail = "matched; would have denied (audit mode: logged, not enforced)"
-                    if result is None:
-                        trace.append(self._condition_step(rule, facts, outcome))
-                    else:
-                        trace.append(TraceStep(rule.spec.id, outcome, detail, rule.spec.line))
+                    trace.append(self._audit_step(rule, facts, result))
                 continue
             if result is None and rule.deny:
                 pending = True
@@ -493,20 +287,14 @@ class Policy:
                 audit_hits=tuple(hits),
             )
             if trace is not None:
-                if result is None:
-                    step = self._condition_step(rule, facts, StepOutcome.DECIDED)
-                    trace.append(step)
-                else:
-                    effect = "allowed" if allowed else "denied"
-                    if not decision.final:
-                        effect += " provisionally (a skipped check still awaits facts)"
-                    trace.append(
-                        TraceStep(
-                            rule.spec.id, StepOutcome.DECIDED, f"matched: {effect}", rule.spec.line
-                        )
-                    )
+                trace.append(self._decided_step(rule, facts, result, decision))
                 self._not_reached(trace, i + 1)
-            return decision
+            return decision, pending
+        return None, pending
+
+    def _by_default(
+        self, hits: list[AuditHit], pending: bool, trace: list[TraceStep] | None
+    ) -> Decision:
         default = self._default
         if trace is not None:
             trace.append(
@@ -572,6 +360,24 @@ class Policy:
             )
         return TraceStep(rule.spec.id, outcome, detail, rule.spec.line)
 
+    @classmethod
+    def _audit_step(cls, rule: CompiledRule, facts: MessageFacts, result: bool | None) -> TraceStep:
+        if result is None:
+            return cls._condition_step(rule, facts, StepOutcome.UNDETERMINED)
+        detail = "matched; would have denied (audit mode: logged, not enforced)"
+        return TraceStep(rule.spec.id, StepOutcome.AUDIT_HIT, detail, rule.spec.line)
+
+    @classmethod
+    def _decided_step(
+        cls, rule: CompiledRule, facts: MessageFacts, result: bool | None, decision: Decision
+    ) -> TraceStep:
+        if result is None:
+            return cls._condition_step(rule, facts, StepOutcome.DECIDED)
+        effect = "allowed" if decision.allowed else "denied"
+        if not decision.final:
+            effect += " provisionally (a skipped check still awaits facts)"
+        return TraceStep(rule.spec.id, StepOutcome.DECIDED, f"matched: {effect}", rule.spec.line)
+
     def _not_reached(self, trace: list[TraceStep], start: int) -> None:
         for rule in self._rules[start:]:
             trace.append(
@@ -579,12 +385,3 @@ class Policy:
                     rule.spec.id, StepOutcome.NOT_REACHED, "an earlier step decided", rule.spec.line
                 )
             )
-
-
-def _bit_positions(mask: int) -> list[int]:
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
