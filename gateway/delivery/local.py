@@ -1,7 +1,8 @@
 """Local delivery and receipts: queued copies into INBOXes, receipts into Receipts.
 
 Owns: taking `delivery_queue` entries with target "local" and `receipt_jobs`
-rows, and turning each into mailbox content exactly once. Must not: build
+rows (rendered and filed by gateway.delivery.receipt_writer), and turning each
+into mailbox content exactly once. Must not: build
 message bytes beyond calling gateway.receipts, or speak IMAP/SMTP.
 
 Exactly once, across crashes and several workers (nodes): each unit of work is
@@ -43,7 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway import metrics
 from gateway.delivery.loop import WorkerLoop
 from gateway.delivery.pool import ParsePool
-from gateway.mailbox.folders import INBOX, RECEIPTS, SENT
+from gateway.delivery.receipt_writer import ReceiptWriter
+from gateway.mailbox.folders import INBOX
 from gateway.mailbox.store import (
     MailboxStore,
     StoreUnavailable,
@@ -52,24 +54,21 @@ from gateway.mailbox.store import (
     ensure_folders_in,
     insert_content,
 )
-from gateway.receipts import ReceiptFacts, ReceiptKind, build_receipt
 from gateway.stamp.dkim import DkimSigner
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import utcnow
 from gateway.store.messages import DATABASE_ERRORS, TARGET_LOCAL
 from gateway.store.models import (
-    Agency,
     Blob,
     DeliveryQueueEntry,
     Employee,
     Message,
     MessageCopy,
-    MessageDocument,
     ReceiptJob,
 )
 from gateway.store.queue import QueueAdmin
-from policies.directory import Clearance, EmployeeStatus
+from policies.directory import EmployeeStatus
 
 log = logging.getLogger("barid.delivery")
 
@@ -122,11 +121,18 @@ class MailWorker(WorkerLoop):
         # described in a second process (see gateway.delivery.pool).
         self._pool = ParsePool(describe)
         self._describe = self._pool
-        self._signer_for = signer_for
-        self._verify_url = verify_url
-        self._hostname = hostname
         self._audit_key = audit_key
         self._gauges_at: float | None = None
+        self._receipts = ReceiptWriter(
+            sessions,
+            cipher,
+            mailboxes,
+            describe=self._pool,
+            signer_for=signer_for,
+            verify_url=verify_url,
+            hostname=hostname,
+            batch=BATCH,
+        )
         self._gauge_targets: set[str] = {TARGET_LOCAL}
 
     # ---- running ---------------------------------------------------------------------
@@ -365,158 +371,8 @@ class MailWorker(WorkerLoop):
     # ---- receipts ----------------------------------------------------------------------------
 
     async def write_receipts(self) -> int:
-        broken: list[int] = []
-        try:
-            async with self._sessions() as session:
-                jobs = (
-                    await session.scalars(
-                        select(ReceiptJob)
-                        .where(ReceiptJob.state == "pending")
-                        .order_by(ReceiptJob.id)
-                        .limit(BATCH)
-                    )
-                ).all()
-                rendered = []
-                for job in jobs:
-                    try:
-                        rendered.append(await self._render(session, job))
-                    except ValueError:
-                        # Facts a receipt cannot state (a bug, not a client's doing):
-                        # logged, and the job set aside so the others go on.
-                        log.exception("receipt cannot be built", extra={"job": job.id})
-                        broken.append(job.id)
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
-        if not rendered and not broken:
-            return 0
-        done = 0
-        kinds: list[str] = []
-        async with self._mailboxes.writing("receipts") as scope:
-            if broken:
-                await scope.session.execute(
-                    update(ReceiptJob)
-                    .where(ReceiptJob.id.in_(broken))
-                    .values(state="done", done_at=utcnow(), detail="receipt could not be built")
-                )
-                done += len(broken)
-            claimed = await _claim_receipts(scope.session, [item.job_id for item in rendered])
-            folders: dict[int, dict[str, int]] = {}
-            for item in rendered:
-                if item.job_id not in claimed:
-                    continue  # another worker stored it
-                employee = item.sender_employee_id
-                if employee not in folders:
-                    folders[employee] = await ensure_folders_in(scope.session, employee)
-                await self._store_receipt(scope, item, folders[employee])
-                kinds.append(item.kind)
-        for kind in kinds:
-            metrics.RECEIPTS.labels(kind).inc()
-        return done + len(kinds)
-
-    async def _render(self, session: AsyncSession, job: ReceiptJob) -> _Receipt:
-        message = await session.get(Message, job.message_id)
-        assert message is not None
-        domain = await session.scalar(select(Agency.domain).where(Agency.id == message.agency_id))
-        recipients = tuple(
-            (
-                await session.scalars(
-                    select(MessageCopy.recipient)
-                    .where(MessageCopy.message_id == message.id)
-                    .order_by(MessageCopy.id)
-                )
-            ).all()
-        )
-        documents = tuple(
-            (d.name, d.sha256)
-            for d in (
-                await session.scalars(
-                    select(MessageDocument)
-                    .where(MessageDocument.message_id == message.id)
-                    .order_by(MessageDocument.position)
-                )
-            ).all()
-        )
-        kind = ReceiptKind(job.kind)
-        facts = ReceiptFacts(
-            kind=kind,
-            registry=message.registry_number,
-            token=message.token,
-            verify_url=self._verify_url(message.token),
-            sender_address=message.sender_address,
-            sender_domain=str(domain),
-            subject=" ".join(message.subject.split()),
-            classification=Clearance(message.classification).label,
-            accepted_at=_parse(message.accepted_at),
-            event_at=_parse(job.event_at),
-            recipients=recipients if kind is ReceiptKind.ACCEPTANCE else (job.recipient,),
-            documents=documents,
-            reason=job.reason,
-            detail=job.detail,
-            remote_mta=job.remote_mta,
-            status=job.status,
-        )
-        receipt = build_receipt(
-            facts, hostname=self._hostname, signer=self._signer_for(str(domain))
-        )
-        original_meta = None
-        if kind is ReceiptKind.ACCEPTANCE:
-            blob = await session.get(Blob, message.original_blob_id)
-            assert blob is not None
-            original = open_blob(self._cipher, blob)
-            original_meta = await self._describe(original)
-        return _Receipt(
-            job_id=job.id,
-            kind=job.kind,
-            message_id=message.id,
-            sender_employee_id=message.sender_employee_id,
-            original_blob_id=message.original_blob_id,
-            original_size=message.size,
-            original_meta=original_meta,
-            receipt=receipt,
-            receipt_meta=await self._describe(receipt),
-            event_at=_parse(job.event_at),
-        )
-
-    async def _store_receipt(
-        self, scope: WriteScope, item: _Receipt, boxes: dict[str, int]
-    ) -> None:
-        session = scope.session
-        if item.original_meta is not None:
-            sent = await insert_content(
-                session,
-                self._cipher,
-                kind="original",
-                meta=item.original_meta,
-                blob_ids=[item.original_blob_id],
-                size=item.original_size,
-                message_id=item.message_id,
-            )
-            await append_in(
-                scope, boxes[SENT], sent, flags=frozenset({"\\Seen"}), internal_date=item.event_at
-            )
-        content = await insert_content(
-            session,
-            self._cipher,
-            kind="receipt",
-            meta=item.receipt_meta,
-            data=[item.receipt],
-            message_id=item.message_id,
-        )
-        await append_in(scope, boxes[RECEIPTS], content)
-
-
-@dataclass(frozen=True)
-class _Receipt:
-    job_id: int
-    kind: str
-    message_id: int
-    sender_employee_id: int
-    original_blob_id: str
-    original_size: int
-    original_meta: bytes | None
-    receipt: bytes
-    receipt_meta: bytes
-    event_at: dt.datetime
+        """Render and file pending receipt jobs (gateway.delivery.receipt_writer)."""
+        return await self._receipts.write_receipts()
 
 
 async def _claim(
@@ -549,20 +405,6 @@ async def _claim(
     return set(result.scalars().all())
 
 
-async def _claim_receipts(session: AsyncSession, job_ids: list[int]) -> set[int]:
-    """Take pending receipt jobs for this transaction: the ids this update changed."""
-    if not job_ids:
-        return set()
-    result = await session.execute(
-        update(ReceiptJob)
-        .where(ReceiptJob.id.in_(job_ids), ReceiptJob.state == "pending")
-        .values(state="done", done_at=utcnow())
-        .returning(ReceiptJob.id)
-        .execution_options(synchronize_session=False)
-    )
-    return set(result.scalars().all())
-
-
 def _receipt_job(
     message_id: int, kind: str, recipient: str, now: str, reason: str | None = None
 ) -> dict[str, object]:
@@ -576,7 +418,3 @@ def _receipt_job(
         "event_at": now,
         "done_at": None,
     }
-
-
-def _parse(value: str) -> dt.datetime:
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)

@@ -4,7 +4,8 @@ Owns: the `delivery_queue` entries whose target is "peer:<name>" or
 "imap:<name>", and the `relay_outbox` (delivery receipts owed to peers): taking
 due work, sending it (gateway.federation.client over SMTP, or
 gateway.delivery.imap_target by IMAP APPEND), and recording each outcome with
-its retry, receipt and audit event. Must not: build copies or receipts (they
+its retry, receipt and audit event (claiming, with its lease, is
+gateway.delivery.relay_work). Must not: build copies or receipts (they
 are stored at acceptance / reception), or decide policy.
 
 Exactly once across restarts and several nodes. An entry is claimed in its own
@@ -40,13 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
 from gateway.config import DeliverySettings
 from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
 from gateway.delivery.loop import WorkerLoop
+from gateway.delivery.relay_work import IMAP_TARGET_PREFIX, Work, claim_due, parse, stamp
 from gateway.federation.client import Outcome, Transfer, send_batch
 from gateway.federation.peers import Federation
 from gateway.stamp.dkim import DkimSigner
@@ -55,28 +57,13 @@ from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import writing
 from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX, database_trouble
 from gateway.store.models import (
-    Agency,
     Blob,
     DeliveryQueueEntry,
-    Message,
-    MessageCopy,
     ReceiptJob,
     RelayOutboxEntry,
 )
 
 log = logging.getLogger("barid.relay")
-
-IMAP_TARGET_PREFIX = "imap:"
-ROUND = 256  # entries taken per round
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime(_FORMAT)
-
-
-def parse(value: str) -> dt.datetime:
-    return dt.datetime.strptime(value, _FORMAT).replace(tzinfo=dt.UTC)
 
 
 def next_attempt(
@@ -97,28 +84,8 @@ def next_attempt(
 
 
 @dataclass(frozen=True)
-class _Work:
-    """One claimed unit: a copy (entry of delivery_queue) or an outbox entry."""
-
-    table: str  # "copy" | "outbox"
-    id: int
-    target: str  # "peer:<name>" | "imap:<name>"
-    attempts: int
-    created_at: str
-    maybe_done: bool
-    mail_from: str
-    recipient: str
-    registry: str
-    blob_ids: tuple[str, ...]
-    # copies only
-    message_id: int = 0
-    trace_code: str = ""
-    sign_domain: str = ""
-
-
-@dataclass(frozen=True)
 class _Result:
-    work: _Work
+    work: Work
     kind: str  # delivered | temporary | permanent
     reply: str
     remote: str
@@ -171,115 +138,10 @@ class RelayWorker(WorkerLoop):
 
     # ---- claiming ------------------------------------------------------------------
 
-    async def _claim(self) -> list[_Work]:
-        now = dt.datetime.now(dt.UTC)
-        now_text = stamp(now)
-        lease_end = stamp(now + self._lease)
-        try:
-            async with self._sessions() as session:
-                copies = (
-                    await session.execute(
-                        select(
-                            DeliveryQueueEntry.id,
-                            DeliveryQueueEntry.state,
-                            DeliveryQueueEntry.next_attempt_at,
-                            DeliveryQueueEntry.target,
-                            DeliveryQueueEntry.attempts,
-                            DeliveryQueueEntry.created_at,
-                            Message.sender_address,
-                            MessageCopy.recipient,
-                            Message.registry_number,
-                            MessageCopy.prefix_blob_id,
-                            Message.original_blob_id,
-                            MessageCopy.suffix_blob_id,
-                            Message.id,
-                            MessageCopy.trace_code,
-                            Agency.domain,
-                        )
-                        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
-                        .join(Message, Message.id == MessageCopy.message_id)
-                        .join(Agency, Agency.id == Message.agency_id)
-                        .where(
-                            or_(
-                                DeliveryQueueEntry.target.startswith(PEER_TARGET_PREFIX),
-                                DeliveryQueueEntry.target.startswith(IMAP_TARGET_PREFIX),
-                            ),
-                            DeliveryQueueEntry.state.in_(("queued", "delivering")),
-                            DeliveryQueueEntry.next_attempt_at <= now_text,
-                        )
-                        .order_by(DeliveryQueueEntry.next_attempt_at, DeliveryQueueEntry.id)
-                        .limit(ROUND)
-                    )
-                ).all()
-                outbox = (
-                    await session.execute(
-                        select(
-                            RelayOutboxEntry.id,
-                            RelayOutboxEntry.state,
-                            RelayOutboxEntry.next_attempt_at,
-                            RelayOutboxEntry.peer,
-                            RelayOutboxEntry.attempts,
-                            RelayOutboxEntry.created_at,
-                            RelayOutboxEntry.mail_from,
-                            RelayOutboxEntry.recipient,
-                            RelayOutboxEntry.registry_number,
-                            RelayOutboxEntry.blob_id,
-                        )
-                        .where(
-                            RelayOutboxEntry.state.in_(("queued", "delivering")),
-                            RelayOutboxEntry.next_attempt_at <= now_text,
-                        )
-                        .order_by(RelayOutboxEntry.next_attempt_at, RelayOutboxEntry.id)
-                        .limit(ROUND)
-                    )
-                ).all()
-        except DATABASE_ERRORS as exc:
-            raise database_trouble("relay", exc) from None
-        if not copies and not outbox:
-            return []
-        claimed: list[_Work] = []
-        try:
-            async with writing(self._sessions) as session:
-                for row in copies:
-                    if await _take(session, DeliveryQueueEntry, row, now_text, lease_end):
-                        claimed.append(
-                            _Work(
-                                table="copy",
-                                id=row[0],
-                                target=row[3],
-                                attempts=row[4] + 1,
-                                created_at=row[5],
-                                maybe_done=row[1] == "delivering",
-                                mail_from=row[6],
-                                recipient=row[7],
-                                registry=row[8],
-                                blob_ids=(row[9], row[10], row[11]),
-                                message_id=row[12],
-                                trace_code=row[13],
-                                sign_domain=row[14],
-                            )
-                        )
-                for row in outbox:
-                    if await _take(session, RelayOutboxEntry, row, now_text, lease_end):
-                        claimed.append(
-                            _Work(
-                                table="outbox",
-                                id=row[0],
-                                target=PEER_TARGET_PREFIX + row[3],
-                                attempts=row[4] + 1,
-                                created_at=row[5],
-                                maybe_done=row[1] == "delivering",
-                                mail_from=row[6],
-                                recipient=row[7],
-                                registry=row[8],
-                                blob_ids=(row[9],),
-                            )
-                        )
-        except DATABASE_ERRORS as exc:
-            raise database_trouble("relay", exc) from None
-        return claimed
+    async def _claim(self) -> list[Work]:
+        return await claim_due(self._sessions, self._lease)
 
-    async def _blobs(self, work: Sequence[_Work]) -> dict[str, Blob]:
+    async def _blobs(self, work: Sequence[Work]) -> dict[str, Blob]:
         """The (encrypted) blob rows every claimed unit needs, read at once."""
         wanted = {blob_id for unit in work for blob_id in unit.blob_ids}
         try:
@@ -293,8 +155,8 @@ class RelayWorker(WorkerLoop):
 
     # ---- sending ---------------------------------------------------------------------
 
-    async def _send(self, work: Sequence[_Work], payloads: _Payloads) -> list[_Result]:
-        groups: dict[str, list[_Work]] = defaultdict(list)
+    async def _send(self, work: Sequence[Work], payloads: _Payloads) -> list[_Result]:
+        groups: dict[str, list[Work]] = defaultdict(list)
         for unit in work:
             groups[unit.target].append(unit)
         limit = asyncio.Semaphore(self._settings.concurrency)
@@ -313,7 +175,7 @@ class RelayWorker(WorkerLoop):
         return results
 
     async def _to_peer(
-        self, target: str, units: list[_Work], payloads: _Payloads, limit: asyncio.Semaphore
+        self, target: str, units: list[Work], payloads: _Payloads, limit: asyncio.Semaphore
     ) -> list[_Result]:
         name = target[len(PEER_TARGET_PREFIX) :]
         peer = self._federation.get(name)
@@ -336,7 +198,7 @@ class RelayWorker(WorkerLoop):
         ]
 
     async def _to_imap(
-        self, target: str, unit: _Work, payloads: _Payloads, limit: asyncio.Semaphore
+        self, target: str, unit: Work, payloads: _Payloads, limit: asyncio.Semaphore
     ) -> list[_Result]:
         name = target[len(IMAP_TARGET_PREFIX) :]
         server = self._mailservers.get(name)
@@ -423,7 +285,7 @@ class RelayWorker(WorkerLoop):
 
     @staticmethod
     async def _finish(
-        session: AsyncSession, unit: _Work, now: dt.datetime, *, delivered: bool, error: str | None
+        session: AsyncSession, unit: Work, now: dt.datetime, *, delivered: bool, error: str | None
     ) -> None:
         model: Any = DeliveryQueueEntry if unit.table == "copy" else RelayOutboxEntry
         done = "delivered" if unit.table == "copy" else "sent"
@@ -442,7 +304,7 @@ class RelayWorker(WorkerLoop):
         )
 
     @staticmethod
-    async def _again(session: AsyncSession, unit: _Work, at: dt.datetime, error: str) -> None:
+    async def _again(session: AsyncSession, unit: Work, at: dt.datetime, error: str) -> None:
         model: Any = DeliveryQueueEntry if unit.table == "copy" else RelayOutboxEntry
         await session.execute(
             update(model)
@@ -457,7 +319,7 @@ class RelayWorker(WorkerLoop):
         )
 
     @staticmethod
-    def _event(action: str, unit: _Work, r: _Result, reason: str | None = None) -> audit.Event:
+    def _event(action: str, unit: Work, r: _Result, reason: str | None = None) -> audit.Event:
         details: dict[str, object] = {
             "recipient": unit.recipient,
             "target": unit.target,
@@ -493,7 +355,7 @@ class _Payloads:
             self._plain[blob_id] = open_blob(self._cipher, self._blobs[blob_id])
         return self._plain[blob_id]
 
-    async def make(self, unit: _Work) -> bytes:
+    async def make(self, unit: Work) -> bytes:
         data = b"".join(self._open(i) for i in unit.blob_ids)
         if unit.table == "copy":
             signer = self._signer_for(unit.sign_domain)
@@ -501,35 +363,12 @@ class _Payloads:
                 data = await asyncio.to_thread(signer.signed, data)
         return data
 
-    def maker(self, unit: _Work) -> Callable[[], Awaitable[bytes]]:
+    def maker(self, unit: Work) -> Callable[[], Awaitable[bytes]]:
         return lambda: self.make(unit)
 
 
-async def _take(session: AsyncSession, model: Any, row: Any, now: str, lease_end: str) -> bool:
-    """Claim one entry as it was read (same state and due time): True when ours."""
-    entry_id, state, due = row[0], row[1], row[2]
-    taken = (
-        await session.execute(
-            update(model)
-            .where(
-                and_(model.id == entry_id, model.state == state, model.next_attempt_at == due),
-                model.next_attempt_at <= now,
-            )
-            .values(
-                state="delivering",
-                next_attempt_at=lease_end,
-                attempts=model.attempts + 1,
-                updated_at=now,
-            )
-            .returning(model.id)
-            .execution_options(synchronize_session=False)
-        )
-    ).first()
-    return taken is not None
-
-
 def _job(
-    unit: _Work,
+    unit: Work,
     kind: str,
     now: dt.datetime,
     reason: str | None = None,
