@@ -3,7 +3,8 @@
 Owns: one delivery attempt of one copy to one `ImapServer` -- verified TLS,
 LOGIN with the configured (master) login, APPEND into the configured folder
 (CREATE on `[TRYCREATE]`), the duplicate check after a possible crash, and the
-classification of the result as an `AppendOutcome`. Must not: touch the
+classification of the result as an `AppendOutcome` (the server's settings
+and the outcome are gateway.delivery.imap_server). Must not: touch the
 delivery queue, the store or receipts (the caller records the outcome and
 retries), build or change message bytes, speak plaintext IMAP, or let the
 password or message bytes reach a log record or an outcome.
@@ -49,8 +50,6 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from aioimaplib.aioimaplib import (
@@ -63,6 +62,15 @@ from aioimaplib.aioimaplib import (
     quoted,
 )
 
+from gateway.delivery.imap_server import (
+    AppendOutcome,
+    ImapServer,
+    check_recipient,
+    check_trace,
+)
+
+__all__ = ["AppendOutcome", "ImapServer", "append_copy"]
+
 log = logging.getLogger("barid.delivery.imap")
 
 TEMPORARY_CODES = frozenset({"OVERQUOTA", "UNAVAILABLE", "INUSE", "SERVERBUG"})
@@ -72,99 +80,9 @@ TRACE_HEADER = "Barid-Trace"
 DETAIL_MAX = 300
 CLOSE_GRACE = 1.0  # seconds to wait for the connection to close after LOGOUT
 
-_PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
 _CODE = re.compile(rb"^\[([A-Za-z0-9-]+)")
 _NUMBERS = re.compile(rb"^[0-9 ]*$")
 _T = TypeVar("_T")
-
-
-# ---------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class ImapServer:
-    """An agency's IMAP server; validated at construction (ValueError)."""
-
-    name: str  # configuration name, for logs/errors
-    host: str
-    port: int
-    tls: Literal["implicit", "starttls"]  # never plaintext
-    ca_file: Path | None  # PEM trust anchors for the server certificate; None: the system's
-    server_name: str  # name checked against the certificate ("" = host)
-    login: str  # template: "{address}" / "{local}" replaced, e.g. "{address}*barid"
-    password: str  # never logged, never in an outcome's detail
-    folder: str = "INBOX"
-    timeout: float = 30.0  # whole operation bound
-
-    def __post_init__(self) -> None:
-        for field in ("name", "host", "login", "folder"):
-            value = getattr(self, field)
-            if not isinstance(value, str) or not _PRINTABLE.match(value):
-                raise ValueError(f"IMAP server {field} must be non-empty printable ASCII")
-        if self.server_name and not _PRINTABLE.match(self.server_name):
-            raise ValueError("IMAP server_name must be printable ASCII")
-        if self.tls not in ("implicit", "starttls"):
-            raise ValueError(
-                f"IMAP server {self.name}: tls must be 'implicit' or 'starttls' (no plaintext)"
-            )
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise ValueError(f"IMAP server {self.name}: port must be an integer")
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"IMAP server {self.name}: port must be 1..65535")
-        if not isinstance(self.password, str) or not _PRINTABLE.match(self.password):
-            raise ValueError(f"IMAP server {self.name}: password must be non-empty printable ASCII")
-        if any(ch in self.folder for ch in '*%"\\'):
-            raise ValueError(f'IMAP server {self.name}: folder must not contain * % " or \\')
-        if not self.timeout > 0:
-            raise ValueError(f"IMAP server {self.name}: timeout must be positive")
-        if self.ca_file is not None and not isinstance(self.ca_file, Path):
-            raise ValueError(f"IMAP server {self.name}: ca_file must be a Path or None")
-
-    def login_for(self, recipient: str) -> str:
-        """The LOGIN user name for `recipient` (template filled by plain replacement)."""
-        local = recipient.rsplit("@", 1)[0]
-        return self.login.replace("{address}", recipient).replace("{local}", local)
-
-    def tls_context(self) -> ssl.SSLContext:
-        """CERT_REQUIRED, hostname checked, TLS >= 1.2; OSError/SSLError if ca_file is bad."""
-        if self.ca_file is None:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        else:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.check_hostname = True
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
-
-
-@dataclass(frozen=True)
-class AppendOutcome:
-    kind: Literal["delivered", "temporary", "permanent"]
-    detail: str  # one ASCII line, e.g. "APPEND NO [TRYCREATE] ..."; no secrets
-    remote: str  # host name for reports
-
-
-def _check_recipient(recipient: str) -> None:
-    if (
-        not isinstance(recipient, str)
-        or not _PRINTABLE.match(recipient)
-        or " " in recipient
-        or recipient.count("@") != 1
-        or recipient.startswith("@")
-        or recipient.endswith("@")
-        or any(ch in recipient for ch in '"\\')
-    ):
-        raise ValueError("recipient must be one ASCII address local@domain")
-
-
-def _check_trace(trace_code: str) -> None:
-    if (
-        not isinstance(trace_code, str)
-        or not _PRINTABLE.match(trace_code)
-        or len(trace_code) > 64
-        or any(ch in trace_code for ch in '"\\ ')
-    ):
-        raise ValueError("trace_code must be 1-64 printable ASCII characters, no quotes or spaces")
 
 
 # ---------------------------------------------------------------- the session
@@ -480,8 +398,8 @@ async def append_copy(
     """APPEND `data` into `recipient`'s `server.folder` on `server`; see the module doc."""
     if not isinstance(server, ImapServer):
         raise ValueError("server must be an ImapServer")
-    _check_recipient(recipient)
-    _check_trace(trace_code)
+    check_recipient(recipient)
+    check_trace(trace_code)
     if not isinstance(data, bytes | bytearray) or not data:
         raise ValueError("data must be non-empty bytes")
     session = _Session(server, recipient)

@@ -24,7 +24,6 @@ MAX_FUNCTION_LINES = 80
 # its module is split; never raise a count.
 OVER_LIMIT = {
     "gateway/config.py": 641,
-    "gateway/delivery/imap_target.py": 516,
     "gateway/serve.py": 624,
     "gateway/store/messages.py": 861,
     "keys/gateway_keys.py": 537,
@@ -62,6 +61,8 @@ SPLIT = (
     "gateway/delivery/receipt_writer.py",
     "gateway/delivery/relay.py",
     "gateway/delivery/relay_work.py",
+    "gateway/delivery/imap_target.py",
+    "gateway/delivery/imap_server.py",
     # the policy engine
     "policies/engine.py",
     "policies/compiled.py",
