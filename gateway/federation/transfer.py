@@ -61,8 +61,8 @@ from gateway.mailbox.store import StoreUnavailable
 from gateway.receipts import ReceiptFacts, ReceiptKind, build_receipt
 from gateway.smtp import replies
 from gateway.smtp.protocol import BaridSMTP
+from gateway.smtp.refusals import rcpt_refusal
 from gateway.stamp.dkim import DkimSigner
-from gateway.submission.handler import rcpt_refusal
 from policies.decision import Attachment, MessageFacts
 from policies.directory import Clearance
 from policies.holder import PolicyHolder

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.model.message import Stamp, StampedCopy, Submission
 from gateway.stamp.cover import (
     CERTIFICATE_NAME,
     ORIGINAL_NAME,
@@ -40,7 +41,6 @@ from gateway.stamp.envelope import (
 from gateway.stamp.qr import MAX_QR_VERSION, MODULE_PIXELS, QUIET_ZONE_MODULES, qr_png, qr_version
 from gateway.stamp.registry import RegistryNumber
 from gateway.stamp.trace import trace_code
-from gateway.submission.model import Stamp, StampedCopy, Submission
 from keys.gateway_keys import GatewayKeys
 from keys.tokens import MAX_DOCUMENTS, issue_token
 

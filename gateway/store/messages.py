@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.model.message import Accepted, Recipient, Stamp, Submission
 from gateway.store import audit
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher, read_blob, seal_blob
 from gateway.store.db import sqlite_write_lock, transaction, utcnow
@@ -59,7 +60,6 @@ from gateway.store.models import (
     ReceiptJob,
     RegistryCounter,
 )
-from gateway.submission.model import Accepted, Recipient, Stamp, Submission
 from keys.gateway_keys import derive_key
 from policies.directory import Clearance
 

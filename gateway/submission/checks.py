@@ -30,10 +30,10 @@ from gateway.mime.coverage import content_parts
 from gateway.mime.limits import MimeLimits
 from gateway.mime.transfer import decode_body
 from gateway.mime.verdicts import RejectedError, Rejection
+from gateway.model.message import Document, Recipient, Submission
+from gateway.smtp.refusals import is_rate_rule
 from gateway.smtp.replies import RATE_LIMITED, reply
 from gateway.store.directory import SigningMaterial
-from gateway.submission.handler import is_rate_rule
-from gateway.submission.model import Document, Recipient, Submission
 from keys.signatures import (
     OpenPgpBackend,
     SignatureResult,

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 from gateway import metrics
 from gateway.auth import Authenticator, Outcome
 from gateway.smtp import replies
+from gateway.smtp.refusals import is_rate_rule, rcpt_refusal
 from gateway.store.directory import Directory
 from policies.decision import MessageFacts
-from policies.engine import Policy
 from policies.holder import PolicyHolder
 
 log = logging.getLogger("barid.submission")
@@ -175,20 +175,3 @@ def _bounded(rule_id: str) -> str:
     """Metric label: built-in ids as they are, policy rules as one value (bounded)."""
     return rule_id if rule_id in BUILTIN_RULES else "policy-rule"
 
-
-def is_rate_rule(policy: Policy, rule_id: str) -> bool:
-    """A denial by a rate rule is temporary: 450 4.7.1, the client retries later."""
-    for spec in policy.document.rules:
-        if spec.id == rule_id:
-            return spec.conditions.rate_per_hour is not None
-    return False
-
-
-def rcpt_refusal(rule_id: str, reason: str) -> str:
-    if rule_id == "unknown-recipient":
-        return replies.RECIPIENT_UNKNOWN
-    if rule_id == "inactive-recipient":
-        return replies.RECIPIENT_INACTIVE
-    if rule_id in {"unknown-sender", "inactive-sender"}:
-        return replies.reply(550, "5.7.1", f"Sender may not submit (policy {rule_id})")
-    return replies.reply(550, "5.7.1", f"{reason} (policy {rule_id})")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.model.message import Document, Recipient, Submission
 from gateway.stamp import TRACE_KEY_PURPOSE, Stamper
-from gateway.submission.model import Document, Recipient, Submission
 from keys.gateway_keys import GatewayKeys, default_keys_dir, ensure_gateway_keys, load_gateway_keys
 from policies.directory import Clearance
 

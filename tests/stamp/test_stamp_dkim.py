@@ -12,9 +12,9 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from gateway.model.message import Submission
 from gateway.stamp import DkimSigner, Stamper
 from gateway.stamp.dkim import DkimError, relaxed_body, relaxed_header
-from gateway.submission.model import Submission
 from keys.gateway_keys import GatewayKeys, dkim_records
 
 DOMAIN = "moh.gov.xx"

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.model.message import Stamp, Submission
 from gateway.stamp import Stamper
 from gateway.stamp.envelope import EnvelopeError, encode_subject, transfer_encoding_of
-from gateway.submission.model import Stamp, Submission
 from keys.demo_material import make_openpgp_key, stop_gpg_agent
 from keys.gateway_keys import GatewayKeys
 from keys.tokens import TokenContents, verify_token

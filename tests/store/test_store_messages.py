@@ -21,6 +21,7 @@ from test_store_support import (
     submission,
 )
 
+from gateway.model.message import Stamp, StampedCopy
 from gateway.store import audit
 from gateway.store.db import create_engine, session_factory
 from gateway.store.messages import (
@@ -33,7 +34,6 @@ from gateway.store.messages import (
     free_space_ok,
 )
 from gateway.store.models import Agency, AuditEvent, DeliveryQueueEntry, Message
-from gateway.submission.model import Stamp, StampedCopy
 
 
 def year() -> int:

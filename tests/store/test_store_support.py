@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.model.message import Document, Recipient, Stamp, StampedCopy, Submission
 from gateway.store import migrate
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import AgencyInput, Directory, EmployeeInput
@@ -25,7 +26,6 @@ from gateway.store.models import (
     MessageDocument,
     RegistryCounter,
 )
-from gateway.submission.model import Document, Recipient, Stamp, StampedCopy, Submission
 from policies.directory import Clearance
 
 MASTER = os.urandom(32)

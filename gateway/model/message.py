@@ -1,7 +1,7 @@
-"""Plain values passed between the submission steps (no behaviour, no I/O).
+"""Plain values of one official message, passed between the steps (no behaviour, no I/O).
 
 Owns: the shapes of a checked submission, of its stamp and of an acceptance.
-Must not: grow logic; each step's module owns its own rules.
+Must not: grow logic or import the steps that use it; each step owns its own rules.
 Call order: SMTP session -> checks (produce `Submission`) -> `Stamper.stamp`
 (inside the acceptance transaction, once the registry number is allocated) ->
 `MessageStore.accept` commits everything -> `250 2.0.0 Accepted <registry>`.
