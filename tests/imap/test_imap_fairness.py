@@ -37,15 +37,6 @@ def _no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     assert_no_server_errors(caplog)
 
 
-@pytest.fixture
-async def conns() -> AsyncIterator[Conns]:
-    opened = Conns()
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
-
-
 def gateway(request: pytest.FixtureRequest, overrides: dict[str, str]) -> Any:
     demo_template: Path = request.getfixturevalue("demo_template")
     tmp_path: Path = request.getfixturevalue("tmp_path")

@@ -55,15 +55,6 @@ def _no_server_errors(
 
 
 @pytest.fixture
-async def conns() -> AsyncIterator[Conns]:
-    opened = Conns()
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
-
-
-@pytest.fixture
 async def small_append(
     demo_template: Path, tmp_path: Path, credentials: dict[str, dict[str, Any]]
 ) -> AsyncIterator[Running]:
