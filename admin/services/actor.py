@@ -5,9 +5,9 @@ the one permission rule (`require`). Pure: no I/O; the caller passes the agency
 path of the object (its code and its ancestors' codes, root first) or None for
 objects that belong to no agency (the policy, the audit chain, alerts).
 
-Failure behaviour: `OutOfScope` when the object lies outside the actor's agency
-subtree (the API answers 404, so scope does not reveal existence); `Forbidden`
-when the role may never do this (403).
+Failure behaviour: `Forbidden` when the role may never do this (403), checked
+first; `OutOfScope` when the object lies outside the actor's agency subtree
+(the API answers 404, so scope does not reveal existence).
 """
 
 from __future__ import annotations
@@ -113,15 +113,17 @@ def may(actor: Actor, area: Area, *, write: bool, agency_path: Sequence[str] | N
 def require(actor: Actor, area: Area, *, write: bool, agency_path: Sequence[str] | None) -> None:
     """Raise unless `actor` may read (or write) `area` for this object.
 
-    Scope is checked first for scoped roles, so an object outside the subtree is
-    `OutOfScope` whatever the action: its existence is not revealed.
+    The role is checked first (`Forbidden`: a fact about the role, which reveals
+    nothing about objects); then, for scoped roles, the object's place: outside
+    the subtree, or belonging to no agency, is `OutOfScope`, so its existence is
+    not revealed.
     """
-    if not in_scope(actor, agency_path):
-        raise OutOfScope("not found")
     table = _WRITE if write else _READ
     if area not in table[actor.role]:
         verb = "change" if write else "read"
         raise Forbidden(f"role {actor.role.value} may not {verb} {area.value}")
+    if not in_scope(actor, agency_path):
+        raise OutOfScope("not found")
 
 
 _RANK = {Role.REGISTRAR: 1, Role.AGENCY_ADMIN: 2, Role.SECURITY_AUDITOR: 2, Role.SYSTEM_ADMIN: 3}
