@@ -18,7 +18,7 @@ from admin.output import emit
 from gateway.clientconfig.model import MailEndpoints, find_domain
 from gateway.domain_dns import domain_dns
 from gateway.store.directory import DirectoryError, normalize_address, normalize_domain
-from keys.gateway_keys import dkim_records
+from keys.dkim_dns import dkim_records
 
 
 def register(cli: click.Group) -> None:

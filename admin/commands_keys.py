@@ -2,7 +2,7 @@
 `barid keys rotate` (a new token signing key; the old one kept for verification).
 
 Owns: these commands' options and output. Must not: touch key files itself
-(keys.gateway_keys reads, writes and rotates them).
+(keys.gateway_keys reads and rotates them).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from admin.errors import CliError
 from admin.output import emit
 from gateway.store import audit
 from gateway.store.db import writing
-from keys.gateway_keys import KeyFileError, dkim_records, rotate_signing_key
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import rotate_signing_key
+from keys.key_files import KeyFileError
 
 
 def _actor() -> str:

@@ -20,7 +20,9 @@ from admin.output import emit
 from gateway.config import Settings
 from gateway.federation.client import Probe, probe
 from gateway.federation.peers import Federation, Peer, PeerConfigError
-from keys.gateway_keys import KeyFileError, dkim_records, load_gateway_keys
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import load_gateway_keys
+from keys.key_files import KeyFileError
 
 NOT_READY = "NOT READY (host or tls_trust missing)"
 

@@ -32,7 +32,8 @@ from gateway.store.messages import (
     check_revoke_reason,
     format_registry,
 )
-from keys.gateway_keys import KeyFileError, load_gateway_keys
+from keys.gateway_keys import load_gateway_keys
+from keys.key_files import KeyFileError
 from keys.tokens import MAX_TOKEN_DIGESTS, TokenContents, TokenError, verify_token
 
 ONLINE_TIMEOUT_SECONDS = 5.0

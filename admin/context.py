@@ -19,7 +19,8 @@ from gateway.store import migrate
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
-from keys.gateway_keys import GatewayKeys, KeyFileError, derive_key, load_gateway_keys
+from keys.gateway_keys import GatewayKeys, derive_key, load_gateway_keys
+from keys.key_files import KeyFileError
 
 
 def settings_from(config: str | None) -> Settings:

@@ -35,8 +35,8 @@ from keys.demo_material import (
     write_private_key_pem,
     write_secret_bytes,
 )
-from keys.gateway_keys import PUBLIC_FILE_MODE, write_new_file
 from keys.identities import inspect_identity
+from keys.key_files import PUBLIC_FILE_MODE, write_new_file
 from policies.directory import EmployeeStatus
 
 ACTOR = "demo"

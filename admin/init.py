@@ -18,7 +18,8 @@ from admin.errors import CliError
 from gateway.config import ConfigError, Settings, load_settings, render_toml
 from gateway.store import migrate
 from gateway.store.db import create_engine
-from keys.gateway_keys import KeyFileError, ensure_gateway_keys
+from keys.gateway_keys import ensure_gateway_keys
+from keys.key_files import KeyFileError
 from keys.tls import ensure_dev_certificate
 
 # The demo's routing policy, shipped inside the package (config/policies.yaml in a

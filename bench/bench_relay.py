@@ -84,7 +84,8 @@ from sub_support import pgp_mime  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
 from gateway.serve import Gateway  # noqa: E402
 from gateway.store.models import DeliveryQueueEntry, ReceiptJob  # noqa: E402
-from keys.gateway_keys import dkim_records, load_gateway_keys  # noqa: E402
+from keys.dkim_dns import dkim_records  # noqa: E402
+from keys.gateway_keys import load_gateway_keys  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "relay.json"
 SINK = ROOT / "bench" / "relay_sink.py"

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.clientconfig.model import MailEndpoints
-from keys.gateway_keys import DkimRecord
+from keys.dkim_dns import DkimRecord
 
 TXT_CHUNK = 255  # octets per character-string (RFC 1035 §3.3)
 MTA_STS_MAX_AGE = 604800  # one week (RFC 8461 §3.2 allows up to 31557600)

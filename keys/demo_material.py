@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from keys.gateway_keys import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, write_new_file
+from keys.key_files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, write_new_file
 
 DEMO_OPENPGP_EXPIRY = "2y"
 CA_VALIDITY = datetime.timedelta(days=10 * 365)

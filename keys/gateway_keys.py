@@ -1,22 +1,20 @@
 """The gateway's own key material, kept as files in one directory (DATA_DIR/keys).
 
-Owns: creating (never overwriting), permission-checking and loading the token
-signing key, the DKIM keys and the at-rest master key; rotating the token signing
-key (the old public key is kept in retired-signing/); HKDF subkeys of the master
-key; the DKIM DNS records to publish. Must not: log or print secret material.
+Owns: creating (never overwriting), checking and loading the token signing key,
+the DKIM keys and the at-rest master key; rotating the token signing key (the old
+public key is kept in retired-signing/); HKDF subkeys of the master key. Must not:
+log or print secret material, or write files except through `keys.key_files`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import fcntl
 import hashlib
 import os
 import re
 import secrets
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,21 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from keys.key_files import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    PUBLIC_FILE_MODE,
+    check_key_directory,
+    fsync_dir,
+    read_private_file,
+    replace_file,
+    write_new_file,
+)
+
+# KeyFileError is what every loader here raises; it stays importable from this
+# module, so callers that load keys and catch the error need one import.
+from keys.key_files import KeyFileError as KeyFileError
 
 KEYS_SUBDIR = "keys"
 SIGNING_KEY_FILE = "signing-ed25519.pem"
@@ -37,144 +50,9 @@ RETIRED_SIGNING_DIR = "retired-signing"
 
 MASTER_KEY_BYTES = 32
 DKIM_RSA_BITS = 2048
-PRIVATE_FILE_MODE = 0o600
-PRIVATE_DIR_MODE = 0o700
-PUBLIC_FILE_MODE = 0o644
 
 _PURPOSE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
-_DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HKDF_INFO_PREFIX = b"barid/v1/"
-# RFC 1035 §3.3.14: one character-string in a TXT record holds at most 255 octets.
-_TXT_CHUNK = 255
-
-
-class KeyFileError(Exception):
-    """A key file is missing, unreadable, malformed or too widely readable.
-
-    The message names the file and says how to fix it; it never contains key bytes.
-    """
-
-
-# ---------------------------------------------------------------- files
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temp(path: Path, data: bytes, mode: int) -> Path:
-    """A fsynced temporary file next to `path` holding `data`, created with `mode`."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = os.open(tmp, flags, mode)
-    try:
-        os.fchmod(fd, mode)  # the umask may have removed bits we asked for
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def write_new_file(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
-    """Atomically create `path` holding `data` with `mode`; never replace a file.
-
-    The bytes go to a temporary file in the same directory (created with O_EXCL and
-    `mode` from the start, so they are never readable by others), are fsynced, then
-    hard-linked into place, which fails with FileExistsError if `path` exists. The
-    directory is fsynced so the new name survives a crash.
-    """
-    path = Path(path)
-    tmp = _write_temp(path, data, mode)
-    try:
-        try:
-            os.link(tmp, path)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
-                raise
-            # A filesystem without hard links: check, then rename (small race window).
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
-            os.rename(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def replace_file(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
-    """Atomically replace (or create) `path` with `data` and `mode`.
-
-    Readers see either the old bytes or the new ones, never a mix: the new bytes
-    are written and fsynced to a temporary file in the same directory, renamed over
-    `path`, and the directory is fsynced so the rename survives a crash.
-    """
-    path = Path(path)
-    tmp = _write_temp(path, data, mode)
-    try:
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def read_private_file(path: Path, what: str) -> bytes:
-    """Read a secret file, refusing one that group or others may read or write."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: {what} is missing (run `barid init` to create it)") from None
-    except PermissionError:
-        raise KeyFileError(f"{path}: {what} is not readable by this user") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot open {what}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"{path}: {what} is not a regular file")
-        if info.st_mode & 0o077:
-            raise KeyFileError(
-                f"{path}: {what} is accessible by group or others"
-                f" (mode {stat.S_IMODE(info.st_mode):04o}); fix with: chmod 600 {path}"
-            )
-        chunks: list[bytes] = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-
-
-def _check_directory(directory: Path) -> None:
-    try:
-        info = directory.stat()
-    except FileNotFoundError:
-        raise KeyFileError(
-            f"{directory}: key directory is missing (run `barid init` to create it)"
-        ) from None
-    except OSError as exc:
-        raise KeyFileError(f"{directory}: cannot open key directory: {exc.strerror}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise KeyFileError(f"{directory}: expected a key directory, found a file")
-    if info.st_mode & 0o022:
-        raise KeyFileError(
-            f"{directory}: key directory is writable by group or others"
-            f" (mode {stat.S_IMODE(info.st_mode):04o}); fix with: chmod 700 {directory}"
-        )
 
 
 # ---------------------------------------------------------------- key ids and HKDF
@@ -391,7 +269,7 @@ def _load_retired(directory: Path) -> Mapping[str, ed25519.Ed25519PublicKey]:
 def load_gateway_keys(directory: Path | str) -> GatewayKeys:
     """Load and check every gateway key in `directory`; raise KeyFileError on any problem."""
     directory = Path(directory)
-    _check_directory(directory)
+    check_key_directory(directory)
     signing = _load_ed25519(directory / SIGNING_KEY_FILE, "token signing key")
     return GatewayKeys(
         directory=directory,
@@ -418,7 +296,7 @@ def _keep_retired(retired_dir: Path, public: ed25519.Ed25519PublicKey, kid: str)
     if not retired_dir.exists():
         with contextlib.suppress(FileExistsError):
             retired_dir.mkdir(mode=PRIVATE_DIR_MODE)
-        _fsync_dir(retired_dir.parent)
+        fsync_dir(retired_dir.parent)
     path = retired_dir / f"{kid}.pem"
     pem = _pem_public(public)
     try:
@@ -446,7 +324,7 @@ def rotate_signing_key(directory: Path | str) -> tuple[str, str]:
     Running gateways keep signing with the key they loaded at start.
     """
     directory = Path(directory)
-    _check_directory(directory)
+    check_key_directory(directory)
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -464,74 +342,3 @@ def rotate_signing_key(directory: Path | str) -> tuple[str, str]:
         return old_id, key_id(new.public_key())
     finally:
         os.close(fd)  # also releases the lock
-
-
-# ---------------------------------------------------------------- DKIM DNS
-
-
-@dataclass(frozen=True, slots=True)
-class DkimRecord:
-    """One DKIM key record: publish `value` as TXT at `name` (RFC 6376 §3.6.2)."""
-
-    selector: str
-    domain: str
-    algorithm: str  # "rsa" (RFC 6376) or "ed25519" (RFC 8463)
-    value: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.selector}._domainkey.{self.domain}"
-
-    def zone_line(self) -> str:
-        """The record as a zone-file line, the value split into 255-octet strings."""
-        chunks = [self.value[i : i + _TXT_CHUNK] for i in range(0, len(self.value), _TXT_CHUNK)]
-        quoted = " ".join(f'"{chunk}"' for chunk in chunks)
-        return f"{self.name}. IN TXT {quoted}"
-
-
-def dkim_selector(selector_prefix: str, algorithm: str) -> str:
-    """The selector for one algorithm: `<prefix>-rsa` or `<prefix>-ed25519`."""
-    if algorithm not in ("rsa", "ed25519"):
-        raise ValueError(f"unknown DKIM algorithm {algorithm!r}")
-    selector = f"{selector_prefix.lower()}-{algorithm}"
-    if not _DNS_LABEL_RE.fullmatch(selector):
-        raise ValueError(f"invalid DKIM selector prefix {selector_prefix!r}")
-    return selector
-
-
-def _check_domain(domain: str) -> str:
-    name = domain.strip().rstrip(".").lower()
-    labels = name.split(".")
-    if len(labels) < 2 or not all(_DNS_LABEL_RE.fullmatch(label) for label in labels):
-        raise ValueError(f"invalid mail domain {domain!r}")
-    return name
-
-
-def dkim_records(keys: GatewayKeys, selector_prefix: str, domain: str) -> list[DkimRecord]:
-    """The RSA and Ed25519 DKIM key records for `domain`."""
-    domain = _check_domain(domain)
-    rsa_der = keys.dkim_rsa_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    ed_raw = keys.dkim_ed25519_key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return [
-        DkimRecord(
-            selector=dkim_selector(selector_prefix, "rsa"),
-            domain=domain,
-            algorithm="rsa",
-            value=f"v=DKIM1; k=rsa; p={base64.b64encode(rsa_der).decode('ascii')}",
-        ),
-        DkimRecord(
-            selector=dkim_selector(selector_prefix, "ed25519"),
-            domain=domain,
-            algorithm="ed25519",
-            value=f"v=DKIM1; k=ed25519; p={base64.b64encode(ed_raw).decode('ascii')}",
-        ),
-    ]
-
-
-def dkim_dns_records(keys: GatewayKeys, selector_prefix: str, domain: str) -> list[str]:
-    """Zone-file lines for the DKIM TXT records (what `barid dkim dns` prints)."""
-    return [record.zone_line() for record in dkim_records(keys, selector_prefix, domain)]

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from keys.gateway_keys import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, KeyFileError, write_new_file
+from keys.key_files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, KeyFileError, write_new_file
 
 DEV_CERT_VALIDITY = datetime.timedelta(days=365)
 _CLOCK_SKEW = datetime.timedelta(minutes=5)

@@ -1,7 +1,7 @@
 """DKIM on receipt from a federation peer: the peer's key records and the transfer verdict.
 
 Owns: reading a peer's `dkim_keys` file (the zone lines `barid dkim dns` prints, see
-`keys.gateway_keys.DkimRecord.zone_line`) and deciding whether a transferred message
+`keys.dkim_dns.DkimRecord.zone_line`) and deciding whether a transferred message
 carries a DKIM signature (RFC 6376; Ed25519-SHA256 per RFC 8463) that verifies, was
 made for one of the peer's domains, and covers the headers that matter. Must not:
 change the message, look up DNS when the peer's records are configured, or raise

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from keys.gateway_keys import GatewayKeys, dkim_records
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import GatewayKeys
 
 CRLF = b"\r\n"
 # Signed when present; each name is listed once more than it occurs ("over-signing",
@@ -106,7 +107,7 @@ def _fold_names(names: list[str], width: int = 64) -> str:
 class DkimSigner:
     """Signs with both gateway DKIM keys, selectors `<prefix>-rsa` and `<prefix>-ed25519`.
 
-    The selectors and the domain are those of `keys.gateway_keys.dkim_records`, so
+    The selectors and the domain are those of `keys.dkim_dns.dkim_records`, so
     the DNS records `barid dkim dns` prints are the ones verifiers will fetch.
     """
 

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.clientconfig.model import MailEndpoints
 from gateway.domain_dns import domain_dns, mta_sts_policy
-from keys.gateway_keys import DkimRecord
+from keys.dkim_dns import DkimRecord
 
 ENDPOINTS = MailEndpoints(hostname="mail.gov.example", imaps_port=993, imap_port=143,
                           smtps_port=465, submission_port=587)  # fmt: skip

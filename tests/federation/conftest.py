@@ -22,7 +22,8 @@ from live_gateway import Live, tls_client
 
 from gateway.config import load_settings
 from gateway.serve import Gateway
-from keys.gateway_keys import dkim_records, load_gateway_keys
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import load_gateway_keys
 
 CENTRAL_DOMAINS = ["cab.gov.example", "moh.gov.example", "mof.gov.example", "gov-bsr.gov.example"]
 REGION_DOMAIN = "region.gov.example"

@@ -36,7 +36,8 @@ from gateway.config import load_settings
 from gateway.serve import Gateway
 from gateway.store.models import DeliveryQueueEntry, MessageCopy
 from gateway.store.models import Message as StoredMessage
-from keys.gateway_keys import dkim_records, load_gateway_keys
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import load_gateway_keys
 
 pytestmark = pytest.mark.timeout(120)
 

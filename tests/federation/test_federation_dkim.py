@@ -19,13 +19,8 @@ from gateway.federation.dkim_check import (
 )
 from gateway.federation.trust import TrustError
 from gateway.stamp.dkim import DkimSigner
-from keys.gateway_keys import (
-    GatewayKeys,
-    default_keys_dir,
-    dkim_records,
-    ensure_gateway_keys,
-    load_gateway_keys,
-)
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import GatewayKeys, default_keys_dir, ensure_gateway_keys, load_gateway_keys
 
 DOMAIN = "region.gov.example"
 PREFIX = "barid"

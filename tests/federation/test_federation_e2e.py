@@ -25,7 +25,7 @@ from sub_support import pgp_mime, split_pgp_mime
 
 from gateway.store.audit import AUDIT_KEY_PURPOSE, verify
 from gateway.store.models import AuditEvent, DeliveryQueueEntry, InboundCopy, ReceiptJob
-from keys.gateway_keys import dkim_records
+from keys.dkim_dns import dkim_records
 
 REGISTRAR = "registrar@moh.gov.example"
 REGISTRY = "registry@region.gov.example"

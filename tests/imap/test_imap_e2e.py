@@ -29,7 +29,7 @@ from gateway.mailbox.folders import INBOX
 from gateway.metrics import REGISTRY
 from gateway.store.access_trail import access_entries
 from gateway.store.models import DeliveryQueueEntry, ReceiptJob
-from keys.gateway_keys import dkim_records
+from keys.dkim_dns import dkim_records
 from policies.directory import EmployeeStatus
 
 MOH = "minister@moh.gov.example"

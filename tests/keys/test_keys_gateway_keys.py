@@ -12,21 +12,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from keys.dkim_dns import dkim_dns_records, dkim_records
 from keys.gateway_keys import (
     DKIM_ED25519_KEY_FILE,
     DKIM_RSA_KEY_FILE,
     MASTER_KEY_FILE,
     RETIRED_SIGNING_DIR,
     SIGNING_KEY_FILE,
-    KeyFileError,
     default_keys_dir,
     derive_key,
-    dkim_dns_records,
-    dkim_records,
     ensure_gateway_keys,
     load_gateway_keys,
-    write_new_file,
 )
+from keys.key_files import KeyFileError, write_new_file
 
 ALL_FILES = {SIGNING_KEY_FILE, DKIM_RSA_KEY_FILE, DKIM_ED25519_KEY_FILE, MASTER_KEY_FILE}
 

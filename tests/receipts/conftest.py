@@ -10,13 +10,8 @@ import pytest
 
 from gateway.receipts import ReceiptFacts, ReceiptKind
 from gateway.stamp import DkimSigner
-from keys.gateway_keys import (
-    GatewayKeys,
-    default_keys_dir,
-    dkim_records,
-    ensure_gateway_keys,
-    load_gateway_keys,
-)
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import GatewayKeys, default_keys_dir, ensure_gateway_keys, load_gateway_keys
 
 SENDER_DOMAIN = "moh.gov.xx"
 SELECTOR_PREFIX = "barid"

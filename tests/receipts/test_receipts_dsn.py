@@ -23,7 +23,8 @@ from gateway.receipts import (
     build_receipt,
 )
 from gateway.stamp import DkimSigner
-from keys.gateway_keys import GatewayKeys, dkim_records
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import GatewayKeys
 
 HOSTNAME = "mail.moh.gov.xx"
 PEER_DOMAIN = "mof.gov.xx"  # a federated peer gateway stating a receipt for moh.gov.xx

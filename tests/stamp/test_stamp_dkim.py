@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from gateway.model.message import Submission
 from gateway.stamp import DkimSigner, Stamper
 from gateway.stamp.dkim import DkimError, relaxed_body, relaxed_header
-from keys.gateway_keys import GatewayKeys, dkim_records
+from keys.dkim_dns import dkim_records
+from keys.gateway_keys import GatewayKeys
 
 DOMAIN = "moh.gov.xx"
 PREFIX = "barid"
