@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from admin.context import open_app
 from admin.demo_data import AGENCIES, EMPLOYEES
 from admin.demo_letter import DemoLetterError, build_letter
 from admin.errors import CliError
 from gateway.config import Settings
-from gateway.store.directory import DirectoryError, EmployeeInput
+from gateway.store.directory import Directory, DirectoryError, EmployeeInput
 from keys import passwords
 from keys.demo_material import (
     make_ca,
@@ -180,16 +184,7 @@ class DemoSummary:
 async def build_demo(settings: Settings) -> DemoSummary:
     demo_dir = settings.data_dir / "demo"
     credentials_file = demo_dir / "credentials.json"
-    summary = DemoSummary(
-        data_dir=settings.data_dir,
-        http_url=f"http://{settings.http.listen}:{settings.http.port}",
-        smtp_host=settings.smtp.listen,
-        submission_port=settings.smtp.submission_port,
-        smtps_port=settings.smtp.smtps_port,
-        imap_host=settings.imap.listen,
-        imap_port=settings.imap.port,
-        imaps_port=settings.imap.imaps_port,
-    )
+    summary = _summary_for(settings)
     if credentials_file.exists():
         summary.employees = json.loads(credentials_file.read_text(encoding="utf-8"))
         return summary
@@ -202,97 +197,8 @@ async def build_demo(settings: Settings) -> DemoSummary:
     gnupghome = Path(tempfile.mkdtemp(prefix="bd", dir="/tmp"))
     try:
         async with open_app(settings) as app:
-            directory = app.directory
-            for agency in AGENCIES:
-                await directory.add_agency(agency, actor=ACTOR)
-            ca_key, ca_cert = make_ca("MOH Demo Agency CA")
-            ca_path = key_dir / "moh-ca.pem"
-            write_certificate_pem(ca_path, ca_cert)
-            from cryptography.hazmat.primitives import hashes, serialization
-
-            await directory.trust_ca(
-                "MOH",
-                fingerprint=ca_cert.fingerprint(hashes.SHA256()).hex().upper(),
-                subject=ca_cert.subject.rfc4514_string(),
-                pem=ca_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-                actor=ACTOR,
-            )
-            for address, agency_code, name_en, name_ar, role, clearance, status, smime in EMPLOYEES:
-                password = secrets.token_urlsafe(12)
-                added = await directory.add_employee(
-                    EmployeeInput(
-                        address,
-                        agency_code,
-                        name_en,
-                        name_ar,
-                        role,
-                        clearance,
-                        passwords.hash_password(password),
-                    ),
-                    actor=ACTOR,
-                )
-                if status != "active":
-                    await directory.set_status(address, EmployeeStatus(status), actor=ACTOR)
-                local = address.split("@")[0] + "-" + agency_code.lower()
-                files: dict[str, str] = {}
-                fpr, public, secret = make_openpgp_key(gnupghome, name_en, address, added["code"])
-                pub_path, sec_path = key_dir / f"{local}.pub.asc", key_dir / f"{local}.sec.asc"
-                write_new_file(pub_path, public, PUBLIC_FILE_MODE)
-                write_secret_bytes(sec_path, secret)
-                files["openpgp public key"] = str(pub_path)
-                files["openpgp secret key"] = str(sec_path)
-                await directory.add_identity(
-                    address, kind="openpgp", fingerprint=fpr, material=public.decode("ascii"),
-                    actor=ACTOR,
-                )  # fmt: skip
-                if smime:
-                    key, cert = make_smime_certificate(
-                        ca_key, ca_cert, name_en, address, added["code"]
-                    )
-                    cert_path, key_path = (
-                        key_dir / f"{local}.cert.pem",
-                        key_dir / f"{local}.key.pem",
-                    )
-                    write_certificate_pem(cert_path, cert)
-                    write_private_key_pem(key_path, key)
-                    files["s/mime certificate"] = str(cert_path)
-                    files["s/mime private key"] = str(key_path)
-                    p12_path = key_dir / f"{local}.p12"
-                    write_pkcs12(p12_path, key, cert, ca_cert, password)
-                    files["s/mime bundle for mail clients (.p12, login password)"] = str(p12_path)
-                    files["agency ca"] = str(ca_path)
-                    pem = cert.public_bytes(serialization.Encoding.PEM)
-                    await directory.add_identity(
-                        address,
-                        kind="x509",
-                        fingerprint=inspect_identity(pem).fingerprint,
-                        material=pem.decode("ascii"),
-                        actor=ACTOR,
-                    )
-                summary.employees.append(
-                    {
-                        "address": address,
-                        "agency": agency_code,
-                        "role": role,
-                        "clearance": clearance,
-                        "status": status,
-                        "password": password,
-                        "code": added["code"],
-                        "key_files": files,
-                    }
-                )
-            letter = build_letter(
-                gnupghome,
-                sender=LETTER_FROM,
-                recipient=LETTER_TO,
-                sender_code=next(
-                    e["code"] for e in summary.employees if e["address"] == LETTER_FROM
-                ),
-                domain=LETTER_FROM.rpartition("@")[2],
-            )
-            letters = demo_dir / "letters"
-            letters.mkdir(mode=0o700, exist_ok=True)
-            write_secret_bytes(letters / LETTER_FILE, letter)
+            summary.employees = await _populate(app.directory, gnupghome, key_dir)
+            _write_welcome_letter(gnupghome, demo_dir, summary.employees)
     except DemoLetterError as exc:
         raise CliError(str(exc)) from None
     except DirectoryError as exc:
@@ -309,3 +215,160 @@ async def build_demo(settings: Settings) -> DemoSummary:
     )
     summary.created = True
     return summary
+
+
+def _summary_for(settings: Settings) -> DemoSummary:
+    return DemoSummary(
+        data_dir=settings.data_dir,
+        http_url=f"http://{settings.http.listen}:{settings.http.port}",
+        smtp_host=settings.smtp.listen,
+        submission_port=settings.smtp.submission_port,
+        smtps_port=settings.smtp.smtps_port,
+        imap_host=settings.imap.listen,
+        imap_port=settings.imap.port,
+        imaps_port=settings.imap.imaps_port,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _DemoCa:
+    """The demo agency CA that issues the S/MIME certificates, and its PEM file."""
+
+    key: rsa.RSAPrivateKey
+    cert: x509.Certificate
+    path: Path
+
+
+async def _populate(directory: Directory, gnupghome: Path, key_dir: Path) -> list[dict[str, Any]]:
+    """Add the demo agencies, trust the demo CA, add each employee with their keys."""
+    for agency in AGENCIES:
+        await directory.add_agency(agency, actor=ACTOR)
+    ca = await _trust_demo_ca(directory, key_dir)
+    return [await _add_employee(directory, row, gnupghome, key_dir, ca) for row in EMPLOYEES]
+
+
+async def _trust_demo_ca(directory: Directory, key_dir: Path) -> _DemoCa:
+    ca_key, ca_cert = make_ca("MOH Demo Agency CA")
+    ca_path = key_dir / "moh-ca.pem"
+    write_certificate_pem(ca_path, ca_cert)
+    await directory.trust_ca(
+        "MOH",
+        fingerprint=ca_cert.fingerprint(hashes.SHA256()).hex().upper(),
+        subject=ca_cert.subject.rfc4514_string(),
+        pem=ca_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        actor=ACTOR,
+    )
+    return _DemoCa(ca_key, ca_cert, ca_path)
+
+
+async def _add_employee(
+    directory: Directory,
+    row: tuple[str, str, str, str, str, str, str, bool],
+    gnupghome: Path,
+    key_dir: Path,
+    ca: _DemoCa,
+) -> dict[str, Any]:
+    """One employee with a fresh password, an OpenPGP key and, if asked, S/MIME."""
+    address, agency_code, name_en, name_ar, role, clearance, status, smime = row
+    password = secrets.token_urlsafe(12)
+    added = await directory.add_employee(
+        EmployeeInput(
+            address,
+            agency_code,
+            name_en,
+            name_ar,
+            role,
+            clearance,
+            passwords.hash_password(password),
+        ),
+        actor=ACTOR,
+    )
+    if status != "active":
+        await directory.set_status(address, EmployeeStatus(status), actor=ACTOR)
+    local = address.split("@")[0] + "-" + agency_code.lower()
+    code = added["code"]
+    who = (name_en, address, code)
+    files = await _add_openpgp_identity(directory, gnupghome, key_dir / local, who)
+    if smime:
+        files |= await _add_smime_identity(directory, ca, key_dir / local, who, password)
+    return {
+        "address": address,
+        "agency": agency_code,
+        "role": role,
+        "clearance": clearance,
+        "status": status,
+        "password": password,
+        "code": code,
+        "key_files": files,
+    }
+
+
+async def _add_openpgp_identity(
+    directory: Directory, gnupghome: Path, stem: Path, who: tuple[str, str, str]
+) -> dict[str, str]:
+    """Make the employee's OpenPGP key, write both halves, register the public key.
+
+    `stem` is the key directory joined with the employee's file name prefix; `who` is
+    (name, address, employee code).
+    """
+    name, address, code = who
+    fpr, public, secret = make_openpgp_key(gnupghome, name, address, code)
+    pub_path, sec_path = _beside(stem, ".pub.asc"), _beside(stem, ".sec.asc")
+    write_new_file(pub_path, public, PUBLIC_FILE_MODE)
+    write_secret_bytes(sec_path, secret)
+    await directory.add_identity(
+        address, kind="openpgp", fingerprint=fpr, material=public.decode("ascii"), actor=ACTOR
+    )
+    return {"openpgp public key": str(pub_path), "openpgp secret key": str(sec_path)}
+
+
+async def _add_smime_identity(
+    directory: Directory,
+    ca: _DemoCa,
+    stem: Path,
+    who: tuple[str, str, str],
+    password: str,
+) -> dict[str, str]:
+    """Issue the employee's S/MIME certificate, write it with a .p12 bundle, register it.
+
+    `stem` and `who` as for `_add_openpgp_identity`; the bundle is locked with `password`.
+    """
+    name, address, code = who
+    key, cert = make_smime_certificate(ca.key, ca.cert, name, address, code)
+    cert_path, key_path = _beside(stem, ".cert.pem"), _beside(stem, ".key.pem")
+    write_certificate_pem(cert_path, cert)
+    write_private_key_pem(key_path, key)
+    p12_path = _beside(stem, ".p12")
+    write_pkcs12(p12_path, key, cert, ca.cert, password)
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    await directory.add_identity(
+        address,
+        kind="x509",
+        fingerprint=inspect_identity(pem).fingerprint,
+        material=pem.decode("ascii"),
+        actor=ACTOR,
+    )
+    return {
+        "s/mime certificate": str(cert_path),
+        "s/mime private key": str(key_path),
+        "s/mime bundle for mail clients (.p12, login password)": str(p12_path),
+        "agency ca": str(ca.path),
+    }
+
+
+def _beside(stem: Path, suffix: str) -> Path:
+    """`stem` with `suffix` appended to its last part: keys/alice-moh + .p12."""
+    return stem.with_name(stem.name + suffix)
+
+
+def _write_welcome_letter(gnupghome: Path, demo_dir: Path, employees: list[dict[str, Any]]) -> None:
+    letter = build_letter(
+        gnupghome,
+        sender=LETTER_FROM,
+        recipient=LETTER_TO,
+        sender_code=next(e["code"] for e in employees if e["address"] == LETTER_FROM),
+        domain=LETTER_FROM.rpartition("@")[2],
+    )
+    letters = demo_dir / "letters"
+    letters.mkdir(mode=0o700, exist_ok=True)
+    write_secret_bytes(letters / LETTER_FILE, letter)

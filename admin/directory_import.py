@@ -79,90 +79,121 @@ def plan_import(
 ) -> ImportPlan:
     """Check every row against the existing directory and the file itself."""
     plan = ImportPlan()
-    agency_rows: dict[str, tuple[int, AgencyInput]] = {}
-    code_keys = {confusable_key(c): c for c in existing.agencies}
-    domains = {c: a.domain for c, a in existing.agencies.items()}
-    addresses: dict[str, int] = {}
-    employee_rows: list[tuple[int, EmployeeInput]] = []
-
+    seen = _Seen(
+        existing,
+        code_keys={confusable_key(c): c for c in existing.agencies},
+        domains={c: a.domain for c, a in existing.agencies.items()},
+    )
     for line, row in rows:
         kind = row.get("type", "").lower()
         try:
             if kind == "agency":
-                code = validate_agency_code(row.get("code", "").upper())
-                parse_kind(row.get("kind", ""))
-                domain = normalize_domain(row.get("domain", ""))
-                if not row.get("name_en"):
-                    raise DirectoryError("name_en is empty")
-                if code in existing.agencies or code in agency_rows:
-                    raise DirectoryError(f"agency {code} already exists")
-                clash = code_keys.get(confusable_key(code))
-                if clash is not None:
-                    raise DirectoryError(f"agency code {code} is too close to {clash}")
-                code_keys[confusable_key(code)] = code
-                domains[code] = domain
-                agency_rows[code] = (
-                    line,
-                    AgencyInput(
-                        code=code,
-                        name_en=row["name_en"],
-                        name_ar=row.get("name_ar", ""),
-                        kind=row["kind"],
-                        domain=domain,
-                        parent=row.get("parent", "").upper() or None,
-                    ),
-                )
+                _check_agency(seen, line, row)
             elif kind == "employee":
-                address = normalize_address(row.get("address", ""))
-                if address in existing.employees or address in addresses:
-                    first = addresses.get(address)
-                    where = f" (also on line {first})" if first else ""
-                    raise DirectoryError(f"employee {address} already exists{where}")
-                addresses[address] = line
-                parse_clearance(row.get("clearance") or "internal")
-                normalize_role(row.get("role") or "staff")
-                if not row.get("name_en"):
-                    raise DirectoryError("name_en is empty")
-                employee_rows.append(
-                    (
-                        line,
-                        EmployeeInput(
-                            address=address,
-                            agency=row.get("agency", "").upper(),
-                            name_en=row["name_en"],
-                            name_ar=row.get("name_ar", ""),
-                            role=row.get("role") or "staff",
-                            clearance=row.get("clearance") or "internal",
-                        ),
-                    )
-                )
+                _check_employee(seen, line, row)
             else:
                 raise DirectoryError(f"type must be agency or employee, not {kind!r}")
         except (DirectoryError, CodeError) as exc:
             plan.problems.append(f"line {line}: {exc}")
 
     # Parents must exist (already, or in this file); no cycles among new agencies.
-    for code, (line, item) in agency_rows.items():
-        if item.parent and item.parent not in existing.agencies and item.parent not in agency_rows:
+    for code, (line, item) in seen.agency_rows.items():
+        if (
+            item.parent
+            and item.parent not in existing.agencies
+            and item.parent not in seen.agency_rows
+        ):
             plan.problems.append(f"line {line}: agency {code}: unknown parent {item.parent}")
-    plan.agencies = _parents_first(agency_rows, existing, plan.problems)
-
-    for line, person in employee_rows:
-        if person.agency not in domains:
-            plan.problems.append(
-                f"line {line}: employee {person.address}: unknown agency {person.agency!r}"
-            )
-        elif person.address.rsplit("@", 1)[1] != domains[person.agency]:
-            plan.problems.append(
-                f"line {line}: employee {person.address}: not in agency {person.agency}'s"
-                f" domain {domains[person.agency]}"
-            )
-        else:
-            plan.employees.append(person)
+    plan.agencies = _parents_first(seen.agency_rows, existing, plan.problems)
+    plan.employees = _in_their_domains(seen.employee_rows, seen.domains, plan.problems)
     plan.problems.sort(
         key=lambda p: int(p.split(":")[0].split()[-1]) if p.startswith("line ") else 0
     )
     return plan
+
+
+@dataclass
+class _Seen:
+    """What the existing directory and the rows checked so far have claimed."""
+
+    existing: DirectorySnapshot
+    code_keys: dict[str, str]  # confusable key -> agency code
+    domains: dict[str, str]  # agency code -> mail domain
+    agency_rows: dict[str, tuple[int, AgencyInput]] = field(default_factory=dict)
+    addresses: dict[str, int] = field(default_factory=dict)  # address -> line
+    employee_rows: list[tuple[int, EmployeeInput]] = field(default_factory=list)
+
+
+def _check_agency(seen: _Seen, line: int, row: dict[str, str]) -> None:
+    code = validate_agency_code(row.get("code", "").upper())
+    parse_kind(row.get("kind", ""))
+    domain = normalize_domain(row.get("domain", ""))
+    if not row.get("name_en"):
+        raise DirectoryError("name_en is empty")
+    if code in seen.existing.agencies or code in seen.agency_rows:
+        raise DirectoryError(f"agency {code} already exists")
+    clash = seen.code_keys.get(confusable_key(code))
+    if clash is not None:
+        raise DirectoryError(f"agency code {code} is too close to {clash}")
+    seen.code_keys[confusable_key(code)] = code
+    seen.domains[code] = domain
+    seen.agency_rows[code] = (
+        line,
+        AgencyInput(
+            code=code,
+            name_en=row["name_en"],
+            name_ar=row.get("name_ar", ""),
+            kind=row["kind"],
+            domain=domain,
+            parent=row.get("parent", "").upper() or None,
+        ),
+    )
+
+
+def _check_employee(seen: _Seen, line: int, row: dict[str, str]) -> None:
+    address = normalize_address(row.get("address", ""))
+    if address in seen.existing.employees or address in seen.addresses:
+        first = seen.addresses.get(address)
+        where = f" (also on line {first})" if first else ""
+        raise DirectoryError(f"employee {address} already exists{where}")
+    seen.addresses[address] = line
+    parse_clearance(row.get("clearance") or "internal")
+    normalize_role(row.get("role") or "staff")
+    if not row.get("name_en"):
+        raise DirectoryError("name_en is empty")
+    seen.employee_rows.append(
+        (
+            line,
+            EmployeeInput(
+                address=address,
+                agency=row.get("agency", "").upper(),
+                name_en=row["name_en"],
+                name_ar=row.get("name_ar", ""),
+                role=row.get("role") or "staff",
+                clearance=row.get("clearance") or "internal",
+            ),
+        )
+    )
+
+
+def _in_their_domains(
+    employee_rows: list[tuple[int, EmployeeInput]], domains: dict[str, str], problems: list[str]
+) -> list[EmployeeInput]:
+    """The employees whose agency is known and whose address is in its domain."""
+    placed: list[EmployeeInput] = []
+    for line, person in employee_rows:
+        if person.agency not in domains:
+            problems.append(
+                f"line {line}: employee {person.address}: unknown agency {person.agency!r}"
+            )
+        elif person.address.rsplit("@", 1)[1] != domains[person.agency]:
+            problems.append(
+                f"line {line}: employee {person.address}: not in agency {person.agency}'s"
+                f" domain {domains[person.agency]}"
+            )
+        else:
+            placed.append(person)
+    return placed
 
 
 def _parents_first(

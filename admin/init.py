@@ -96,16 +96,7 @@ async def initialise(
     shape files that do not exist yet (the demo uses them)."""
     config_file, wanted_dir = resolve(data_dir, config)
     report = InitReport(data_dir=wanted_dir or config_file.parent, config_file=config_file)
-    if not config_file.exists():
-        if wanted_dir is None:
-            raise CliError(f"{config_file}: configuration file not found")
-        wanted_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        overrides: dict[str, Any] = {"server": {"data_dir": "."}}
-        overrides.update(config_overrides or {})
-        _write_private(config_file, render_toml(overrides))
-        report.created.append(f"configuration file {config_file}")
-    else:
-        report.unchanged.append(f"configuration file {config_file}")
+    _ensure_config_file(report, config_file, wanted_dir, config_overrides)
     try:
         settings = load_settings(config_file)
     except ConfigError as exc:
@@ -115,7 +106,32 @@ async def initialise(
     if not settings.data_dir.exists():
         settings.data_dir.mkdir(mode=0o700, parents=True)
         report.created.append(f"data directory {settings.data_dir}")
+    _ensure_keys(report, settings)
+    _ensure_tls(report, settings)
+    _ensure_policy(report, settings, policy_template)
+    await _ensure_schema(report, settings)
+    return report, settings
 
+
+def _ensure_config_file(
+    report: InitReport,
+    config_file: Path,
+    wanted_dir: Path | None,
+    config_overrides: dict[str, Any] | None,
+) -> None:
+    if config_file.exists():
+        report.unchanged.append(f"configuration file {config_file}")
+        return
+    if wanted_dir is None:
+        raise CliError(f"{config_file}: configuration file not found")
+    wanted_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    overrides: dict[str, Any] = {"server": {"data_dir": "."}}
+    overrides.update(config_overrides or {})
+    _write_private(config_file, render_toml(overrides))
+    report.created.append(f"configuration file {config_file}")
+
+
+def _ensure_keys(report: InitReport, settings: Settings) -> None:
     try:
         keys = ensure_gateway_keys(settings.keys_dir)
     except KeyFileError as exc:
@@ -124,38 +140,46 @@ async def initialise(
     if keys.present:
         report.unchanged.append(f"keys in {settings.keys_dir}")
 
+
+def _ensure_tls(report: InitReport, settings: Settings) -> None:
+    """A configured certificate must exist; without one, make the development one."""
     if settings.tls.cert:
         for path in (settings.tls_cert, settings.tls_key):
             if not path.exists():
                 raise CliError(f"tls: {path} does not exist")
         report.unchanged.append("configured TLS certificate")
+        return
+    settings.tls_cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        made = ensure_dev_certificate(settings.tls_cert, settings.tls_key, settings.server.hostname)
+    except KeyFileError as exc:
+        raise CliError(f"tls: {exc}") from None
+    if made:
+        report.created.append(f"development TLS certificate {settings.tls_cert}")
     else:
-        settings.tls_cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            made = ensure_dev_certificate(
-                settings.tls_cert, settings.tls_key, settings.server.hostname
-            )
-        except KeyFileError as exc:
-            raise CliError(f"tls: {exc}") from None
-        if made:
-            report.created.append(f"development TLS certificate {settings.tls_cert}")
-        else:
-            report.unchanged.append("development TLS certificate")
+        report.unchanged.append("development TLS certificate")
 
-    if not settings.policy_file.exists():
-        if settings.policy.file:
-            raise CliError(f"policy: {settings.policy_file} does not exist")
-        if policy_template is not None:
-            shutil.copyfile(policy_template, settings.policy_file)
-            report.created.append(
-                f"routing policy {settings.policy_file} (from {policy_template.name})"
-            )
-        else:
-            _write_private(settings.policy_file, DEFAULT_POLICY)
-            report.created.append(f"routing policy {settings.policy_file} (deny everything)")
-    else:
+
+def _ensure_policy(report: InitReport, settings: Settings, policy_template: Path | None) -> None:
+    """A configured policy file must exist; the default one is made from the template
+    (the demo's) or denies everything."""
+    if settings.policy_file.exists():
         report.unchanged.append("routing policy")
+        return
+    if settings.policy.file:
+        raise CliError(f"policy: {settings.policy_file} does not exist")
+    if policy_template is not None:
+        shutil.copyfile(policy_template, settings.policy_file)
+        report.created.append(
+            f"routing policy {settings.policy_file} (from {policy_template.name})"
+        )
+    else:
+        _write_private(settings.policy_file, DEFAULT_POLICY)
+        report.created.append(f"routing policy {settings.policy_file} (deny everything)")
 
+
+async def _ensure_schema(report: InitReport, settings: Settings) -> None:
+    """Bring the database schema to the newest revision (a SQLite file is made 0600)."""
     if not settings.database.url:
         db_file = settings.data_dir / "barid.db"
         if not db_file.exists():
@@ -174,4 +198,3 @@ async def initialise(
         raise CliError(f"database unavailable ({type(exc).__name__})") from None
     finally:
         await engine.dispose()
-    return report, settings

@@ -297,62 +297,7 @@ class PolicyParser:
             return Selector()
         for key, (key_node, _) in sub.items():
             ctx.lines[f"{side}.{key}"] = line_of(key_node)
-        fields: dict[str, object] = {}
-        if "agency" in sub:
-            fields["agencies"] = tuple(self._agency_refs(sub["agency"][1], side, rule))
-        if "kind" in sub:
-            kinds = []
-            for word, line in r.texts(sub["kind"][1], f"{side}.kind", rule):
-                try:
-                    kinds.append(AgencyKind(word))
-                except ValueError:
-                    r.problem(
-                        line,
-                        rule,
-                        f"{side}.kind: unknown kind {word!r} (expected {_values(AgencyKind)})",
-                    )
-            fields["kinds"] = tuple(kinds)
-        if "role" in sub:
-            fields["roles"] = tuple(w for w, _ in r.texts(sub["role"][1], f"{side}.role", rule))
-        if "clearance" in sub:
-            fields["clearance"] = self._clearance_range(
-                sub["clearance"][1], f"{side}.clearance", rule
-            )
-        if "address" in sub:
-            addresses = []
-            for word, line in r.texts(sub["address"][1], f"{side}.address", rule):
-                if ADDRESS_RE.fullmatch(word):
-                    addresses.append(word.lower())
-                else:
-                    r.problem(line, rule, f"{side}.address: malformed address {word!r}")
-            fields["addresses"] = tuple(addresses)
-        if "address_pattern" in sub:
-            patterns = []
-            for word, line in r.texts(sub["address_pattern"][1], f"{side}.address_pattern", rule):
-                why = glob_problem(word)
-                if why is None:
-                    patterns.append(word.lower())
-                else:
-                    r.problem(line, rule, f"{side}.address_pattern: {why}")
-            fields["address_patterns"] = tuple(patterns)
-        if "peer" in sub:
-            fields["peers"] = tuple(w for w, _ in r.texts(sub["peer"][1], f"{side}.peer", rule))
-        if "local" in sub:
-            fields["local"] = r.boolean(sub["local"][1], f"{side}.local", rule)
-        if "relation" in sub:
-            relations = []
-            for word, line in r.texts(sub["relation"][1], f"{side}.relation", rule):
-                try:
-                    relations.append(Relation(word))
-                except ValueError:
-                    r.problem(
-                        line,
-                        rule,
-                        f"{side}.relation: unknown relation {word!r}"
-                        f" (expected {_values(Relation)})",
-                    )
-            fields["relations"] = tuple(relations)
-        selector = Selector(**fields)  # type: ignore[arg-type]
+        selector = Selector(**self._selector_fields(sub, side, rule))  # type: ignore[arg-type]
         remote_only = selector.local is False or bool(selector.peers)
         if remote_only and selector.local_only:
             r.problem(
@@ -362,6 +307,78 @@ class PolicyParser:
                 " role, clearance or relation; this selector can never match",
             )
         return selector
+
+    def _selector_fields(
+        self, sub: dict[str, tuple[Node, Node]], side: str, rule: str | None
+    ) -> dict[str, object]:
+        """The `Selector` fields one sender or recipient mapping gives, each value checked."""
+        r = self.reader
+        fields: dict[str, object] = {}
+        if "agency" in sub:
+            fields["agencies"] = tuple(self._agency_refs(sub["agency"][1], side, rule))
+        if "kind" in sub:
+            fields["kinds"] = self._enum_words(sub["kind"][1], side, "kind", AgencyKind, rule)
+        if "role" in sub:
+            fields["roles"] = tuple(w for w, _ in r.texts(sub["role"][1], f"{side}.role", rule))
+        if "clearance" in sub:
+            fields["clearance"] = self._clearance_range(
+                sub["clearance"][1], f"{side}.clearance", rule
+            )
+        if "address" in sub:
+            fields["addresses"] = self._addresses(sub["address"][1], side, rule)
+        if "address_pattern" in sub:
+            fields["address_patterns"] = self._address_patterns(
+                sub["address_pattern"][1], side, rule
+            )
+        if "peer" in sub:
+            fields["peers"] = tuple(w for w, _ in r.texts(sub["peer"][1], f"{side}.peer", rule))
+        if "local" in sub:
+            fields["local"] = r.boolean(sub["local"][1], f"{side}.local", rule)
+        if "relation" in sub:
+            fields["relations"] = self._enum_words(
+                sub["relation"][1], side, "relation", Relation, rule
+            )
+        return fields
+
+    def _enum_words(
+        self,
+        node: Node,
+        side: str,
+        key: str,
+        enum_type: type[AgencyKind] | type[Relation],
+        rule: str | None,
+    ) -> tuple[AgencyKind | Relation, ...]:
+        """The words under `side.key` as members of `enum_type`; unknown words are problems."""
+        found: list[AgencyKind | Relation] = []
+        for word, line in self.reader.texts(node, f"{side}.{key}", rule):
+            try:
+                found.append(enum_type(word))
+            except ValueError:
+                self.reader.problem(
+                    line,
+                    rule,
+                    f"{side}.{key}: unknown {key} {word!r} (expected {_values(enum_type)})",
+                )
+        return tuple(found)
+
+    def _addresses(self, node: Node, side: str, rule: str | None) -> tuple[str, ...]:
+        addresses = []
+        for word, line in self.reader.texts(node, f"{side}.address", rule):
+            if ADDRESS_RE.fullmatch(word):
+                addresses.append(word.lower())
+            else:
+                self.reader.problem(line, rule, f"{side}.address: malformed address {word!r}")
+        return tuple(addresses)
+
+    def _address_patterns(self, node: Node, side: str, rule: str | None) -> tuple[str, ...]:
+        patterns = []
+        for word, line in self.reader.texts(node, f"{side}.address_pattern", rule):
+            why = glob_problem(word)
+            if why is None:
+                patterns.append(word.lower())
+            else:
+                self.reader.problem(line, rule, f"{side}.address_pattern: {why}")
+        return tuple(patterns)
 
     def _agency_refs(self, node: Node, side: str, rule: str | None) -> list[AgencyRef]:
         refs = []
