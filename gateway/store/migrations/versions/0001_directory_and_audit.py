@@ -19,6 +19,16 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    _create_agencies()
+    _create_employees()
+    _create_signing_identities()
+    _create_agency_cas()
+    _create_audit_events()
+    _create_audit_head()
+    _create_meta()
+
+
+def _create_agencies() -> None:
     op.create_table(
         "agencies",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -39,6 +49,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_agencies_domain", "agencies", ["domain"])
     op.create_index("ix_agencies_parent_id", "agencies", ["parent_id"])
+
+
+def _create_employees() -> None:
     op.create_table(
         "employees",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -61,6 +74,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name="uq_employees_code"),
     )
     op.create_index("ix_employees_agency_id", "employees", ["agency_id"])
+
+
+def _create_signing_identities() -> None:
     op.create_table(
         "signing_identities",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -76,6 +92,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("fingerprint", name="uq_signing_identities_fingerprint"),
     )
     op.create_index("ix_signing_identities_employee_id", "signing_identities", ["employee_id"])
+
+
+def _create_agency_cas() -> None:
     op.create_table(
         "agency_cas",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -89,6 +108,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("agency_id", "fingerprint", name="uq_agency_cas_agency_id"),
     )
     op.create_index("ix_agency_cas_agency_id", "agency_cas", ["agency_id"])
+
+
+def _create_audit_events() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", BigId, nullable=False),
@@ -104,6 +126,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_events_at", "audit_events", ["at"])
     op.create_index("ix_audit_events_action", "audit_events", ["action"])
+
+
+def _create_audit_head() -> None:
     head = op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -114,6 +139,9 @@ def upgrade() -> None:
     )
     # The one head row exists from the start, so appends only ever lock and update it.
     op.bulk_insert(head, [{"id": 1, "last_id": 0, "last_mac": "0" * 64, "count": 0}])
+
+
+def _create_meta() -> None:
     op.create_table(
         "meta",
         sa.Column("key", sa.String(64), nullable=False),

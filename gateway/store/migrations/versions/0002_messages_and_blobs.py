@@ -19,6 +19,15 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    _create_registry_counters()
+    _create_blobs()
+    _create_messages()
+    _create_message_documents()
+    _create_message_copies()
+    _create_delivery_queue()
+
+
+def _create_registry_counters() -> None:
     op.create_table(
         "registry_counters",
         sa.Column("agency_id", sa.Integer(), nullable=False),
@@ -29,6 +38,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("agency_id", "year", name="pk_registry_counters"),
     )
+
+
+def _create_blobs() -> None:
     op.create_table(
         "blobs",
         sa.Column("id", sa.String(32), nullable=False),
@@ -42,6 +54,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_blobs"),
     )
+
+
+def _create_messages() -> None:
     op.create_table(
         "messages",
         sa.Column("id", BigId, nullable=False),
@@ -76,6 +91,9 @@ def upgrade() -> None:
     op.create_index("ix_messages_agency_id", "messages", ["agency_id"])
     op.create_index("ix_messages_sender_employee_id", "messages", ["sender_employee_id"])
     op.create_index("ix_messages_accepted_at", "messages", ["accepted_at"])
+
+
+def _create_message_documents() -> None:
     op.create_table(
         "message_documents",
         sa.Column("id", BigId, nullable=False),
@@ -93,6 +111,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_message_documents_message_id", "message_documents", ["message_id"])
     op.create_index("ix_message_documents_sha256", "message_documents", ["sha256"])
+
+
+def _create_message_copies() -> None:
     op.create_table(
         "message_copies",
         sa.Column("id", BigId, nullable=False),
@@ -118,6 +139,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_message_copies_message_id", "message_copies", ["message_id"])
     op.create_index("ix_message_copies_recipient", "message_copies", ["recipient"])
+
+
+def _create_delivery_queue() -> None:
     op.create_table(
         "delivery_queue",
         sa.Column("id", BigId, nullable=False),

@@ -19,6 +19,15 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    _create_mailboxes()
+    _create_mail_contents()
+    _create_mailbox_messages()
+    _create_mailbox_expunges()
+    _create_receipt_jobs()
+    _alter_delivery_queue()
+
+
+def _create_mailboxes() -> None:
     op.create_table(
         "mailboxes",
         sa.Column("id", BigId, nullable=False),
@@ -38,6 +47,9 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_mailboxes_employee_id", "mailboxes", ["employee_id"])
+
+
+def _create_mail_contents() -> None:
     op.create_table(
         "mail_contents",
         sa.Column("id", BigId, nullable=False),
@@ -61,6 +73,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_mail_contents_message_id", "mail_contents", ["message_id"])
     op.create_index("ix_mail_contents_copy_id", "mail_contents", ["copy_id"])
+
+
+def _create_mailbox_messages() -> None:
     op.create_table(
         "mailbox_messages",
         sa.Column("id", BigId, nullable=False),
@@ -86,6 +101,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_mailbox_messages_mailbox_id_modseq", "mailbox_messages", ["mailbox_id", "modseq"]
     )
+
+
+def _create_mailbox_expunges() -> None:
     op.create_table(
         "mailbox_expunges",
         sa.Column("id", BigId, nullable=False),
@@ -100,6 +118,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_mailbox_expunges_mailbox_id_modseq", "mailbox_expunges", ["mailbox_id", "modseq"]
     )
+
+
+def _create_receipt_jobs() -> None:
     op.create_table(
         "receipt_jobs",
         sa.Column("id", BigId, nullable=False),
@@ -122,6 +143,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("message_id", "kind", "recipient", name="uq_receipt_jobs_message_id"),
     )
     op.create_index("ix_receipt_jobs_state_id", "receipt_jobs", ["state", "id"])
+
+
+def _alter_delivery_queue() -> None:
     with op.batch_alter_table("delivery_queue") as batch:
         batch.add_column(sa.Column("delivered_at", sa.String(32), nullable=True))
 
