@@ -8,7 +8,9 @@ protocol, so guesses cannot be spread across SMTP and IMAP), reporting lockouts
 to the audit trail (gateway.auth_events), and serializing attempts (one at a
 time per account and client address, at most `PER_ADDRESS` at once per address)
 so parallel sessions cannot guess past the throttle while earlier checks still
-run, while a user's attempt never queues behind another address's. Must not:
+run, while a user's attempt never queues behind another address's. A second
+factor (the admin plane's TOTP) runs inside the same turn: a wrong code counts
+as a failed login, so it is throttled like a wrong password. Must not:
 speak any protocol; the caller maps `LoginResult.outcome` to its own reply.
 """
 
@@ -18,7 +20,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,9 @@ from policies.directory import EmployeeStatus
 log = logging.getLogger("barid.auth")
 
 PER_ADDRESS = 8  # login checks running at once from one client address
+
+# Checks a second factor for the (lower-cased) account once its password is right.
+SecondFactor = Callable[[str], Awaitable[bool]]
 
 
 class Outcome(enum.StrEnum):
@@ -66,7 +71,15 @@ class Authenticator:
         self._gates = _Gates()
         self._events = LockoutEvents(audit)
 
-    async def check(self, peer: str, login: str, password: str, *, protocol: str) -> LoginResult:
+    async def check(
+        self,
+        peer: str,
+        login: str,
+        password: str,
+        *,
+        protocol: str,
+        second_factor: SecondFactor | None = None,
+    ) -> LoginResult:
         """One login attempt from client address `peer`; see the module docstring."""
         account = login.strip().lower()
         gate = self._gates.take("c:" + peer, lambda: asyncio.Semaphore(PER_ADDRESS))
@@ -74,7 +87,7 @@ class Authenticator:
         turn = self._gates.take(pair, asyncio.Lock)
         try:
             async with gate, turn:
-                outcome = await self._check(peer, account, password, protocol)
+                outcome = await self._check(peer, account, password, protocol, second_factor)
         finally:
             self._gates.give(pair)
             self._gates.give("c:" + peer)
@@ -83,7 +96,14 @@ class Authenticator:
             log.info("authentication failed", extra={"peer": peer, "protocol": protocol})
         return LoginResult(outcome, account)
 
-    async def _check(self, peer: str, account: str, password: str, protocol: str) -> Outcome:
+    async def _check(
+        self,
+        peer: str,
+        account: str,
+        password: str,
+        protocol: str,
+        second_factor: SecondFactor | None,
+    ) -> Outcome:
         verdict = self.throttle.check(account, peer, self._clock())
         if verdict.refuse:
             self._events.report(self.throttle.refused(peer, self._clock()), protocol)
@@ -104,6 +124,12 @@ class Authenticator:
         except passwords.PasswordHashError:
             log.error("stored password hash unusable", extra={"account_hash_error": True})
             ok = False
+        if ok and status == EmployeeStatus.ACTIVE.value and second_factor is not None:
+            try:
+                ok = await second_factor(account)
+            except Exception:
+                log.warning("second factor unavailable during login", exc_info=True)
+                return Outcome.UNAVAILABLE
         if ok and status == EmployeeStatus.ACTIVE.value:
             self.throttle.succeeded(account, peer)
             return Outcome.OK

@@ -84,3 +84,8 @@ def qr_png(text: str, scale: int = MODULE_PIXELS) -> tuple[bytes, int]:
     flat = bytes(memoryview(image))  # type: ignore[arg-type]
     rows = [flat[i : i + side] for i in range(0, side * side, side)]
     return png_from_modules(rows, scale), version
+
+
+def qr_svg(text: str) -> str:
+    """The same QR code as an SVG document (for screens: it scales without blur)."""
+    return str(zxingcpp.write_barcode_to_svg(_encode(text)))

@@ -393,3 +393,8 @@ class RelayOutboxEntry(Base):
     created_at: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[str] = mapped_column(String(32))
     sent_at: Mapped[str | None] = mapped_column(String(32))
+
+
+# The management plane's accounts live in their own module on the same `Base`;
+# importing it here puts them in `Base.metadata` for migrations and schema checks.
+from gateway.store import admin_models as _admin_models  # noqa: E402, F401

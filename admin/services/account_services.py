@@ -1,0 +1,46 @@
+"""The admin-account services as one value, for the CLI and the admin API.
+
+Owns: building the parts (grants, second factor, tokens, sign-in and sessions)
+over one session factory, one set of derived keys and one clock. Must not: add
+behaviour of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from admin.services.account_base import AccountKeys, Clock, system_clock
+from admin.services.accounts import Grants
+from admin.services.login import Logins
+from admin.services.tokens import Tokens
+from admin.services.totp import TwoFactor
+from gateway.auth import Authenticator
+
+
+@dataclass(frozen=True)
+class AccountServices:
+    grants: Grants
+    two_factor: TwoFactor
+    tokens: Tokens
+    logins: Logins | None  # only where people sign in (needs the gateway's Authenticator)
+
+    @classmethod
+    def build(
+        cls,
+        sessions: async_sessionmaker[AsyncSession],
+        keys: AccountKeys,
+        *,
+        authenticator: Authenticator | None = None,
+        clock: Clock = system_clock,
+    ) -> AccountServices:
+        logins = None
+        if authenticator is not None:
+            logins = Logins(sessions, keys, authenticator=authenticator, clock=clock)
+        return cls(
+            grants=Grants(sessions, keys, clock=clock),
+            two_factor=TwoFactor(sessions, keys, clock=clock),
+            tokens=Tokens(sessions, keys, clock=clock),
+            logins=logins,
+        )
