@@ -78,6 +78,7 @@ def cli() -> None:
 
 def _register() -> None:
     from admin import (
+        commands_admin,
         commands_backup,
         commands_directory,
         commands_dns,
@@ -98,6 +99,7 @@ def _register() -> None:
     commands_verify.register(cli)
     commands_queue.register(cli)
     commands_peer.register(cli)
+    commands_admin.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

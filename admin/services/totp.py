@@ -158,10 +158,13 @@ class TwoFactor(AccountPart):
         )
         return int(count or 0)
 
-    async def status(self, address: str) -> dict[str, Any]:
+    async def status(self, actor: Actor, address: str) -> dict[str, Any]:
         """Enrolment state and unused recovery codes (no secret)."""
         async with self._sessions() as session:
             employee = await active_employee(session, address)
+            if actor.account != employee.address:
+                require(actor, Area.ACCOUNTS, write=False,
+                        agency_path=await agency_path(session, employee.agency_id))  # fmt: skip
             row = await session.get(AdminTotp, employee.id)
             left = await self._unused_codes(session, employee.id)
             return {"address": employee.address, "totp": _state(row), "recovery_codes_left": left}

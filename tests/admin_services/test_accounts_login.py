@@ -53,7 +53,7 @@ async def test_enrolment_shows_the_secret_once_and_seals_it(world: World) -> Non
     assert secret_b32 not in everything
     for code in enrolment.recovery_codes:
         assert code not in everything and code.replace("-", "") not in everything
-    assert (await world.services.two_factor.status(ALI))["totp"] == "pending"
+    assert (await world.services.two_factor.status(CLI, ALI))["totp"] == "pending"
 
 
 async def test_confirm_needs_the_current_code(world: World) -> None:
@@ -66,7 +66,7 @@ async def test_confirm_needs_the_current_code(world: World) -> None:
     await world.services.two_factor.confirm(CLI, ALI, code_for(enrolment.uri, world.clock))
     with pytest.raises(Conflict, match="already confirmed"):
         await world.services.two_factor.confirm(CLI, ALI, code_for(enrolment.uri, world.clock))
-    assert (await world.services.two_factor.status(ALI))["totp"] == "confirmed"
+    assert (await world.services.two_factor.status(CLI, ALI))["totp"] == "confirmed"
 
 
 async def test_right_code_signs_in_and_a_replayed_code_is_refused(world: World) -> None:
@@ -143,7 +143,7 @@ async def test_recovery_code_works_once(world: World) -> None:
     assert refused.value.detail == "wrong-code"
     used = await world.events("admin.recovery-code.use")
     assert [(e["actor"], e["details"]["after"]) for e in used] == [(ALI, {"unused": 9})]
-    assert (await world.services.two_factor.status(ALI))["recovery_codes_left"] == 9
+    assert (await world.services.two_factor.status(CLI, ALI))["recovery_codes_left"] == 9
     fresh = await world.services.two_factor.new_recovery_codes(CLI, ALI)
     with pytest.raises(LoginRefused):  # the old codes stop working
         await world.logins.authenticate_password_totp(ALI, PASSWORD, codes[4], CLIENT)
