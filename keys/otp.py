@@ -24,6 +24,9 @@ ISSUER = "Barid"
 RECOVERY_CODES = 10
 RECOVERY_BYTES = 10  # 80 bits, written as 16 base32 characters in 4 groups
 _RECOVERY_ALPHABET = set("abcdefghijklmnopqrstuvwxyz234567")
+# Arabic-Indic (U+0660..) and Eastern Arabic-Indic (U+06F0..) digits, as an Arabic
+# keyboard types them, read as the ASCII digits they are.
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "0123456789" * 2)
 
 
 def new_secret() -> bytes:
@@ -51,7 +54,13 @@ def provisioning_uri(secret: bytes, account: str, issuer: str = ISSUER) -> str:
     return f"otpauth://totp/{label}?{query}"
 
 
+def normalize_code(text: str) -> str:
+    """A typed TOTP code without spaces, with Arabic-Indic digits as ASCII ones."""
+    return "".join(text.split()).translate(_DIGITS)
+
+
 def is_totp_code(text: str) -> bool:
+    """Six ASCII digits (after `normalize_code`)."""
     return len(text) == DIGITS and text.isascii() and text.isdigit()
 
 
@@ -62,6 +71,7 @@ def code_at(secret: bytes, when: float) -> str:
 
 def matching_step(secret: bytes, code: str, now: float) -> int | None:
     """The time-step whose code `code` is, within DRIFT_STEPS of `now`; None if none."""
+    code = normalize_code(code)
     if not is_totp_code(code):
         return None
     totp = _totp(secret)

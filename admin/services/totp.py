@@ -180,9 +180,8 @@ class TwoFactor(AccountPart):
         row = await session.get(AdminTotp, employee_id)
         if row is None or row.confirmed_at is None:
             return "not-enrolled"
-        text = text.strip()
-        if otp.is_totp_code(text):
-            return await self._use_totp(session, row, text)
+        if otp.is_totp_code(otp.normalize_code(text)):
+            return await self._use_totp(session, row, otp.normalize_code(text))
         return await self._use_recovery(session, actor, employee_id, text)
 
     async def _use_totp(self, session: AsyncSession, row: AdminTotp, code: str) -> str | None:

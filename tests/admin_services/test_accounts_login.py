@@ -178,3 +178,35 @@ async def test_enrolling_someone_else_needs_the_right_to_grant_their_roles(world
     sara = Actor("sara@mof.example", Role.REGISTRAR, "MOF-TAX", client=CLIENT, channel="web")
     await world.services.two_factor.enrol(sara, "sara@mof.example")
     await world.audit_ok()
+
+
+async def test_two_nodes_racing_with_one_code_sign_in_once(world: World) -> None:
+    """Two gateway nodes (own engine, own throttle) get the same code at the same time."""
+    import asyncio
+
+    from admin.services.login import Logins
+    from gateway.auth import Authenticator
+    from gateway.store.db import create_engine, session_factory
+    from gateway.store.directory import Directory
+
+    uri, _codes = await enrolled(world)
+    engine = create_engine(world.engine.url.render_as_string(hide_password=False))
+    try:
+        sessions = session_factory(engine)
+        other = Logins(
+            sessions,
+            world.keys,
+            authenticator=Authenticator(Directory(sessions, world.keys.audit)),
+            clock=world.clock,
+        )
+        code = code_for(uri, world.clock)
+        results = await asyncio.gather(
+            world.logins.authenticate_password_totp(ALI, PASSWORD, code, CLIENT),
+            other.authenticate_password_totp(ALI, PASSWORD, code, "198.51.100.5"),
+            return_exceptions=True,
+        )
+    finally:
+        await engine.dispose()
+    assert sorted(type(r).__name__ for r in results) == ["Actor", "LoginRefused"]
+    refused = next(r for r in results if isinstance(r, LoginRefused))
+    assert refused.detail == "replayed-code"

@@ -48,7 +48,12 @@ def test_drift_window_is_one_step_either_side() -> None:
             assert found != step + delta // 30
 
 
-@pytest.mark.parametrize("code", ["", "12345", "1234567", "12345a", "١٢٣٤٥٦"])
+def test_arabic_indic_digits_and_spaces_are_forgiven() -> None:
+    assert otp.matching_step(RFC_SECRET, "٢٨٧ ٠٨٢", 59) == 1  # "287 082"
+    assert otp.matching_step(RFC_SECRET, "۲۸۷۰۸۲", 59) == 1
+
+
+@pytest.mark.parametrize("code", ["", "12345", "1234567", "12345a", "²⁸⁷⁰⁸²", "２８７０８２"])
 def test_malformed_codes_match_nothing(code: str) -> None:
     assert otp.matching_step(RFC_SECRET, code, 59) is None
 
