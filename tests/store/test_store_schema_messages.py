@@ -41,7 +41,7 @@ async def test_0002_up_down_up_matches_models(db_url: str) -> None:
     try:
         for _ in range(2):
             await migrate.upgrade(engine)
-            assert await migrate.current_revision(engine) == migrate.head_revision() == "0005"
+            assert await migrate.current_revision(engine) == migrate.head_revision()
             assert await tables(engine) >= NEW_TABLES
             assert await schema_diff(engine) == []
             assert "ix_delivery_queue_state_next_attempt_at" in await index_names(
