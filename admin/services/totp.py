@@ -26,7 +26,7 @@ from admin.services.account_base import (
     stamp,
 )
 from admin.services.actor import Actor, Area, Role, require, require_grant
-from gateway.stamp.qr import qr_png, qr_svg
+from gateway.stamp.qr import QrTooLarge, qr_png, qr_svg
 from gateway.store.admin_models import AdminGrant, AdminRecoveryCode, AdminTotp, AdminTotpStep
 from gateway.store.db import writing
 from gateway.store.models import Employee
@@ -95,13 +95,15 @@ class TwoFactor(AccountPart):
                 delete(AdminTotpStep).where(AdminTotpStep.employee_id == employee.id)
             )
             await self._replace_codes(session, employee.id, codes, now)
+            uri = otp.provisioning_uri(secret, employee.address)
+            try:  # before the commit: an enrolment nobody can scan is not made
+                png, _version = qr_png(uri)
+            except QrTooLarge:
+                raise AccountError("the address is too long for a TOTP QR code") from None
             await self._audit(session, actor, "admin.totp.enrol", employee.address,
                               before={"totp": before}, after={"totp": "pending"},
                               extra={"recovery_codes": len(codes)})  # fmt: skip
-            address = employee.address
-        uri = otp.provisioning_uri(secret, address)
-        png, _version = qr_png(uri)
-        return Enrolment(address, uri, png, qr_svg(uri), codes)
+            return Enrolment(employee.address, uri, png, qr_svg(uri), codes)
 
     async def confirm(self, actor: Actor, address: str, code: str) -> None:
         """Make the pending secret usable: `code` must be its current code."""

@@ -131,6 +131,13 @@ async def test_token_is_shown_once_stored_hashed_and_acts_in_its_scope(world: Wo
     assert actor.account == f"token:{made.token.id}:nightly import"
     used = (await world.services.tokens.list_tokens(CLI))[0]
     assert (used.last_used_at, used.last_used_from) == ("2026-06-01T10:00:00.000000Z", CLIENT)
+    world.clock.advance(30)  # a busy token's last use is written once a minute
+    await world.services.tokens.authenticate_token(made.secret, CLIENT)
+    assert (await world.services.tokens.list_tokens(CLI))[0].last_used_at == used.last_used_at
+    world.clock.advance(30)
+    await world.services.tokens.authenticate_token(made.secret, CLIENT)
+    later = (await world.services.tokens.list_tokens(CLI))[0]
+    assert later.last_used_at == "2026-06-01T10:01:00.000000Z"
     # The token acts as its role: it may grant inside MOF, nothing outside.
     await world.services.grants.grant(actor, "sara@mof.example", "registrar", agency="MOF-TAX")
     with pytest.raises(OutOfScope):
