@@ -2,7 +2,8 @@
 
 Owns: encoding the verify URL at error correction level M, enforcing the
 version limit (docs/CONTRACT.md §6: version <= 15) and writing the 1-bit PNG. Must not:
-build the URL or the token; callers pass the exact text to encode.
+build the URL or the token; callers pass the exact text to encode. The admin
+plane's TOTP enrolment uses the same encoder (PNG, or SVG for screens).
 zxing-cpp's writer chooses the segment modes: the URL prefix goes in byte mode and
 the upper-case base32 token in alphanumeric mode (5.5 bits per character).
 """
