@@ -208,3 +208,14 @@ async def test_token_scope_rules(world: World) -> None:
         with pytest.raises(UnknownObject):
             await tokens.revoke(MOF_ADMIN, other.token.id)
     await tokens.revoke(MOF_ADMIN, mine.token.id)
+
+
+async def test_a_suspended_employees_sessions_end(world: World) -> None:
+    from policies.directory import EmployeeStatus
+
+    started = await world.logins.start_session(await signed_in_actor(world))
+    await world.directory.set_status(ALI, EmployeeStatus.SUSPENDED, actor="t")
+    with pytest.raises(SessionRefused, match="revoked"):
+        await world.logins.touch_session(started.session_id, CLIENT)
+    with pytest.raises(SessionRefused, match="unknown"):
+        await world.logins.touch_session(started.session_id, CLIENT)
