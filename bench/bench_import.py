@@ -10,13 +10,14 @@ rows inserted with plain `sqlite3` executemany (SQLite), or with asyncpg
 executemany and copy_records_to_table (PostgreSQL) into a trivial table. The
 import/baseline ratio is steadier than the raw seconds on a shared machine.
 
-PostgreSQL is started by this script from the machine's own binaries (initdb +
-pg_ctl) in a temporary directory, listening on 127.0.0.1 on a free port (as the
-`postgres` user when run as root), and stopped at the end.
+PostgreSQL is started by this script as the test suite starts it
+(testkit/postgres.py): the machine's own binaries (initdb + pg_ctl), a temporary
+directory, 127.0.0.1 on a free port (as the `postgres` user when run as root),
+stopped at the end.
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_import.py [--runs 3] [--agencies 1000]
+    .venv/bin/python -m bench.bench_import [--runs 3] [--agencies 1000]
         [--employees 10000] [--backend sqlite|postgres|both] [--seed 7]
 
 A JSON summary is written to bench/results/import.json.
@@ -27,17 +28,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import glob
 import io
 import json
 import os
 import platform
-import pwd
 import random
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -45,12 +43,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from testkit.postgres import (
+    PgServer,
+    create_pg_database,
+    drop_pg_database,
+    postgres_cluster,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "import.json"
@@ -270,106 +273,9 @@ def csv_records(data: bytes) -> list[tuple[str, ...]]:
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class PgServer:
-    host: str
-    port: int
-    user: str
-    version: str
-
-    def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
-
-    def dsn(self, database: str) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
-
-
-def _pg_bindir() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
-    return Path(candidates[0]).parent if candidates else None
-
-
-@contextmanager
-def postgres_server() -> Iterator[PgServer]:
-    """A throwaway PostgreSQL on 127.0.0.1, with the test suite's settings."""
-    bindir = _pg_bindir()
-    if bindir is None or not (bindir / "initdb").exists():
-        raise BenchError("PostgreSQL server binaries (initdb, pg_ctl) not found")
-    prefix: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="bpgbench", dir="/tmp"))
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(base, ignore_errors=True)
-            raise BenchError(
-                "running as root and no 'postgres' user to run PostgreSQL as"
-            ) from None
-        os.chown(base, account.pw_uid, account.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data, log = base / "data", base / "server.log"
-    port = free_port()
-    started = False
-    try:
-        subprocess.run(
-            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "barid", "--auth=trust",
-             "-E", "UTF8", "--no-sync", "--locale=C"],
-            check=True, capture_output=True, timeout=STEP_TIMEOUT,
-        )  # fmt: skip
-        options = (
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
-        )
-        started = True
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
-             "-w", "-t", "60", "start"],
-            check=True, capture_output=True, timeout=STEP_TIMEOUT,
-        )  # fmt: skip
-        version = subprocess.run(
-            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-        yield PgServer("127.0.0.1", port, "barid", version)
-    except subprocess.CalledProcessError as exc:
-        tail = (exc.stderr or b"").decode(errors="replace")[-2000:]
-        raise BenchError(f"PostgreSQL failed to start: {tail}") from None
-    finally:
-        if started:
-            subprocess.run(
-                [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
-                 "stop"],
-                check=False, capture_output=True, timeout=STEP_TIMEOUT,
-            )  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
-
-
-async def _pg_admin(server: PgServer, sql: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(server.dsn("postgres"), timeout=30)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def create_database(server: PgServer, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(server, f'CREATE DATABASE "{name}"'))
-    return name
-
-
-def drop_database(server: PgServer, name: str) -> None:
-    asyncio.run(_pg_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def no_postgres(reason: str) -> None:
+    """PostgreSQL cannot run here: the benchmark stops (testkit.postgres calls this)."""
+    raise BenchError(reason)
 
 
 # ---------------------------------------------------------------- baselines
@@ -416,11 +322,11 @@ async def _pg_baseline(dsn: str, records: list[tuple[str, ...]]) -> tuple[float,
 
 def postgres_baseline(server: PgServer, records: list[tuple[str, ...]]) -> tuple[float, float]:
     """Seconds for asyncpg executemany and for copy_records_to_table of `records`."""
-    name = create_database(server, "baseline")
+    name = create_pg_database(server, "baseline")
     try:
         return asyncio.run(_pg_baseline(server.dsn(name), records))
     finally:
-        drop_database(server, name)
+        drop_pg_database(server, name)
 
 
 # ---------------------------------------------------------------- the import
@@ -483,7 +389,7 @@ def one_run(
     try:
         url = None
         if server is not None:
-            database = create_database(server, "barid")
+            database = create_pg_database(server, "barid")
             url = server.url(database)
         env = _env(data_dir / "barid.toml", url)
         cli = barid_command()
@@ -517,7 +423,7 @@ def one_run(
         return RunResult(import_s, baseline_s, copy_s, init_s, verify_s, int(report["events"]))
     finally:
         if server is not None and database is not None:
-            drop_database(server, database)
+            drop_pg_database(server, database)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -635,14 +541,15 @@ def main(argv: list[str] | None = None) -> int:
                           f" baseline {runs[-1].baseline_s:.3f}s", flush=True)  # fmt: skip
                 summaries.append(summarise(backend, runs, f"SQLite {sqlite3.sqlite_version}"))
             else:
-                with postgres_server() as server:
+                with postgres_cluster(no_postgres) as cluster:
+                    server = cluster.server
                     for n in range(args.runs):
                         runs.append(
                             one_run(backend, csv_file, records, (agencies, employees), work, server)
                         )
                         print(f"  postgres run {n + 1}: import {runs[-1].import_s:.3f}s,"
                               f" baseline {runs[-1].baseline_s:.3f}s", flush=True)  # fmt: skip
-                    summaries.append(summarise(backend, runs, server.version))
+                    summaries.append(summarise(backend, runs, cluster.version()))
             print_summary(summaries[-1])
 
     report = {
@@ -675,4 +582,8 @@ if __name__ == "__main__":
         sys.exit(main())
     except BenchError as exc:
         print(f"bench_import: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or b"").decode(errors="replace")[-2000:]
+        print(f"bench_import: {shlex.join(map(str, exc.cmd))} failed: {tail}", file=sys.stderr)
         sys.exit(1)

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from testkit.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BARID = Path(sys.executable).parent / "barid"
 PASSWORD = "correct horse battery"
@@ -70,12 +72,6 @@ def make_data(data: Path) -> None:
         barid(env, "employee", "add", f"{who}@moh.gov.example", "--agency", "MOH",
               "--name-en", who.upper(), "--password-stdin", stdin=PASSWORD)  # fmt: skip
     (data / "policies.yaml").write_text(POLICY)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:

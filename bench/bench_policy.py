@@ -6,7 +6,7 @@ over several runs, for RCPT-time facts and full end-of-data facts.
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_policy.py [--runs 5] [--decisions 20000] [--seed 7]
+    .venv/bin/python -m bench.bench_policy [--runs 5] [--decisions 20000] [--seed 7]
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ import argparse
 import gc
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from policies.codes import EmployeeCode
 from policies.decision import Attachment, MessageFacts

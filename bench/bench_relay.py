@@ -17,15 +17,15 @@ Three cases per round, in an order that rotates from round to round:
                and files every copy into an INBOX (and queues its signed delivery
                receipts back to central, which files them).
 
-Set-up (not timed), as tests/federation/conftest.py does (its code is duplicated
-here): central is a `barid demo` data directory; region is `barid init` + one
+Set-up (not timed), with the tests' two-gateway code (testkit/federation.py):
+central is a `barid demo` data directory; region is `barid init` + one
 agency (REG, region.gov.example) + `--recipients` employees (`barid directory
 import`); each names the other in `[peers.*]` of its barid.toml with the other's
 certificate pinned and its DKIM records in a file. Central's policy lets
 registrars write to the peer region; region's lets central write to agency REG.
 With central's relay stopped, `--copies / --recipients` PGP/MIME letters (a
 random `--document-kb` KiB attachment, signed with gpg by registrar@moh.gov.example,
-sub_support.pgp_mime) are submitted over SMTP (STARTTLS + AUTH) to
+testkit.messages.pgp_mime) are submitted over SMTP (STARTTLS + AUTH) to
 `--recipients` region addresses each; once local work (Sent copies, acceptance
 receipts) is done the data directory is kept as a template. Each round and case
 starts from a fresh copy of it (and of region's), so every timed run has the
@@ -41,7 +41,7 @@ of the receiving process are reported per copy.
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_relay.py [--copies 400] [--rounds 3]
+    .venv/bin/python -m bench.bench_relay [--copies 400] [--rounds 3]
         [--recipients 50] [--document-kb 60] [--concurrency 8]
 
 A JSON summary is written to bench/results/relay.json (git-ignored). Everything
@@ -75,20 +75,25 @@ from typing import Any
 
 import aiosmtplib
 
+from gateway.config import load_settings
+from gateway.serve import Gateway
+from gateway.store.models import DeliveryQueueEntry, ReceiptJob
+from testkit import federation
+from testkit.federation import (
+    REGION_AGENCY_POLICY,
+    REGION_DOMAIN,
+    configure_central,
+    configure_region,
+    import_region_staff,
+    make_region,
+)
+from testkit.gateway import drop_gnupghome, new_gnupghome
+from testkit.messages import pgp_mime
+from testkit.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from bench_import import free_port  # noqa: E402
-from sub_support import pgp_mime  # noqa: E402
-
-from gateway.config import load_settings  # noqa: E402
-from gateway.serve import Gateway  # noqa: E402
-from gateway.store.models import DeliveryQueueEntry, ReceiptJob  # noqa: E402
-from keys.dkim_dns import dkim_records  # noqa: E402
-from keys.gateway_keys import load_gateway_keys  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "relay.json"
-SINK = ROOT / "bench" / "relay_sink.py"
 PY = sys.executable
 SMTP_SINK, SMTP_SOURCE = "/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"
 BASELINE_BYTES = 102400
@@ -96,41 +101,9 @@ START_TIMEOUT = 60.0
 RUN_TIMEOUT = 300.0
 
 SENDER = "registrar@moh.gov.example"
-CENTRAL_DOMAINS = ["cab.gov.example", "moh.gov.example", "mof.gov.example", "gov-bsr.gov.example"]
-REGION_DOMAIN = "region.gov.example"
-_DEFAULT = """default:
-  effect: deny
-  reason:
-    en: No routing policy allows this.
-    ar: لا توجد سياسة توجيه تسمح بذلك.
-"""
-CENTRAL_POLICY = (
-    "version: 1\nroles: [minister, director, clerk, registrar]\n"
-    + _DEFAULT
-    + """rules:
-  - id: registrars-to-region
-    description: Registrars write to the region.
-    sender: {role: registrar}
-    recipient: {peer: region}
-    effect: allow
-"""
-)
-REGION_POLICY = (
-    "version: 1\nroles: [registrar, clerk]\n"
-    + _DEFAULT
-    + """rules:
-  - id: central-to-region
-    description: Central writes to the region's staff.
-    sender: {peer: central}
-    recipient: {agency: REG}
-    effect: allow
-"""
-)
+# The tests' two-gateway settings, with a quieter log and a longer delivery timeout.
 GATEWAY_ENV = {
-    "BARID_SMTP__SMTPS_PORT": "0", "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-    "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
-    "BARID_SERVER__LOG_LEVEL": "warning",
-    "BARID_DELIVERY__RETRY_FIRST_SECONDS": "0.3", "BARID_DELIVERY__RETRY_MAX_SECONDS": "1",
+    **federation.GATEWAY_ENV, "BARID_SERVER__LOG_LEVEL": "warning",
     "BARID_DELIVERY__TIMEOUT_SECONDS": "30",
 }  # fmt: skip
 CASES = ("smtp-source", "sink", "region")
@@ -148,15 +121,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
     env.update(extra)
     return env
-
-
-def cli(data: Path, *args: str, stdin: str = "") -> str:
-    done = subprocess.run([PY, "-m", "admin", *args], capture_output=True, timeout=180,
-                          env=clean_env(BARID_CONFIG=str(data / "barid.toml")),
-                          input=stdin.encode(), cwd=ROOT)  # fmt: skip
-    if done.returncode != 0:
-        raise BenchError(f"barid {' '.join(args)}: {done.stderr.decode(errors='replace')[-2000:]}")
-    return done.stdout.decode()
 
 
 def cpu_of(pid: int) -> float:
@@ -195,69 +159,14 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, what: str
     raise BenchError(f"{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
 
 
-# ---------------------------------------------------------------- set-up (as the conftest)
-
-
-def dkim_file(keys_dir: Path, domains: list[str], out: Path) -> Path:
-    keys = load_gateway_keys(keys_dir)
-    lines = [r.zone_line() for d in domains for r in dkim_records(keys, "barid", d)]
-    out.write_text("\n".join(lines) + "\n")
-    return out
-
-
-def configure(data: Path, policy: str, peer: str, table: dict[str, Any]) -> None:
-    (data / "policies.yaml").write_text(policy, encoding="utf-8")
-    config = data / "barid.toml"
-    text = config.read_text(encoding="utf-8")
-    keep = text.split("\n[peers.", 1)[0].rstrip("\n")
-    lines = [keep, "", f"[peers.{peer}]"]
-    for key, value in table.items():
-        if isinstance(value, list):
-            lines.append(f"{key} = [{', '.join(json.dumps(v) for v in value)}]")
-        elif isinstance(value, int):
-            lines.append(f"{key} = {value}")
-        else:
-            lines.append(f"{key} = {json.dumps(str(value))}")
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def configure_central(central: Path, region: Path, region_port: int, work: Path) -> None:
-    configure(central, CENTRAL_POLICY, "region", {
-        "domains": [REGION_DOMAIN], "host": "127.0.0.1", "port": region_port,
-        "tls_trust": str(region / "tls" / "cert.pem"),
-        "dkim_keys": str(dkim_file(region / "keys", [REGION_DOMAIN], work / "r-dkim.txt")),
-        "tls_server_name": "localhost",
-    })  # fmt: skip
-
-
-def configure_region(region: Path, central: Path, central_port: int, work: Path) -> None:
-    configure(region, REGION_POLICY, "central", {
-        "domains": CENTRAL_DOMAINS, "host": "127.0.0.1", "port": central_port,
-        "tls_trust": str(central / "tls" / "cert.pem"),
-        "dkim_keys": str(dkim_file(central / "keys", CENTRAL_DOMAINS, work / "c-dkim.txt")),
-        "tls_server_name": "localhost",
-    })  # fmt: skip
-
-
-def make_region(data: Path, people: Sequence[str]) -> None:
-    done = subprocess.run([PY, "-m", "admin", "init", "--data-dir", str(data)], cwd=ROOT,
-                          capture_output=True, timeout=180, env=clean_env())  # fmt: skip
-    if done.returncode != 0:
-        raise BenchError(f"barid init: {done.stderr.decode(errors='replace')[-2000:]}")
-    cli(data, "agency", "add", "REG", "--name-en", "Regional Government", "--name-ar",
-        "حكومة الإقليم", "--kind", "region", "--domain", REGION_DOMAIN)  # fmt: skip
-    rows = ["type,code,name_en,name_ar,kind,domain,parent,address,agency,role,clearance"]
-    rows += [f"employee,,Staff {n},,,,,{a},REG,clerk,internal" for n, a in enumerate(people)]
-    csv_file = data.parent / "region-staff.csv"
-    csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    cli(data, "directory", "import", str(csv_file))
+# ---------------------------------------------------------------- set-up (testkit.federation)
 
 
 def letters(demo: Path, code: str, to: Sequence[str], count: int, document: int) -> list[bytes]:
     rows = json.loads((demo / "demo" / "credentials.json").read_text())
     key = next(r for r in rows if r["address"] == SENDER)["key_files"]["openpgp secret key"]
     folded = [to[0], *(f"\r\n {a}" for a in to[1:])]  # To: one address per line
-    home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))  # short: gpg-agent socket path
+    home = new_gnupghome()
     try:
         subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import", key],
                        check=True, capture_output=True, timeout=60)  # fmt: skip
@@ -267,9 +176,7 @@ def letters(demo: Path, code: str, to: Sequence[str], count: int, document: int)
             for n in range(count)
         ]  # fmt: skip
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                       capture_output=True, timeout=60, check=False)  # fmt: skip
-        shutil.rmtree(home, ignore_errors=True)
+        drop_gnupghome(home)
 
 
 def client_tls(cert: Path) -> ssl.SSLContext:
@@ -428,12 +335,13 @@ async def relay_case(case: str, central: Path, region: Path, work: Path, copies:
     configure_central(central, region, peer_port, work)
     log = work / f"{case}-{rnd}.log"
     if case == "sink":
-        args = [PY, str(SINK), "--port", str(peer_port), "--cert", str(region / "tls" / "cert.pem"),
-                "--key", str(region / "tls" / "key.pem"), "--trust",
-                str(central / "tls" / "cert.pem")]  # fmt: skip
+        tls = region / "tls"
+        args = [PY, "-m", "bench.relay_sink", "--port", str(peer_port),
+                "--cert", str(tls / "cert.pem"), "--key", str(tls / "key.pem"),
+                "--trust", str(central / "tls" / "cert.pem")]  # fmt: skip
         env = None
     else:
-        configure_region(region, central, central_port, work)
+        configure_region(region, central, central_port, work, REGION_AGENCY_POLICY)
         args = [PY, "-m", "admin", "serve", "--config", str(region / "barid.toml")]
         env = clean_env(**{
             **GATEWAY_ENV, "BARID_SMTP__SUBMISSION_PORT": str(free_port()),
@@ -543,7 +451,11 @@ def prepare(work: Path, people: Sequence[str]) -> None:
                           cwd=ROOT)  # fmt: skip
     if done.returncode != 0:
         raise BenchError(f"barid demo: {done.stderr.decode(errors='replace')[-2000:]}")
-    make_region(work / "region", people)
+    try:
+        make_region(work / "region")
+        import_region_staff(work / "region", people)
+    except RuntimeError as exc:
+        raise BenchError(str(exc)) from None
     shutil.copytree(work / "demo", work / "central")
 
 

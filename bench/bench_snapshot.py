@@ -4,7 +4,7 @@ what a running gateway does when the directory changes (aim: under 1 s).
 
 Run from the repository root (SQLite; the data directory is temporary):
 
-    .venv/bin/python bench/bench_snapshot.py [--runs 5]
+    .venv/bin/python -m bench.bench_snapshot [--runs 5]
 
 Baseline in the same run: a plain `sqlite3` SELECT of the same employee rows.
 """
@@ -20,16 +20,12 @@ import random
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_import import barid_command
-from bench_policy import FEDERATION, build_policy_text, build_records
-
+from bench.bench_import import barid_command
+from bench.bench_policy import FEDERATION, build_policy_text, build_records
 from gateway.config import load_settings
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import load_snapshot
@@ -103,7 +99,7 @@ def main() -> None:
     compiles = [r[1] for r in results]
     totals = [r[0] + r[1] for r in results]
     ratios = [r[0] / r[2] for r in results]
-    print(f"command: .venv/bin/python bench/bench_snapshot.py --runs {args.runs}")
+    print(f"command: .venv/bin/python -m bench.bench_snapshot --runs {args.runs}")
     for label, values in (("snapshot load (DB -> snapshot)", loads),
                           ("policy recompile (200 rules)", compiles),
                           ("rebuild total", totals)):  # fmt: skip

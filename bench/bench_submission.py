@@ -27,7 +27,7 @@ every RCPT and DATA but never refuses; nothing else is changed.
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_submission.py [--rounds 3] [--duration 15]
+    .venv/bin/python -m bench.bench_submission [--rounds 3] [--duration 15]
         [--sessions 20] [--messages 200] [--document-kb 100] [--half-duration 15]
 
 A JSON summary is written to bench/results/submission.json (git-ignored).
@@ -68,12 +68,12 @@ from types import FrameType
 from typing import Any
 
 import aiosmtplib
-from bench_import import free_port
+
+from testkit.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "submission.json"
 BARID = ROOT / ".venv" / "bin" / "barid"
-SINK = ROOT / "bench" / "sink_server.py"
 SENDER = "minister@moh.gov.example"
 RECIPIENTS = ("minister@mof.gov.example", "director@cab.gov.example", "registrar@moh.gov.example")
 BENCH_RATE_LIMIT = 100_000_000  # the demo policy's sender-rate threshold, raised
@@ -183,10 +183,10 @@ def sink_server(data: Path, work: Path) -> Iterator[Server]:
     port = free_port()
     log = work / "sink.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, str(SINK), "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "bench.sink_server", "--port", str(port),
                                  "--cert", str(data / "tls" / "cert.pem"),
                                  "--key", str(data / "tls" / "key.pem")],
-                                stdout=out, stderr=subprocess.STDOUT,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                 stdin=subprocess.DEVNULL)  # fmt: skip
     try:
         wait_for_port(proc, port, log, "sink server")

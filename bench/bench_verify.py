@@ -32,7 +32,7 @@ reported). Aim: p99 under 20 ms at 200 requests/s.
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_verify.py [--rounds 3] [--rate 200] [--duration 15]
+    .venv/bin/python -m bench.bench_verify [--rounds 3] [--rate 200] [--duration 15]
         [--peak-duration 10] [--connections 20] [--messages 5]
 
 A JSON summary is written to bench/results/verify.json (git-ignored). Progress
@@ -63,13 +63,15 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-import bench_imap
-import bench_submission as sub
 import httpx
+
+from bench import bench_submission as sub
+from bench.imap_messages import signed_messages
+from bench.imap_report import machine
+from testkit.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "verify.json"
-BASELINE = ROOT / "bench" / "verify_baseline_server.py"
 BENCH_CEILING = 10_000_000  # radar limits per address, raised (all requests from 127.0.0.1)
 LATENCY_AIM_MS = 20.0
 WARMUP_SECONDS = 3.0
@@ -101,16 +103,16 @@ class Target:
 
 @contextmanager
 def barid_server(data: Path, work: Path) -> Iterator[Target]:
-    submission, http = sub.free_port(), sub.free_port()
+    submission, http = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
     env.update(
         {
             "BARID_SMTP__SUBMISSION_PORT": str(submission),
-            "BARID_SMTP__SMTPS_PORT": str(sub.free_port()),
-            "BARID_SMTP__TRANSFER_PORT": str(sub.free_port()),
+            "BARID_SMTP__SMTPS_PORT": str(free_port()),
+            "BARID_SMTP__TRANSFER_PORT": str(free_port()),
             "BARID_HTTP__PORT": str(http),
-            "BARID_IMAP__PORT": str(sub.free_port()),
-            "BARID_IMAP__IMAPS_PORT": str(sub.free_port()),
+            "BARID_IMAP__PORT": str(free_port()),
+            "BARID_IMAP__IMAPS_PORT": str(free_port()),
             "BARID_SERVER__LOG_LEVEL": "warning",
             "BARID_ALLOW_ROOT": "1",  # benchmark machines run as root
             "BARID_HTTP__VERIFY_LOOKUPS_PER_MINUTE": str(BENCH_CEILING),
@@ -136,11 +138,12 @@ def barid_server(data: Path, work: Path) -> Iterator[Target]:
 
 @contextmanager
 def baseline_server(work: Path) -> Iterator[Target]:
-    port = sub.free_port()
+    port = free_port()
     log = work / "baseline.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(BASELINE), "--port", str(port)],
+            [sys.executable, "-m", "bench.verify_baseline_server", "--port", str(port)],
+            cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -424,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         data = work / "d"
         started = time.perf_counter()
         creds = sub.make_demo(data)
-        messages = bench_imap.signed_messages(
+        messages = signed_messages(
             creds["key_files"]["openpgp secret key"], args.messages, DOCUMENT_BYTES
         )
         with barid_server(data, work) as barid, baseline_server(work) as baseline:
@@ -466,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "public verification API, GET /api/v1/verify/<token>",
         "command": command,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": bench_imap.machine(),
+        "machine": machine(),
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "aim": {
             "p99_ms": LATENCY_AIM_MS,

@@ -8,7 +8,7 @@ answered `250 OK` without being looked at (no DKIM check, no policy, no storage)
 
 Run from the repository root (the benchmark starts it itself):
 
-    .venv/bin/python bench/relay_sink.py --cert R/tls/cert.pem --key R/tls/key.pem \
+    .venv/bin/python -m bench.relay_sink --cert R/tls/cert.pem --key R/tls/key.pem \
         --trust C/tls/cert.pem [--port N]  # default: a free port
 
 Prints `ready <port>` on stdout once it listens; on SIGTERM or SIGINT prints
@@ -22,12 +22,9 @@ import asyncio
 import logging
 import signal
 import ssl
-import sys
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.federation.trust import load_peer_trust, transfer_server_context
 

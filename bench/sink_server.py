@@ -7,7 +7,7 @@ accepted, and every message answered `250 OK` without being looked at.
 
 Run from the repository root (the benchmark starts it itself):
 
-    .venv/bin/python bench/sink_server.py --port 2526 --cert D/tls/cert.pem --key D/tls/key.pem
+    .venv/bin/python -m bench.sink_server --port 2526 --cert D/tls/cert.pem --key D/tls/key.pem
 
 Prints `ready <port>` on stdout once it listens; stops on SIGTERM or SIGINT.
 """

@@ -8,7 +8,7 @@ on one asyncio loop in its own process.
 
 Run from the repository root (the benchmark starts it itself):
 
-    .venv/bin/python bench/verify_baseline_server.py --port 8081
+    .venv/bin/python -m bench.verify_baseline_server --port 8081
 
 Stops on SIGTERM or SIGINT.
 """

@@ -3,7 +3,7 @@ PostgreSQL server, databases, the CLI.
 
 The development default ports (5870, 4650, 2525, 1430, 9930, 8080, 8443) are
 held for the whole session, so the suite behaves as beside a running
-`make demo`: every test listens on free ports (tests/port_support.py).
+`make demo`: every test listens on free ports (testkit/ports.py).
 
 `require_tool` skips a test when an external tool is missing, or fails it when
 BARID_REQUIRE_ALL=1 (CI), so a complete environment never skips silently.
@@ -15,23 +15,32 @@ at the end.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import shutil
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pg_support import PgCluster, PgServer, create_pg_database, drop_pg_database
-from port_support import DEVELOPMENT_PORTS, PortGuard, free_port
-from tool_support import missing
 
-# The live gateway and demo fixtures (tests/live_gateway.py), for every directory.
-pytest_plugins = ["live_gateway"]
-
+from testkit.cli import BaridCli
+from testkit.gateway import (
+    Live,
+    demo_credentials,
+    drop_gnupghome,
+    import_demo_keys,
+    make_demo,
+    new_gnupghome,
+    running,
+)
+from testkit.ports import DEVELOPMENT_PORTS, PortGuard, free_port
+from testkit.postgres import (
+    PgCluster,
+    PgServer,
+    create_pg_database,
+    drop_pg_database,
+    postgres_cluster,
+)
+from testkit.tools import find_tool, missing
 
 # ---------------------------------------------------------------- ports
 
@@ -57,7 +66,7 @@ def no_development_port_dialled(development_ports_guard: PortGuard) -> Iterator[
     dialled = development_ports_guard.since(mark)
     if dialled:
         pytest.fail(f"the test connected to development port(s) {sorted(set(dialled))}; "
-                    "tests use free ports only (tests/port_support.py)")  # fmt: skip
+                    "tests use free ports only (testkit/ports.py)")  # fmt: skip
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -65,12 +74,8 @@ def no_development_port_dialled(development_ports_guard: PortGuard) -> Iterator[
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PgServer]:
-    cluster = PgCluster()
-    try:
-        cluster.start()
+    with postgres_cluster() as cluster:
         yield cluster.server
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture
@@ -103,41 +108,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 # ---------------------------------------------------------------- the CLI
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
-class BaridCli:
-    """Runs `barid ARGS` in-process with an environment of its own."""
-
-    def __init__(self, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-        self.env = env
-        self._monkeypatch = monkeypatch
-
-    def __call__(self, *args: str, stdin: str = "") -> CliResult:
-        from admin.cli import main
-
-        out, err = io.StringIO(), io.StringIO()
-        with self._monkeypatch.context() as mp:
-            for key in [
-                k for k in os.environ if k.startswith("BARID_") and k != "BARID_REQUIRE_ALL"
-            ]:
-                mp.delenv(key)
-            for key, value in self.env.items():
-                mp.setenv(key, value)
-            mp.setattr(sys, "stdin", io.StringIO(stdin))
-            code = 0
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    main(list(args))
-                except SystemExit as exc:
-                    code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-        return CliResult(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
@@ -180,17 +150,49 @@ def make_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], Bari
 def need_tool() -> Callable[[str], str]:
     """`need_tool("gpg")`: the tool's path; skips (or fails under BARID_REQUIRE_ALL=1)."""
 
-    def need(name: str) -> str:
-        # Daemons and their tools (dovecot, smtp-sink) live in /usr/sbin on Debian.
-        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-        if path is None:
-            missing(f"{name} is not installed")
-        return str(path)
-
-    return need
+    return find_tool
 
 
 @pytest.fixture
 def port_factory() -> Callable[[], int]:
     """A free TCP port on 127.0.0.1 (bound once, then released)."""
     return free_port
+
+
+# ---------------------------------------------------------------- the demo and a live gateway
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("demo") / "d"
+    make_demo(data)
+    return data
+
+
+@pytest.fixture(scope="session")
+def credentials(demo_template: Path) -> dict[str, dict[str, Any]]:
+    return demo_credentials(demo_template)
+
+
+@pytest.fixture(scope="session")
+def gnupghome(demo_template: Path, credentials: dict[str, dict[str, Any]]) -> Iterator[Path]:
+    """Every demo employee's secret key, as a mail client would hold it."""
+    if shutil.which("gpg") is None:
+        missing("gpg is not installed")
+    home = new_gnupghome()
+    import_demo_keys(home, credentials)
+    yield home
+    drop_gnupghome(home)
+
+
+@pytest.fixture
+async def live(demo_template: Path, tmp_path: Path,
+               credentials: dict[str, dict[str, Any]]) -> AsyncIterator[Live]:  # fmt: skip
+    """The demo gateway, whole, in the test's loop, on free ports."""
+    data = tmp_path / "d"
+    shutil.copytree(demo_template, data)
+    # Tests make many forged lookups from 127.0.0.1; the radar's throttle is
+    # tested on an app of its own (tests/verification/test_verification_radar.py).
+    async with running(data, credentials,
+                       {"BARID_HTTP__VERIFY_FAILURES_PER_10_MINUTES": "1000000"}) as gateway:  # fmt: skip
+        yield gateway

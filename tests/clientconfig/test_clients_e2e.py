@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 from defusedxml.ElementTree import fromstring
-from sub_support import pgp_mime
 
 from gateway.clientconfig import outlook
+from testkit.messages import pgp_mime
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

@@ -24,13 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import dkim
-import dovecot_support
 import pytest
-from dovecot_support import Dovecot, read_messages
-from live_gateway import Live, tls_client
-from port_support import free_port
 from sqlalchemy import select
-from sub_support import pgp_mime
 
 from gateway.config import load_settings
 from gateway.serve import Gateway
@@ -38,6 +33,11 @@ from gateway.store.models import DeliveryQueueEntry, MessageCopy
 from gateway.store.models import Message as StoredMessage
 from keys.dkim_dns import dkim_records
 from keys.gateway_keys import load_gateway_keys
+from testkit import dovecot as dovecot_support
+from testkit.dovecot import Dovecot, read_messages
+from testkit.gateway import Live, tls_client
+from testkit.messages import pgp_mime
+from testkit.ports import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import dkim
 from sqlalchemy import func, select
-from sub_support import pgp_mime, split_pgp_mime
 
 from gateway.store.audit import AUDIT_KEY_PURPOSE, verify
 from gateway.store.models import AuditEvent, DeliveryQueueEntry, InboundCopy, ReceiptJob
 from keys.dkim_dns import dkim_records
+from testkit.messages import pgp_mime, split_pgp_mime
 
 REGISTRAR = "registrar@moh.gov.example"
 REGISTRY = "registry@region.gov.example"

@@ -19,7 +19,6 @@ import pytest
 from aiosmtpd.smtp import SMTP
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select, update
-from sub_support import pgp_mime
 
 from gateway.federation.client import Transfer, send_batch
 from gateway.federation.trust import load_peer_trust, transfer_server_context
@@ -32,6 +31,7 @@ from gateway.store.models import (
     ReceiptJob,
 )
 from keys.tls import make_dev_certificate
+from testkit.messages import pgp_mime
 
 REGISTRAR = "registrar@moh.gov.example"
 REGISTRY = "registry@region.gov.example"

@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import dovecot_support
 import pytest
-from dovecot_support import Dovecot, read_messages
-from port_support import free_port
 
 from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
+from testkit import dovecot as dovecot_support
+from testkit.dovecot import Dovecot, read_messages
+from testkit.ports import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from port_support import EPHEMERAL_PORTS_ENV
+
+from testkit.ports import EPHEMERAL_PORTS_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config" / "policies.yaml"

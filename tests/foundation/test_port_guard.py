@@ -8,7 +8,8 @@ import errno
 import socket
 
 import pytest
-from port_support import DEVELOPMENT_PORTS, PortGuard, free_port
+
+from testkit.ports import DEVELOPMENT_PORTS, PortGuard, free_port
 
 
 @pytest.mark.parametrize("port", DEVELOPMENT_PORTS)

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 from sqlalchemy import select
-from sub_support import pgp_mime
 
 import gateway.delivery.local as local_delivery
 from gateway import metrics
 from gateway.store.models import DeliveryQueueEntry, ReceiptJob
+from testkit.messages import pgp_mime
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sub_support import pgp_mime
 
 from gateway.store.models import Message
+from testkit.messages import pgp_mime
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

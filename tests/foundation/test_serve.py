@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from port_support import EPHEMERAL_PORTS_ENV, free_port
+
+from testkit.ports import EPHEMERAL_PORTS_ENV, free_port
 
 START_TIMEOUT = 120.0  # a loaded machine: `barid demo` makes keys before it serves
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from imap_hostile_support import Conns
+
+from testkit.imap_hostile import Conns
 
 
 @pytest.fixture

@@ -9,10 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from live_gateway import tls_client
-from serve_support import Server
 from sqlalchemy import func, select
-from sub_support import pgp_mime
 
 from gateway.config import load_settings
 from gateway.serve import Gateway
@@ -29,6 +26,9 @@ from gateway.store.models import (
     ReceiptJob,
 )
 from keys.gateway_keys import load_gateway_keys
+from testkit.gateway import tls_client
+from testkit.messages import pgp_mime
+from testkit.serve import Server
 
 MOH = "minister@moh.gov.example"
 RECIPIENTS = ["minister@mof.gov.example", "registrar@moh.gov.example"]

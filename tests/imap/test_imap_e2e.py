@@ -22,7 +22,6 @@ import aioimaplib
 import dkim
 from prometheus_client import generate_latest
 from sqlalchemy import select
-from sub_support import pgp_mime, smime_signed, split_pgp_mime
 
 from gateway.imap.describe import describe
 from gateway.mailbox.folders import INBOX
@@ -31,6 +30,7 @@ from gateway.store.access_trail import access_entries
 from gateway.store.models import DeliveryQueueEntry, ReceiptJob
 from keys.dkim_dns import dkim_records
 from policies.directory import EmployeeStatus
+from testkit.messages import pgp_mime, smime_signed, split_pgp_mime
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imap_hostile_support import (
+
+from gateway.imap.server import MAX_PREAUTH_LITERALS
+from testkit.imap_hostile import (
     MOH,
     Conns,
     Raw,
@@ -25,8 +27,6 @@ from imap_hostile_support import (
     gateway_with,
     message,
 )
-
-from gateway.imap.server import MAX_PREAUTH_LITERALS
 
 ATTACKER, OTHER, THIRD, FOURTH = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
 

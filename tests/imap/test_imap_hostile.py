@@ -4,7 +4,7 @@ command injection, login throttling without account enumeration, garbage, the
 bad-command and connection limits, and mailbox names with control characters.
 
 Every exchange is written byte by byte on raw asyncio streams, and every read is
-bounded (imap_hostile_support.TIMEOUT). After each hostile exchange the test
+bounded (testkit.imap_hostile.TIMEOUT). After each hostile exchange the test
 shows it did no harm: the refused connection still works where the protocol
 allows it, a fresh connection still gets STARTTLS, LOGIN and SELECT INBOX, and
 the server logged no ERROR record (a client must not cause server-bug traces).
@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imap_hostile_support import (
+
+from gateway.imap.server import MAX_BAD_COMMANDS, MAX_LINE, MAX_NESTING, MAX_PREAUTH_LITERAL
+from testkit.imap_hostile import (
     FORMER,
     MOF,
     MOH,
@@ -39,8 +41,6 @@ from imap_hostile_support import (
     password,
     quoted,
 )
-
-from gateway.imap.server import MAX_BAD_COMMANDS, MAX_LINE, MAX_NESTING, MAX_PREAUTH_LITERAL
 
 APPEND_LIMIT = 65536
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import time
 
-from fuzz_targets import examples, imap_command, split_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymap.parsing import Params
 from pymap.parsing.commands import Commands, InvalidCommand
 
 from gateway.imap.connection import MAX_NESTING, Refused, parse_command
+from testkit.fuzz import examples, imap_command, split_command
 
 COMMANDS = Commands()
 

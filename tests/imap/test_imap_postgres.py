@@ -20,14 +20,14 @@ from typing import Any
 import aioimaplib
 import aiosmtplib
 import pytest
-from live_gateway import tls_client
 from sqlalchemy import func, select
-from sub_support import pgp_mime
 
 from gateway.config import Settings, load_settings
 from gateway.serve import Gateway
 from gateway.store.access_trail import access_entries
 from gateway.store.models import DeliveryQueueEntry, MailboxMessage, MailContent
+from testkit.gateway import tls_client
+from testkit.messages import pgp_mime
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

@@ -12,13 +12,13 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from imap_hostile_support import MOF, Raw, Running, assert_no_server_errors, gateway_with, password
 from sqlalchemy import select
 
 from gateway import metrics
 from gateway.auth_events import EVENTS_PER_MINUTE, LOCKOUT_ACTION, LockoutEvents
 from gateway.smtp.throttle import Lockout, LoginThrottle, ThrottleRules
 from gateway.store.models import AuditEvent
+from testkit.imap_hostile import MOF, Raw, Running, assert_no_server_errors, gateway_with, password
 
 USUAL, ATTACKER, NEW = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 

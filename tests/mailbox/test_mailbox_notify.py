@@ -8,11 +8,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from mailbox_support import WAIT, MailEnv, inbox, mail, mail_env, wait_set
 
 from gateway.mailbox.notify import MailboxNotifier
 from gateway.mailbox.store import MailboxStore, append_in, insert_content
 from gateway.store.db import create_engine, session_factory
+from testkit.mailbox import WAIT, MailEnv, inbox, mail, mail_env, wait_set
 
 # ---- in-process ------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailbox_support import WAIT, MailEnv, inbox, mail, mail_env
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
@@ -32,6 +31,7 @@ from gateway.store import migrate
 from gateway.store.blobs import BlobCipher
 from gateway.store.db import create_engine, transaction, utcnow
 from gateway.store.models import Blob, Mailbox, MailboxMessage, MailContent
+from testkit.mailbox import WAIT, MailEnv, inbox, mail, mail_env
 
 STANDARD = {f.name: f.special_use for f in STANDARD_FOLDERS}
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from mime_samples import CmsSigner, GpgSigner
+
+from testkit.mime_samples import CmsSigner, GpgSigner
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,9 @@ inside, signature parts are no content, and a one-part message is part "1"."""
 
 from __future__ import annotations
 
-from mime_samples import attachment, entity, message, multipart, pdf_bytes, text_part
-
 from gateway.mime import Analysis, MimeLimits, analyze
 from gateway.mime.coverage import content_parts
+from testkit.mime_samples import attachment, entity, message, multipart, pdf_bytes, text_part
 
 LIMITS = MimeLimits()
 ARMOR = b"-----BEGIN PGP SIGNATURE-----\r\n\r\nAAAA\r\n-----END PGP SIGNATURE-----\r\n"

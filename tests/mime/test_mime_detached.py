@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mime_samples import (
+from gateway.mime import Analysis, MimeLimits, Rejection, analyze
+from testkit.mime_samples import (
     CmsSigner,
     GpgSigner,
     attachment,
@@ -12,8 +13,6 @@ from mime_samples import (
     pdf_bytes,
     text_part,
 )
-
-from gateway.mime import Analysis, MimeLimits, Rejection, analyze
 
 LIMITS = MimeLimits()
 

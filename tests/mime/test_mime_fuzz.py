@@ -5,12 +5,12 @@ A fuzz target (tests/fuzz_targets.py `mime` is the same check for atheris);
 
 from __future__ import annotations
 
-from fuzz_targets import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mime_samples import attachment, default_headers, entity, message, multipart, text_part
 
 from gateway.mime import Analysis, MimeLimits, Rejection, analyze
+from testkit.fuzz import examples
+from testkit.mime_samples import attachment, default_headers, entity, message, multipart, text_part
 
 LIMITS = MimeLimits(max_parts=30, max_depth=5)
 SIGNATURE = b"-----BEGIN PGP SIGNATURE-----\r\n\r\niHUEARYIAB0WIQQ=\r\n=abcd\r\n-----END PGP SIGNATURE-----\r\n"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from mime_samples import default_headers, message, text_part
 
 from gateway.mime import Analysis, MimeLimits, analyze
 from policies.directory import Clearance
+from testkit.mime_samples import default_headers, message, text_part
 
 LIMITS = MimeLimits()
 

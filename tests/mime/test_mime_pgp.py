@@ -8,7 +8,8 @@ from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
-from mime_samples import (
+from gateway.mime import Analysis, MimeLimits, analyze
+from testkit.mime_samples import (
     GpgSigner,
     attachment,
     entity,
@@ -17,8 +18,6 @@ from mime_samples import (
     pdf_bytes,
     text_part,
 )
-
-from gateway.mime import Analysis, MimeLimits, analyze
 
 LIMITS = MimeLimits()
 PGP = '; protocol="application/pgp-signature"; micalg=pgp-sha256'

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mime_samples import attachment, default_headers, entity, message, multipart, text_part
 
 from gateway.mime import Analysis, MimeLimits, Rejection, analyze
+from testkit.mime_samples import attachment, default_headers, entity, message, multipart, text_part
 
 LIMITS = MimeLimits()
 MALFORMED = (550, "5.6.0")

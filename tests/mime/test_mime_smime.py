@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from mime_samples import (
+from gateway.mime import Analysis, EntityAnalysis, MimeLimits, analyze, analyze_entity
+from testkit.mime_samples import (
     CmsSigner,
     attachment,
     entity,
@@ -15,8 +16,6 @@ from mime_samples import (
     to_crlf,
     with_headers,
 )
-
-from gateway.mime import Analysis, EntityAnalysis, MimeLimits, analyze, analyze_entity
 
 LIMITS = MimeLimits()
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from mime_samples import attachment, entity, message, multipart, pdf_bytes, text_part
-
 from gateway.mime import Analysis, MimeLimits, analyze
+from testkit.mime_samples import attachment, entity, message, multipart, pdf_bytes, text_part
 
 SIGNATURE = (
     b"-----BEGIN PGP SIGNATURE-----\r\n\r\niHUEARYIAB0WIQQ=\r\n-----END PGP SIGNATURE-----\r\n"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from mime_samples import attachment, entity, message, multipart, pdf_bytes, text_part
-
 from gateway.mime import Analysis, MimeLimits, analyze, format_path
+from testkit.mime_samples import attachment, entity, message, multipart, pdf_bytes, text_part
 
 LIMITS = MimeLimits()
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from policy_support import FEDERATION, POLICY_FILE, build_demo_snapshot
 
 from policies.directory import DirectorySnapshot
 from policies.engine import Policy
 from policies.loader import load_policy
+from testkit.policy import FEDERATION, POLICY_FILE, build_demo_snapshot
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from policy_support import CASES_FILE, make_policy
-
 from policies.cases import run_cases
 from policies.directory import DirectorySnapshot
 from policies.engine import Policy
 from policies.render import case_report_json, case_report_text, render_json, render_text
+from testkit.policy import CASES_FILE, make_policy
 
 
 def test_shipped_policy_passes_its_cases(shipped_policy: Policy) -> None:
@@ -21,9 +20,8 @@ def test_shipped_policy_passes_its_cases(shipped_policy: Policy) -> None:
 
 
 def test_shipped_policy_has_no_warnings(demo_snapshot: DirectorySnapshot) -> None:
-    from policy_support import FEDERATION, POLICY_FILE
-
     from policies.loader import check_policy
+    from testkit.policy import FEDERATION, POLICY_FILE
 
     result = check_policy(POLICY_FILE, demo_snapshot, FEDERATION)
     assert result.ok and result.problems == ()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from policy_support import make_policy
 
 from policies.decision import Attachment, MessageFacts
 from policies.directory import Clearance, DirectorySnapshot
 from policies.rules import Effect, Mode
+from testkit.policy import make_policy
 
 MOH_MIN = "minister@moh.gov.example"
 MOF_MIN = "minister@mof.gov.example"

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from policy_support import FEDERATION, REPO
 
 from policies.decision import MessageFacts, StepOutcome
 from policies.directory import Clearance, DirectorySnapshot
@@ -15,6 +14,7 @@ from policies.engine import Policy
 from policies.explain import explain
 from policies.loader import check_policy
 from policies.render import explanation_json, explanation_text, render_json, render_text
+from testkit.policy import FEDERATION, REPO
 
 
 def test_trace_lists_every_rule(shipped_policy: Policy) -> None:

@@ -4,10 +4,11 @@ reports problems (with lines) or compiles a policy that decides without raising
 
 from __future__ import annotations
 
-from fuzz_targets import examples, policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from policy_support import POLICY_FILE
+
+from testkit.fuzz import examples, policy
+from testkit.policy import POLICY_FILE
 
 SEED = POLICY_FILE.read_bytes()
 TOKENS = [b"\n", b": ", b"- ", b"  ", b"rules:", b"id: ", b"effect: allow", b"effect: deny",

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from policy_support import FEDERATION, POLICY_FILE, build_demo_snapshot, policy_text
 
 from policies.directory import (
     AgencyKind,
@@ -18,6 +17,7 @@ from policies.directory import (
 )
 from policies.holder import PolicyHolder
 from policies.problems import PolicyError
+from testkit.policy import FEDERATION, POLICY_FILE, build_demo_snapshot, policy_text
 
 MOH_MIN = "minister@moh.gov.example"
 MOF_MIN = "minister@mof.gov.example"

@@ -11,7 +11,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_support import DEMO_EMPLOYEES, FEDERATION, build_demo_snapshot
 
 from policies.decision import Attachment, MessageFacts, StepOutcome
 from policies.directory import AgencyKind, Clearance
@@ -29,6 +28,7 @@ from policies.rules import (
     RuleSpec,
     Selector,
 )
+from testkit.policy import DEMO_EMPLOYEES, FEDERATION, build_demo_snapshot
 
 SNAPSHOT = build_demo_snapshot()
 CODES = sorted(SNAPSHOT.agencies)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from policy_support import make_policy
 
 from policies.directory import DirectorySnapshot
+from testkit.policy import make_policy
 
 MOH_MIN = "minister@moh.gov.example"
 MOH_CLERK = "clerk@moh.gov.example"

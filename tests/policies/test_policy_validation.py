@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from policy_support import FEDERATION, policy_text
 
 from policies.directory import DirectorySnapshot
 from policies.loader import check_policy, load_policy
 from policies.problems import PolicyError, Problem, Severity
+from testkit.policy import FEDERATION, policy_text
 
 
 def line_with(text: str, marker: str) -> int:

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from smtp_support import PASSWORD, Running, start
+
+from testkit.smtp import PASSWORD, Running, start
 
 
 def _barid(env: dict[str, str], *args: str, stdin: str = "") -> None:

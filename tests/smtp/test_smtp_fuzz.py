@@ -15,12 +15,12 @@ import ssl
 from pathlib import Path
 
 import pytest
-from fuzz_targets import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from smtp_support import start
 
 from gateway.smtp.data_reader import DataDecoder, EdgeRules
+from testkit.fuzz import examples
+from testkit.smtp import start
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 FUZZ = settings(

@@ -7,9 +7,8 @@ import asyncio
 import ssl
 from pathlib import Path
 
-from smtp_support import authed, closed, command, read_reply, start
-
 from gateway.smtp.listeners import stop_listeners
+from testkit.smtp import authed, closed, command, read_reply, start
 
 A = "a@moh.gov.example"
 B = "b@moh.gov.example"

@@ -8,7 +8,8 @@ import ssl
 
 import aiosmtplib
 import pytest
-from smtp_support import PASSWORD, Running, command, raw_session, read_reply, start
+
+from testkit.smtp import PASSWORD, Running, command, raw_session, read_reply, start
 
 A = "a@moh.gov.example"
 B = "b@moh.gov.example"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from serve_support import Server
-from smtp_support import POLICY, authed, client_context, command
+from testkit.serve import Server
+from testkit.smtp import POLICY, authed, client_context, command
 
 MB = 1024 * 1024
 SESSIONS = 12

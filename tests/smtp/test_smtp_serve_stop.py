@@ -10,15 +10,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from serve_support import Server
-from smtp_support import authed, client_context, command, read_reply
-from sub_support import pgp_mime
-
 from gateway.config import load_settings
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.messages import MessageStore
 from keys.gateway_keys import load_gateway_keys
+from testkit.messages import pgp_mime
+from testkit.serve import Server
+from testkit.smtp import authed, client_context, command, read_reply
 
 MOH = "minister@moh.gov.example"
 RECIPIENT = "registrar@moh.gov.example"

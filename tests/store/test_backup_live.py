@@ -26,15 +26,15 @@ from typing import Any
 
 import httpx
 import pytest
-from live_gateway import Live, tls_client
-from pg_support import PgServer, create_pg_database, drop_pg_database
 from sqlalchemy import select
-from sub_support import pgp_mime
 
 from gateway.config import load_settings
 from gateway.serve import Gateway
 from gateway.store.models import Message
 from keys.gateway_keys import load_gateway_keys
+from testkit.gateway import Live, tls_client
+from testkit.messages import pgp_mime
+from testkit.postgres import PgServer, create_pg_database, drop_pg_database
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

@@ -6,7 +6,6 @@ import os
 
 import pytest
 from sqlalchemy import select, update
-from test_store_support import MASTER, stamper, store_env, submission
 
 from gateway.store.blobs import (
     BLOB_KEK_PURPOSE,
@@ -20,6 +19,7 @@ from gateway.store.blobs import (
 from gateway.store.messages import MessageStore
 from gateway.store.models import Blob, Message
 from keys.gateway_keys import derive_key
+from testkit.store import MASTER, stamper, store_env, submission
 
 AUDIT = os.urandom(32)
 

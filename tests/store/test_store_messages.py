@@ -11,15 +11,6 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from test_store_support import (
-    AUDIT_KEY,
-    MASTER,
-    SENDER,
-    counts,
-    stamper,
-    store_env,
-    submission,
-)
 
 from gateway.model.message import Stamp, StampedCopy
 from gateway.store import audit
@@ -34,6 +25,15 @@ from gateway.store.messages import (
     free_space_ok,
 )
 from gateway.store.models import Agency, AuditEvent, DeliveryQueueEntry, Message
+from testkit.store import (
+    AUDIT_KEY,
+    MASTER,
+    SENDER,
+    counts,
+    stamper,
+    store_env,
+    submission,
+)
 
 
 def year() -> int:

@@ -12,7 +12,8 @@ import asyncio
 import time
 
 import pytest
-from test_store_support import stamper, store_env, submission
+
+from testkit.store import stamper, store_env, submission
 
 TOTAL = 100
 CONCURRENCY = 20

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium_support import WIDTHS, Chromium, screenshot_dir
-from sub_support import detached_openpgp, entity, multipart, pgp_mime, text_part, top_headers
 
 from gateway.store.messages import MessageStore
+from testkit.chromium import WIDTHS, Chromium, screenshot_dir
+from testkit.messages import detached_openpgp, entity, multipart, pgp_mime, text_part, top_headers
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

@@ -14,9 +14,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from serve_support import Server
 from sqlalchemy import func, select
-from sub_support import pgp_mime
 
 from gateway.config import load_settings
 from gateway.serve import Gateway
@@ -25,6 +23,8 @@ from gateway.store.db import create_engine, session_factory
 from gateway.store.messages import MessageStore
 from gateway.store.models import Blob, DeliveryQueueEntry, Message, MessageCopy
 from keys.gateway_keys import load_gateway_keys
+from testkit.messages import pgp_mime
+from testkit.serve import Server
 
 MOH = "minister@moh.gov.example"
 RECIPIENTS = ["minister@mof.gov.example", "registrar@moh.gov.example"]
@@ -59,7 +59,7 @@ async def client(server: Server, tls: Any, password: str, messages: list[bytes],
 async def test_sigkill_during_submission_loses_nothing_acknowledged(
     demo_template: Path, tmp_path: Path, gnupghome: Path, credentials: dict[str, Any]
 ) -> None:
-    from live_gateway import tls_client
+    from testkit.gateway import tls_client
 
     data = tmp_path / "d"
     shutil.copytree(demo_template, data)
@@ -127,7 +127,7 @@ async def test_database_down_gives_451_and_recovers_without_restart(
     demo_template: Path, tmp_path: Path, gnupghome: Path, credentials: dict[str, Any],
     own_postgres: Any,
 ) -> None:  # fmt: skip
-    from live_gateway import tls_client
+    from testkit.gateway import tls_client
 
     data = tmp_path / "d"
     data.mkdir()

@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sub_support import (
+
+from gateway.store.messages import MessageStore
+from gateway.store.models import DeliveryQueueEntry, Message, MessageCopy
+from testkit.messages import (
     PDF,
     attachment,
     detached_cms,
@@ -24,9 +27,6 @@ from sub_support import (
     top_headers,
     unsigned,
 )
-
-from gateway.store.messages import MessageStore
-from gateway.store.models import DeliveryQueueEntry, Message, MessageCopy
 
 MOH = "minister@moh.gov.example"  # has an OpenPGP key and an S/MIME certificate
 MOF = "minister@mof.gov.example"
@@ -141,7 +141,7 @@ async def test_no_signature_at_all(live: Any) -> None:
 
 
 async def test_signed_but_no_document(live: Any, gnupghome: Path) -> None:
-    from sub_support import gpg
+    from testkit.messages import gpg
 
     inner = text_part("only text")
     sig = gpg(gnupghome, "--local-user", MOH, "--detach-sign", "--armor", data=inner)
@@ -251,7 +251,7 @@ async def test_swaks_detached_signature(live: Any, gnupghome: Path, need_tool: A
     doc = tmp_path / "decree.pdf"
     doc.write_bytes(PDF)
     sig = tmp_path / "decree.pdf.asc"
-    from sub_support import gpg
+    from testkit.messages import gpg
 
     sig.write_bytes(gpg(gnupghome, "--local-user", MOH, "--detach-sign", "--armor", data=PDF))
     import asyncio
@@ -292,7 +292,7 @@ async def test_employee_code_missing(live: Any, make_cli: Any, tmp_path: Path) -
     import shutil as _shutil
     import tempfile
 
-    from sub_support import gpg
+    from testkit.messages import gpg
 
     home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
     try:
@@ -380,7 +380,7 @@ async def test_unknown_signature_protocol_hides_nothing(live: Any, gnupghome: Pa
 async def test_signed_file_p7m_is_a_signed_document(live: Any, need_tool: Any) -> None:
     """`decree.pdf.p7m` as government signing tools make it: CMS signed-data over the file."""
     need_tool("openssl")
-    from sub_support import b64, openssl_cms
+    from testkit.messages import b64, openssl_cms
 
     cert, key = smime_files(live)
     der = openssl_cms(cert, key, PDF, attached=True)
@@ -415,7 +415,7 @@ UUENCODED = "begin 644 payload.exe\n#86)C\n`\nend\n"
 async def test_unsigned_text_with_an_embedded_file_is_refused(
     live: Any, gnupghome: Path, subtype: str, text: str
 ) -> None:
-    from sub_support import gpg
+    from testkit.messages import gpg
 
     sig = gpg(gnupghome, "--local-user", MOH, "--detach-sign", "--armor", data=PDF)
     body = entity(
@@ -429,7 +429,7 @@ async def test_unsigned_text_with_an_embedded_file_is_refused(
 
 
 async def test_signed_text_may_quote_anything(live: Any, gnupghome: Path) -> None:
-    from sub_support import gpg
+    from testkit.messages import gpg
 
     inner = entity([("Content-Type", 'multipart/mixed; boundary="q"')],
                    multipart([text_part(f"quoting an old message:\n{UUENCODED}"),

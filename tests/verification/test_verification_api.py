@@ -17,8 +17,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import update
-from sub_support import PDF
-from verification_support import (
+
+from gateway.http_app import build_app
+from gateway.store.db import transaction
+from gateway.store.models import Message
+from gateway.verification import VerificationService
+from gateway.verification.service import MAX_DOCUMENT_MATCHES
+from keys.tokens import MAX_TOKEN_CHARS
+from testkit.messages import PDF
+from testkit.verification import (
     MOF,
     MOH,
     RETIRED_KEY,
@@ -30,13 +37,6 @@ from verification_support import (
     token_for,
     verdict,
 )
-
-from gateway.http_app import build_app
-from gateway.store.db import transaction
-from gateway.store.models import Message
-from gateway.verification import VerificationService
-from gateway.verification.service import MAX_DOCUMENT_MATCHES
-from keys.tokens import MAX_TOKEN_CHARS
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium_support import WIDTHS, Chromium, screenshot_dir
-from page_support import STATUS_WORDS, prepare_letters
+
+from testkit.chromium import WIDTHS, Chromium, screenshot_dir
+from testkit.pages import STATUS_WORDS, prepare_letters
 
 SELECTORS = {"verdict": ".banner", "heading": "header h1", "switch": "header a",
              "facts": "section dl", "form": "form", "button": "form button"}  # fmt: skip

@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from page_support import (
+from PIL import Image
+
+from gateway.http_app import build_app
+from gateway.verification import VerificationService
+from testkit.pages import (
     HOSTILE_NAME,
     HTTP_STATUS,
     REVOKED_DOCUMENT,
@@ -25,11 +29,7 @@ from page_support import (
     Letters,
     prepare_letters,
 )
-from PIL import Image
-from verification_support import MOF, MOH, client
-
-from gateway.http_app import build_app
-from gateway.verification import VerificationService
+from testkit.verification import MOF, MOH, client
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"
 CHROMIUM_TIMEOUT = 30.0

@@ -13,8 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from sub_support import PDF
-from verification_support import RETIRED_KEY, flip, send_letter, token_for
 
 from gateway import metrics
 from gateway.http_app import build_app
@@ -29,6 +27,8 @@ from gateway.verification.radar import (
     RadarLimits,
     audit_alerts,
 )
+from testkit.messages import PDF
+from testkit.verification import RETIRED_KEY, flip, send_letter, token_for
 
 
 class FakeClock:

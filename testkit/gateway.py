@@ -1,7 +1,8 @@
-"""Fixtures for end-to-end tests: the demo government, its keys, and a whole
-gateway (real SMTP and IMAP listeners, TLS, database, policy, delivery worker)
-in the test's loop. Loaded for the whole suite by `pytest_plugins` in
-tests/conftest.py."""
+"""An in-process gateway for tests and benchmarks: the demo government made by
+`barid demo`, a whole gateway (real SMTP and IMAP listeners, TLS, database,
+policy, delivery worker) started in the caller's event loop on free ports, and a
+TLS client context that trusts it. No pytest fixtures here (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -11,48 +12,59 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-import pytest
 
 from gateway.config import load_settings
 from gateway.serve import Gateway
 
+# Every listener on a port the system picks; no free-disk floor.
+EPHEMERAL_ENV = {
+    "BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
+    "BARID_SMTP__TRANSFER_PORT": "0", "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
+    "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
+}  # fmt: skip
 
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("demo") / "d"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
+
+def clean_env() -> dict[str, str]:
+    """The process environment without any BARID_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
+
+
+def make_demo(data: Path, timeout: float = 180) -> None:
+    """`barid demo --no-serve` into `data` (a fresh directory)."""
     subprocess.run([sys.executable, "-m", "admin", "demo", "--data-dir", str(data), "--no-serve"],
-                   check=True, capture_output=True, timeout=180, env=env)  # fmt: skip
-    return data
+                   check=True, capture_output=True, timeout=timeout, env=clean_env())  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def credentials(demo_template: Path) -> dict[str, dict[str, Any]]:
-    rows = json.loads((demo_template / "demo" / "credentials.json").read_text())
+def demo_credentials(data: Path) -> dict[str, dict[str, Any]]:
+    """The demo's credentials.json, by address."""
+    rows = json.loads((data / "demo" / "credentials.json").read_text())
     return {row["address"]: row for row in rows}
 
 
-@pytest.fixture(scope="session")
-def gnupghome(demo_template: Path, credentials: dict[str, dict[str, Any]]) -> Iterator[Path]:
-    """Every demo employee's secret key, as a mail client would hold it."""
-    if shutil.which("gpg") is None:
-        if os.environ.get("BARID_REQUIRE_ALL") == "1":
-            pytest.fail("gpg is not installed (required because BARID_REQUIRE_ALL=1)")
-        pytest.skip("gpg is not installed")
-    home = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+def new_gnupghome() -> Path:
+    """A fresh, short GnuPG home (gpg-agent's socket path must stay under ~100 bytes)."""
+    return Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+
+
+def drop_gnupghome(home: Path) -> None:
+    """Stop the home's gpg-agent and remove it."""
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
+                   capture_output=True, timeout=30)  # fmt: skip
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def import_demo_keys(home: Path, credentials: dict[str, dict[str, Any]]) -> None:
+    """Every demo employee's secret key into `home`, as a mail client would hold it."""
     for row in credentials.values():
         subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import",
                         row["key_files"]["openpgp secret key"]], check=True, capture_output=True)  # fmt: skip
-    yield home
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
-                   capture_output=True)  # fmt: skip
-    shutil.rmtree(home, ignore_errors=True)
 
 
 @dataclass
@@ -130,20 +142,18 @@ def tls_client(cert: Path) -> Any:
     return ctx
 
 
-@pytest.fixture
-async def live(demo_template: Path, tmp_path: Path,
-               credentials: dict[str, dict[str, Any]]) -> AsyncIterator[Live]:  # fmt: skip
-    data = tmp_path / "d"
-    shutil.copytree(demo_template, data)
-    env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
-           "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-           "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
-           # Tests make many forged lookups from 127.0.0.1; the radar's throttle is
-           # tested on an app of its own (tests/verification/test_verification_radar.py).
-           "BARID_HTTP__VERIFY_FAILURES_PER_10_MINUTES": "1000000"}  # fmt: skip
-    settings = load_settings(data / "barid.toml", environ=env)
+@asynccontextmanager
+async def running(data: Path, credentials: dict[str, dict[str, Any]],
+                  env: dict[str, str] | None = None) -> AsyncIterator[Live]:  # fmt: skip
+    """The gateway of data directory `data`, started in this loop (every port free,
+    `env` on top of EPHEMERAL_ENV), stopped at the end."""
+    settings = load_settings(data / "barid.toml", environ={**EPHEMERAL_ENV, **(env or {})})
     gateway = Gateway(settings)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except BaseException:
+        await gateway.stop()
+        raise
     try:
         from keys.gateway_keys import load_gateway_keys
 

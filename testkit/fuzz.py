@@ -1,7 +1,7 @@
 """Fuzz targets: one function per parser that takes arbitrary bytes and checks what
 must hold whatever arrives. Driven by Hypothesis in the suite (tests/*/test_*fuzz*.py,
 a few hundred examples; `BARID_FUZZ_EXAMPLES=N` for a long run) and by atheris
-(tests/fuzz_atheris.py) where it is installed. Each target raises only on a bug."""
+(testkit/fuzz_atheris.py) where it is installed. Each target raises only on a bug."""
 
 from __future__ import annotations
 
@@ -114,9 +114,6 @@ def policy(text: bytes) -> None:
 
 @cache
 def _policy_world() -> tuple[DirectorySnapshot, dict[str, list[str]]]:
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests" / "policies"))
-    from policy_support import FEDERATION, build_demo_snapshot
+    from testkit.policy import FEDERATION, build_demo_snapshot
 
     return build_demo_snapshot(), {k: list(v) for k, v in FEDERATION.items()}

@@ -1,9 +1,9 @@
 """Coverage-guided fuzzing of the same targets with atheris, where it installs
 (`pip install atheris`; it needs a clang-built CPython on some systems):
 
-    .venv/bin/python tests/fuzz_atheris.py imap   -max_total_time=600
-    .venv/bin/python tests/fuzz_atheris.py mime   -max_total_time=600 -rss_limit_mb=4096
-    .venv/bin/python tests/fuzz_atheris.py policy -max_total_time=600
+    .venv/bin/python -m testkit.fuzz_atheris imap -max_total_time=600
+    .venv/bin/python -m testkit.fuzz_atheris mime -max_total_time=600 -rss_limit_mb=4096
+    .venv/bin/python -m testkit.fuzz_atheris policy -max_total_time=600
 
 Any exception a target raises is a crash: atheris stops and writes the input
 (crash-<hash>) to the current directory; make it a regression test.
@@ -12,15 +12,11 @@ Any exception a target raises is a crash: atheris stops and writes the input
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import atheris
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-with atheris.instrument_imports(include=["gateway", "policies", "pymap", "fuzz_targets"]):
-    import fuzz_targets
+with atheris.instrument_imports(include=["gateway", "policies", "pymap", "testkit.fuzz"]):
+    from testkit import fuzz as fuzz_targets
 
 TARGETS = {
     "imap": fuzz_targets.imap_command,

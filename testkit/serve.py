@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from port_support import free_port
+from testkit.ports import free_port
 
 
 class Server:

@@ -22,7 +22,7 @@ from policies.directory import (
 from policies.engine import Policy
 from policies.loader import load_policy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 POLICY_FILE = REPO / "config" / "policies.yaml"
 CASES_FILE = REPO / "config" / "policies.cases.yaml"

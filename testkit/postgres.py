@@ -1,7 +1,8 @@
-"""A real PostgreSQL for the suite: a cluster in a temporary directory on a
-loopback port, started from the machine's own binaries (initdb + pg_ctl), as the
-`postgres` user when the suite runs as root (initdb refuses root); databases
-made and dropped on it. Fixtures live in tests/conftest.py.
+"""A real PostgreSQL for tests and benchmarks: a cluster in a temporary directory
+on a loopback port, started from the machine's own binaries (initdb + pg_ctl),
+as the `postgres` user when run as root (initdb refuses root); databases made
+and dropped on it. Durability is off (fsync, synchronous_commit): never for data
+anyone keeps. Fixtures live in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from port_support import free_port
-from tool_support import missing
+from testkit.ports import free_port
+from testkit.tools import missing
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,12 @@ def _pg_bindir() -> Path | None:
 class PgCluster:
     """A PostgreSQL cluster in a temporary directory, on a loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_missing: Callable[[str], None] = missing) -> None:
+        """`on_missing(reason)` is called (and must raise) when PostgreSQL cannot
+        run here: tests skip (or fail under BARID_REQUIRE_ALL=1), benchmarks stop."""
         bindir = _pg_bindir()
         if bindir is None or not (bindir / "initdb").exists():
-            missing("PostgreSQL server binaries (initdb, pg_ctl) not found")
+            on_missing("PostgreSQL server binaries (initdb, pg_ctl) not found")
         assert bindir is not None
         self.bindir = bindir
         self.prefix: list[str] = []
@@ -57,7 +62,8 @@ class PgCluster:
             try:
                 account = pwd.getpwnam("postgres")
             except KeyError:
-                missing("running as root and no 'postgres' user to run PostgreSQL as")
+                shutil.rmtree(self.base, ignore_errors=True)
+                on_missing("running as root and no 'postgres' user to run PostgreSQL as")
                 raise AssertionError("unreachable") from None
             os.chown(self.base, account.pw_uid, account.pw_gid)
             self.prefix = ["runuser", "-u", "postgres", "--"]
@@ -92,19 +98,37 @@ class PgCluster:
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def version(self) -> str:
+        """`postgres --version`, e.g. "postgres (PostgreSQL) 15.14"."""
+        done = subprocess.run([str(self.bindir / "postgres"), "--version"], capture_output=True,
+                              text=True, timeout=30, check=False)  # fmt: skip
+        return done.stdout.strip()
+
+
+@contextmanager
+def postgres_cluster(on_missing: Callable[[str], None] = missing) -> Iterator[PgCluster]:
+    """A started cluster, stopped and removed at the end."""
+    cluster = PgCluster(on_missing)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
 
 async def _admin(server: PgServer, sql: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(server.dsn("postgres"))
+    conn = await asyncpg.connect(server.dsn("postgres"), timeout=30)
     try:
         await conn.execute(sql)
     finally:
         await conn.close()
 
 
-def create_pg_database(server: PgServer) -> str:
-    name = "t_" + uuid.uuid4().hex[:12]
+def create_pg_database(server: PgServer, prefix: str = "t") -> str:
+    """A new, empty database on `server`; its name (PREFIX_<random>)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
     return name
 

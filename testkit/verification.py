@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sub_support import pgp_mime
 
 from keys.gateway_keys import RETIRED_SIGNING_DIR, key_id
 from keys.tokens import issue_token
+from testkit.messages import pgp_mime
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"

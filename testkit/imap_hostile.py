@@ -29,7 +29,7 @@ NOBODY = "nobody@moh.gov.example"  # no such employee
 
 
 class ImapTarget(Protocol):
-    """What these helpers need of a running gateway: tests/live_gateway.py's
+    """What these helpers need of a running gateway: testkit/gateway.py's
     `Live` has it, and so has `Running` below."""
 
     @property

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
-from verification_support import flip, send_letter, token_for
 
 from gateway.store.db import transaction
 from gateway.store.models import Message, MessageDocument
+from testkit.verification import flip, send_letter, token_for
 
 HOSTILE_NAME = '<script>alert("x")</script>&.pdf'
 VALID_DOCUMENT = b"%PDF-1.4\n" + b"a decree of the minister\n" * 50 + b"%%EOF\n"
