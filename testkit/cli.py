@@ -1,15 +1,22 @@
-"""The `barid` command in-process, for tests: an environment of its own (every other
-BARID_* variable removed), stdin given, stdout/stderr and the exit code captured."""
+"""The `barid` command for tests and benchmarks: in-process (`BaridCli`: an
+environment of its own, every other BARID_* variable removed, stdin given,
+stdout/stderr and the exit code captured) or in a child process (`run_cli`)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
+from testkit.gateway import clean_env
+
+if TYPE_CHECKING:
+    import pytest
 
 
 @dataclass
@@ -45,3 +52,17 @@ class BaridCli:
                 except SystemExit as exc:
                     code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
         return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def run_cli(data: Path | None, *args: str, stdin: str = "", timeout: float = 180) -> str:
+    """`barid ARGS` in a child process on data directory `data` (None: no config);
+    its stdout; RuntimeError with the end of stderr when it fails."""
+    env = clean_env()
+    if data is not None:
+        env["BARID_CONFIG"] = str(data / "barid.toml")
+    done = subprocess.run([sys.executable, "-m", "admin", *args], capture_output=True,
+                          timeout=timeout, env=env, input=stdin.encode())  # fmt: skip
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace")[-2000:]
+        raise RuntimeError(f"barid {' '.join(args)} exited with {done.returncode}: {tail}")
+    return done.stdout.decode()

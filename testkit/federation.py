@@ -10,8 +10,6 @@ start-up because each side's configuration names the other's. No fixtures here.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,8 @@ from gateway.config import load_settings
 from gateway.serve import Gateway
 from keys.dkim_dns import dkim_records
 from keys.gateway_keys import load_gateway_keys
-from testkit.gateway import Live, clean_env, tls_client
+from testkit.cli import run_cli
+from testkit.gateway import Live, tls_client
 
 CENTRAL_DOMAINS = ["cab.gov.example", "moh.gov.example", "mof.gov.example", "gov-bsr.gov.example"]
 REGION_DOMAIN = "region.gov.example"
@@ -80,20 +79,6 @@ GATEWAY_ENV = {
     "BARID_DELIVERY__RETRY_FIRST_SECONDS": "0.3", "BARID_DELIVERY__RETRY_MAX_SECONDS": "1",
     "BARID_DELIVERY__TIMEOUT_SECONDS": "10",
 }  # fmt: skip
-
-
-def run_cli(data: Path | None, *args: str, stdin: str = "", timeout: float = 180) -> str:
-    """`barid ARGS` in a child process on data directory `data` (None: no config);
-    its stdout; RuntimeError with the end of stderr when it fails."""
-    env = clean_env()
-    if data is not None:
-        env["BARID_CONFIG"] = str(data / "barid.toml")
-    done = subprocess.run([sys.executable, "-m", "admin", *args], capture_output=True,
-                          timeout=timeout, env=env, input=stdin.encode())  # fmt: skip
-    if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace")[-2000:]
-        raise RuntimeError(f"barid {' '.join(args)} exited with {done.returncode}: {tail}")
-    return done.stdout.decode()
 
 
 def make_region(data: Path) -> None:

@@ -20,6 +20,7 @@ from gateway.submission.handler import Identity, SubmissionHandler
 from keys.gateway_keys import load_gateway_keys
 from keys.tls import load_server_context
 from policies.holder import PolicyHolder
+from testkit.cli import run_cli
 
 PASSWORD = "correct horse battery"
 POLICY = """version: 1
@@ -185,3 +186,15 @@ async def closed(reader: asyncio.StreamReader, seconds: float = 10.0) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def make_smtp_directory(data: Path) -> None:
+    """`barid init` in `data`, agency MOH, employees a and b (active, password
+    PASSWORD) and c (suspended)."""
+    run_cli(None, "init", "--data-dir", str(data))
+    run_cli(data, "agency", "add", "MOH", "--name-en", "Health", "--kind", "ministry",
+            "--domain", "moh.gov.example")  # fmt: skip
+    for who in ("a", "b", "c"):
+        run_cli(data, "employee", "add", f"{who}@moh.gov.example", "--agency", "MOH",
+                "--name-en", who.upper(), "--password-stdin", stdin=PASSWORD)  # fmt: skip
+    run_cli(data, "employee", "suspend", "c@moh.gov.example")
