@@ -75,6 +75,7 @@ from typing import Any
 
 import aiosmtplib
 
+from bench.bench_submission import BenchError, stop_process, wait_for_port
 from gateway.config import load_settings
 from gateway.serve import Gateway
 from gateway.store.models import DeliveryQueueEntry, ReceiptJob
@@ -97,7 +98,6 @@ RESULTS = ROOT / "bench" / "results" / "relay.json"
 PY = sys.executable
 SMTP_SINK, SMTP_SOURCE = "/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"
 BASELINE_BYTES = 102400
-START_TIMEOUT = 60.0
 RUN_TIMEOUT = 300.0
 
 SENDER = "registrar@moh.gov.example"
@@ -107,10 +107,6 @@ GATEWAY_ENV = {
     "BARID_DELIVERY__TIMEOUT_SECONDS": "30",
 }  # fmt: skip
 CASES = ("smtp-source", "sink", "region")
-
-
-class BenchError(Exception):
-    pass
 
 
 def say(text: str) -> None:
@@ -130,33 +126,6 @@ def cpu_of(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
-
-
-def wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, what: str) -> None:
-    import socket
-
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise BenchError(f"{what} exited with {proc.returncode} at start-up:\n{tail}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise BenchError(f"{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
 
 
 # ---------------------------------------------------------------- set-up (testkit.federation)
