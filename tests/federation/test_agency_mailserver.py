@@ -1,10 +1,10 @@
 """An agency with its own mail server, end to end: a real gateway (demo government)
-whose MOF copies go by IMAP APPEND to a real Dovecot (tests/dovecot_support.py)
+whose MOF copies go by IMAP APPEND to a real Dovecot (testkit/dovecot.py)
 through `[mailservers.mof]` in barid.toml, while other copies stay local.
 
 The gateway runs on the test's event loop, so every blocking IMAP read (Dovecot
 or Barid's own IMAP) goes through `asyncio.to_thread`. Every test has a Dovecot
-of its own (tests/dovecot_support.py, users minister@ and clerk@mof.gov.example,
+of its own (testkit/dovecot.py, users minister@ and clerk@mof.gov.example,
 mails over 64 KiB refused) and a gateway of its own.
 """
 

@@ -1,5 +1,5 @@
 """IMAP APPEND delivery to an agency's own server (gateway.delivery.imap_target),
-against a real Dovecot with real, verified TLS (tests/dovecot_support.py).
+against a real Dovecot with real, verified TLS (testkit/dovecot.py).
 
 One Dovecot serves the module (started on first use, after `need_tool`); every
 test uses its own mailbox. The gateway logs in as `user*barid` (a master user);
