@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from accounts_support import World, make_world
+
+from testkit.accounts import World, make_world
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from accounts_support import AUDITOR, CLI, MOF_ADMIN, World
 
 from admin.services.account_base import AccountError, Conflict, UnknownObject
 from admin.services.actor import Actor, Forbidden, OutOfScope, Role
 from policies.directory import EmployeeStatus
+from testkit.accounts import AUDITOR, CLI, MOF_ADMIN, World
 
 
 async def test_grant_list_revoke_round_trip_is_audited(world: World) -> None:

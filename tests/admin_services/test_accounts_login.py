@@ -6,7 +6,6 @@ import io
 
 import pytest
 import zxingcpp
-from accounts_support import CLI, PASSWORD, World, code_for
 from PIL import Image
 from sqlalchemy import select
 
@@ -15,6 +14,7 @@ from admin.services.actor import Actor, OutOfScope, Role
 from admin.services.login import LoginRefused
 from gateway.store.admin_models import AdminRecoveryCode, AdminTotp
 from gateway.store.models import AuditEvent
+from testkit.accounts import CLI, PASSWORD, World, code_for
 
 ALI = "ali@mof.example"
 CLIENT = "198.51.100.4"

@@ -4,7 +4,6 @@ stored hashed, expired and revoked refused), and the login throttle shared with 
 from __future__ import annotations
 
 import pytest
-from accounts_support import AUDITOR, CLI, MOF_ADMIN, PASSWORD, World, code_for
 from sqlalchemy import text
 
 from admin.services.account_base import AccountError, Conflict, UnknownObject
@@ -12,6 +11,7 @@ from admin.services.actor import Actor, Forbidden, OutOfScope, Role
 from admin.services.login import ABSOLUTE, IDLE, LoginRefused, SessionRefused
 from admin.services.tokens import TokenRefused
 from gateway.auth import Outcome
+from testkit.accounts import AUDITOR, CLI, MOF_ADMIN, PASSWORD, World, code_for
 
 ALI = "ali@mof.example"
 CLIENT = "198.51.100.4"
