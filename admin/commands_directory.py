@@ -1,42 +1,33 @@
 """`barid agency ...`, `barid employee ...`, `barid directory import`.
 
-Owns: the directory commands' options and presentation. Must not: write rows
-itself; `gateway.store.directory.Directory` does, one audited transaction each.
+Owns: the directory commands' options and presentation. Must not: hold the use
+cases; each command calls one function of admin.services (directory, employees,
+bulk_import) as the local system administrator.
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import SecretStr
 
-from admin.cli import common, config_path, run, want_json
-from admin.context import open_app, settings_from
-from admin.directory_import import plan_import, read_rows
+from admin.cli import common, want_json
 from admin.errors import CliError
 from admin.output import emit, fields, table
-from gateway.store.directory import AgencyInput, DirectoryError, EmployeeInput
+from admin.service_call import call
+from admin.services import bulk_import, employees
+from admin.services import directory as agencies
 from keys import passwords
-from keys.identities import IdentityError, check_identity_owner, inspect_identity
-from policies.directory import EmployeeStatus
 
-ACTOR = "cli"
-MAX_KEY_FILE = 1024 * 1024
+MAX_KEY_FILE = agencies.MAX_KEY_FILE
 
 
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return ACTOR
-
-
-def _read_password(address: str) -> str:
+def _read_password(address: str) -> SecretStr:
     if sys.stdin.isatty():
         value = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     else:
@@ -45,15 +36,7 @@ def _read_password(address: str) -> str:
         passwords.check_new_password(str(value), address=address.strip().lower())
     except passwords.WeakPasswordError as exc:
         raise CliError(str(exc)) from None
-    return str(value)
-
-
-def _material(data: bytes) -> str:
-    """The imported file as stored: text as is, binary as base64 with a prefix."""
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(data).decode("ascii")
+    return SecretStr(str(value))
 
 
 def _tree_text(node: dict[str, Any], depth: int = 0) -> list[str]:
@@ -93,17 +76,10 @@ def agency_add(
     parent: str | None,
 ) -> None:
     """Add an agency under PARENT (or as a root)."""
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.add_agency(
-                    AgencyInput(code, name_en, name_ar, kind, domain, parent), actor=_actor()
-                )
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    result = run(go())
+    data = agencies.AgencyAdd(
+        code=code, name_en=name_en, name_ar=name_ar, kind=kind, domain=domain, parent=parent
+    )
+    result = call(ctx, lambda actor, app: agencies.add_agency(actor, app, data)).model_dump()
     emit(result, f"added agency {result['code']}", as_json=want_json(ctx))
 
 
@@ -112,12 +88,7 @@ def agency_add(
 @click.pass_context
 def agency_list(ctx: click.Context) -> None:
     """List every agency."""
-
-    async def go() -> list[dict[str, Any]]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            return await app.directory.list_agencies()
-
-    rows = run(go())
+    rows = [a.model_dump() for a in call(ctx, agencies.list_agencies)]
     emit(
         rows,
         lambda: table(rows, ["code", "kind", "parent", "domain", "name_en", "status"]),
@@ -131,15 +102,7 @@ def agency_list(ctx: click.Context) -> None:
 @click.pass_context
 def agency_show(ctx: click.Context, code: str) -> None:
     """Show an agency with its subtree."""
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.show_agency(code)
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    view = run(go())
+    view = call(ctx, lambda actor, app: agencies.show_agency(actor, app, code)).model_dump()
 
     def text() -> str:
         out = [fields(view), f"{'ancestors:'.ljust(18)} {' > '.join(view['ancestors']) or '-'}"]
@@ -156,15 +119,8 @@ def agency_show(ctx: click.Context, code: str) -> None:
 @click.pass_context
 def agency_set_parent(ctx: click.Context, code: str, parent: str | None) -> None:
     """Move agency CODE under PARENT (omit PARENT to make it a root)."""
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.set_parent(code, parent, actor=_actor())
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    result = run(go())
+    data = agencies.AgencyMove(code=code, parent=parent)
+    result = call(ctx, lambda actor, app: agencies.move_agency(actor, app, data)).model_dump()
     emit(
         result,
         f"moved {result['code']} under {result['parent'] or '(root)'}",
@@ -179,37 +135,10 @@ def agency_set_parent(ctx: click.Context, code: str, parent: str | None) -> None
 @click.pass_context
 def agency_trust_ca(ctx: click.Context, code: str, ca_file: str) -> None:
     """Trust CA_FILE (PEM) to issue S/MIME certificates for agency CODE and below."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-
-    data = Path(ca_file).read_bytes()[:MAX_KEY_FILE]
-    try:
-        cert = x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise CliError(f"{ca_file}: not a PEM X.509 certificate") from None
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is None or not constraints.ca:
-        raise CliError(f"{ca_file}: not a CA certificate (basicConstraints CA:TRUE missing)")
-    fingerprint = cert.fingerprint(hashes.SHA256()).hex().upper()
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.trust_ca(
-                    code,
-                    fingerprint=fingerprint,
-                    subject=cert.subject.rfc4514_string(),
-                    pem=pem,
-                    actor=_actor(),
-                )
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    result = run(go())
+    data = agencies.TrustCa(
+        code=code, pem=Path(ca_file).read_bytes()[:MAX_KEY_FILE], source=ca_file
+    )
+    result = call(ctx, lambda actor, app: agencies.trust_ca(actor, app, data)).model_dump()
     emit(
         result, f"agency {result['agency']} now trusts {result['subject']}", as_json=want_json(ctx)
     )
@@ -242,21 +171,16 @@ def employee_add(
     password_stdin: bool,
 ) -> None:
     """Add an employee; prints the issued employee code."""
-    password_hash = passwords.hash_password(_read_password(address)) if password_stdin else None
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.add_employee(
-                    EmployeeInput(
-                        address, agency_code, name_en, name_ar, role, clearance, password_hash
-                    ),
-                    actor=_actor(),
-                )
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    result = run(go())
+    data = employees.EmployeeAdd(
+        address=address,
+        agency=agency_code,
+        name_en=name_en,
+        name_ar=name_ar,
+        role=role,
+        clearance=clearance,
+        password=_read_password(address) if password_stdin else None,
+    )
+    result = call(ctx, lambda actor, app: employees.add_employee(actor, app, data)).model_dump()
     emit(
         result, f"added {result['address']}: employee code {result['code']}", as_json=want_json(ctx)
     )
@@ -268,15 +192,8 @@ def employee_add(
 @click.pass_context
 def employee_list(ctx: click.Context, agency_code: str | None) -> None:
     """List employees."""
-
-    async def go() -> list[dict[str, Any]]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.list_employees(agency_code)
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    rows = run(go())
+    found = call(ctx, lambda actor, app: employees.list_employees(actor, app, agency_code))
+    rows = [e.model_dump() for e in found]
     emit(
         rows,
         lambda: table(
@@ -292,15 +209,7 @@ def employee_list(ctx: click.Context, agency_code: str | None) -> None:
 @click.pass_context
 def employee_show(ctx: click.Context, address: str) -> None:
     """Show an employee and their registered signing identities."""
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.show_employee(address)
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    view = run(go())
+    view = call(ctx, lambda actor, app: employees.show_employee(actor, app, address)).model_dump()
 
     def text() -> str:
         ids = [f"  {i['kind']}  {i['fingerprint']}" for i in view["identities"]] or ["  (none)"]
@@ -315,17 +224,9 @@ def employee_show(ctx: click.Context, address: str) -> None:
 @click.pass_context
 def employee_suspend(ctx: click.Context, address: str) -> None:
     """Suspend an employee: no login, no submission, no new mail to them."""
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await app.directory.set_status(
-                    address, EmployeeStatus.SUSPENDED, actor=_actor()
-                )
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    result = run(go())
+    result = call(
+        ctx, lambda actor, app: employees.suspend_employee(actor, app, address)
+    ).model_dump()
     emit(result, f"suspended {result['address']}", as_json=want_json(ctx))
 
 
@@ -338,17 +239,9 @@ def employee_set_password(ctx: click.Context, address: str, password_stdin: bool
     """Set an employee's password (Argon2id)."""
     if not password_stdin and not sys.stdin.isatty():
         raise CliError("pass --password-stdin to read the password from standard input")
-    password_hash = passwords.hash_password(_read_password(address))
-
-    async def go() -> None:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                await app.directory.set_password(address, password_hash, actor=_actor())
-            except DirectoryError as exc:
-                raise CliError(str(exc)) from None
-
-    run(go())
-    emit({"ok": True, "address": address.strip().lower()}, "password set", as_json=want_json(ctx))
+    data = employees.PasswordReset(address=address, password=_read_password(address))
+    result = call(ctx, lambda actor, app: employees.reset_password(actor, app, data))
+    emit(result.model_dump(), "password set", as_json=want_json(ctx))
 
 
 @employee.command("import-key")
@@ -363,29 +256,10 @@ def employee_import_key(ctx: click.Context, address: str, key_file: str) -> None
             data = fh.read(MAX_KEY_FILE + 1)
     except OSError as exc:
         raise CliError(f"{key_file}: cannot read ({exc.strerror})") from None
-    if len(data) > MAX_KEY_FILE:
-        raise CliError(f"{key_file}: larger than {MAX_KEY_FILE // 1024} KiB; not a key file")
-    try:
-        identity = inspect_identity(data)
-    except IdentityError as exc:
-        raise CliError(f"{key_file}: {exc}") from None
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                owner, code = await app.directory.employee_identity_facts(address)
-                check_identity_owner(identity, owner, code)
-                return await app.directory.add_identity(
-                    owner,
-                    kind=identity.kind,
-                    fingerprint=identity.fingerprint,
-                    material=_material(data),
-                    actor=_actor(),
-                )
-            except (DirectoryError, IdentityError) as exc:
-                raise CliError(str(exc)) from None
-
-    result = run(go())
+    request = employees.IdentityRegister(address=address, material=data, source=key_file)
+    result = call(
+        ctx, lambda actor, app: employees.register_identity(actor, app, request)
+    ).model_dump()
     emit(
         result,
         f"registered {result['kind']} identity {result['fingerprint']} for {result['address']}",
@@ -410,50 +284,21 @@ def directory_import(ctx: click.Context, csv_file: str, dry_run: bool) -> None:
         data = Path(csv_file).read_bytes()
     except OSError as exc:
         raise CliError(f"{csv_file}: cannot read ({exc.strerror})") from None
-    rows, problems = read_rows(data)
+    request = bulk_import.DirectoryImport(data=data, source=csv_file, dry_run=dry_run)
+    with contextlib.ExitStack() as stack:
 
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            plan = plan_import(rows, await app.directory.snapshot())
-            found = problems + plan.problems
-            if found:
-                if not as_json:
-                    for line in found:
-                        click.echo(f"{csv_file}: {line}", err=True)
-                raise CliError(
-                    f"{csv_file}: {len(found)} bad row(s); nothing imported",
-                    details={"problems": found},
-                )
-            total = len(plan.agencies) + len(plan.employees)
-            show_bar = not as_json and total >= 200
-            with (
-                click.progressbar(length=total, label="importing", file=sys.stderr, show_pos=True)
-                if show_bar
-                else _NoBar() as bar
-            ):
-                try:
-                    return await app.directory.import_rows(
-                        plan.agencies, plan.employees, actor=_actor(), dry_run=dry_run,
-                        progress=bar.update,
-                    )  # fmt: skip
-                except DirectoryError as exc:
-                    raise CliError(f"{csv_file}: {exc}; nothing imported") from None
+        def progress(total: int) -> Callable[[int], None]:
+            if as_json or total < 200:
+                return lambda n: None
+            bar = click.progressbar(length=total, label="importing", file=sys.stderr, show_pos=True)
+            return stack.enter_context(bar).update
 
-    result = run(go())
+        result = call(
+            ctx, lambda actor, app: bulk_import.import_directory(actor, app, request, progress)
+        ).model_dump()
     verb = "would import" if dry_run else "imported"
     emit(
         {"ok": True, **result},
         f"{verb} {result['agencies']} agencies and {result['employees']} employees",
         as_json=as_json,
     )
-
-
-class _NoBar:
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        return None

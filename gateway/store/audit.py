@@ -11,6 +11,9 @@ append, so appends are serialised on SQLite and PostgreSQL alike. A changed,
 deleted, inserted or reordered event, or a truncated tail, breaks verification.
 The audit key is derived from the gateway's master key (keys.gateway_keys), so
 rewriting the chain needs that key, not only database access.
+
+`acting(...)` names who acts beyond the `actor` string (role, client address,
+channel): every event appended inside it carries those facts under "acting".
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +36,27 @@ from gateway.store.models import AuditEvent, AuditHead
 GENESIS_MAC = "0" * 64
 AUDIT_KEY_PURPOSE = "audit-chain"  # HKDF purpose of the chain's MAC key (keys.derive_key)
 VERIFY_BATCH = 2000
+
+_ACTING: ContextVar[Mapping[str, Any] | None] = ContextVar("barid_audit_acting", default=None)
+
+
+@contextmanager
+def acting(facts: Mapping[str, Any]) -> Iterator[None]:
+    """Events appended in this block (same task) carry `facts` under details["acting"]."""
+    token = _ACTING.set(dict(facts))
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def _with_acting(details: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    facts = _ACTING.get()
+    if not facts:
+        return details
+    merged = dict(details or {})
+    merged.setdefault("acting", dict(facts))
+    return merged
 
 
 def canonical_details(details: Mapping[str, Any] | None) -> str:
@@ -80,7 +106,7 @@ async def append(
         action=action,
         target=target,
         outcome=outcome,
-        details=canonical_details(details),
+        details=canonical_details(_with_acting(details)),
         prev_mac=head.last_mac,
     )
     event.mac = event_mac(
@@ -125,7 +151,7 @@ async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]
     for event in events:
         event_id += 1
         at = utcnow()
-        details = canonical_details(event.details)
+        details = canonical_details(_with_acting(event.details))
         mac = event_mac(
             key,
             event_id=event_id,

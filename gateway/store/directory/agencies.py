@@ -16,6 +16,7 @@ from gateway.store.db import transaction, utcnow
 from gateway.store.directory.base import DirectoryPart
 from gateway.store.directory.values import (
     AgencyInput,
+    DirectoryConflict,
     DirectoryError,
     agency_view,
     checked_agency_code,
@@ -79,7 +80,7 @@ class AgencyRegistry(DirectoryPart):
         try:
             await session.flush()
         except IntegrityError:
-            raise DirectoryError(f"agency {agency.code} already exists") from None
+            raise DirectoryConflict(f"agency {agency.code} already exists") from None
         await self._changed(
             session,
             actor,
@@ -131,7 +132,7 @@ class AgencyRegistry(DirectoryPart):
                 )
             )
             if exists is not None:
-                raise DirectoryError(f"agency {agency.code} already trusts CA {fingerprint}")
+                raise DirectoryConflict(f"agency {agency.code} already trusts CA {fingerprint}")
             session.add(
                 AgencyCa(
                     agency_id=agency.id,

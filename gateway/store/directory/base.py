@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.store import audit
-from gateway.store.directory.values import DirectoryError
+from gateway.store.directory.values import DirectoryNotFound
 from gateway.store.models import Agency, Employee, Meta
 from policies.directory import (
     AgencyKind,
@@ -56,7 +56,7 @@ class DirectoryPart:
             stmt = stmt.with_for_update()
         agency = await session.scalar(stmt)
         if agency is None:
-            raise DirectoryError(f"unknown agency {code.strip().upper()!r}")
+            raise DirectoryNotFound(f"unknown agency {code.strip().upper()!r}")
         return agency
 
     @staticmethod
@@ -65,7 +65,7 @@ class DirectoryPart:
             select(Employee).where(Employee.address == address.strip().lower())
         )
         if employee is None:
-            raise DirectoryError(f"unknown employee {address.strip().lower()!r}")
+            raise DirectoryNotFound(f"unknown employee {address.strip().lower()!r}")
         return employee
 
     @staticmethod

@@ -17,6 +17,7 @@ from gateway.store import audit
 from gateway.store.db import transaction, utcnow
 from gateway.store.directory.base import DirectoryPart
 from gateway.store.directory.values import (
+    DirectoryConflict,
     DirectoryError,
     EmployeeInput,
     clean_name,
@@ -99,7 +100,7 @@ class EmployeeRegistry(DirectoryPart):
         name_ar = clean_name(data.name_ar or data.name_en, "Arabic name")
         exists = await session.scalar(select(Employee.id).where(Employee.address == address))
         if exists is not None:
-            raise DirectoryError(f"employee {address} already exists")
+            raise DirectoryConflict(f"employee {address} already exists")
         agency = await self._agency(session, data.agency, lock=True)
         if agency.status != AgencyStatus.ACTIVE.value:
             raise DirectoryError(f"agency {agency.code} is {agency.status}")
@@ -129,7 +130,7 @@ class EmployeeRegistry(DirectoryPart):
         try:
             await session.flush()
         except IntegrityError:
-            raise DirectoryError(f"employee {address} already exists") from None
+            raise DirectoryConflict(f"employee {address} already exists") from None
         details = {
             "code": code,
             "agency": agency.code,
@@ -147,7 +148,7 @@ class EmployeeRegistry(DirectoryPart):
             employee = await self._employee(session, address)
             old = employee.status
             if old == status.value:
-                raise DirectoryError(f"employee {employee.address} is already {status.value}")
+                raise DirectoryConflict(f"employee {employee.address} is already {status.value}")
             employee.status = status.value
             await self._changed(
                 session,

@@ -13,7 +13,11 @@ from sqlalchemy import select
 
 from gateway.store.db import transaction, utcnow
 from gateway.store.directory.base import DirectoryPart
-from gateway.store.directory.values import DirectoryError, SigningMaterial, material_bytes
+from gateway.store.directory.values import (
+    DirectoryConflict,
+    SigningMaterial,
+    material_bytes,
+)
 from gateway.store.models import Agency, AgencyCa, SigningIdentity
 
 
@@ -68,8 +72,8 @@ class IdentityRegistry(DirectoryPart):
             )
             if owner is not None:
                 if owner == employee.id:
-                    raise DirectoryError(f"{kind} identity {fingerprint} is already registered")
-                raise DirectoryError(
+                    raise DirectoryConflict(f"{kind} identity {fingerprint} is already registered")
+                raise DirectoryConflict(
                     f"{kind} identity {fingerprint} is registered to another employee"
                 )
             session.add(

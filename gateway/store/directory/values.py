@@ -26,6 +26,14 @@ class DirectoryError(Exception):
     """A refused directory change or a failed lookup; the message is user-facing."""
 
 
+class DirectoryNotFound(DirectoryError):
+    """The named agency or employee does not exist."""
+
+
+class DirectoryConflict(DirectoryError):
+    """The change clashes with what exists (a duplicate code, address or fingerprint)."""
+
+
 def normalize_address(address: str) -> str:
     value = address.strip().lower()
     if not ADDRESS_RE.fullmatch(value) or ".." in value:
@@ -148,9 +156,9 @@ def checked_agency_code(text: str) -> str:
 def refuse_clash(code: str, existing: str | None) -> None:
     """Refuse a code that exists, or that differs from an existing one only in hyphens."""
     if existing == code:
-        raise DirectoryError(f"agency {code} already exists")
+        raise DirectoryConflict(f"agency {code} already exists")
     if existing is not None:
-        raise DirectoryError(
+        raise DirectoryConflict(
             f"agency code {code} is too close to existing {existing}"
             " (codes may not differ only in hyphens)"
         )

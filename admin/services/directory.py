@@ -1,0 +1,190 @@
+"""Directory use cases: agencies (list, show, add, move, trust a CA) and the tree views.
+
+Owns: one function per agency use case, each taking the `Actor` first, checking
+the agency path before reading or writing, and naming the actor in the audit
+event. Employees and identities are in `employees.py`, bulk import in
+`directory_import.py`. Must not: write rows itself (gateway.store.directory does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from pydantic import BaseModel, ConfigDict
+
+from admin.context import App
+from admin.services.actor import Actor, Area
+from admin.services.errors import InvalidInput, NotFound
+from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
+from gateway.store.directory import AgencyInput
+from gateway.store.directory.scope import AgencyTree
+
+MAX_KEY_FILE = 1024 * 1024
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AgencyAdd(Frozen):
+    code: str
+    name_en: str
+    name_ar: str = ""
+    kind: str
+    domain: str
+    parent: str | None = None
+
+
+class AgencyMove(Frozen):
+    code: str
+    parent: str | None = None  # None: make it a root
+
+
+class TrustCa(Frozen):
+    code: str
+    pem: bytes
+    source: str = "CA certificate"  # named in error messages (e.g. the file name)
+
+
+class AgencyView(Frozen):
+    code: str
+    name_en: str
+    name_ar: str
+    kind: str
+    domain: str
+    parent: str | None
+    status: str
+    employees_issued: int
+
+
+class AgencyNode(Frozen):
+    code: str
+    name_en: str
+    kind: str
+    children: list[AgencyNode]
+
+
+class TrustedCa(Frozen):
+    fingerprint: str
+    subject: str
+
+
+class AgencyDetail(AgencyView):
+    ancestors: list[str]  # nearest first
+    subtree: AgencyNode
+    employees: int
+    trusted_cas: list[TrustedCa]
+
+
+class TrustedCaResult(Frozen):
+    agency: str
+    fingerprint: str
+    subject: str
+
+
+def unknown_agency(code: str) -> NotFound:
+    return NotFound(f"unknown agency {code.strip().upper()!r}")
+
+
+def _visible(view: dict[str, Any], seen: frozenset[str] | None) -> dict[str, Any]:
+    """Hide what lies above a scoped actor's subtree (the parent of its root)."""
+    if seen is not None and view.get("parent") not in seen:
+        return {**view, "parent": None}
+    return view
+
+
+async def list_agencies(actor: Actor, app: App) -> list[AgencyView]:
+    """Every agency the actor may see (a scoped actor: its subtree only)."""
+    agencies = await tree(app)
+    seen = actor_subtree(actor, agencies)
+    check(actor, Area.DIRECTORY, write=False, path=home_path(actor, agencies))
+    rows = await app.directory.list_agencies()
+    return [
+        AgencyView(**_visible(row, seen)) for row in rows if seen is None or row["code"] in seen
+    ]
+
+
+async def show_agency(actor: Actor, app: App, code: str) -> AgencyDetail:
+    """The agency, its ancestors (nearest first), subtree, staff count and trusted CAs."""
+    agencies = await tree(app)
+    path = agencies.path(code.strip().upper())
+    check(actor, Area.DIRECTORY, write=False, path=path, missing=unknown_agency(code))
+    with directory_errors():
+        view = await app.directory.show_agency(code)
+    seen = actor_subtree(actor, agencies)
+    if seen is not None:
+        view["ancestors"] = [a for a in view["ancestors"] if a in seen]
+    return AgencyDetail(**_visible(view, seen))
+
+
+def _path_below(agencies: AgencyTree, parent: str | None, code: str) -> tuple[str, ...] | None:
+    """Where a new (or moved) agency `code` would sit: under `parent`, or as a root."""
+    if not parent:
+        return (code.strip().upper(),)
+    above = agencies.path(parent.strip().upper())
+    return None if above is None else (*above, code.strip().upper())
+
+
+async def add_agency(actor: Actor, app: App, data: AgencyAdd) -> AgencyView:
+    """Add an agency under its parent (or as a root: system administrators only)."""
+    agencies = await tree(app)
+    path = _path_below(agencies, data.parent, data.code)
+    missing = unknown_agency(data.parent or "")
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=missing)
+    with acting(actor), directory_errors():
+        row = await app.directory.add_agency(
+            AgencyInput(data.code, data.name_en, data.name_ar, data.kind, data.domain, data.parent),
+            actor=actor.audit_name,
+        )
+    return AgencyView(**row)
+
+
+async def move_agency(actor: Actor, app: App, data: AgencyMove) -> AgencyView:
+    """Move an agency under another (both inside the actor's scope); never a cycle."""
+    agencies = await tree(app)
+    here = agencies.path(data.code.strip().upper())
+    check(actor, Area.DIRECTORY, write=True, path=here, missing=unknown_agency(data.code))
+    there = _path_below(agencies, data.parent, data.code)
+    check(actor, Area.DIRECTORY, write=True, path=there, missing=unknown_agency(data.parent or ""))
+    with acting(actor), directory_errors():
+        row = await app.directory.set_parent(data.code, data.parent, actor=actor.audit_name)
+    return AgencyView(**row)
+
+
+def read_ca(data: TrustCa) -> tuple[x509.Certificate, str, str]:
+    """(certificate, SHA-256 fingerprint, PEM) of a CA certificate; InvalidInput otherwise."""
+    try:
+        cert = x509.load_pem_x509_certificate(data.pem[:MAX_KEY_FILE])
+    except ValueError:
+        raise _invalid(f"{data.source}: not a PEM X.509 certificate") from None
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise _invalid(f"{data.source}: not a CA certificate (basicConstraints CA:TRUE missing)")
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex().upper()
+    return cert, fingerprint, cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _invalid(message: str) -> InvalidInput:
+    return InvalidInput(message, problems=[message])
+
+
+async def trust_ca(actor: Actor, app: App, data: TrustCa) -> TrustedCaResult:
+    """Trust a CA to issue S/MIME certificates for the agency and the agencies below it."""
+    cert, fingerprint, pem = read_ca(data)
+    agencies = await tree(app)
+    path = agencies.path(data.code.strip().upper())
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_agency(data.code))
+    with acting(actor), directory_errors():
+        row = await app.directory.trust_ca(
+            data.code,
+            fingerprint=fingerprint,
+            subject=cert.subject.rfc4514_string(),
+            pem=pem,
+            actor=actor.audit_name,
+        )
+    return TrustedCaResult(**row)

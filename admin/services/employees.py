@@ -1,0 +1,195 @@
+"""Employee use cases: list, show, add, suspend, reset a password, register a signing key.
+
+Owns: one function per use case, each taking the `Actor` first and checking the
+employee's agency path before reading or writing; the password strength check and
+Argon2id hash; reading a key file's identity. Must not: write rows itself
+(gateway.store.directory does) or prompt for anything.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import Field, SecretStr
+
+from admin.context import App
+from admin.services.actor import Actor, Area
+from admin.services.directory import MAX_KEY_FILE, Frozen, unknown_agency
+from admin.services.errors import InvalidInput, NotFound
+from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
+from gateway.store.directory import EmployeeInput
+from gateway.store.directory.scope import employee_agency
+from keys import passwords
+from keys.identities import IdentityError, check_identity_owner, inspect_identity
+from policies.directory import EmployeeStatus
+
+
+class EmployeeAdd(Frozen):
+    address: str
+    agency: str
+    name_en: str
+    name_ar: str = ""
+    role: str = "staff"
+    clearance: str = "internal"
+    password: SecretStr | None = None
+
+
+class PasswordReset(Frozen):
+    address: str
+    password: SecretStr
+
+
+class IdentityRegister(Frozen):
+    address: str
+    material: bytes = Field(repr=False)  # an OpenPGP public key or an X.509 certificate
+    source: str = "key"  # named in error messages (e.g. the file name)
+
+
+class EmployeeView(Frozen):
+    address: str
+    code: str
+    agency: str
+    name_en: str
+    name_ar: str
+    role: str
+    clearance: str
+    status: str
+    has_password: bool
+
+
+class IdentityView(Frozen):
+    kind: str
+    fingerprint: str
+    added: str
+
+
+class EmployeeDetail(EmployeeView):
+    identities: list[IdentityView]
+
+
+class PasswordResult(Frozen):
+    ok: bool
+    address: str
+
+
+class IdentityResult(Frozen):
+    address: str
+    kind: str
+    fingerprint: str
+
+
+def unknown_employee(address: str) -> NotFound:
+    return NotFound(f"unknown employee {address.strip().lower()!r}")
+
+
+def _invalid(message: str) -> InvalidInput:
+    return InvalidInput(message, problems=[message])
+
+
+async def _employee_path(app: App, address: str) -> tuple[str, ...] | None:
+    async with app.sessions() as session:
+        code = await employee_agency(session, address)
+    return (await tree(app)).path(code)
+
+
+async def list_employees(actor: Actor, app: App, agency: str | None = None) -> list[EmployeeView]:
+    """Employees of one agency, or every employee the actor may see."""
+    agencies = await tree(app)
+    if agency is not None:
+        path = agencies.path(agency.strip().upper())
+        check(actor, Area.DIRECTORY, write=False, path=path, missing=unknown_agency(agency))
+    else:
+        check(actor, Area.DIRECTORY, write=False, path=home_path(actor, agencies))
+    seen = actor_subtree(actor, agencies)
+    with directory_errors():
+        rows = await app.directory.list_employees(agency)
+    return [EmployeeView(**r) for r in rows if seen is None or r["agency"] in seen]
+
+
+async def show_employee(actor: Actor, app: App, address: str) -> EmployeeDetail:
+    """The employee with their registered signing identities."""
+    path = await _employee_path(app, address)
+    check(actor, Area.DIRECTORY, write=False, path=path, missing=unknown_employee(address))
+    with directory_errors():
+        view = await app.directory.show_employee(address)
+    return EmployeeDetail(**view)
+
+
+def _hash_new_password(password: SecretStr, address: str) -> str:
+    try:
+        passwords.check_new_password(password.get_secret_value(), address=address.strip().lower())
+    except passwords.WeakPasswordError as exc:
+        raise _invalid(str(exc)) from None
+    return passwords.hash_password(password.get_secret_value())
+
+
+async def add_employee(actor: Actor, app: App, data: EmployeeAdd) -> EmployeeView:
+    """Add an employee to an agency in scope; the next employee code is issued."""
+    agencies = await tree(app)
+    path = agencies.path(data.agency.strip().upper())
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_agency(data.agency))
+    digest = _hash_new_password(data.password, data.address) if data.password else None
+    with acting(actor), directory_errors():
+        row = await app.directory.add_employee(
+            EmployeeInput(
+                data.address, data.agency, data.name_en, data.name_ar, data.role,
+                data.clearance, digest,
+            ),
+            actor=actor.audit_name,
+        )  # fmt: skip
+    return EmployeeView(**row)
+
+
+async def suspend_employee(actor: Actor, app: App, address: str) -> EmployeeView:
+    """Suspend: no login, no submission, no new mail to them."""
+    path = await _employee_path(app, address)
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(address))
+    with acting(actor), directory_errors():
+        row = await app.directory.set_status(
+            address, EmployeeStatus.SUSPENDED, actor=actor.audit_name
+        )
+    return EmployeeView(**row)
+
+
+async def reset_password(actor: Actor, app: App, data: PasswordReset) -> PasswordResult:
+    """Set a new password (checked for strength, stored as Argon2id)."""
+    path = await _employee_path(app, data.address)
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(data.address))
+    digest = _hash_new_password(data.password, data.address)
+    with acting(actor), directory_errors():
+        await app.directory.set_password(data.address, digest, actor=actor.audit_name)
+    return PasswordResult(ok=True, address=data.address.strip().lower())
+
+
+def _material(data: bytes) -> str:
+    """The imported key as stored: text as is, binary as base64 with a prefix."""
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(data).decode("ascii")
+
+
+async def register_identity(actor: Actor, app: App, data: IdentityRegister) -> IdentityResult:
+    """Register an OpenPGP key or X.509 certificate as the employee's signing identity."""
+    if len(data.material) > MAX_KEY_FILE:
+        raise _invalid(f"{data.source}: larger than {MAX_KEY_FILE // 1024} KiB; not a key file")
+    try:
+        identity = inspect_identity(data.material)
+    except IdentityError as exc:
+        raise _invalid(f"{data.source}: {exc}") from None
+    path = await _employee_path(app, data.address)
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(data.address))
+    with acting(actor), directory_errors():
+        owner, code = await app.directory.employee_identity_facts(data.address)
+        try:
+            check_identity_owner(identity, owner, code)
+        except IdentityError as exc:
+            raise _invalid(str(exc)) from None
+        row = await app.directory.add_identity(
+            owner,
+            kind=identity.kind,
+            fingerprint=identity.fingerprint,
+            material=_material(data.material),
+            actor=actor.audit_name,
+        )
+    return IdentityResult(**row)
