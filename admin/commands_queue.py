@@ -1,35 +1,24 @@
 """`barid queue list|show|retry|hold|release|purge`: the delivery queue for operators.
 
-Owns: these commands' options and output. Must not: change queue entries itself
-(gateway.store.queue does, guarded and audited).
+Owns: these commands' options and output. Must not: hold the use cases; each
+command calls one function of admin.services.queue as the local system administrator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import click
 
-from admin.cli import common, config_path, run, want_json
-from admin.context import open_app, settings_from
+from admin.cli import common, want_json
 from admin.errors import EXIT_USAGE, CliError
 from admin.output import emit
-from gateway.store.messages import DATABASE_ERRORS, check_revoke_reason
-from gateway.store.queue import MAX_LIMIT, STATES, QueueAdmin, QueueEntry, QueueError
+from admin.service_call import call
+from admin.services import queue
+from gateway.store.messages import check_revoke_reason
+from gateway.store.queue import MAX_LIMIT, STATES, QueueEntry
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(queue_group)
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _line(entry: QueueEntry) -> str:
@@ -47,19 +36,6 @@ def _line(entry: QueueEntry) -> str:
     )
 
 
-def _with_admin(ctx: click.Context, work: Callable[[QueueAdmin], Awaitable[Any]]) -> Any:
-    async def go() -> Any:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            try:
-                return await work(QueueAdmin(app.sessions, app.audit_key))
-            except QueueError as exc:
-                raise CliError(str(exc)) from None
-            except DATABASE_ERRORS:
-                raise CliError("the database is not reachable") from None
-
-    return run(go())
-
-
 @click.group("queue")
 def queue_group() -> None:
     """The delivery queue: look at entries, retry, hold, release or purge them."""
@@ -75,9 +51,8 @@ def queue_group() -> None:
 @click.pass_context
 def queue_list(ctx: click.Context, state: str | None, target: str | None, limit: int) -> None:
     """Delivery queue entries, oldest first, one line each."""
-    entries: list[QueueEntry] = _with_admin(
-        ctx, lambda admin: admin.list(state=state, target=target, limit=limit)
-    )
+    query = queue.QueueQuery(state=state, target=target, limit=limit)
+    entries = call(ctx, lambda actor, app: queue.list_entries(actor, app, query))
     emit(
         [e.as_dict() for e in entries],
         lambda: "\n".join(_line(e) for e in entries) or "no entries",
@@ -91,7 +66,7 @@ def queue_list(ctx: click.Context, state: str | None, target: str | None, limit:
 @click.pass_context
 def queue_show(ctx: click.Context, entry_id: int) -> None:
     """One entry with its registry number, recipient and trace code."""
-    entry: QueueEntry = _with_admin(ctx, lambda admin: admin.show(entry_id))
+    entry = call(ctx, lambda actor, app: queue.show(actor, app, entry_id))
     emit(
         entry.as_dict(),
         lambda: _line(entry) + f"  trace={entry.trace_code}",
@@ -109,7 +84,7 @@ def _change(ctx: click.Context, verb: str, entry: QueueEntry) -> None:
 @click.pass_context
 def queue_retry(ctx: click.Context, entry_id: int) -> None:
     """Make a queued or held entry queued and due now."""
-    _change(ctx, "retried", _with_admin(ctx, lambda a: a.retry(entry_id, actor=_actor())))
+    _change(ctx, "retried", call(ctx, lambda actor, app: queue.retry(actor, app, entry_id)))
 
 
 @queue_group.command("hold")
@@ -118,7 +93,7 @@ def queue_retry(ctx: click.Context, entry_id: int) -> None:
 @click.pass_context
 def queue_hold(ctx: click.Context, entry_id: int) -> None:
     """Set a queued entry aside: it is not delivered until released."""
-    _change(ctx, "held", _with_admin(ctx, lambda a: a.hold(entry_id, actor=_actor())))
+    _change(ctx, "held", call(ctx, lambda actor, app: queue.hold(actor, app, entry_id)))
 
 
 @queue_group.command("release")
@@ -127,7 +102,7 @@ def queue_hold(ctx: click.Context, entry_id: int) -> None:
 @click.pass_context
 def queue_release(ctx: click.Context, entry_id: int) -> None:
     """Make a held entry queued and due now."""
-    _change(ctx, "released", _with_admin(ctx, lambda a: a.release(entry_id, actor=_actor())))
+    _change(ctx, "released", call(ctx, lambda actor, app: queue.release(actor, app, entry_id)))
 
 
 @queue_group.command("purge")
@@ -141,4 +116,4 @@ def queue_purge(ctx: click.Context, entry_id: int, reason: str) -> None:
         reason = check_revoke_reason(reason)
     except ValueError as exc:
         raise CliError(f"--reason: {exc}", EXIT_USAGE) from None
-    _change(ctx, "purged", _with_admin(ctx, lambda a: a.purge(entry_id, reason, actor=_actor())))
+    _change(ctx, "purged", call(ctx, lambda actor, app: queue.purge(actor, app, entry_id, reason)))

@@ -19,19 +19,13 @@ from typing import Any
 
 import click
 
-from admin.cli import common, config_path, run, want_json
-from admin.context import open_app, settings_from
+from admin.cli import common, config_path, want_json
+from admin.context import settings_from
 from admin.errors import EXIT_FAILURE, EXIT_USAGE, CliError
 from admin.output import emit
-from gateway.store.messages import (
-    AlreadyRevoked,
-    MessageStore,
-    StoreError,
-    StoreUnavailable,
-    UnknownMessage,
-    check_revoke_reason,
-    format_registry,
-)
+from admin.service_call import call
+from admin.services import messages
+from gateway.store.messages import check_revoke_reason, format_registry
 from keys.gateway_keys import load_gateway_keys
 from keys.key_files import KeyFileError
 from keys.tokens import MAX_TOKEN_DIGESTS, TokenContents, TokenError, verify_token
@@ -56,15 +50,6 @@ _IMAGE_MAGIC = (
 def register(cli: click.Group) -> None:
     cli.add_command(verify_cmd)
     cli.add_command(revoke_cmd)
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 # ---------------------------------------------------------------- finding the token
@@ -300,27 +285,8 @@ def revoke_cmd(ctx: click.Context, registry: str, reason: str) -> None:
         reason = check_revoke_reason(reason)
     except ValueError as exc:
         raise CliError(f"--reason: {exc}", EXIT_USAGE) from None
-    registry = registry.strip().upper()
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app:
-            store = MessageStore(app.sessions, app.keys.master_key, app.audit_key)
-            try:
-                stored = await store.revoke(registry, reason, actor=_actor())
-            except (UnknownMessage, AlreadyRevoked, StoreUnavailable) as exc:
-                raise CliError(str(exc)) from None
-            except StoreError as exc:  # pragma: no cover - no other kind is raised
-                raise CliError(str(exc)) from None
-            finally:
-                await store.close()
-            return {
-                "registry": stored.registry,
-                "status": stored.status,
-                "revoked_at": stored.revoked_at,
-                "reason": stored.revoked_reason,
-            }
-
-    result = run(go())
+    data = messages.Revocation(registry=registry, reason=reason)
+    result = call(ctx, lambda actor, app: messages.revoke_message(actor, app, data)).model_dump()
     emit(
         result,
         f"revoked {result['registry']} at {result['revoked_at']}: {result['reason']}",

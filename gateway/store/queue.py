@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.store import audit
 from gateway.store.db import utcnow, writing
-from gateway.store.models import DeliveryQueueEntry, Message, MessageCopy, ReceiptJob
+from gateway.store.models import Agency, DeliveryQueueEntry, Message, MessageCopy, ReceiptJob
 
 STATES = ("queued", "delivering", "delivered", "failed", "held")
 WAITING = ("queued", "held")  # counted in the queue depth
@@ -116,9 +116,15 @@ class QueueAdmin:
     # ---- reading -----------------------------------------------------------------
 
     async def list(
-        self, state: str | None = None, target: str | None = None, limit: int = 100
+        self,
+        state: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+        *,
+        agencies: Collection[str] | None = None,
     ) -> list[QueueEntry]:
-        """Entries, oldest first, optionally of one state and/or target."""
+        """Entries, oldest first, optionally of one state and/or target, and only of
+        messages issued by `agencies` (codes) when given."""
         if state is not None and state not in STATES:
             raise ValueError(f"unknown state {state!r} (expected one of: {', '.join(STATES)})")
         if not 1 <= limit <= MAX_LIMIT:
@@ -128,6 +134,9 @@ class QueueAdmin:
             query = query.where(DeliveryQueueEntry.state == state)
         if target is not None:
             query = query.where(DeliveryQueueEntry.target == target)
+        if agencies is not None:
+            issuers = select(Agency.id).where(Agency.code.in_(sorted(agencies)))
+            query = query.where(Message.agency_id.in_(issuers))
         async with self._sessions() as session:
             rows = (await session.execute(query.order_by(DeliveryQueueEntry.id).limit(limit))).all()
         return [_entry(row) for row in rows]
