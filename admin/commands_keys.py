@@ -15,20 +15,12 @@ from admin.cli import common, config_path, run, want_json
 from admin.context import open_app, settings_from
 from admin.errors import CliError
 from admin.output import emit
+from admin.services.actor import Actor
 from gateway.store import audit
 from gateway.store.db import writing
 from keys.dkim_dns import dkim_records
 from keys.gateway_keys import rotate_signing_key
 from keys.key_files import KeyFileError
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def register(cli: click.Group) -> None:
@@ -105,7 +97,7 @@ def keys_rotate(ctx: click.Context) -> None:
                 await audit.append(
                     session,
                     app.audit_key,
-                    actor=_actor(),
+                    actor=Actor.local_cli().audit_name,
                     action="keys.rotate",
                     target="token-signing-key",
                     details={"retired_key_id": old_id, "current_key_id": new_id},

@@ -1,7 +1,8 @@
 """`barid init`, `barid serve`, `barid demo`, `barid audit verify|log|access`.
 
 Owns: these commands' options and output. Must not: hold the logic of the
-steps (admin.init, admin.demo, gateway.serve, gateway.store.audit own it).
+steps (admin.init, admin.demo, gateway.serve own it; the audit commands call
+admin.services.audit as the local system administrator).
 """
 
 from __future__ import annotations
@@ -9,22 +10,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-from typing import Any
 
 import click
 
 from admin.cli import common, config_path, run, want_json
-from admin.context import open_app, settings_from
+from admin.context import settings_from
 from admin.errors import EXIT_USAGE, CliError
 from admin.init import initialise
 from admin.output import emit, table
+from admin.service_call import call
+from admin.services import audit as audit_service
 from gateway import logs
 from gateway.config import Settings
 from gateway.serve import StartupError
 from gateway.serve import run as serve_forever
-from gateway.stamp.trace import normalize as normalize_trace
-from gateway.store import audit
-from gateway.store.access_trail import AccessEntry, access_entries, parse_since
+from gateway.store.access_trail import AccessEntry, parse_since
 
 
 def register(cli: click.Group) -> None:
@@ -120,13 +120,7 @@ def audit_group() -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context) -> None:
     """Check the whole audit chain: any changed or deleted event is reported."""
-
-    async def go() -> dict[str, Any]:
-        async with open_app(settings_from(config_path(ctx))) as app, app.sessions() as session:
-            report = await audit.verify(session, app.audit_key)
-            return {"ok": report.ok, "events": report.events, "problems": report.problems}
-
-    result = run(go())
+    result = call(ctx, audit_service.verify_chain).model_dump()
     if result["ok"]:
         emit(result, f"audit chain intact: {result['events']} events", as_json=want_json(ctx))
         return
@@ -142,12 +136,9 @@ def audit_verify(ctx: click.Context) -> None:
 @click.pass_context
 def audit_log(ctx: click.Context, action: str | None, since: str | None, limit: int) -> None:
     """Show the newest audit events (newest last)."""
-
-    async def go() -> list[dict[str, Any]]:
-        async with open_app(settings_from(config_path(ctx))) as app, app.sessions() as session:
-            return await audit.recent(session, action=action, since=since, limit=limit)
-
-    rows = run(go())
+    query = audit_service.AuditQuery(action=action, since=since, limit=limit)
+    found = call(ctx, lambda actor, app: audit_service.query_events(actor, app, query))
+    rows = [event.model_dump() for event in found]
     emit(
         rows,
         lambda: table(rows, ["id", "at", "actor", "action", "target", "outcome"]),
@@ -234,27 +225,15 @@ def audit_access(
     registry = _filter_value("--registry", registry)
     employee = _filter_value("--employee", employee)
     trace = _filter_value("--trace", trace)
-    cutoff = None
     if since is not None:
         try:
-            cutoff = parse_since(since, dt.datetime.now(dt.UTC))
+            parse_since(since, dt.datetime.now(dt.UTC))
         except ValueError as exc:
             raise CliError(f"--since: {exc}", EXIT_USAGE) from None
-    if trace is not None:
-        trace = normalize_trace(trace) or trace  # typed codes: lower case, O/I/L, spacing
-
-    async def go() -> list[AccessEntry]:
-        async with open_app(settings_from(config_path(ctx))) as app, app.sessions() as session:
-            return await access_entries(
-                session,
-                registry=registry,
-                employee=employee,
-                trace=trace,
-                since=cutoff,
-                limit=limit,
-            )
-
-    entries = run(go())
+    query = audit_service.AccessQuery(
+        registry=registry, employee=employee, trace=trace, since=since, limit=limit
+    )
+    entries = call(ctx, lambda actor, app: audit_service.access_trail(actor, app, query))
     emit(
         [e.as_dict() for e in entries],
         lambda: _access_lines(entries, limit),

@@ -21,17 +21,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.db import utcnow
-from gateway.store.models import AuditEvent, AuditHead
+from gateway.store.models import Agency, AuditEvent, AuditHead, Employee
 
 GENESIS_MAC = "0" * 64
 AUDIT_KEY_PURPOSE = "audit-chain"  # HKDF purpose of the chain's MAC key (keys.derive_key)
@@ -245,19 +245,39 @@ async def verify(session: AsyncSession, key: bytes, *, max_problems: int = 20) -
     return report
 
 
+def about_agencies(codes: Collection[str]) -> ColumnElement[bool]:
+    """Events whose target is one of these agencies, an employee of one of them, or a
+    message one of them issued (registry numbers start with the agency code and "/")."""
+    ordered = sorted(codes)
+    staff = (
+        select(Employee.address)
+        .join(Agency, Agency.id == Employee.agency_id)
+        .where(Agency.code.in_(ordered))
+    )
+    return or_(
+        AuditEvent.target.in_(ordered),
+        AuditEvent.target.in_(staff),
+        *(AuditEvent.target.startswith(f"{code}/", autoescape=True) for code in ordered),
+    )
+
+
 async def recent(
     session: AsyncSession,
     *,
     action: str | None = None,
     since: str | None = None,
     limit: int = 50,
+    agencies: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest `limit` events (optionally one action, or since an ISO time), oldest first."""
+    """The newest `limit` events (optionally one action, or since an ISO time, or only
+    about `agencies`: see `about_agencies`), oldest first."""
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if action is not None:
         stmt = stmt.where(AuditEvent.action == action)
     if since is not None:
         stmt = stmt.where(AuditEvent.at >= since)
+    if agencies is not None:
+        stmt = stmt.where(about_agencies(agencies))
     rows = (await session.scalars(stmt)).all()
     return [
         {

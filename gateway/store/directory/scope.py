@@ -8,7 +8,7 @@ see what (admin.services.actor does).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -74,3 +74,17 @@ async def queue_entry_agency(session: AsyncSession, entry_id: int) -> str | None
         .where(DeliveryQueueEntry.id == entry_id)
     )
     return found
+
+
+async def employees_of(
+    session: AsyncSession, addresses: Collection[str], agencies: Collection[str]
+) -> frozenset[str]:
+    """Those of `addresses` (lower case) that belong to an employee of `agencies`."""
+    if not addresses or not agencies:
+        return frozenset()
+    rows = await session.scalars(
+        select(Employee.address)
+        .join(Agency, Agency.id == Employee.agency_id)
+        .where(Employee.address.in_(sorted(addresses)), Agency.code.in_(sorted(agencies)))
+    )
+    return frozenset(rows.all())

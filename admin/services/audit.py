@@ -1,0 +1,142 @@
+"""Audit use cases: query audit events, verify the chain, query the access trail.
+
+Owns: one function per use case, each taking the `Actor` first. Scoping: an
+agency-admin's event query returns only events about its subtree (target an
+agency of it, an employee of it, or a message it issued; events with no such
+target, e.g. policy or import events, are not shown), and its access-trail query
+only fetches of messages its subtree issued or by its employees. The chain is
+global: verifying it is for unscoped roles (a scoped actor gets OutOfScope).
+Must not: write anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from admin.context import App
+from admin.services.actor import Actor, Area
+from admin.services.directory import Frozen
+from admin.services.errors import InvalidInput, Unavailable
+from admin.services.scope import actor_subtree, check, home_path, tree
+from gateway.stamp.trace import normalize as normalize_trace
+from gateway.store import audit
+from gateway.store.access_trail import AccessEntry, access_entries, parse_since
+from gateway.store.directory.scope import employees_of
+from gateway.store.messages import DATABASE_ERRORS
+
+__all__ = [
+    "AccessEntry",
+    "AccessQuery",
+    "AuditEventView",
+    "AuditQuery",
+    "ChainReport",
+    "access_trail",
+    "query_events",
+    "verify_chain",
+]
+
+MAX_EVENTS = 10_000
+MAX_ACCESSES = 100_000
+
+
+class AuditQuery(Frozen):
+    action: str | None = None
+    since: str | None = None  # UTC ISO time, compared with the stored text
+    limit: int = 50
+
+
+class AuditEventView(Frozen):
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    details: dict[str, Any]
+
+
+class ChainReport(Frozen):
+    ok: bool
+    events: int
+    problems: list[str]
+
+
+class AccessQuery(Frozen):
+    registry: str | None = None
+    employee: str | None = None
+    trace: str | None = None  # as typed: case, confusables and spacing are forgiven
+    since: str | None = None  # ISO 8601 date or date-time, or a span back: 24h, 7d
+    limit: int = 1000
+
+
+def _invalid(message: str) -> InvalidInput:
+    return InvalidInput(message, problems=[message])
+
+
+def _limit(value: int, highest: int) -> int:
+    if not 1 <= value <= highest:
+        raise _invalid(f"limit must be between 1 and {highest}")
+    return value
+
+
+async def query_events(actor: Actor, app: App, query: AuditQuery) -> list[AuditEventView]:
+    """The newest events (newest last); a scoped actor's only about its subtree."""
+    agencies = await tree(app)
+    check(actor, Area.AUDIT, write=False, path=home_path(actor, agencies))
+    limit = _limit(query.limit, MAX_EVENTS)
+    try:
+        async with app.sessions() as session:
+            rows = await audit.recent(
+                session,
+                action=query.action,
+                since=query.since,
+                limit=limit,
+                agencies=actor_subtree(actor, agencies),
+            )
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    return [AuditEventView(**row) for row in rows]
+
+
+async def verify_chain(actor: Actor, app: App) -> ChainReport:
+    """Walk the whole audit chain; every changed, missing or reordered event is reported."""
+    check(actor, Area.AUDIT, write=False, path=None)
+    async with app.sessions() as session:
+        report = await audit.verify(session, app.audit_key)
+    return ChainReport(ok=report.ok, events=report.events, problems=report.problems)
+
+
+def _filter(name: str, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise _invalid(f"{name} must not be empty")
+    return value
+
+
+async def access_trail(
+    actor: Actor, app: App, query: AccessQuery, *, now: dt.datetime | None = None
+) -> list[AccessEntry]:
+    """Who fetched which official message, oldest first (the newest `limit`)."""
+    agencies = await tree(app)
+    check(actor, Area.ACCESS_TRAIL, write=False, path=home_path(actor, agencies))
+    registry = _filter("registry", query.registry)
+    employee = _filter("employee", query.employee)
+    trace = _filter("trace", query.trace)
+    cutoff = None
+    if query.since is not None:
+        try:
+            cutoff = parse_since(query.since, now or dt.datetime.now(dt.UTC))
+        except ValueError as exc:
+            raise _invalid(f"since: {exc}") from None
+    if trace is not None:
+        trace = normalize_trace(trace) or trace
+    limit = _limit(query.limit, MAX_ACCESSES)
+    subtree = actor_subtree(actor, agencies)
+    async with app.sessions() as session:
+        entries = await access_entries(
+            session, registry=registry, employee=employee, trace=trace, since=cutoff, limit=limit
+        )
+        if subtree is None:
+            return entries
+        staff = await employees_of(session, {e.employee for e in entries}, subtree)
+    return [e for e in entries if e.registry.split("/", 1)[0] in subtree or e.employee in staff]
