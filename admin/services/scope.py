@@ -30,13 +30,14 @@ def check(
 ) -> None:
     """Raise unless `actor` may act on the object at `path`.
 
-    `missing` is raised when the object does not exist (path None), except to a
-    scoped actor, who gets `OutOfScope` as for an object outside its subtree, so
-    that the two cannot be told apart.
+    `missing` is raised when the object does not exist (path None) and the role
+    may do this at all, except to a scoped actor, who gets `OutOfScope` as for an
+    object outside its subtree, so that the two cannot be told apart.
     """
     if path is None and missing is not None:
         if actor.role in SCOPED_ROLES:
             raise OutOfScope("not found")
+        require(actor, area, write=write, agency_path=None)  # may the role do this at all?
         raise missing
     require(actor, area, write=write, agency_path=path)
 
