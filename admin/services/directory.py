@@ -1,4 +1,4 @@
-"""Directory use cases: agencies (list, show, add, move, trust a CA) and the tree views.
+"""Directory use cases: agencies (list, show, add, change, move, retire, trust a CA).
 
 Owns: one function per agency use case, each taking the `Actor` first, checking
 the agency path before reading or writing, and naming the actor in the audit
@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from pydantic import BaseModel, ConfigDict
 
 from admin.context import App
-from admin.services.actor import Actor, Area
+from admin.services.actor import Actor, Area, Forbidden
 from admin.services.errors import InvalidInput, NotFound
 from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
 from gateway.store.directory import AgencyInput
 from gateway.store.directory.scope import AgencyTree
+from policies.directory import AgencyStatus
 
 MAX_KEY_FILE = 1024 * 1024
 
@@ -40,6 +41,15 @@ class AgencyAdd(Frozen):
 class AgencyMove(Frozen):
     code: str
     parent: str | None = None  # None: make it a root
+
+
+class AgencyChange(Frozen):
+    """The fields to change; None leaves a field as it is."""
+
+    code: str
+    name_en: str | None = None
+    name_ar: str | None = None
+    kind: str | None = None
 
 
 class TrustCa(Frozen):
@@ -101,9 +111,7 @@ async def list_agencies(actor: Actor, app: App) -> list[AgencyView]:
     seen = actor_subtree(actor, agencies)
     check(actor, Area.DIRECTORY, write=False, path=home_path(actor, agencies))
     rows = await app.directory.list_agencies()
-    return [
-        AgencyView(**_visible(row, seen)) for row in rows if seen is None or row["code"] in seen
-    ]
+    return [AgencyView(**_visible(r, seen)) for r in rows if seen is None or r["code"] in seen]
 
 
 async def show_agency(actor: Actor, app: App, code: str) -> AgencyDetail:
@@ -151,6 +159,34 @@ async def move_agency(actor: Actor, app: App, data: AgencyMove) -> AgencyView:
     with acting(actor), directory_errors():
         row = await app.directory.set_parent(data.code, data.parent, actor=actor.audit_name)
     return AgencyView(**row)
+
+
+async def change_agency(actor: Actor, app: App, data: AgencyChange) -> AgencyView:
+    """Change an agency's names or kind; the audit event records before and after."""
+    agencies = await tree(app)
+    path = agencies.path(data.code.strip().upper())
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_agency(data.code))
+    changes = data.model_dump(exclude={"code"}, exclude_none=True)
+    with acting(actor), directory_errors():
+        row = await app.directory.change_agency(data.code, changes, actor=actor.audit_name)
+    return AgencyView(**_visible(row, actor_subtree(actor, agencies)))
+
+
+async def retire_agency(actor: Actor, app: App, code: str) -> AgencyView:
+    """Retire an agency (status suspended): it takes no new employees.
+
+    A scoped actor may retire agencies below its own, never its own subtree root.
+    """
+    agencies = await tree(app)
+    path = agencies.path(code.strip().upper())
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_agency(code))
+    if path is not None and actor.agency == path[-1]:
+        raise Forbidden(f"role {actor.role.value} may not retire its own agency")
+    with acting(actor), directory_errors():
+        row = await app.directory.set_agency_status(
+            code, AgencyStatus.SUSPENDED, actor=actor.audit_name
+        )
+    return AgencyView(**_visible(row, actor_subtree(actor, agencies)))
 
 
 def read_ca(data: TrustCa) -> tuple[x509.Certificate, str, str]:

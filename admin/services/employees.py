@@ -1,4 +1,5 @@
-"""Employee use cases: list, show, add, suspend, reset a password, register a signing key.
+"""Employee use cases: list, show, add, change, suspend (any status), reset a password,
+register or revoke a signing key or certificate.
 
 Owns: one function per use case, each taking the `Actor` first and checking the
 employee's agency path before reading or writing; the password strength check and
@@ -32,6 +33,26 @@ class EmployeeAdd(Frozen):
     role: str = "staff"
     clearance: str = "internal"
     password: SecretStr | None = None
+
+
+class EmployeeChange(Frozen):
+    """The fields to change; None leaves a field as it is."""
+
+    address: str
+    name_en: str | None = None
+    name_ar: str | None = None
+    role: str | None = None
+    clearance: str | None = None
+
+
+class StatusChange(Frozen):
+    address: str
+    status: EmployeeStatus
+
+
+class IdentityRevoke(Frozen):
+    address: str
+    fingerprint: str
 
 
 class PasswordReset(Frozen):
@@ -142,12 +163,26 @@ async def add_employee(actor: Actor, app: App, data: EmployeeAdd) -> EmployeeVie
 
 async def suspend_employee(actor: Actor, app: App, address: str) -> EmployeeView:
     """Suspend: no login, no submission, no new mail to them."""
-    path = await _employee_path(app, address)
-    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(address))
+    change = StatusChange(address=address, status=EmployeeStatus.SUSPENDED)
+    return await set_employee_status(actor, app, change)
+
+
+async def set_employee_status(actor: Actor, app: App, data: StatusChange) -> EmployeeView:
+    """Suspend, reactivate, or mark as left (only active employees log in and send)."""
+    path = await _employee_path(app, data.address)
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(data.address))
     with acting(actor), directory_errors():
-        row = await app.directory.set_status(
-            address, EmployeeStatus.SUSPENDED, actor=actor.audit_name
-        )
+        row = await app.directory.set_status(data.address, data.status, actor=actor.audit_name)
+    return EmployeeView(**row)
+
+
+async def change_employee(actor: Actor, app: App, data: EmployeeChange) -> EmployeeView:
+    """Change names, role or clearance; the audit event records before and after."""
+    path = await _employee_path(app, data.address)
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(data.address))
+    changes = data.model_dump(exclude={"address"}, exclude_none=True)
+    with acting(actor), directory_errors():
+        row = await app.directory.change_employee(data.address, changes, actor=actor.audit_name)
     return EmployeeView(**row)
 
 
@@ -191,5 +226,17 @@ async def register_identity(actor: Actor, app: App, data: IdentityRegister) -> I
             fingerprint=identity.fingerprint,
             material=_material(data.material),
             actor=actor.audit_name,
+        )
+    return IdentityResult(**row)
+
+
+async def revoke_identity(actor: Actor, app: App, data: IdentityRevoke) -> IdentityResult:
+    """Revoke a registered signing key or certificate: new submissions signed with it
+    are refused."""
+    path = await _employee_path(app, data.address)
+    check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(data.address))
+    with acting(actor), directory_errors():
+        row = await app.directory.remove_identity(
+            data.address, data.fingerprint, actor=actor.audit_name
         )
     return IdentityResult(**row)

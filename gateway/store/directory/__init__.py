@@ -87,6 +87,8 @@ class Directory(DirectoryPart):
         self.show_agency = self.agencies.show_agency
         self.add_agency = self.agencies.add_agency
         self.set_parent = self.agencies.set_parent
+        self.change_agency = self.agencies.change_agency
+        self.set_agency_status = self.agencies.set_agency_status
         self.trust_ca = self.agencies.trust_ca
         # employees
         self.list_employees = self.employees.list_employees
@@ -95,10 +97,12 @@ class Directory(DirectoryPart):
         self.active_employee_id = self.employees.active_employee_id
         self.add_employee = self.employees.add_employee
         self.set_status = self.employees.set_status
+        self.change_employee = self.employees.change_employee
         self.set_password = self.employees.set_password
         # identities
         self.employee_identity_facts = self.identities.employee_identity_facts
         self.add_identity = self.identities.add_identity
+        self.remove_identity = self.identities.remove_identity
         self.signing_material = self.identities.signing_material
         # bulk import
         self.import_rows = self.importer.import_rows

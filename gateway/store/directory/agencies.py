@@ -1,4 +1,5 @@
-"""Agencies in the directory: listing, showing, adding, moving, trusting a CA.
+"""Agencies in the directory: listing, showing, adding, changing, moving, retiring,
+trusting a CA.
 
 Owns: the agency tree's changes (a move never makes a cycle), each one audited
 transaction. Must not: touch employees or identities.
@@ -6,6 +7,7 @@ transaction. Must not: touch employees or identities.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,12 +22,14 @@ from gateway.store.directory.values import (
     DirectoryError,
     agency_view,
     checked_agency_code,
+    clean_name,
     new_agency,
+    parse_kind,
     refuse_clash,
 )
 from gateway.store.models import Agency, AgencyCa, Employee
 from policies.codes import confusable_key
-from policies.directory import DirectorySnapshot
+from policies.directory import AgencyStatus, DirectorySnapshot
 
 
 class AgencyRegistry(DirectoryPart):
@@ -120,6 +124,51 @@ class AgencyRegistry(DirectoryPart):
                 {"from": old, "to": parent.upper() if parent else None},
             )
             return agency_view(agency, parent.strip().upper() if parent else None)
+
+    async def change_agency(
+        self, code: str, changes: Mapping[str, str], *, actor: str
+    ) -> dict[str, Any]:
+        """Change an agency's names or kind (`changes`: name_en, name_ar, kind); the
+        audit event records each changed field before and after."""
+        async with transaction(self._sessions) as session:
+            agency = await self._agency(session, code, lock=True)
+            wanted: dict[str, str] = {}
+            for name, value in changes.items():
+                if name == "kind":
+                    wanted[name] = parse_kind(value).value
+                elif name in ("name_en", "name_ar"):
+                    label = "English name" if name == "name_en" else "Arabic name"
+                    wanted[name] = clean_name(value, label)
+                else:
+                    raise DirectoryError(f"agency field {name!r} cannot be changed")
+            diff = {
+                name: {"from": getattr(agency, name), "to": value}
+                for name, value in wanted.items()
+                if getattr(agency, name) != value
+            }
+            for name, change in diff.items():
+                setattr(agency, name, change["to"])
+            if diff:
+                await self._changed(session, actor, "agency.change", agency.code, diff)
+            codes = await self._codes_by_id(session)
+            return agency_view(agency, codes.get(agency.parent_id) if agency.parent_id else None)
+
+    async def set_agency_status(
+        self, code: str, status: AgencyStatus, *, actor: str
+    ) -> dict[str, Any]:
+        """Retire (suspend) or reactivate an agency: a suspended agency takes no new
+        employees. Refuses a change to the status it already has."""
+        async with transaction(self._sessions) as session:
+            agency = await self._agency(session, code, lock=True)
+            if agency.status == status.value:
+                raise DirectoryConflict(f"agency {agency.code} is already {status.value}")
+            old, agency.status = agency.status, status.value
+            action = "agency.retire" if status is AgencyStatus.SUSPENDED else "agency.reactivate"
+            await self._changed(
+                session, actor, action, agency.code, {"status": {"from": old, "to": status.value}}
+            )
+            codes = await self._codes_by_id(session)
+            return agency_view(agency, codes.get(agency.parent_id) if agency.parent_id else None)
 
     async def trust_ca(
         self, code: str, *, fingerprint: str, subject: str, pem: str, actor: str

@@ -1,4 +1,5 @@
-"""Employees in the directory: listing, showing, login facts, adding, status, password.
+"""Employees in the directory: listing, showing, login facts, adding, changing, status,
+password.
 
 Owns: gap-free employee codes (a counter on the locked agency row, consumed in
 the adding transaction). Must not: hash passwords (keys/ does) or touch agencies'
@@ -7,6 +8,7 @@ other fields.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +30,7 @@ from gateway.store.directory.values import (
 )
 from gateway.store.models import Employee, SigningIdentity
 from policies.codes import EmployeeCode
-from policies.directory import AgencyStatus, EmployeeStatus
+from policies.directory import AgencyStatus, Clearance, EmployeeStatus
 
 
 class EmployeeRegistry(DirectoryPart):
@@ -157,6 +159,40 @@ class EmployeeRegistry(DirectoryPart):
                 employee.address,
                 {"from": old, "to": status.value},
             )
+            codes = await self._codes_by_id(session)
+            return employee_view(employee, codes[employee.agency_id])
+
+    async def change_employee(
+        self, address: str, changes: Mapping[str, str], *, actor: str
+    ) -> dict[str, Any]:
+        """Change an employee's names, role or clearance (`changes` by field name); the
+        audit event records each changed field before and after."""
+        async with transaction(self._sessions) as session:
+            employee = await self._employee(session, address)
+            wanted: dict[str, Any] = {}
+            for name, value in changes.items():
+                if name == "clearance":
+                    wanted[name] = int(parse_clearance(value))
+                elif name == "role":
+                    wanted[name] = normalize_role(value)
+                elif name in ("name_en", "name_ar"):
+                    label = "English name" if name == "name_en" else "Arabic name"
+                    wanted[name] = clean_name(value, label)
+                else:
+                    raise DirectoryError(f"employee field {name!r} cannot be changed")
+            diff = {
+                name: {"from": getattr(employee, name), "to": value}
+                for name, value in wanted.items()
+                if getattr(employee, name) != value
+            }
+            for name, change in diff.items():
+                setattr(employee, name, change["to"])
+            if "clearance" in diff:
+                diff["clearance"] = {
+                    side: Clearance(level).label for side, level in diff["clearance"].items()
+                }
+            if diff:
+                await self._changed(session, actor, "employee.change", employee.address, diff)
             codes = await self._codes_by_id(session)
             return employee_view(employee, codes[employee.agency_id])
 

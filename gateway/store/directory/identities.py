@@ -1,8 +1,8 @@
 """Employees' signing identities (OpenPGP keys, X.509 certificates) and what verifying needs.
 
-Owns: registering an identity (one owner per fingerprint) and `signing_material`:
-an employee's identities with the CAs of their agency chain. Must not: parse
-key material (keys/identities.py does; this stores results).
+Owns: registering an identity (one owner per fingerprint), revoking one, and
+`signing_material`: an employee's identities with the CAs of their agency chain.
+Must not: parse key material (keys/identities.py does; this stores results).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from gateway.store.db import transaction, utcnow
 from gateway.store.directory.base import DirectoryPart
 from gateway.store.directory.values import (
     DirectoryConflict,
+    DirectoryNotFound,
     SigningMaterial,
     material_bytes,
 )
@@ -94,3 +95,33 @@ class IdentityRegistry(DirectoryPart):
                 {"kind": kind, "fingerprint": fingerprint},
             )
             return {"address": employee.address, "kind": kind, "fingerprint": fingerprint}
+
+    async def remove_identity(
+        self, address: str, fingerprint: str, *, actor: str
+    ) -> dict[str, Any]:
+        """Revoke a registered signing identity: signatures by it are no longer accepted
+        on new submissions. The audit event records its kind and fingerprint."""
+        wanted = fingerprint.strip().upper().replace(":", "").replace(" ", "")
+        async with transaction(self._sessions) as session:
+            employee = await self._employee(session, address)
+            identity = await session.scalar(
+                select(SigningIdentity).where(
+                    SigningIdentity.employee_id == employee.id,
+                    SigningIdentity.fingerprint == wanted,
+                )
+            )
+            if identity is None:
+                raise DirectoryNotFound(
+                    f"no signing identity {wanted} registered for {employee.address}"
+                )
+            kind = identity.kind
+            await session.delete(identity)
+            await session.flush()
+            await self._changed(
+                session,
+                actor,
+                "employee.revoke-key",
+                employee.address,
+                {"kind": kind, "fingerprint": wanted},
+            )
+            return {"address": employee.address, "kind": kind, "fingerprint": wanted}

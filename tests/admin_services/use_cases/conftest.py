@@ -76,6 +76,26 @@ def ca_pem(name: str) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def person_cert(address: str) -> tuple[bytes, str]:
+    """(PEM, SHA-256 fingerprint) of a self-signed S/MIME certificate naming `address`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    return pem, cert.fingerprint(hashes.SHA256()).hex().upper()
+
+
 def _submission(sender: str, agency: str, recipient: str) -> Submission:
     doc = os.urandom(256)
     raw = b"From: " + sender.encode() + b"\r\nSubject: x\r\n\r\nconfidential body\r\n"

@@ -20,6 +20,7 @@ from conftest import (
     TAX_OTHER,
     World,
     ca_pem,
+    person_cert,
 )
 from sqlalchemy import func, select
 
@@ -28,6 +29,7 @@ from admin.services import bulk_import, directory, employees, messages, policy, 
 from admin.services.actor import Actor, Area, Forbidden, OutOfScope, Role
 from gateway.store.directory import directory_version
 from gateway.store.models import AuditEvent
+from policies import directory as policies_directory
 
 Call = Callable[[Actor, World], Awaitable[Any]]
 
@@ -58,6 +60,9 @@ def cases() -> list[Case]:
     tax_csv = CSV_HEAD + "agency,MOF-TAX-N,North,,branch,tax.mof.gov.example,MOF-TAX,,,,\n"
     moh_csv = CSV_HEAD + "agency,MOH-N,North,,branch,moh.gov.example,MOH,,,,\n"
     R, W = False, True
+    tax_pem, tax_fpr = person_cert(TAX_CLERK)
+    moh_pem, moh_fpr = person_cert(MOH_DOCTOR)
+    active = policies_directory.EmployeeStatus.ACTIVE
     DIR, MSG, QUE, AUD = Area.DIRECTORY, Area.MESSAGES, Area.QUEUE, Area.AUDIT
     return [
         # ---- the directory
@@ -206,6 +211,96 @@ def cases() -> list[Case]:
                 x, w.app, bulk_import.DirectoryImport(data=moh_csv.encode())
             ),
         ),
+        Case(
+            "change agency",
+            DIR,
+            W,
+            "in",
+            lambda x, w: d.change_agency(x, w.app, d.AgencyChange(code="MOF-TAX", name_en="Taxes")),
+        ),
+        Case(
+            "change agency",
+            DIR,
+            W,
+            "out",
+            lambda x, w: d.change_agency(
+                x, w.app, d.AgencyChange(code="MOH", name_en="Health care")
+            ),
+        ),
+        Case(
+            "change employee",
+            DIR,
+            W,
+            "in",
+            lambda x, w: e.change_employee(
+                x, w.app, e.EmployeeChange(address=TAX_CLERK, clearance="confidential")
+            ),
+        ),
+        Case(
+            "change employee",
+            DIR,
+            W,
+            "out",
+            lambda x, w: e.change_employee(
+                x, w.app, e.EmployeeChange(address=MOH_DOCTOR, clearance="secret")
+            ),
+        ),
+        Case(
+            "reactivate employee",
+            DIR,
+            W,
+            "in",
+            lambda x, w: e.set_employee_status(
+                x, w.app, e.StatusChange(address=TAX_OTHER, status=active)
+            ),
+        ),
+        Case(
+            "reactivate employee",
+            DIR,
+            W,
+            "out",
+            lambda x, w: e.set_employee_status(
+                x, w.app, e.StatusChange(address=MOH_NURSE, status=active)
+            ),
+        ),
+        Case(
+            "register key",
+            DIR,
+            W,
+            "in",
+            lambda x, w: e.register_identity(
+                x, w.app, e.IdentityRegister(address=TAX_CLERK, material=tax_pem)
+            ),
+        ),
+        Case(
+            "register key",
+            DIR,
+            W,
+            "out",
+            lambda x, w: e.register_identity(
+                x, w.app, e.IdentityRegister(address=MOH_DOCTOR, material=moh_pem)
+            ),
+        ),
+        Case(
+            "revoke key",
+            DIR,
+            W,
+            "in",
+            lambda x, w: e.revoke_identity(
+                x, w.app, e.IdentityRevoke(address=TAX_CLERK, fingerprint=tax_fpr)
+            ),
+        ),
+        Case(
+            "revoke key",
+            DIR,
+            W,
+            "out",
+            lambda x, w: e.revoke_identity(
+                x, w.app, e.IdentityRevoke(address=MOH_DOCTOR, fingerprint=moh_fpr)
+            ),
+        ),
+        Case("retire agency", DIR, W, "in", lambda x, w: d.retire_agency(x, w.app, "MOF-TAX")),
+        Case("retire agency", DIR, W, "out", lambda x, w: d.retire_agency(x, w.app, "MOH")),
         # ---- the policy (global)
         Case(
             "check policy",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from admin.services import audit as audit_svc
 from admin.services import bulk_import, directory, employees, messages, queue
-from admin.services.actor import OutOfScope
+from admin.services.actor import Forbidden, OutOfScope
 from admin.services.errors import Conflict, InvalidInput, NotFound, http_status
 from gateway.store.models import AuditEvent
 
@@ -110,3 +110,38 @@ async def test_an_audit_event_names_account_role_client_and_channel(world: World
     assert acting == {"role": "agency-admin", "client": "192.0.2.2", "channel": "cli"}
     report = await audit_svc.verify_chain(ADMIN, world.app)
     assert report.ok, report.problems
+
+
+async def test_changes_are_audited_with_before_and_after(world: World) -> None:
+    app = world.app
+    change = employees.EmployeeChange(address=TAX_CLERK, clearance="secret", role="head")
+    view = await employees.change_employee(MOF_ADMIN, app, change)
+    assert (view.clearance, view.role) == ("secret", "head")
+    await directory.change_agency(
+        MOF_ADMIN, app, directory.AgencyChange(code="MOF-TAX", name_en="Taxes")
+    )
+    async with app.sessions() as session:
+        events = {
+            e.action: json.loads(e.details)
+            for e in (await session.scalars(select(AuditEvent))).all()
+            if e.action in ("employee.change", "agency.change")
+        }
+    assert events["employee.change"]["clearance"] == {"from": "internal", "to": "secret"}
+    assert events["employee.change"]["role"] == {"from": "staff", "to": "head"}
+    assert events["agency.change"]["name_en"] == {"from": "Tax", "to": "Taxes"}
+    with pytest.raises(InvalidInput, match="clearance"):
+        await employees.change_employee(
+            ADMIN, app, employees.EmployeeChange(address=TAX_CLERK, clearance="top")
+        )
+
+
+async def test_an_agency_admin_cannot_retire_its_own_agency(world: World) -> None:
+    with pytest.raises(Forbidden):
+        await directory.retire_agency(MOF_ADMIN, world.app, "MOF")
+    retired = await directory.retire_agency(MOF_ADMIN, world.app, "MOF-TAX")
+    assert retired.status == "suspended"
+    with pytest.raises(Conflict, match="already suspended"):
+        await directory.retire_agency(ADMIN, world.app, "MOF-TAX")
+    with pytest.raises(InvalidInput, match="suspended"):
+        await employees.add_employee(ADMIN, world.app, employees.EmployeeAdd(
+            address="late@tax.mof.gov.example", agency="MOF-TAX", name_en="Late"))  # fmt: skip
