@@ -16,8 +16,8 @@ from typing import Any
 
 from admin.context import App
 from admin.services.actor import Actor, Area
-from admin.services.directory import Frozen
 from admin.services.errors import InvalidInput, Unavailable
+from admin.services.model import Frozen
 from admin.services.scope import actor_subtree, check, home_path, tree
 from gateway.stamp.trace import normalize as normalize_trace
 from gateway.store import audit

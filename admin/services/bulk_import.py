@@ -15,8 +15,8 @@ from pydantic import Field
 from admin.context import App
 from admin.directory_import import ImportPlan, plan_import, read_rows
 from admin.services.actor import Actor, Area, OutOfScope
-from admin.services.directory import Frozen
 from admin.services.errors import Conflict, InvalidInput
+from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, home_path, tree
 from gateway.store.directory import DirectoryConflict, DirectoryError
 

@@ -12,21 +12,17 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from pydantic import BaseModel, ConfigDict
 
 from admin.context import App
 from admin.services.actor import Actor, Area, Forbidden
 from admin.services.errors import InvalidInput, NotFound
+from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
 from gateway.store.directory import AgencyInput
 from gateway.store.directory.scope import AgencyTree
 from policies.directory import AgencyStatus
 
 MAX_KEY_FILE = 1024 * 1024
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class AgencyAdd(Frozen):

@@ -15,8 +15,9 @@ from pydantic import Field, SecretStr
 
 from admin.context import App
 from admin.services.actor import Actor, Area
-from admin.services.directory import MAX_KEY_FILE, Frozen, unknown_agency
+from admin.services.directory import MAX_KEY_FILE, unknown_agency
 from admin.services.errors import InvalidInput, NotFound
+from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
 from gateway.store.directory import EmployeeInput
 from gateway.store.directory.scope import employee_agency

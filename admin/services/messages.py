@@ -13,8 +13,8 @@ from dataclasses import asdict
 
 from admin.context import App
 from admin.services.actor import Actor, Area
-from admin.services.directory import Frozen
 from admin.services.errors import Conflict, InvalidInput, NotFound, Unavailable
+from admin.services.model import Frozen
 from admin.services.scope import acting, check, tree
 from gateway.store.directory.scope import message_agency
 from gateway.store.messages import (

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from admin.context import App
 from admin.services.actor import Actor, Area
-from admin.services.directory import Frozen
 from admin.services.errors import InvalidInput, NotFound, Unavailable
+from admin.services.model import Frozen
 from admin.services.scope import acting, check
 from gateway.serve import PID_FILE
 from gateway.store import audit

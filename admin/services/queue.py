@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 from admin.context import App
 from admin.services.actor import Actor, Area
-from admin.services.directory import Frozen
 from admin.services.errors import Conflict, InvalidInput, NotFound, Unavailable
+from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, home_path, tree
 from gateway.store.directory.scope import queue_entry_agency
 from gateway.store.messages import DATABASE_ERRORS, check_revoke_reason
