@@ -1,14 +1,16 @@
 """Directory import: agencies and employees from CSV, every row or none.
 
 Owns: the import use case: check every row (all problems reported together,
-nothing imported), keep a scoped actor's rows inside its subtree, then hand the
-plan to the store with a progress callback. Must not: parse CSV itself
+nothing imported; a scoped actor's rows are checked against its subtree only, so
+an agency outside reads as unknown), keep a scoped actor's rows inside its
+subtree, then hand the plan to the store with a progress callback. Must not: parse CSV itself
 (admin.directory_import does) or print anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from pydantic import Field
 
@@ -19,6 +21,7 @@ from admin.services.errors import Conflict, InvalidInput
 from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, home_path, tree
 from gateway.store.directory import DirectoryConflict, DirectoryError
+from policies.directory import DirectorySnapshot
 
 # Called once with the number of rows to import; returns the function to call
 # with each batch of rows done.
@@ -43,6 +46,18 @@ class ImportResult(Frozen):
     issued: list[IssuedCode]
 
 
+def _within(snapshot: DirectorySnapshot, subtree: frozenset[str]) -> DirectorySnapshot:
+    """The directory as a scoped actor sees it: its subtree only (its root as a root),
+    so a row naming an agency outside reads "unknown" whether that agency exists."""
+    agencies = [
+        a if a.parent in subtree else replace(a, parent=None)
+        for code, a in snapshot.agencies.items()
+        if code in subtree
+    ]
+    staff = [e for e in snapshot.employees.values() if e.agency in subtree]
+    return DirectorySnapshot.build(agencies, staff)
+
+
 def _refuse_outside(plan: ImportPlan, subtree: frozenset[str]) -> None:
     """Every new agency hangs below the subtree and every employee joins an agency in it."""
     allowed = set(subtree)
@@ -61,7 +76,9 @@ async def import_directory(
     agencies = await tree(app)
     check(actor, Area.DIRECTORY, write=True, path=home_path(actor, agencies))
     rows, problems = read_rows(data.data)
-    plan = plan_import(rows, await app.directory.snapshot())
+    subtree = actor_subtree(actor, agencies)
+    snapshot = await app.directory.snapshot()
+    plan = plan_import(rows, snapshot if subtree is None else _within(snapshot, subtree))
     found = problems + plan.problems
     if found:
         raise InvalidInput(
@@ -69,7 +86,6 @@ async def import_directory(
             problems=[f"{data.source}: {line}" for line in found],
             details={"problems": found},
         )
-    subtree = actor_subtree(actor, agencies)
     if subtree is not None:
         _refuse_outside(plan, subtree)
     update = progress(len(plan.agencies) + len(plan.employees)) if progress else None

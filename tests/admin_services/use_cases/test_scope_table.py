@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from admin.services import audit as audit_svc
 from admin.services import bulk_import, directory, employees, messages, policy, queue
 from admin.services.actor import Actor, Area, Forbidden, OutOfScope, Role
+from admin.services.errors import InvalidInput
 from gateway.store.directory import directory_version
 from gateway.store.models import AuditEvent
 from policies import directory as policies_directory
@@ -42,7 +43,7 @@ class Case:
     area: Area
     write: bool
     # "in" (the subtree, or a list), "out" (MOH), "global" (no agency), or
-    # "rows-out": an import whose rows lie outside (the role is checked first)
+    # "rows-out": an import whose rows name an agency outside
     scope: str
     call: Call
 
@@ -389,8 +390,10 @@ def expected(role: Role, case: Case) -> type[Exception] | None:
         return None
     if role is Role.SECURITY_AUDITOR:
         return Forbidden if case.write else None
-    if case.scope == "rows-out" and role is Role.REGISTRAR:
-        return Forbidden  # never imports, wherever the rows lie
+    if case.scope == "rows-out":
+        # The registrar never imports; the agency-admin's rows are checked against
+        # its subtree only, so an agency outside reads as unknown (a bad row).
+        return Forbidden if role is Role.REGISTRAR else InvalidInput
     if case.scope != "in":
         return OutOfScope  # agency-admin and registrar: nothing outside the subtree
     if role is Role.REGISTRAR:

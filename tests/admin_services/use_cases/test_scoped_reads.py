@@ -145,3 +145,25 @@ async def test_an_agency_admin_cannot_retire_its_own_agency(world: World) -> Non
     with pytest.raises(InvalidInput, match="suspended"):
         await employees.add_employee(ADMIN, world.app, employees.EmployeeAdd(
             address="late@tax.mof.gov.example", agency="MOF-TAX", name_en="Late"))  # fmt: skip
+
+
+async def test_an_import_names_no_agency_outside_the_subtree(world: World) -> None:
+    """A row under MOH (which exists) gets the same answer as one under an agency that
+    does not exist; a row inside the subtree is imported."""
+    head = "type,code,name_en,name_ar,kind,domain,parent,address,agency,role,clearance\n"
+
+    def csv(parent: str, code: str) -> bulk_import.DirectoryImport:
+        row = f"agency,{code},North,,branch,moh.gov.example,{parent},,,,\n"
+        return bulk_import.DirectoryImport(data=(head + row).encode(), source="f.csv")
+
+    answers = []
+    for parent in ["MOH", "NOPE"]:
+        with pytest.raises(InvalidInput) as caught:
+            await bulk_import.import_directory(MOF_ADMIN, world.app, csv(parent, "NEWAG"))
+        answers.append([x.replace(f"parent {parent}", "parent P") for x in caught.value.problems])
+    assert answers[0] == answers[1] and "unknown parent" in answers[0][0]
+    row = "agency,MOF-TAX-N,North,,branch,tax.mof.gov.example,MOF-TAX,,,,\n"
+    done = await bulk_import.import_directory(
+        MOF_ADMIN, world.app, bulk_import.DirectoryImport(data=(head + row).encode())
+    )
+    assert (done.agencies, done.employees, done.dry_run) == (1, 0, False)
