@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from admin.context import App
-from admin.services.actor import SCOPED_ROLES, Actor, Area, OutOfScope, require
+from admin.services.actor import SCOPED_ROLES, Actor, Area, require
 from admin.services.errors import Conflict, InvalidInput, NotFound
 from gateway.store import audit
 from gateway.store.directory import DirectoryConflict, DirectoryError, DirectoryNotFound
@@ -31,15 +31,14 @@ def check(
     """Raise unless `actor` may act on the object at `path`.
 
     `missing` is raised when the object does not exist (path None) and the role
-    may do this at all, except to a scoped actor, who gets `OutOfScope` as for an
-    object outside its subtree, so that the two cannot be told apart.
+    may do this at all; a scoped actor gets `OutOfScope` instead, as for an object
+    outside its subtree, so that the two cannot be told apart.
     """
-    if path is None and missing is not None:
-        if actor.role in SCOPED_ROLES:
-            raise OutOfScope("not found")
-        require(actor, area, write=write, agency_path=None)  # may the role do this at all?
-        raise missing
+    # The role first (Forbidden), then the place: a scoped actor asking for an object
+    # that does not exist (path None) gets OutOfScope, as for one outside its subtree.
     require(actor, area, write=write, agency_path=path)
+    if path is None and missing is not None:
+        raise missing
 
 
 async def tree(app: App) -> AgencyTree:
