@@ -23,6 +23,7 @@ __all__ = [
     "ServiceError",
     "Unavailable",
     "http_status",
+    "problem_details",
 ]
 
 
@@ -32,6 +33,7 @@ class ServiceError(Exception):
 
     status: ClassVar[int] = 400
     kind: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
 
     def __init__(
         self,
@@ -48,6 +50,7 @@ class ServiceError(Exception):
 class NotFound(ServiceError):
     status = 404
     kind = "not-found"
+    title = "Not found"
 
 
 class Conflict(ServiceError):
@@ -55,6 +58,7 @@ class Conflict(ServiceError):
 
     status = 409
     kind = "conflict"
+    title = "Conflict with the current state"
 
 
 class InvalidInput(ServiceError):
@@ -62,6 +66,7 @@ class InvalidInput(ServiceError):
 
     status = 422
     kind = "invalid-input"
+    title = "Invalid input"
 
 
 class Unavailable(ServiceError):
@@ -69,6 +74,7 @@ class Unavailable(ServiceError):
 
     status = 503
     kind = "unavailable"
+    title = "Temporarily unavailable"
 
 
 SERVICE_ERRORS = (ServiceError, OutOfScope, Forbidden)
@@ -83,3 +89,26 @@ def http_status(exc: BaseException) -> int:
     if isinstance(exc, Forbidden):
         return 403
     return 500
+
+
+def problem_details(exc: BaseException) -> dict[str, Any]:
+    """An RFC 9457 problem object for a service refusal. Outside a scoped actor's
+    subtree the answer is the plain not-found one, naming nothing."""
+    status = http_status(exc)
+    if isinstance(exc, ServiceError):
+        kind, title, detail = exc.kind, exc.title, str(exc)
+    elif isinstance(exc, OutOfScope):
+        kind, title, detail = "not-found", NotFound.title, "not found"
+    elif isinstance(exc, Forbidden):
+        kind, title, detail = "forbidden", "Forbidden", str(exc)
+    else:
+        kind, title, detail = "internal", "Internal error", "internal error"
+    body: dict[str, Any] = {
+        "type": f"urn:barid:problem:{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if isinstance(exc, ServiceError) and exc.problems:
+        body["problems"] = list(exc.problems)
+    return body
