@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import (
+from admin_services_support import (
     ACTORS,
     MOH_DOCTOR,
     MOH_NURSE,

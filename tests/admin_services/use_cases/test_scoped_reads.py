@@ -6,7 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ADMIN, AUDITOR, MOF_ADMIN, MOF_REGISTRAR, MOH_DOCTOR, TAX_CLERK, World
+from admin_services_support import (
+    ADMIN,
+    AUDITOR,
+    MOF_ADMIN,
+    MOF_REGISTRAR,
+    MOH_DOCTOR,
+    TAX_CLERK,
+    World,
+)
 from sqlalchemy import select
 
 from admin.services import audit as audit_svc
