@@ -30,12 +30,11 @@ def check(
 ) -> None:
     """Raise unless `actor` may act on the object at `path`.
 
+    The role is checked first (`Forbidden`), then the place (`OutOfScope`).
     `missing` is raised when the object does not exist (path None) and the role
     may do this at all; a scoped actor gets `OutOfScope` instead, as for an object
     outside its subtree, so that the two cannot be told apart.
     """
-    # The role first (Forbidden), then the place: a scoped actor asking for an object
-    # that does not exist (path None) gets OutOfScope, as for one outside its subtree.
     require(actor, area, write=write, agency_path=path)
     if path is None and missing is not None:
         raise missing
