@@ -2,7 +2,8 @@
 
 Owns: `ServiceError` and its kinds (not found, conflict, invalid input with every
 problem listed, unavailable), each with the HTTP status and problem type an API
-maps it to (RFC 9457), plus the two permission refusals of `actor`. Must not:
+maps it to (RFC 9457), plus the two permission refusals of `actor`; `http_status`
+and `problem_details` also map the account services' refusals. Must not:
 carry internal exception text; every message is safe to show to the caller.
 """
 
@@ -11,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from admin.services.account_base import AccountError, UnknownObject
+from admin.services.account_base import Conflict as AccountConflict
 from admin.services.actor import Forbidden, OutOfScope
+from admin.services.login import LoginRefused, SessionRefused
+from admin.services.tokens import TokenRefused
 
 __all__ = [
     "SERVICE_ERRORS",
@@ -80,29 +85,40 @@ class Unavailable(ServiceError):
 SERVICE_ERRORS = (ServiceError, OutOfScope, Forbidden)
 
 
+def _kind_of(exc: BaseException) -> tuple[int, str, str]:
+    """(HTTP status, problem kind, title) of any refusal the services raise,
+    including the account services' own (admin/services/account_base, login, tokens)."""
+    if isinstance(exc, ServiceError):
+        return exc.status, exc.kind, exc.title
+    if isinstance(exc, OutOfScope | UnknownObject):
+        return NotFound.status, NotFound.kind, NotFound.title
+    if isinstance(exc, Forbidden):
+        return 403, "forbidden", "Forbidden"
+    if isinstance(exc, AccountConflict):
+        return Conflict.status, Conflict.kind, Conflict.title
+    if isinstance(exc, AccountError):
+        return ServiceError.status, ServiceError.kind, ServiceError.title
+    if isinstance(exc, LoginRefused | SessionRefused | TokenRefused):
+        return 401, "unauthorized", "Not signed in"
+    return 500, "internal", "Internal error"
+
+
 def http_status(exc: BaseException) -> int:
     """The HTTP status an API answers for a service refusal (500 for anything else)."""
-    if isinstance(exc, ServiceError):
-        return exc.status
-    if isinstance(exc, OutOfScope):
-        return 404
-    if isinstance(exc, Forbidden):
-        return 403
-    return 500
+    return _kind_of(exc)[0]
 
 
 def problem_details(exc: BaseException) -> dict[str, Any]:
     """An RFC 9457 problem object for a service refusal. Outside a scoped actor's
-    subtree the answer is the plain not-found one, naming nothing."""
-    status = http_status(exc)
-    if isinstance(exc, ServiceError):
-        kind, title, detail = exc.kind, exc.title, str(exc)
-    elif isinstance(exc, OutOfScope):
-        kind, title, detail = "not-found", NotFound.title, "not found"
-    elif isinstance(exc, Forbidden):
-        kind, title, detail = "forbidden", "Forbidden", str(exc)
+    subtree the answer is the plain not-found one, naming nothing; anything that
+    is not a refusal is an internal error whose text is not shown."""
+    status, kind, title = _kind_of(exc)
+    if isinstance(exc, OutOfScope):
+        detail = "not found"
+    elif status == 500:
+        detail = "internal error"
     else:
-        kind, title, detail = "internal", "Internal error", "internal error"
+        detail = str(exc)
     body: dict[str, Any] = {
         "type": f"urn:barid:problem:{kind}",
         "title": title,

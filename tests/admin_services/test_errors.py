@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from admin.services.account_base import AccountError, UnknownObject
+from admin.services.account_base import Conflict as AccountConflict
 from admin.services.errors import (
     Conflict,
     Forbidden,
@@ -14,6 +16,8 @@ from admin.services.errors import (
     http_status,
     problem_details,
 )
+from admin.services.login import SessionRefused
+from admin.services.tokens import TokenRefused
 
 
 @pytest.mark.parametrize(
@@ -30,6 +34,11 @@ from admin.services.errors import (
         ),
         (Unavailable("the database is not reachable"), 503, "unavailable"),
         (RuntimeError("secret internals"), 500, "internal"),
+        (UnknownObject("no grant"), 404, "not-found"),
+        (AccountConflict("already granted"), 409, "conflict"),
+        (AccountError("bad role"), 400, "bad-request"),
+        (TokenRefused("expired"), 401, "unauthorized"),
+        (SessionRefused("expired"), 401, "unauthorized"),
     ],
 )
 def test_problem_details(exc: Exception, status: int, kind: str) -> None:
