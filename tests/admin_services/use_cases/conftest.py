@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from admin_services_support import (
+
+from admin.context import open_app
+from gateway.config import load_settings
+from gateway.store import audit
+from gateway.store.db import transaction
+from gateway.store.queue import QueueAdmin
+from testkit.admin_use_cases import (
     MOH_DOCTOR,
     MOH_NURSE,
     TAX_CLERK,
@@ -20,12 +26,6 @@ from admin_services_support import (
     access_event,
     seed,
 )
-
-from admin.context import open_app
-from gateway.config import load_settings
-from gateway.store import audit
-from gateway.store.db import transaction
-from gateway.store.queue import QueueAdmin
 
 
 @pytest.fixture

@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from admin_services_support import (
+from sqlalchemy import func, select
+
+from admin.services import audit as audit_svc
+from admin.services import bulk_import, directory, employees, messages, policy, queue
+from admin.services.actor import Actor, Area, Forbidden, OutOfScope, Role
+from admin.services.errors import InvalidInput
+from gateway.store.directory import directory_version
+from gateway.store.models import AuditEvent
+from policies import directory as policies_directory
+from testkit.admin_use_cases import (
     ACTORS,
     MOH_DOCTOR,
     MOH_NURSE,
@@ -22,15 +31,6 @@ from admin_services_support import (
     ca_pem,
     person_cert,
 )
-from sqlalchemy import func, select
-
-from admin.services import audit as audit_svc
-from admin.services import bulk_import, directory, employees, messages, policy, queue
-from admin.services.actor import Actor, Area, Forbidden, OutOfScope, Role
-from admin.services.errors import InvalidInput
-from gateway.store.directory import directory_version
-from gateway.store.models import AuditEvent
-from policies import directory as policies_directory
 
 Call = Callable[[Actor, World], Awaitable[Any]]
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from admin_services_support import (
+from sqlalchemy import select
+
+from admin.services import audit as audit_svc
+from admin.services import bulk_import, directory, employees, messages, queue
+from admin.services.actor import Forbidden, OutOfScope
+from admin.services.errors import Conflict, InvalidInput, NotFound, http_status
+from gateway.store.models import AuditEvent
+from testkit.admin_use_cases import (
     ADMIN,
     AUDITOR,
     MOF_ADMIN,
@@ -15,13 +22,6 @@ from admin_services_support import (
     TAX_CLERK,
     World,
 )
-from sqlalchemy import select
-
-from admin.services import audit as audit_svc
-from admin.services import bulk_import, directory, employees, messages, queue
-from admin.services.actor import Forbidden, OutOfScope
-from admin.services.errors import Conflict, InvalidInput, NotFound, http_status
-from gateway.store.models import AuditEvent
 
 SUBTREE = {"MOF", "MOF-TAX"}
 

@@ -1,5 +1,6 @@
-"""Helpers for tests/admin_services (no tests here): the actors, the seeded world
-(a small directory, two accepted messages and their queue entries) and certificates.
+"""The service-layer tests' world (tests/admin_services/use_cases): the four actors,
+the seeded directory with two accepted messages and their queue entries, and
+certificates.
 
 MOF (ministry) > MOF-TAX (directorate) is the subtree of the scoped actors;
 MOH (ministry) lies outside it. One message was issued by MOF-TAX, one by MOH.
