@@ -192,7 +192,6 @@ def _display_name_ok(display: str, sender: EmployeeRecord) -> bool:
     return any(name and name in shown for name in (_fold(sender.name_en), _fold(sender.name_ar)))
 
 
-
 def _employee_code(header: str | None, codes: set[str], sender: EmployeeRecord) -> Verdict | None:
     own = sender.code.upper()
     if header is not None:

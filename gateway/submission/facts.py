@@ -41,7 +41,6 @@ class Inputs:
     mailservers: Mapping[str, str] = field(default_factory=dict)  # agency code -> server
 
 
-
 @dataclass
 class SubmissionFacts:
     """One message under check: the inputs, and the facts each check provides in turn

@@ -35,6 +35,7 @@ CMS_DETACHED_KINDS = frozenset({"smime-signed", "cms-detached"})
 OPAQUE_KIND = "smime-opaque"
 MAX_OPAQUE_NESTING = 2
 
+
 def _anchors(material: SigningMaterial) -> list[x509.Certificate]:
     out = []
     for pem in material.ca_pems:
