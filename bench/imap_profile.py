@@ -126,7 +126,7 @@ def summarise_py_spy(raw: str, samples: list[dict[str, Any]], runs: int, count: 
         frames = stack.split(";")
         # The client thread, imports, and the gateway's start/stop are not the server's work;
         # threads blocked on a lock or in epoll_wait are waiting, not working.
-        if any("headers_once" in f or "_find_and_load" in f or "gateway/serve.py" in f
+        if any("headers_once" in f or "_find_and_load" in f or "gateway/serve/" in f
                for f in frames):  # fmt: skip
             client += n
             continue

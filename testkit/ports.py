@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Iterable
 
-# The gateway's development defaults (gateway/config.py): submission, smtps,
+# The gateway's development defaults (gateway/config/sections.py): submission, smtps,
 # transfer, imap, imaps, http; 8443 is the usual TLS front of the public page.
 DEVELOPMENT_PORTS = (5870, 4650, 2525, 1430, 9930, 8080, 8443)
 

@@ -1,9 +1,11 @@
 """The transfer listener (docs/CONTRACT.md §9; 2525 in development): mail from peer gateways.
 
-Owns: the SMTP session rules of the transfer port and the order of checks on
-what a peer sends. Must not: parse MIME beyond gateway.federation.inbound,
-verify DKIM itself (gateway.federation.dkim_check) or write to the database
-directly (gateway.federation.store).
+Owns: the SMTP session rules of the transfer port, running the end-of-data
+checks (gateway.federation.transfer_checks, through gateway.mime.runner),
+recognising a repeated transfer and filing. Must not: check a message itself
+(a check is a class in transfer_checks), parse MIME beyond
+gateway.federation.inbound or write to the database directly
+(gateway.federation.store).
 
 A session, in order:
 1. STARTTLS with a client certificate (mutual TLS). The handshake only
@@ -46,24 +48,18 @@ from typing import Any
 from aiosmtpd.smtp import TLSSetupException
 
 from gateway import metrics
-from gateway.federation.dkim_check import verify_transfer
-from gateway.federation.inbound import (
-    COPY_FIELDS,
-    RECEIPT_FIELDS,
-    NotATransfer,
-    TransferFacts,
-    read_transfer,
-    trace_headers,
-)
+from gateway.federation import transfer_checks
+from gateway.federation.inbound import TransferFacts, trace_headers
 from gateway.federation.peers import Federation, Peer
 from gateway.federation.store import FederationStore, ReceivedCopy, ReturnedReceipt
+from gateway.federation.transfer_checks import InboundTransfer
 from gateway.mailbox.store import StoreUnavailable
+from gateway.mime.runner import run_checks
+from gateway.mime.verdicts import Verdict
 from gateway.receipts import ReceiptFacts, ReceiptKind, build_receipt
 from gateway.smtp import replies
 from gateway.smtp.protocol import BaridSMTP
-from gateway.smtp.refusals import rcpt_refusal
 from gateway.stamp.dkim import DkimSigner
-from policies.decision import Attachment, MessageFacts
 from policies.directory import Clearance
 from policies.holder import PolicyHolder
 
@@ -73,7 +69,6 @@ NULL_PATH = "<>"
 ONE_RECIPIENT = "452 4.5.3 One recipient per transfer; send the others separately"
 NOT_A_PEER_SENDER = "550 5.7.1 Sender address is not in your federation domains"
 NOT_LOCAL = "550 5.1.1 Recipient is not in this gateway's directory"
-NO_DKIM = "550 5.7.20 No passing DKIM signature of the peer's domain over the Barid fields"
 NOT_OURS = "550 5.7.1 No copy of this message was transferred to you for this recipient"
 DUPLICATE = "250 2.0.0 Already delivered {registry}"
 DELIVERED = "250 2.0.0 Delivered {registry}"
@@ -198,77 +193,42 @@ class TransferHandler:
         peer = self._peer(session)
         if peer is None:
             return replies.TLS_REQUIRED
-        raw = bytes(envelope.original_content or b"")
-        recipient = envelope.rcpt_tos[0]
-        notification = envelope.mail_from == NULL_PATH
-        client = str(session.peer[0]) if session.peer else ""
-        fields = RECEIPT_FIELDS if notification else COPY_FIELDS
-        verdict = await asyncio.to_thread(
-            verify_transfer,
-            raw,
-            domains=peer.settings.dkim_domains,
-            records=peer.dkim_records,
-            required_headers=fields,
+        transfer = InboundTransfer(
+            raw=bytes(envelope.original_content or b""),
+            peer=peer,
+            mail_from=envelope.mail_from,
+            recipient=envelope.rcpt_tos[0],
+            notification=envelope.mail_from == NULL_PATH,
+            policy=self._policy(),
         )
-        if not verdict.ok:
-            await self._refused(
-                peer, session, "dkim", envelope.mail_from, recipient, detail=verdict.reason
-            )
-            return NO_DKIM
+        verdict = await asyncio.to_thread(run_checks, transfer_checks.AUTHENTICITY_CHECKS, transfer)
+        if not verdict.passed:
+            return await self._refusal(session, transfer, verdict)
+        client = str(session.peer[0]) if session.peer else ""
         try:
-            facts = await asyncio.to_thread(read_transfer, raw, notification=notification)
-        except NotATransfer as exc:
-            await self._refused(
-                peer, session, "malformed", envelope.mail_from, recipient, detail=str(exc)
-            )
-            return replies.reply(550, "5.6.0", f"Not a Barid transfer: {exc}")
-        if not notification and facts.sender != envelope.mail_from:
-            await self._refused(peer, session, "from-mismatch", envelope.mail_from, recipient)
-            return replies.reply(550, "5.7.1", "From does not match the envelope sender")
-        try:
-            if notification:
-                return await self._receipt(peer, facts, recipient, raw, client, verdict.domain)
-            return await self._copy(peer, session, facts, recipient, raw, client, verdict.domain)
+            if transfer.notification:
+                return await self._receipt(transfer, client)
+            return await self._copy(session, transfer, client)
         except StoreUnavailable:
             metrics.TRANSFERS.labels("deferred", "store").inc()
             return replies.STORAGE_UNAVAILABLE
 
-    async def _copy(
-        self,
-        peer: Peer,
-        session: Any,
-        facts: TransferFacts,
-        recipient: str,
-        raw: bytes,
-        client: str,
-        dkim_domain: str | None,
-    ) -> str:
+    async def _copy(self, session: Any, transfer: InboundTransfer, client: str) -> str:
+        peer, facts, recipient = transfer.peer, transfer.facts, transfer.recipient
+        raw = transfer.raw
+        assert facts is not None and transfer.dkim is not None
+        dkim_domain = transfer.dkim.domain
         # Filed already (the peer lost our 250): acknowledged as it was, whatever
         # the policy says now, so the sender is not told it failed.
         if await self._store.has_copy(peer.name, facts.trace_code):
             metrics.TRANSFERS.labels("duplicate", "copy").inc()
             return DUPLICATE.format(registry=facts.registry)
-        local = peer.settings.local_classification(facts.classification)
-        if local is None:
-            await self._refused(peer, session, "classification", facts.sender, recipient)
-            return replies.reply(
-                550, "5.7.1", f"Classification {facts.classification} has no mapping here"
-            )
-        holder = self._policy()
-        decision = holder.decide(
-            facts.sender,
-            recipient,
-            MessageFacts(
-                classification=Clearance.parse(local),
-                attachments=tuple(Attachment(name, ctype) for name, ctype, _, _ in facts.documents),
-                size=len(raw),
-                recipient_count=1,
-                sender_messages_last_hour=0,
-            ),
-        )
-        if not decision.allowed:
-            await self._refused(peer, session, "policy", facts.sender, recipient, decision.rule_id)
-            return rcpt_refusal(decision.rule_id, decision.reason.en)
+        transfer.policy = self._policy()
+        verdict = run_checks(transfer_checks.ACCEPTANCE_CHECKS, transfer)
+        if not verdict.passed:
+            return await self._refusal(session, transfer, verdict)
+        local = transfer.local_classification
+        assert local is not None
         employee_id = await self._store.recipient_id(recipient)
         if employee_id is None:
             return replies.RECIPIENT_INACTIVE
@@ -343,15 +303,10 @@ class TransferHandler:
         )
         return receipt, ""
 
-    async def _receipt(
-        self,
-        peer: Peer,
-        facts: TransferFacts,
-        rcpt: str,
-        raw: bytes,
-        client: str,
-        dkim_domain: str | None,
-    ) -> str:
+    async def _receipt(self, transfer: InboundTransfer, client: str) -> str:
+        peer, facts, rcpt, raw = transfer.peer, transfer.facts, transfer.recipient, transfer.raw
+        assert facts is not None and transfer.dkim is not None
+        dkim_domain = transfer.dkim.domain
         filed = (
             trace_headers(
                 hostname=self._hostname,
@@ -381,6 +336,19 @@ class TransferHandler:
             "duplicate" if outcome == "duplicate" else "accepted", "receipt"
         ).inc()
         return RECEIPT_FILED.format(registry=facts.registry)
+
+    async def _refusal(self, session: Any, transfer: InboundTransfer, verdict: Verdict) -> str:
+        """Audit a check's refusal and give its reply."""
+        await self._refused(
+            transfer.peer,
+            session,
+            verdict.reason,
+            transfer.mail_from,
+            transfer.recipient,
+            verdict.rule_id or None,
+            detail=verdict.detail,
+        )
+        return verdict.reply
 
     async def _refused(
         self,

@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
 from gateway.mime.limits import MimeLimits
+from gateway.mime.verdicts import Verdict
 from gateway.smtp import replies
 from gateway.stamp.stamper import Stamper
 from gateway.store.directory import Directory, DirectoryError, SigningMaterial
 from gateway.store.messages import MessageStore, StoreError, free_space_ok, iso
 from gateway.store.models import Message
-from gateway.submission.checks import Inputs, Refusal, check_message
+from gateway.submission.checks import check_message
+from gateway.submission.facts import Inputs
 from gateway.submission.handler import Identity
 from keys.signatures import OpenPgpBackend
 from policies.directory import EmployeeStatus
@@ -148,7 +150,7 @@ class SubmissionPipeline:
             mailservers=self._mailservers,
         )
         verdict = await asyncio.to_thread(check_message, inputs)
-        if isinstance(verdict, Refusal):
+        if isinstance(verdict, Verdict):
             await self._record_refusal(sender.address, verdict, recipients, peer)
             return "rejected", verdict.reason, verdict.reply
         try:
@@ -169,7 +171,7 @@ class SubmissionPipeline:
         return "accepted", "ok", replies.ACCEPTED.format(registry=accepted.registry)
 
     async def _record_refusal(
-        self, sender: str, refusal: Refusal, recipients: list[str], peer: str
+        self, sender: str, refusal: Verdict, recipients: list[str], peer: str
     ) -> None:
         try:
             await self._store.record_rejection(

@@ -23,14 +23,29 @@ MAX_FUNCTION_LINES = 80
 # Still too big: path -> line count when listed (a ceiling). Remove an entry when
 # its module is split; never raise a count.
 OVER_LIMIT = {
-    "gateway/config.py": 710,
-    "gateway/serve.py": 669,
     "gateway/store/messages.py": 861,
 }
 
 # Split by responsibility: each part under MAX_LINES, every function under
 # MAX_FUNCTION_LINES (the first module of each group is the facade callers import).
 SPLIT = (
+    # the configuration
+    "gateway/config/__init__.py",
+    "gateway/config/sections.py",
+    "gateway/config/remote.py",
+    "gateway/config/settings.py",
+    "gateway/config/environment.py",
+    "gateway/config/loading.py",
+    "gateway/config/render.py",
+    "gateway/config/errors.py",
+    # serving: the start order at one level, one start function per listener or worker
+    "gateway/serve/__init__.py",
+    "gateway/serve/gateway.py",
+    "gateway/serve/listeners.py",
+    "gateway/serve/workers.py",
+    "gateway/serve/services.py",
+    "gateway/serve/sockets.py",
+    "gateway/serve/process.py",
     # the directory
     "gateway/store/directory/__init__.py",
     "gateway/store/directory/values.py",

@@ -12,7 +12,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from gateway.http_slots import fair_protocol
-from gateway.serve import _Uvicorn, bind
+from gateway.serve import QuietUvicorn as _Uvicorn
+from gateway.serve import bind
 from gateway.smtp.slots import SlotTable
 
 

@@ -1,0 +1,272 @@
+"""`Gateway`: every listener and worker of `barid serve` on one asyncio loop.
+
+Owns: the start order, visible in `start` at one level (one start function per
+listener or worker, from gateway.serve.listeners, .workers and .services), the
+directory snapshot refresher, and the graceful stop. Must not: parse mail or
+decide policy. Call order: `Gateway(settings)` -> `await start()` -> ... ->
+`await stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway import metrics
+from gateway.auth import Authenticator
+from gateway.clientconfig.model import MailEndpoints
+from gateway.config import Settings
+from gateway.delivery.local import MailWorker
+from gateway.delivery.relay import RelayWorker
+from gateway.federation.peers import Federation
+from gateway.imap.access import AccessRecorder
+from gateway.imap.backend import ImapContext
+from gateway.imap.server import ImapService
+from gateway.mailbox.notify import MailboxNotifier
+from gateway.mailbox.store import MailboxStore
+from gateway.policy_runtime import PolicyRuntime
+from gateway.serve import listeners, services, workers
+from gateway.serve.listeners import QuietUvicorn
+from gateway.smtp.listeners import Listener, stop_listeners
+from gateway.store.audit import AUDIT_KEY_PURPOSE
+from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
+from gateway.store.db import create_engine, session_factory
+from gateway.store.directory import Directory
+from gateway.store.directory import directory_version as read_version
+from gateway.store.messages import MessageStore
+from gateway.submission.handler import SubmissionHandler
+from gateway.submission.pipeline import SubmissionPipeline
+from keys.gateway_keys import GatewayKeys, derive_key
+from policies.directory import DirectorySnapshot
+from policies.holder import PolicyHolder
+
+log = logging.getLogger("barid.serve")
+SNAPSHOT_POLL_SECONDS = 2.0
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database.pool_size,
+            connect_timeout=settings.database.connect_timeout_seconds,
+        )
+        self.sessions = session_factory(self.engine)
+        self.snapshot: DirectorySnapshot | None = None
+        self.snapshot_version = -1
+        self.http_port = 0
+        self.smtp_ports: dict[str, int] = {}
+        self.imap_ports: dict[str, int] = {}
+        self._smtp: list[Listener] = []
+        self.imap: ImapService | None = None
+        self.notifier = MailboxNotifier()
+        self.mailboxes: MailboxStore | None = None
+        self.worker: MailWorker | None = None
+        self.relay: RelayWorker | None = None
+        self.federation: Federation | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # HTTP first, then the refresher
+        self._http: QuietUvicorn | None = None
+        self.directory: Directory | None = None
+        self.policy: PolicyRuntime | None = None
+        self.store: MessageStore | None = None
+        self.authenticator: Authenticator | None = None
+        self.pipeline: SubmissionPipeline | None = None
+
+    async def start(self) -> None:
+        """Start everything, in this order; a failure raises StartupError (then `stop`)."""
+        settings, sessions = self.settings, self.sessions
+        keys = services.load_keys(settings)
+        await services.check_database(settings, self.engine)
+        audit_key = keys.derive(AUDIT_KEY_PURPOSE)
+        await self._start_directory_and_policy(audit_key)
+        tls = services.load_tls(settings)
+        self.federation = federation = services.load_federation(settings)
+        await services.clear_spool_of_last_run(settings)
+        pipeline = self._build_submission(keys, audit_key)
+        # The listeners and workers, one start function each, in start order.
+        self._add_smtp(
+            await listeners.start_submission_listeners(settings, self._submission_handler(), tls)
+        )
+        cipher = BlobCipher(derive_key(keys.master_key, BLOB_KEK_PURPOSE))
+        self.mailboxes = mailboxes = MailboxStore(sessions, cipher, self.notifier)
+        self.notifier.start_listening(self.engine)
+        signer_for = workers.DkimSigners(keys, settings.keys.dkim_selector)
+        self.worker = worker = workers.build_mail_worker(
+            settings,
+            sessions,
+            cipher,
+            mailboxes,
+            signer_for=signer_for,
+            verify_url=pipeline.stamper.verify_url,
+            audit_key=audit_key,
+        )
+        assert self.store is not None
+        self.relay = workers.start_relay_worker(
+            settings,
+            sessions,
+            cipher,
+            federation,
+            store=self.store,
+            worker=worker,
+            signer_for=signer_for,
+            audit_key=audit_key,
+        )
+        transfer = await listeners.start_transfer_listener(
+            settings,
+            federation,
+            sessions=sessions,
+            cipher=cipher,
+            mailboxes=mailboxes,
+            policy=self._policy_holder,
+            describe=worker.describe,
+            signer_for=signer_for,
+            audit_key=audit_key,
+        )
+        self._add_smtp([transfer])
+        worker.start()
+        self.imap = await listeners.start_imap_listeners(
+            settings, self._imap_context(audit_key), tls, self.imap_ports
+        )
+        self._http, http_task, self.http_port = await listeners.start_http_listener(
+            settings,
+            self.engine,
+            sessions=sessions,
+            keys=keys,
+            audit_key=audit_key,
+            endpoints=self.mail_endpoints(),
+            snapshot=lambda: self.snapshot,
+        )
+        self._tasks += [http_task, asyncio.create_task(self._watch_directory())]
+        metrics.UP.set(1)
+
+    async def _start_directory_and_policy(self, audit_key: bytes) -> None:
+        """The directory and its first snapshot, then the routing policy bound to it."""
+        self.directory = Directory(self.sessions, audit_key)
+        await self.refresh_snapshot()
+        assert self.snapshot is not None
+        self.policy = await services.start_policy(
+            self.settings, self.sessions, audit_key, self.snapshot
+        )
+
+    def _build_submission(self, keys: GatewayKeys, audit_key: bytes) -> SubmissionPipeline:
+        """The message store, the login throttle and the submission pipeline."""
+        assert self.directory is not None
+        self.store = MessageStore(self.sessions, keys.master_key, audit_key)
+        self.authenticator = services.build_authenticator(
+            self.settings, self.directory, self.sessions, audit_key
+        )
+        self.pipeline = services.build_pipeline(
+            self.settings,
+            keys,
+            directory=self.directory,
+            sessions=self.sessions,
+            store=self.store,
+            policy=self._policy_holder,
+            directory_version=lambda: self.snapshot_version,
+        )
+        return self.pipeline
+
+    def _add_smtp(self, started: list[Listener]) -> None:
+        for listener in started:
+            self._smtp.append(listener)
+            self.smtp_ports[listener.name] = listener.port
+
+    def _submission_handler(self) -> SubmissionHandler:
+        assert self.directory is not None and self.store is not None
+        assert self.pipeline is not None
+        return SubmissionHandler(
+            self.directory,
+            self._policy_holder,
+            self.pipeline,
+            max_recipients=self.settings.smtp.max_recipients,
+            sent_last_hour=self.pipeline.sent_last_hour,
+            record_refusal=self.store.record_rejection,
+            authenticator=self.authenticator,
+        )
+
+    def _imap_context(self, audit_key: bytes) -> ImapContext:
+        assert self.mailboxes is not None and self.directory is not None
+        assert self.authenticator is not None
+        return ImapContext(
+            store=self.mailboxes,
+            authenticator=self.authenticator,
+            access=AccessRecorder(self.sessions, audit_key),
+            employee_id=self.directory.active_employee_id,
+        )
+
+    def mail_endpoints(self) -> MailEndpoints:
+        """What clients are told (autoconfig): the host name and the ports listened on."""
+        return MailEndpoints(
+            hostname=self.settings.server.hostname,
+            imaps_port=self.imap_ports["imaps"],
+            imap_port=self.imap_ports["imap"],
+            smtps_port=self.smtp_ports["smtps"],
+            submission_port=self.smtp_ports["submission"],
+        )
+
+    def _policy_holder(self) -> PolicyHolder:
+        assert self.policy is not None
+        return self.policy.holder
+
+    async def refresh_snapshot(self) -> bool:
+        """Reload the directory snapshot if it changed; swap it in whole, rebind the policy."""
+        assert self.directory is not None
+        async with self.sessions() as session:
+            version = await read_version(session)
+        if version == self.snapshot_version:
+            return False
+        snapshot = await self.directory.snapshot()
+        self.snapshot, self.snapshot_version = snapshot, version
+        if self.policy is not None:
+            await self.policy.rebind(snapshot)
+        metrics.DIRECTORY_VERSION.set(version)
+        metrics.DIRECTORY_SIZE.labels("agencies").set(len(snapshot.agencies))
+        metrics.DIRECTORY_SIZE.labels("employees").set(len(snapshot.employees))
+        return True
+
+    async def _watch_directory(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_POLL_SECONDS)
+            try:
+                await self.refresh_snapshot()
+            except Exception:
+                log.warning("directory refresh failed; keeping the current snapshot", exc_info=True)
+            try:
+                if self.policy is not None:
+                    await self.policy.reload_if_changed()
+            except Exception:
+                log.warning("policy file check failed; keeping the running policy", exc_info=True)
+
+    async def _stop_imap(self, grace: float) -> None:
+        """The IMAP side of the graceful stop (gateway.imap.server says BYE and closes)."""
+        if self.imap is not None:
+            await self.imap.close_gracefully(grace)
+
+    async def stop(self) -> None:
+        """The graceful stop: no new connections anywhere, then SMTP and IMAP sessions
+        are closed with a reply (SMTP `421 4.3.2`, IMAP `* BYE`; a message being
+        received has the grace period to finish) while HTTP finishes its requests in
+        the same period (so the whole stop stays within one grace period plus the
+        workers' stop), then the workers and the database."""
+        grace = self.settings.server.shutdown_grace_seconds
+        if self._http is not None:
+            self._http.should_exit = True
+        for listener in self._smtp:
+            listener.server.close()
+        await asyncio.gather(stop_listeners(self._smtp, grace), self._stop_imap(grace))
+        if self.authenticator is not None:
+            await self.authenticator.drain()
+        if self.store is not None:
+            await self.store.close()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.worker is not None:
+            await self.worker.stop()
+            await self.worker.close()
+        await self.notifier.stop()
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        metrics.UP.set(0)
+        await self.engine.dispose()
