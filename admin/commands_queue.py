@@ -15,8 +15,10 @@ from admin.cli import common, config_path, run, want_json
 from admin.context import open_app, settings_from
 from admin.errors import EXIT_USAGE, CliError
 from admin.output import emit
-from gateway.store.messages import DATABASE_ERRORS, check_revoke_reason
+from gateway.model.target import DeliveryTarget
+from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.queue import MAX_LIMIT, STATES, QueueAdmin, QueueEntry, QueueError
+from gateway.store.revocation import check_revoke_reason
 
 
 def register(cli: click.Group) -> None:
@@ -37,7 +39,7 @@ def _line(entry: QueueEntry) -> str:
         [
             str(entry.id),
             entry.state,
-            entry.target,
+            entry.target.column,
             entry.registry,
             entry.recipient,
             f"attempts={entry.attempts}",
@@ -65,15 +67,32 @@ def queue_group() -> None:
     """The delivery queue: look at entries, retry, hold, release or purge them."""
 
 
+def _target(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> DeliveryTarget | None:
+    """The `--target` text as a delivery target (a usage error names the accepted forms)."""
+    if value is None:
+        return None
+    try:
+        return DeliveryTarget.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @queue_group.command("list")
 @common
 @click.option("--state", type=click.Choice(STATES), default=None, help="Only this state.")
 @click.option(
-    "--target", default=None, help='Only this target ("local", "peer:<name>" or "imap:<name>").'
+    "--target",
+    default=None,
+    callback=_target,
+    help='Only this target ("local", "peer:<name>" or "imap:<name>").',
 )
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, MAX_LIMIT))
 @click.pass_context
-def queue_list(ctx: click.Context, state: str | None, target: str | None, limit: int) -> None:
+def queue_list(
+    ctx: click.Context, state: str | None, target: DeliveryTarget | None, limit: int
+) -> None:
     """Delivery queue entries, oldest first, one line each."""
     entries: list[QueueEntry] = _with_admin(
         ctx, lambda admin: admin.list(state=state, target=target, limit=limit)

@@ -23,15 +23,10 @@ from admin.cli import common, config_path, run, want_json
 from admin.context import open_app, settings_from
 from admin.errors import EXIT_FAILURE, EXIT_USAGE, CliError
 from admin.output import emit
-from gateway.store.messages import (
-    AlreadyRevoked,
-    MessageStore,
-    StoreError,
-    StoreUnavailable,
-    UnknownMessage,
-    check_revoke_reason,
-    format_registry,
-)
+from gateway.store.errors import AlreadyRevoked, StoreError, StoreUnavailable, UnknownMessage
+from gateway.store.messages import MessageStore
+from gateway.store.registry import format_registry
+from gateway.store.revocation import check_revoke_reason
 from keys.gateway_keys import load_gateway_keys
 from keys.key_files import KeyFileError
 from keys.tokens import MAX_TOKEN_DIGESTS, TokenContents, TokenError, verify_token
