@@ -1,12 +1,13 @@
 """Remote delivery: copies to peer gateways and agency mail servers, receipts to peers.
 
 Owns: the `delivery_queue` entries whose target is a peer gateway or an agency
-IMAP server (gateway.model.target), and the `relay_outbox` (delivery receipts owed to peers): taking
-due work, sending it (gateway.federation.client over SMTP, or
-gateway.delivery.imap_target by IMAP APPEND), and recording each outcome with
-its retry, receipt and audit event (claiming, with its lease, is
-gateway.delivery.relay_work). Must not: build copies or receipts (they
-are stored at acceptance / reception), or decide policy.
+IMAP server (gateway.model.target), and the `relay_outbox` (delivery receipts
+owed to peers): taking due work, sending it by the target's kind
+(gateway.federation.client over SMTP, or gateway.delivery.imap_target by IMAP
+APPEND), and recording each outcome with its retry, receipt and audit event
+(claiming, with its lease, is gateway.delivery.relay_work). Must not: build
+copies or receipts (they are stored at acceptance / reception), decide policy,
+or read the target's text form (gateway.model.target does).
 
 Exactly once across restarts and several nodes. An entry is claimed in its own
 short transaction by a guarded update (`state='delivering'`, `next_attempt_at`

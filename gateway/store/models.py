@@ -137,7 +137,7 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class RegistryCounter(Base):
-    """Next registry serial per (issuing agency, year); see messages.allocate_serial."""
+    """Next registry serial per (issuing agency, year); see registry.allocate_serials."""
 
     __tablename__ = "registry_counters"
 
