@@ -21,7 +21,7 @@ from admin.services.account_base import AccountError, AccountKeys
 from admin.services.account_services import AccountServices
 from admin.services.actor import Actor, Forbidden, OutOfScope, Role
 from admin.services.tokens import DEFAULT_DAYS, MAX_DAYS
-from gateway.store.messages import DATABASE_ERRORS
+from gateway.store.errors import DATABASE_ERRORS
 from keys.key_files import write_new_file
 
 ROLES = [r.value for r in Role]

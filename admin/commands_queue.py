@@ -13,8 +13,9 @@ from admin.errors import EXIT_USAGE, CliError
 from admin.output import emit
 from admin.service_call import call
 from admin.services import queue
-from gateway.store.messages import check_revoke_reason
+from gateway.model.target import DeliveryTarget
 from gateway.store.queue import MAX_LIMIT, STATES, QueueEntry
+from gateway.store.revocation import check_revoke_reason
 
 
 def register(cli: click.Group) -> None:
@@ -26,7 +27,7 @@ def _line(entry: QueueEntry) -> str:
         [
             str(entry.id),
             entry.state,
-            entry.target,
+            entry.target.column,
             entry.registry,
             entry.recipient,
             f"attempts={entry.attempts}",
@@ -41,17 +42,36 @@ def queue_group() -> None:
     """The delivery queue: look at entries, retry, hold, release or purge them."""
 
 
+def _target(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> DeliveryTarget | None:
+    """The `--target` text as a delivery target (a usage error names the accepted forms)."""
+    if value is None:
+        return None
+    try:
+        return DeliveryTarget.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @queue_group.command("list")
 @common
 @click.option("--state", type=click.Choice(STATES), default=None, help="Only this state.")
 @click.option(
-    "--target", default=None, help='Only this target ("local", "peer:<name>" or "imap:<name>").'
+    "--target",
+    default=None,
+    callback=_target,
+    help='Only this target ("local", "peer:<name>" or "imap:<name>").',
 )
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, MAX_LIMIT))
 @click.pass_context
-def queue_list(ctx: click.Context, state: str | None, target: str | None, limit: int) -> None:
+def queue_list(
+    ctx: click.Context, state: str | None, target: DeliveryTarget | None, limit: int
+) -> None:
     """Delivery queue entries, oldest first, one line each."""
-    query = queue.QueueQuery(state=state, target=target, limit=limit)
+    query = queue.QueueQuery(
+        state=state, target=target.column if target else None, limit=limit
+    )
     entries = call(ctx, lambda actor, app: queue.list_entries(actor, app, query))
     emit(
         [e.as_dict() for e in entries],

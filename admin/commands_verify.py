@@ -25,7 +25,8 @@ from admin.errors import EXIT_FAILURE, EXIT_USAGE, CliError
 from admin.output import emit
 from admin.service_call import call
 from admin.services import messages
-from gateway.store.messages import check_revoke_reason, format_registry
+from gateway.store.registry import format_registry
+from gateway.store.revocation import check_revoke_reason
 from keys.gateway_keys import load_gateway_keys
 from keys.key_files import KeyFileError
 from keys.tokens import MAX_TOKEN_DIGESTS, TokenContents, TokenError, verify_token

@@ -123,7 +123,8 @@ VERIFY_LOOKUPS = Counter(
 )
 QUEUE_DEPTH = Gauge(
     "barid_queue_depth",
-    "Delivery queue entries waiting (queued or held), by target (local or peer:<name>).",
+    "Delivery queue entries waiting (queued or held),"
+    " by target (local, peer:<name> or imap:<name>).",
     ["target"],
     registry=REGISTRY,
 )

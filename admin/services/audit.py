@@ -23,7 +23,7 @@ from gateway.stamp.trace import normalize as normalize_trace
 from gateway.store import audit
 from gateway.store.access_trail import AccessEntry, access_entries, parse_since
 from gateway.store.directory.scope import employees_of
-from gateway.store.messages import DATABASE_ERRORS
+from gateway.store.errors import DATABASE_ERRORS
 
 __all__ = [
     "AccessEntry",

@@ -17,14 +17,9 @@ from admin.services.errors import Conflict, InvalidInput, NotFound, Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import acting, check, tree
 from gateway.store.directory.scope import message_agency
-from gateway.store.messages import (
-    DATABASE_ERRORS,
-    AlreadyRevoked,
-    MessageStore,
-    StoreUnavailable,
-    UnknownMessage,
-    check_revoke_reason,
-)
+from gateway.store.errors import DATABASE_ERRORS, AlreadyRevoked, StoreUnavailable, UnknownMessage
+from gateway.store.messages import MessageStore
+from gateway.store.revocation import check_revoke_reason
 from gateway.store.tracking import track_message
 
 

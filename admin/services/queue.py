@@ -16,8 +16,9 @@ from admin.services.actor import Actor, Area
 from admin.services.errors import Conflict, InvalidInput, NotFound, Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, home_path, tree
+from gateway.model.target import DeliveryTarget
 from gateway.store.directory.scope import queue_entry_agency
-from gateway.store.messages import DATABASE_ERRORS, check_revoke_reason
+from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.queue import (
     MAX_LIMIT,
     QueueAdmin,
@@ -26,6 +27,7 @@ from gateway.store.queue import (
     QueueStateError,
     UnknownEntry,
 )
+from gateway.store.revocation import check_revoke_reason
 
 __all__ = ["QueueEntry", "QueueQuery", "hold", "list_entries", "purge", "release", "retry", "show"]
 
@@ -61,11 +63,15 @@ async def list_entries(actor: Actor, app: App, query: QueueQuery) -> list[QueueE
     if not 1 <= query.limit <= MAX_LIMIT:
         message = f"limit must be between 1 and {MAX_LIMIT}"
         raise InvalidInput(message, problems=[message])
+    try:
+        target = DeliveryTarget.parse(query.target) if query.target else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc), problems=[str(exc)]) from None
     admin = QueueAdmin(app.sessions, app.audit_key)
     subtree = actor_subtree(actor, agencies)
     with _errors():
         return await admin.list(
-            state=query.state, target=query.target, limit=query.limit, agencies=subtree
+            state=query.state, target=target, limit=query.limit, agencies=subtree
         )
 
 

@@ -1,6 +1,6 @@
 """Local delivery and receipts: queued copies into INBOXes, receipts into Receipts.
 
-Owns: taking `delivery_queue` entries with target "local" and `receipt_jobs`
+Owns: taking `delivery_queue` entries with the local target and `receipt_jobs`
 rows (rendered and filed by gateway.delivery.receipt_writer), and turning each
 into mailbox content exactly once. Must not: build
 message bytes beyond calling gateway.receipts, or speak IMAP/SMTP.
@@ -54,11 +54,12 @@ from gateway.mailbox.store import (
     ensure_folders_in,
     insert_content,
 )
+from gateway.model.target import LOCAL, DeliveryTarget
 from gateway.stamp.dkim import DkimSigner
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import utcnow
-from gateway.store.messages import DATABASE_ERRORS, TARGET_LOCAL
+from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.models import (
     Blob,
     DeliveryQueueEntry,
@@ -133,7 +134,7 @@ class MailWorker(WorkerLoop):
             hostname=hostname,
             batch=BATCH,
         )
-        self._gauge_targets: set[str] = {TARGET_LOCAL}
+        self._gauge_targets: set[DeliveryTarget] = {LOCAL}
 
     # ---- running ---------------------------------------------------------------------
 
@@ -165,8 +166,9 @@ class MailWorker(WorkerLoop):
         self._gauge_targets |= set(depths)  # targets come from the configuration: bounded
         for target in self._gauge_targets:
             depth = depths.get(target)
-            metrics.QUEUE_DEPTH.labels(target).set(depth.waiting if depth else 0)
-            metrics.QUEUE_OLDEST_SECONDS.labels(target).set(depth.oldest_seconds if depth else 0)
+            label = target.column
+            metrics.QUEUE_DEPTH.labels(label).set(depth.waiting if depth else 0)
+            metrics.QUEUE_OLDEST_SECONDS.labels(label).set(depth.oldest_seconds if depth else 0)
 
     # ---- deliveries ------------------------------------------------------------------------
 
@@ -235,7 +237,7 @@ class MailWorker(WorkerLoop):
                         .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
                         .join(Message, Message.id == MessageCopy.message_id)
                         .where(
-                            DeliveryQueueEntry.target == TARGET_LOCAL,
+                            DeliveryQueueEntry.target == LOCAL.column,
                             DeliveryQueueEntry.state == "queued",
                             DeliveryQueueEntry.next_attempt_at <= now,
                         )
@@ -250,7 +252,7 @@ class MailWorker(WorkerLoop):
                             select(func.count())
                             .select_from(DeliveryQueueEntry)
                             .where(
-                                DeliveryQueueEntry.target == TARGET_LOCAL,
+                                DeliveryQueueEntry.target == LOCAL.column,
                                 DeliveryQueueEntry.state == "queued",
                             )
                         )

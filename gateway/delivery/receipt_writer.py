@@ -31,7 +31,7 @@ from gateway.receipts import ReceiptFacts, ReceiptKind, build_receipt
 from gateway.stamp.dkim import DkimSigner
 from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import utcnow
-from gateway.store.messages import DATABASE_ERRORS
+from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.models import (
     Agency,
     Blob,

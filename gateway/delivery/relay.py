@@ -1,12 +1,13 @@
 """Remote delivery: copies to peer gateways and agency mail servers, receipts to peers.
 
-Owns: the `delivery_queue` entries whose target is "peer:<name>" or
-"imap:<name>", and the `relay_outbox` (delivery receipts owed to peers): taking
-due work, sending it (gateway.federation.client over SMTP, or
-gateway.delivery.imap_target by IMAP APPEND), and recording each outcome with
-its retry, receipt and audit event (claiming, with its lease, is
-gateway.delivery.relay_work). Must not: build copies or receipts (they
-are stored at acceptance / reception), or decide policy.
+Owns: the `delivery_queue` entries whose target is a peer gateway or an agency
+IMAP server (gateway.model.target), and the `relay_outbox` (delivery receipts
+owed to peers): taking due work, sending it by the target's kind
+(gateway.federation.client over SMTP, or gateway.delivery.imap_target by IMAP
+APPEND), and recording each outcome with its retry, receipt and audit event
+(claiming, with its lease, is gateway.delivery.relay_work). Must not: build
+copies or receipts (they are stored at acceptance / reception), decide policy,
+or read the target's text form (gateway.model.target does).
 
 Exactly once across restarts and several nodes. An entry is claimed in its own
 short transaction by a guarded update (`state='delivering'`, `next_attempt_at`
@@ -48,14 +49,15 @@ from gateway import metrics
 from gateway.config import DeliverySettings
 from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
 from gateway.delivery.loop import WorkerLoop
-from gateway.delivery.relay_work import IMAP_TARGET_PREFIX, Work, claim_due, parse, stamp
+from gateway.delivery.relay_work import Work, claim_due, parse, stamp
 from gateway.federation.client import Outcome, Transfer, send_batch
 from gateway.federation.peers import Federation
+from gateway.model.target import DeliveryTarget, TargetKind
 from gateway.stamp.dkim import DkimSigner
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import writing
-from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX, database_trouble
+from gateway.store.errors import DATABASE_ERRORS, database_trouble
 from gateway.store.models import (
     Blob,
     DeliveryQueueEntry,
@@ -156,28 +158,42 @@ class RelayWorker(WorkerLoop):
     # ---- sending ---------------------------------------------------------------------
 
     async def _send(self, work: Sequence[Work], payloads: _Payloads) -> list[_Result]:
-        groups: dict[str, list[Work]] = defaultdict(list)
+        groups: dict[DeliveryTarget, list[Work]] = defaultdict(list)
         for unit in work:
             groups[unit.target].append(unit)
         limit = asyncio.Semaphore(self._settings.concurrency)
-        jobs = []
+        jobs: list[Awaitable[list[_Result]]] = []
         for target, units in groups.items():
-            if target.startswith(PEER_TARGET_PREFIX):
-                lanes = min(self._settings.concurrency, len(units))
-                for lane in range(lanes):
-                    jobs.append(self._to_peer(target, units[lane::lanes], payloads, limit))
-            else:
-                for unit in units:
-                    jobs.append(self._to_imap(target, unit, payloads, limit))
+            jobs += self._sends(target, units, payloads, limit)
         results: list[_Result] = []
         for batch in await asyncio.gather(*jobs):
             results += batch
         return results
 
+    def _sends(
+        self,
+        target: DeliveryTarget,
+        units: list[Work],
+        payloads: _Payloads,
+        limit: asyncio.Semaphore,
+    ) -> list[Awaitable[list[_Result]]]:
+        """The one dispatch on the kind of target: a peer gateway gets batches over
+        up to `concurrency` connections, an agency IMAP server one APPEND per copy."""
+        match target.kind:
+            case TargetKind.PEER:
+                lanes = min(self._settings.concurrency, len(units))
+                return [
+                    self._to_peer(target.name, units[lane::lanes], payloads, limit)
+                    for lane in range(lanes)
+                ]
+            case TargetKind.IMAP:
+                return [self._to_imap(target.name, unit, payloads, limit) for unit in units]
+            case TargetKind.LOCAL:  # pragma: no cover - claim_due takes remote targets only
+                raise ValueError("local copies are delivered by gateway.delivery.local")
+
     async def _to_peer(
-        self, target: str, units: list[Work], payloads: _Payloads, limit: asyncio.Semaphore
+        self, name: str, units: list[Work], payloads: _Payloads, limit: asyncio.Semaphore
     ) -> list[_Result]:
-        name = target[len(PEER_TARGET_PREFIX) :]
         peer = self._federation.get(name)
         if peer is None:
             text = f"peer {name} is not configured"
@@ -198,9 +214,8 @@ class RelayWorker(WorkerLoop):
         ]
 
     async def _to_imap(
-        self, target: str, unit: Work, payloads: _Payloads, limit: asyncio.Semaphore
+        self, name: str, unit: Work, payloads: _Payloads, limit: asyncio.Semaphore
     ) -> list[_Result]:
-        name = target[len(IMAP_TARGET_PREFIX) :]
         server = self._mailservers.get(name)
         if server is None:
             return [_Result(unit, "temporary", f"mail server {name} is not configured", name)]
@@ -226,20 +241,20 @@ class RelayWorker(WorkerLoop):
         window = dt.timedelta(hours=self._settings.retry_window_hours)
         receipts = False
         counted: list[tuple[str, str]] = []
-        alerted: set[str] = set()
+        alerted: set[DeliveryTarget] = set()
         try:
             async with writing(self._sessions) as session:
                 events: list[audit.Event] = []
                 for r in results:
                     unit = r.work
-                    kind = "outbox" if unit.table == "outbox" else unit.target.split(":", 1)[0]
+                    kind = "outbox" if unit.table == "outbox" else unit.target.kind.value
                     if r.trust_failure and unit.target not in alerted:
                         alerted.add(unit.target)
                         events.append(
                             audit.Event(
                                 actor="gateway",
                                 action="federation.tls-alert",
-                                target=unit.target,
+                                target=unit.target.column,
                                 outcome="alert",
                                 details={"remote": r.remote, "error": r.reply},
                             )
@@ -248,7 +263,7 @@ class RelayWorker(WorkerLoop):
                         await self._finish(session, unit, now, delivered=True, error=None)
                         if unit.table == "copy":
                             events.append(self._event("message.relay", unit, r))
-                            if unit.target.startswith(IMAP_TARGET_PREFIX):
+                            if unit.target.kind is TargetKind.IMAP:
                                 session.add(_job(unit, "delivery", now))
                                 receipts = True
                         counted.append((kind, "delivered"))
@@ -322,7 +337,7 @@ class RelayWorker(WorkerLoop):
     def _event(action: str, unit: Work, r: _Result, reason: str | None = None) -> audit.Event:
         details: dict[str, object] = {
             "recipient": unit.recipient,
-            "target": unit.target,
+            "target": unit.target.column,
             "remote": r.remote,
             "reply": r.reply,
             "attempts": unit.attempts,
@@ -392,7 +407,7 @@ def _job(
 def _status(result: _Result) -> str | None:
     """The RFC 3463 status of an IMAP server's refusal (an SMTP reply carries its own:
     gateway.receipts reads it from the detail). Size limits are 5.3.4."""
-    if not result.work.target.startswith(IMAP_TARGET_PREFIX) or result.kind != "permanent":
+    if result.work.target.kind is not TargetKind.IMAP or result.kind != "permanent":
         return None
     return "5.3.4" if "[LIMIT]" in result.reply or "[TOOBIG]" in result.reply else None
 

@@ -1,7 +1,7 @@
 """Remote delivery's work units: what is due, and claiming it with a lease.
 
-Owns: `Work` (one claimed copy of `delivery_queue` for "peer:*" / "imap:*", or
-one `relay_outbox` entry) and `claim_due`: read what is due, then take each
+Owns: `Work` (one claimed copy of `delivery_queue` for a peer gateway or an
+agency IMAP server, or one `relay_outbox` entry) and `claim_due`: read what is due, then take each
 entry by a guarded update (`state='delivering'`, `next_attempt_at` = the lease
 end) in one short transaction before anything is sent. Must not: send or
 record outcomes (gateway.delivery.relay does).
@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.model.target import REMOTE_KINDS, DeliveryTarget, column_prefix, peer_gateway
 from gateway.store.db import writing
-from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX, database_trouble
+from gateway.store.errors import DATABASE_ERRORS, database_trouble
 from gateway.store.models import Agency, DeliveryQueueEntry, Message, MessageCopy, RelayOutboxEntry
 
-IMAP_TARGET_PREFIX = "imap:"
 ROUND = 256  # entries taken per round
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -40,7 +40,7 @@ class Work:
 
     table: str  # "copy" | "outbox"
     id: int
-    target: str  # "peer:<name>" | "imap:<name>"
+    target: DeliveryTarget  # a peer gateway or an agency IMAP server
     attempts: int
     created_at: str
     maybe_done: bool
@@ -106,8 +106,10 @@ async def _due_copies(session: AsyncSession, now_text: str) -> Sequence[Any]:
             .join(Agency, Agency.id == Message.agency_id)
             .where(
                 or_(
-                    DeliveryQueueEntry.target.startswith(PEER_TARGET_PREFIX),
-                    DeliveryQueueEntry.target.startswith(IMAP_TARGET_PREFIX),
+                    *(
+                        DeliveryQueueEntry.target.startswith(column_prefix(kind))
+                        for kind in REMOTE_KINDS
+                    )
                 ),
                 DeliveryQueueEntry.state.in_(("queued", "delivering")),
                 DeliveryQueueEntry.next_attempt_at <= now_text,
@@ -147,7 +149,7 @@ def _copy_work(row: Any) -> Work:
     return Work(
         table="copy",
         id=row[0],
-        target=row[3],
+        target=DeliveryTarget.parse(row[3]),
         attempts=row[4] + 1,
         created_at=row[5],
         maybe_done=row[1] == "delivering",
@@ -165,7 +167,7 @@ def _outbox_work(row: Any) -> Work:
     return Work(
         table="outbox",
         id=row[0],
-        target=PEER_TARGET_PREFIX + row[3],
+        target=peer_gateway(row[3]),
         attempts=row[4] + 1,
         created_at=row[5],
         maybe_done=row[1] == "delivering",

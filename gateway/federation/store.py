@@ -31,10 +31,11 @@ from gateway.mailbox.store import (
     ensure_folders_in,
     insert_content,
 )
+from gateway.model.target import peer_gateway
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, put_blob
 from gateway.store.db import utcnow, writing
-from gateway.store.messages import DATABASE_ERRORS, PEER_TARGET_PREFIX, database_trouble
+from gateway.store.errors import DATABASE_ERRORS, database_trouble
 from gateway.store.models import (
     DeliveryQueueEntry,
     Employee,
@@ -195,7 +196,7 @@ class FederationStore:
                         .where(
                             Message.registry_number == receipt.registry,
                             MessageCopy.recipient == receipt.recipient,
-                            DeliveryQueueEntry.target == PEER_TARGET_PREFIX + receipt.peer,
+                            DeliveryQueueEntry.target == peer_gateway(receipt.peer).column,
                         )
                     )
                 ).first()

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway import metrics
 from gateway.store import audit
 from gateway.store.db import writing
-from gateway.store.messages import DATABASE_ERRORS, database_trouble
+from gateway.store.errors import DATABASE_ERRORS, database_trouble
 
 ACCESS_ACTION = "message.access"
 _BODY_ITEMS = (b"RFC822", b"RFC822.TEXT", b"BINARY", b"BINARY.PEEK")

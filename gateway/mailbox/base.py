@@ -17,7 +17,7 @@ from gateway.mailbox.notify import MailboxNotifier
 from gateway.mailbox.writes import WriteScope
 from gateway.store.blobs import BlobCipher
 from gateway.store.db import sqlite_write_lock, transaction
-from gateway.store.messages import DATABASE_ERRORS, database_trouble
+from gateway.store.errors import DATABASE_ERRORS, database_trouble
 
 
 class StoreBase:

@@ -61,7 +61,7 @@ from gateway.mailbox.writes import (
     insert_content,
     new_uid_validity,
 )
-from gateway.store.messages import StoreUnavailable
+from gateway.store.errors import StoreUnavailable
 
 
 class MailboxStore(FolderOps, ChangeFeed, ContentReads, MailEdits):

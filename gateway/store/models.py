@@ -137,7 +137,7 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class RegistryCounter(Base):
-    """Next registry serial per (issuing agency, year); see messages.allocate_serial."""
+    """Next registry serial per (issuing agency, year); see registry.allocate_serials."""
 
     __tablename__ = "registry_counters"
 
@@ -236,7 +236,7 @@ class DeliveryQueueEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     copy_id: Mapped[int] = mapped_column(ForeignKey("message_copies.id"), unique=True)
-    target: Mapped[str] = mapped_column(String(300))  # "local" or "peer:<name>"
+    target: Mapped[str] = mapped_column(String(300))  # gateway.model.target's text form
     state: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[str] = mapped_column(String(32))

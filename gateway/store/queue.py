@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.model.target import DeliveryTarget
 from gateway.store import audit
 from gateway.store.db import utcnow, writing
 from gateway.store.models import Agency, DeliveryQueueEntry, Message, MessageCopy, ReceiptJob
@@ -54,7 +55,7 @@ class QueueStateError(QueueError):
 class QueueEntry:
     id: int
     state: str
-    target: str
+    target: DeliveryTarget
     registry: str
     recipient: str
     trace_code: str
@@ -66,12 +67,12 @@ class QueueEntry:
     delivered_at: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "target": self.target.column}
 
 
 @dataclass(frozen=True)
 class TargetDepth:
-    target: str
+    target: DeliveryTarget
     waiting: int  # queued + held
     oldest_seconds: float  # age of the oldest waiting entry (0 when none)
 
@@ -98,7 +99,8 @@ def _select() -> Select[*tuple[Any, ...]]:
 
 
 def _entry(row: Any) -> QueueEntry:
-    return QueueEntry(*row)
+    entry_id, state, target, *rest = row
+    return QueueEntry(entry_id, state, DeliveryTarget.parse(target), *rest)
 
 
 def _age_seconds(stamp: str | None, now: dt.datetime) -> float:
@@ -118,7 +120,7 @@ class QueueAdmin:
     async def list(
         self,
         state: str | None = None,
-        target: str | None = None,
+        target: DeliveryTarget | None = None,
         limit: int = 100,
         *,
         agencies: Collection[str] | None = None,
@@ -133,7 +135,7 @@ class QueueAdmin:
         if state is not None:
             query = query.where(DeliveryQueueEntry.state == state)
         if target is not None:
-            query = query.where(DeliveryQueueEntry.target == target)
+            query = query.where(DeliveryQueueEntry.target == target.column)
         if agencies is not None:
             issuers = select(Agency.id).where(Agency.code.in_(sorted(agencies)))
             query = query.where(Message.agency_id.in_(issuers))
@@ -145,7 +147,7 @@ class QueueAdmin:
         async with self._sessions() as session:
             return await self._get(session, entry_id)
 
-    async def depth_by_target(self) -> dict[str, TargetDepth]:
+    async def depth_by_target(self) -> dict[DeliveryTarget, TargetDepth]:
         """Per target: queued + held entries and the age of the oldest of them."""
         async with self._sessions() as session:
             rows = (
@@ -160,10 +162,11 @@ class QueueAdmin:
                 )
             ).all()
         now = dt.datetime.now(dt.UTC)
-        return {
-            target: TargetDepth(target, int(count), _age_seconds(oldest, now))
+        depths = [
+            TargetDepth(DeliveryTarget.parse(target), int(count), _age_seconds(oldest, now))
             for target, count, oldest in rows
-        }
+        ]
+        return {depth.target: depth for depth in depths}
 
     # ---- changing ----------------------------------------------------------------
 

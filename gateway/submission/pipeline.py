@@ -26,8 +26,11 @@ from gateway.mime.limits import MimeLimits
 from gateway.mime.verdicts import Verdict
 from gateway.smtp import replies
 from gateway.stamp.stamper import Stamper
+from gateway.store.db import iso
 from gateway.store.directory import Directory, DirectoryError, SigningMaterial
-from gateway.store.messages import MessageStore, StoreError, free_space_ok, iso
+from gateway.store.disk import free_space_ok
+from gateway.store.errors import StoreError
+from gateway.store.messages import MessageStore
 from gateway.store.models import Message
 from gateway.submission.checks import check_message
 from gateway.submission.facts import Inputs

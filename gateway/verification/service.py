@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.store.messages import DATABASE_ERRORS, format_registry
+from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.models import Agency, Employee, Message, MessageDocument
+from gateway.store.registry import format_registry
 from keys.tokens import MAX_TOKEN_CHARS, TokenContents, TokenError, TokenProblem, verify_token
 
 log = logging.getLogger("barid.verification")

@@ -21,7 +21,6 @@ MAX_FUNCTION_LINES = 80
 # Still too long: "path::Class.function" -> length when listed (a ceiling).
 # Remove an entry when its function is split; never raise a length.
 OVER_LIMIT = {
-    "gateway/store/messages.py::MessageStore._insert_group": 151,
 }
 
 _Function = ast.FunctionDef | ast.AsyncFunctionDef

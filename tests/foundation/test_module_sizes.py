@@ -23,7 +23,6 @@ MAX_FUNCTION_LINES = 80
 # Still too big: path -> line count when listed (a ceiling). Remove an entry when
 # its module is split; never raise a count.
 OVER_LIMIT = {
-    "gateway/store/messages.py": 861,
 }
 
 # Split by responsibility: each part under MAX_LINES, every function under
@@ -54,6 +53,15 @@ SPLIT = (
     "gateway/store/directory/employees.py",
     "gateway/store/directory/identities.py",
     "gateway/store/directory/importer.py",
+    # the message store
+    "gateway/store/messages.py",
+    "gateway/store/acceptance.py",
+    "gateway/store/acceptance_rows.py",
+    "gateway/store/readers.py",
+    "gateway/store/revocation.py",
+    "gateway/store/registry.py",
+    "gateway/store/errors.py",
+    "gateway/store/disk.py",
     # the mailbox store
     "gateway/mailbox/store.py",
     "gateway/mailbox/records.py",
@@ -71,6 +79,7 @@ SPLIT = (
     "gateway/imap/mailbox.py",
     "gateway/imap/message.py",
     # delivery
+    "gateway/model/target.py",
     "gateway/delivery/local.py",
     "gateway/delivery/receipt_writer.py",
     "gateway/delivery/relay.py",

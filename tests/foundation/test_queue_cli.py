@@ -69,6 +69,8 @@ async def test_queue_commands(
     assert set(entries) == set(registries)
     assert all(e["recipient"] == MOF and e["state"] == "queued" for e in entries.values())
     kept_id, withdrawn_id = entries[kept]["id"], entries[withdrawn]["id"]
+    unknown = await barid("queue", "list", "--target", "smtp:elsewhere")
+    one_line_error(unknown, 2, "smtp:elsewhere", "peer:<name>")
     text_list = await barid("queue", "list")
     assert text_list.code == 0, text_list.err
     lines = text_list.out.strip().splitlines()

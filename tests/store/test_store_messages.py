@@ -15,16 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from gateway.model.message import Stamp, StampedCopy
 from gateway.store import audit
 from gateway.store.db import create_engine, session_factory
-from gateway.store.messages import (
-    MessageStore,
-    StoreUnavailable,
-    UnknownMessage,
-    UnknownSender,
-    allocate_serial,
-    format_registry,
-    free_space_ok,
-)
+from gateway.store.disk import free_space_ok
+from gateway.store.errors import StoreUnavailable, UnknownMessage, UnknownSender
+from gateway.store.messages import MessageStore
 from gateway.store.models import Agency, AuditEvent, DeliveryQueueEntry, Message
+from gateway.store.registry import allocate_serial, format_registry
 from testkit.store import (
     AUDIT_KEY,
     MASTER,
