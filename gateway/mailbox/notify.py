@@ -8,9 +8,9 @@ at most `POLL_SECONDS` of delay, never a lost message.
 Contract: `changed(ids)` wakes local waiters at once (call it after the commit);
 `publish_in(session, ids)` adds `pg_notify` to an open PostgreSQL transaction,
 delivered by PostgreSQL only if and when it commits; `listen(engine)` keeps one
-connection LISTENing (reconnecting after failures) and turns notices from any
-node into local wake-ups. `wait(id, timeout)` returns when the mailbox may have
-changed or the timeout passed.
+connection LISTENing (reconnecting after failures; gateway.store.notices) and
+turns notices from any node into local wake-ups. `wait(id, timeout)` returns
+when the mailbox may have changed or the timeout passed.
 """
 
 from __future__ import annotations
@@ -19,24 +19,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from gateway.store.notices import PgListener
 
 log = logging.getLogger("barid.mailbox")
 
 CHANNEL = "barid_mailbox"
 POLL_SECONDS = 30.0
-RECONNECT_SECONDS = 2.0
 MAX_PAYLOAD_IDS = 500  # pg_notify payloads are limited to 8000 bytes
 
 
 class MailboxNotifier:
     def __init__(self) -> None:
         self._waiters: dict[int, set[asyncio.Event]] = {}
-        self._listener: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()
+        self._pg = PgListener(CHANNEL, self._on_payload, self._reconnected)
+        self.listening = self._pg.listening
 
     def changed(self, mailbox_ids: Iterable[int]) -> None:
         for mailbox_id in mailbox_ids:
@@ -75,46 +75,18 @@ class MailboxNotifier:
 
     def start_listening(self, engine: AsyncEngine) -> None:
         """LISTEN on PostgreSQL (no-op on SQLite, a single-node database)."""
-        if engine.dialect.name != "postgresql" or self._listener is not None:
-            return
-        self._listener = asyncio.create_task(self._listen_forever(engine))
+        self._pg.start(engine)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await self._pg.stop()
 
-    def _on_notice(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_payload(self, payload: str) -> None:
         ids = []
         for part in payload.split(","):
             with contextlib.suppress(ValueError):
                 ids.append(int(part))
         self.changed(ids)
 
-    async def _listen_forever(self, engine: AsyncEngine) -> None:
-        while True:
-            try:
-                async with engine.connect() as conn:
-                    raw = await conn.get_raw_connection()
-                    driver = raw.driver_connection
-                    assert driver is not None
-                    await driver.add_listener(CHANNEL, self._on_notice)
-                    self.listening.set()
-                    # Anything missed while (re)connecting: wake every waiter once.
-                    self.changed(list(self._waiters))
-                    lost = asyncio.Event()
-                    driver.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                    while not lost.is_set():
-                        # A connection that died silently shows itself on a query.
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(lost.wait(), POLL_SECONDS)
-                        if not lost.is_set():
-                            await asyncio.wait_for(driver.execute("SELECT 1"), POLL_SECONDS)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("mailbox notice listener lost its connection; reconnecting")
-            self.listening.clear()
-            await asyncio.sleep(RECONNECT_SECONDS)
+    def _reconnected(self) -> None:
+        # Anything missed while (re)connecting: wake every waiter once.
+        self.changed(list(self._waiters))

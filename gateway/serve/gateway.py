@@ -148,6 +148,7 @@ class Gateway:
         self.policy = await services.start_policy(
             self.settings, self.sessions, audit_key, self.snapshot
         )
+        self.policy.start_watching(self.engine)
 
     def _build_submission(self, keys: GatewayKeys, audit_key: bytes) -> SubmissionPipeline:
         """The message store, the login throttle and the submission pipeline."""
@@ -265,6 +266,8 @@ class Gateway:
             await self.worker.stop()
             await self.worker.close()
         await self.notifier.stop()
+        if self.policy is not None:
+            await self.policy.stop()
         for task in self._tasks[1:]:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

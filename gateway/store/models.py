@@ -395,6 +395,25 @@ class RelayOutboxEntry(Base):
     sent_at: Mapped[str | None] = mapped_column(String(32))
 
 
+# ---------------------------------------------------------------- routing policy
+
+
+class PolicyVersion(Base):
+    """One applied routing policy: its text, hash and who applied it. Append-only;
+    the newest row is the running policy of every node."""
+
+    __tablename__ = "policy_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(400), index=True)  # "file:<path>", "cli", "api"
+    applied_at: Mapped[str] = mapped_column(String(32))
+    applied_by: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str] = mapped_column(String(100))
+
+
 # The management plane's accounts live in their own module on the same `Base`;
 # importing it here puts them in `Base.metadata` for migrations and schema checks.
 from gateway.store import admin_models as _admin_models  # noqa: E402, F401

@@ -68,7 +68,7 @@ async def test_start_listening_is_a_no_op_on_sqlite(tmp_path: object) -> None:
     notifier = MailboxNotifier()
     try:
         notifier.start_listening(engine)
-        assert notifier._listener is None
+        assert not notifier._pg.running
         await notifier.stop()
     finally:
         await engine.dispose()
@@ -220,10 +220,10 @@ async def test_stop_ends_the_listener(pg_url: str) -> None:
         notifier.start_listening(engine)
         notifier.start_listening(engine)  # a second call starts nothing more
         await asyncio.wait_for(notifier.listening.wait(), WAIT)
-        listener = notifier._listener
+        listener = notifier._pg._task
         assert listener is not None
         await asyncio.wait_for(notifier.stop(), WAIT)
-        assert listener.done() and notifier._listener is None
+        assert listener.done() and not notifier._pg.running
         await notifier.stop()  # twice is fine
     finally:
         await engine.dispose()
