@@ -1,4 +1,4 @@
-"""`barid policy check | explain | test | reload`.
+"""`barid policy check | explain | test | reload | apply`.
 
 Owns: these commands' options and output. Must not: hold the use cases; each
 command calls one function of admin.services.policy as the local system
@@ -6,6 +6,8 @@ administrator (`policies/` validates, decides and renders).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -15,6 +17,7 @@ from admin.output import emit
 from admin.service_call import call
 from admin.services import policy as service
 from admin.services.policy import signal_gateway
+from admin.services.policy_versions import apply_policy
 from policies.directory import Clearance
 from policies.render import (
     case_report_json,
@@ -145,3 +148,23 @@ def policy_reload(ctx: click.Context) -> None:
     else:
         text = "policy valid; no running gateway found, it will be used at the next start"
     emit(data, text, as_json=want_json(ctx))
+
+
+@policy.command("apply")
+@common
+@click.argument("policy_file", type=click.Path(dir_okay=False))
+@click.pass_context
+def policy_apply(ctx: click.Context, policy_file: str) -> None:
+    """Validate FILE, then make it the running policy of every node (a new version)."""
+    try:
+        text = Path(policy_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{policy_file}: cannot read ({type(exc).__name__})") from None
+    applied = call(ctx, lambda actor, app: apply_policy(actor, app, text, name=policy_file))
+    version = applied.version
+    emit(
+        {"applied": True, "version": version.id, "sha256": version.sha256},
+        f"policy version {version.id} applied (sha256 {version.sha256[:16]}...);"
+        " every running node takes it within seconds",
+        as_json=want_json(ctx),
+    )

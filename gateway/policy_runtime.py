@@ -146,11 +146,15 @@ class PolicyRuntime:
         self.version_id = written.id
 
     async def reload(self, actor: str) -> ReloadResult:
-        """Re-read the file; apply it as a new version if valid, else keep the running one."""
+        """Re-read the file; apply it as a new version if valid and new, else keep the
+        running one (a file identical to the running version changes nothing)."""
         async with self._lock:
+            running = self.holder.source_hash
             result = await asyncio.to_thread(self.holder.reload, self.path)
             self._seen_hash = result.attempted_hash
-            if result.ok:
+            if result.ok and result.active_hash == running:
+                log.info("policy file unchanged; nothing to apply", extra={"by": actor})
+            elif result.ok:
                 await self._write_version(self.path, actor)
                 log.info("policy applied", extra={"hash": result.active_hash, "by": actor})
             else:
