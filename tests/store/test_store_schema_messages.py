@@ -1,4 +1,4 @@
-"""Migrations 0002-0005 on SQLite and PostgreSQL: up, down, up; the schema equals the models."""
+"""Migrations 0002-0007 on SQLite and PostgreSQL: up, down, up; the schema equals the models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gateway.store.models import Base
 
 NEW_TABLES = {
     "registry_counters", "blobs", "messages", "message_documents", "message_copies",
-    "delivery_queue", "inbound_copies", "relay_outbox",
+    "delivery_queue", "inbound_copies", "relay_outbox", "policy_versions",
 }  # fmt: skip
 
 
