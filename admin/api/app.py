@@ -1,0 +1,135 @@
+"""The admin API's ASGI application (FastAPI): routers, problem handlers, headers, limits.
+
+Owns: assembling the app the admin listener serves: the OpenAPI document at
+`/api/v1/openapi.json` (generated from the routes; no interactive docs page,
+which would need outside scripts), security headers on every response, the
+request-body limit (413 before the body is read past it). Must not: implement
+a use case (routes call `admin.services`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from admin.api import problems
+from admin.api.auth import Authenticator, current_actor
+from admin.api.paging import Cursors
+from admin.services.actor import Actor
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+SECURITY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+
+
+class WhoAmI(BaseModel):
+    account: str
+    role: str
+    agency: str | None
+
+
+class _Limits:
+    """ASGI middleware: security headers, and a cap on the request body (413)."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        state = {"too_large": False, "started": False, "replaced": False}
+
+        async def send_with_headers(message: Message) -> None:
+            if state["too_large"]:
+                # The app answered a body we cut short: answer 413 instead, once.
+                if not state["started"] and not state["replaced"]:
+                    state["replaced"] = True
+                    await _too_large(send)
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await _too_large(send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    state["too_large"] = True
+                    raise _BodyTooLarge
+            return message
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, counting_receive, send_with_headers)
+        if state["too_large"] and not state["started"] and not state["replaced"]:
+            await _too_large(send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send) -> None:
+    body = (
+        b'{"type":"https://barid.invalid/problems/too-large","title":"Content Too Large",'
+        b'"status":413,"detail":"the request body is larger than this listener accepts"}'
+    )
+    headers = [
+        (b"content-type", problems.PROBLEM_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *SECURITY_HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_admin_app(
+    *,
+    authenticator: Authenticator,
+    cursor_key: bytes,
+    routers: Sequence[APIRouter] = (),
+    max_body: int = DEFAULT_MAX_BODY,
+    version: str = "1",
+) -> ASGIApp:
+    """The admin app: every router under /api/v1, problem details, the limits."""
+    app = FastAPI(
+        title="Barid admin API",
+        version=version,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.authenticator = authenticator
+    app.state.cursors = Cursors(cursor_key)
+    problems.install(app)
+
+    @app.get("/api/v1/whoami", response_model=WhoAmI, tags=["session"])
+    async def whoami(actor: Actor = Depends(current_actor)) -> WhoAmI:  # noqa: B008
+        """The authenticated account, its role and scope."""
+        return WhoAmI(account=actor.account, role=actor.role.value, agency=actor.agency)
+
+    for router in routers:
+        app.include_router(router, prefix="/api/v1")
+    return _Limits(app, max_body)
