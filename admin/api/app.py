@@ -10,7 +10,7 @@ a use case (routes call `admin.services`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
@@ -112,6 +112,7 @@ def create_admin_app(
     routers: Sequence[APIRouter] = (),
     max_body: int = DEFAULT_MAX_BODY,
     version: str = "1",
+    state: Mapping[str, object] | None = None,
 ) -> ASGIApp:
     """The admin app: every router under /api/v1, problem details, the limits."""
     app = FastAPI(
@@ -123,6 +124,8 @@ def create_admin_app(
     )
     app.state.authenticator = authenticator
     app.state.cursors = Cursors(cursor_key)
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
     problems.install(app)
 
     @app.get("/api/v1/whoami", response_model=WhoAmI, tags=["session"])
