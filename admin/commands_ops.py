@@ -65,7 +65,9 @@ def running_as_root(allow_root: bool, *, euid: int | None = None) -> bool:
 def _serve(settings: Settings) -> None:
     logs.configure(settings.server.log_level, settings.server.log_format)
     try:
-        asyncio.run(serve_forever(settings))
+        from admin.api.wiring import admin_app_for  # FastAPI loads only for `serve`
+
+        asyncio.run(serve_forever(settings, admin_app_for))
     except StartupError as exc:
         raise CliError(str(exc)) from None
 

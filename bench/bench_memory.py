@@ -87,6 +87,7 @@ def start(data: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], i
     env |= {"BARID_CONFIG": str(data / "barid.toml"), "BARID_SMTP__SUBMISSION_PORT": str(port),
             "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
             "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0", "BARID_HTTP__PORT": "0",
+            "BARID_HTTP__ADMIN_PORT": "0",
             "BARID_SMTP__MIN_FREE_DISK_MB": "0", "BARID_SERVER__LOG_LEVEL": "warning",
             "BARID_ALLOW_ROOT": "1"}  # fmt: skip
     env |= extra

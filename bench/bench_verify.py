@@ -110,7 +110,7 @@ def barid_server(data: Path, work: Path) -> Iterator[Target]:
             "BARID_SMTP__SUBMISSION_PORT": str(submission),
             "BARID_SMTP__SMTPS_PORT": str(free_port()),
             "BARID_SMTP__TRANSFER_PORT": str(free_port()),
-            "BARID_HTTP__PORT": str(http),
+            "BARID_HTTP__PORT": str(http), "BARID_HTTP__ADMIN_PORT": "0",
             "BARID_IMAP__PORT": str(free_port()),
             "BARID_IMAP__IMAPS_PORT": str(free_port()),
             "BARID_SERVER__LOG_LEVEL": "warning",

@@ -52,7 +52,8 @@ def gateway_env(database_url: str | None) -> dict[str, str]:
     env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
            "BARID_SMTP__TRANSFER_PORT": "0",
            "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-           "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
+           "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0",
+           "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
     if database_url:
         env["BARID_DATABASE__URL"] = database_url
         env["BARID_DATABASE__ALLOW_UNSAFE_DURABILITY"] = "1"  # its PostgreSQL: fsync off

@@ -40,7 +40,7 @@ def barid_serve(name: str, data: Path, work: Path, database_url: str | None) -> 
         "BARID_SMTP__SUBMISSION_PORT": str(free_port()),
         "BARID_SMTP__SMTPS_PORT": str(free_port()),
         "BARID_SMTP__TRANSFER_PORT": str(free_port()),
-        "BARID_HTTP__PORT": str(http),
+        "BARID_HTTP__PORT": str(http), "BARID_HTTP__ADMIN_PORT": "0",
         "BARID_IMAP__PORT": str(imap),
         "BARID_IMAP__IMAPS_PORT": str(free_port()),
         "BARID_SERVER__LOG_LEVEL": "warning",

@@ -27,7 +27,7 @@ from gateway.serve import Gateway
 EPHEMERAL_ENV = {
     "BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
     "BARID_SMTP__TRANSFER_PORT": "0", "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-    "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
+    "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
 }  # fmt: skip
 
 
@@ -144,11 +144,13 @@ def tls_client(cert: Path) -> Any:
 
 @asynccontextmanager
 async def running(data: Path, credentials: dict[str, dict[str, Any]],
-                  env: dict[str, str] | None = None) -> AsyncIterator[Live]:  # fmt: skip
+                  env: dict[str, str] | None = None,
+                  admin_app: Any = None) -> AsyncIterator[Live]:  # fmt: skip
     """The gateway of data directory `data`, started in this loop (every port free,
-    `env` on top of EPHEMERAL_ENV), stopped at the end."""
+    `env` on top of EPHEMERAL_ENV; `admin_app` starts the admin listener too),
+    stopped at the end."""
     settings = load_settings(data / "barid.toml", environ={**EPHEMERAL_ENV, **(env or {})})
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, admin_app)
     try:
         await gateway.start()
     except BaseException:

@@ -328,7 +328,7 @@ async def gateway_with(
     shutil.copytree(template, data)
     env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
            "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-           "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0", **overrides}  # fmt: skip
+           "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0", **overrides}  # fmt: skip
     settings = load_settings(data / "barid.toml", environ=env)
     gateway = Gateway(settings)
     await gateway.start()

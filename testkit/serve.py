@@ -25,7 +25,7 @@ class Server:
         env |= {"BARID_CONFIG": str(self.data / "barid.toml"),
                 "BARID_SMTP__SUBMISSION_PORT": str(self.port), "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
                 "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-                "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
+                "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
                 "BARID_SERVER__LOG_LEVEL": "warning",
                 "BARID_ALLOW_ROOT": "1"} | self.extra_env  # CI runs as root  # fmt: skip
         self.proc = subprocess.Popen([sys.executable, "-m", "admin", "serve"], env=env,

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
 from admin.api import routes_accounts
@@ -21,29 +20,21 @@ from admin.api.authn import AccountAuthenticator
 from admin.context import App
 from admin.services.account_base import AccountKeys
 from admin.services.account_services import AccountServices
-from gateway.auth import Authenticator
-from gateway.config import Settings
-from gateway.store.directory import Directory
-from keys.gateway_keys import GatewayKeys, derive_key
+from gateway.serve.admin_hook import AdminResources
+from keys.gateway_keys import derive_key
 
-CURSOR_KEY_PURPOSE = "barid admin api cursors v1"
+CURSOR_KEY_PURPOSE = "admin-api.cursors.v1"
 
 ROUTERS: Sequence[APIRouter] = (routes_accounts.router,)
 
 
-def build_admin_app(
-    settings: Settings,
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    keys: GatewayKeys,
-    directory: Directory,
-    login_throttle: Authenticator,
-) -> ASGIApp:
-    """The admin API app over the gateway's own resources."""
-    context = App(settings=settings, engine=engine, sessions=sessions, keys=keys,
-                  directory=directory)  # fmt: skip
+def admin_app_for(gateway: AdminResources) -> ASGIApp:
+    """The admin API app over a running gateway's own resources (the serve hook)."""
+    keys, settings, sessions = gateway.keys, gateway.settings, gateway.sessions
+    context = App(settings=settings, engine=gateway.engine, sessions=sessions, keys=keys,
+                  directory=gateway.directory)  # fmt: skip
     services = AccountServices.build(
-        sessions, AccountKeys.from_gateway(keys), authenticator=login_throttle
+        sessions, AccountKeys.from_gateway(keys), authenticator=gateway.login_throttle
     )
     app = create_admin_app(
         authenticator=AccountAuthenticator(services),

@@ -133,10 +133,11 @@ def require_grant(actor: Actor, role: Role, agency_path: Sequence[str] | None) -
     """May `actor` grant (or revoke) `role` at the agency whose path is given?
 
     A system-admin grants anything. An agency-admin grants only scoped roles
-    (agency-admin, registrar) inside its own subtree, never a role above its own.
+    (agency-admin, registrar) inside its own subtree, never a role above its own:
+    the role is checked first (`Forbidden`, a fact about roles), then the place.
     """
-    require(actor, Area.ACCOUNTS, write=True, agency_path=agency_path)
-    if actor.role is Role.SYSTEM_ADMIN:
-        return
-    if role not in SCOPED_ROLES or _RANK[role] > _RANK[actor.role]:
+    if actor.role is not Role.SYSTEM_ADMIN and (
+        role not in SCOPED_ROLES or _RANK[role] > _RANK[actor.role]
+    ):
         raise Forbidden(f"role {actor.role.value} may not grant {role.value}")
+    require(actor, Area.ACCOUNTS, write=True, agency_path=agency_path)

@@ -148,8 +148,8 @@ class Tokens(AccountPart):
             row = await session.get(AdminToken, token_id, with_for_update=True)
             path = await agency_path(session, row.agency_id) if row and row.agency_id else None
             try:
-                if row is None:
-                    raise OutOfScope("not found")
+                if row is None or not in_scope(actor, path):
+                    raise OutOfScope("not found")  # an existing token outside: not found too
                 require_grant(actor, Role(row.role), path)
             except OutOfScope:
                 raise UnknownObject(f"no API token {token_id}") from None

@@ -230,7 +230,14 @@ class LoginSettings(Section):
 
 class HttpSettings(Section):
     listen: str = _f("127.0.0.1", "Address the HTTP listener binds to.")
-    port: Port = _f(8080, "Admin, REST API (/api/v1), verification (/v/), /metrics, /healthz.")
+    port: Port = _f(
+        8080,
+        "Public listener: verification (/v/, /api/v1/verify), client set-up, /metrics, /healthz.",
+    )
+    admin_address: str = _f(
+        "127.0.0.1", "Address the admin listener (HTTPS only: the admin REST API) binds to."
+    )
+    admin_port: Port = _f(8443, "Admin listener port: TLS only, never served on the public one.")
     public_url: str = _f(
         "http://localhost:8080", "Base URL printed in verification links and QR codes."
     )

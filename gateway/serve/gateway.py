@@ -26,6 +26,7 @@ from gateway.mailbox.notify import MailboxNotifier
 from gateway.mailbox.store import MailboxStore
 from gateway.policy_runtime import PolicyRuntime
 from gateway.serve import listeners, services, workers
+from gateway.serve.admin_hook import AdminAppFactory, AdminResources
 from gateway.serve.listeners import QuietUvicorn
 from gateway.smtp.listeners import Listener, stop_listeners
 from gateway.store.audit import AUDIT_KEY_PURPOSE
@@ -45,8 +46,12 @@ SNAPSHOT_POLL_SECONDS = 2.0
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, admin_app: AdminAppFactory | None = None) -> None:
         self.settings = settings
+        self._admin_app = admin_app  # None: no admin listener (e.g. in-process tests)
+        self._admin: QuietUvicorn | None = None
+        self._admin_task: asyncio.Task[None] | None = None
+        self.admin_port = 0
         self.engine = create_engine(
             settings.database_url,
             pool_size=settings.database.pool_size,
@@ -138,7 +143,22 @@ class Gateway:
             snapshot=lambda: self.snapshot,
         )
         self._tasks += [http_task, asyncio.create_task(self._watch_directory())]
+        await self._start_admin(keys)
         metrics.UP.set(1)
+
+    async def _start_admin(self, keys: GatewayKeys) -> None:
+        """The admin listener, when `barid serve` gave the app's factory."""
+        if self._admin_app is None:
+            return
+        assert self.directory is not None and self.authenticator is not None
+        app = self._admin_app(
+            AdminResources(
+                self.settings, self.engine, self.sessions, keys, self.directory, self.authenticator
+            )
+        )
+        self._admin, self._admin_task, self.admin_port = await listeners.start_admin_listener(
+            self.settings, app
+        )
 
     async def _start_directory_and_policy(self, audit_key: bytes) -> None:
         """The directory and its first snapshot, then the routing policy bound to it."""
@@ -251,8 +271,9 @@ class Gateway:
         the same period (so the whole stop stays within one grace period plus the
         workers' stop), then the workers and the database."""
         grace = self.settings.server.shutdown_grace_seconds
-        if self._http is not None:
-            self._http.should_exit = True
+        for server in (self._http, self._admin):
+            if server is not None:
+                server.should_exit = True
         for listener in self._smtp:
             listener.server.close()
         await asyncio.gather(stop_listeners(self._smtp, grace), self._stop_imap(grace))
@@ -270,6 +291,7 @@ class Gateway:
             await self.policy.stop()
         for task in self._tasks[1:]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        admin = [self._admin_task] if self._admin_task is not None else []
+        await asyncio.gather(*self._tasks, *admin, return_exceptions=True)
         metrics.UP.set(0)
         await self.engine.dispose()

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp
 
 from gateway.clientconfig.model import MailEndpoints
 from gateway.clientconfig.routes import ClientSetup
@@ -217,12 +219,44 @@ async def start_http_listener(
         http=fair_protocol(SlotTable(http.max_connections, http.max_connections_per_address)),
         timeout_graceful_shutdown=int(settings.server.shutdown_grace_seconds),
     )
+    server, task = await _serve(config, sock, "HTTP")
+    _listening("http", http.listen, port)
+    return server, task, port
+
+
+async def start_admin_listener(
+    settings: Settings, app: ASGIApp
+) -> tuple[QuietUvicorn, asyncio.Task[None], int]:
+    """The admin listener (DESIGN §10): HTTPS only, on `http.admin_address`, serving the
+    app `admin` builds (the gateway never imports it); the server, its task, its port."""
+    http = settings.http
+    sock = bind(http.admin_address, http.admin_port)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        lifespan="off",
+        access_log=False,
+        server_header=False,
+        ssl_certfile=str(settings.tls_cert),
+        ssl_keyfile=str(settings.tls_key),
+        http=fair_protocol(SlotTable(http.max_connections, http.max_connections_per_address)),
+        timeout_graceful_shutdown=int(settings.server.shutdown_grace_seconds),
+    )
+    server, task = await _serve(config, sock, "admin")
+    _listening("admin", http.admin_address, port)
+    return server, task, port
+
+
+async def _serve(
+    config: uvicorn.Config, sock: socket.socket, name: str
+) -> tuple[QuietUvicorn, asyncio.Task[None]]:
+    """Serve on `sock` and return once the server accepts connections."""
     server = QuietUvicorn(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             await asyncio.gather(task, return_exceptions=True)
-            raise StartupError("HTTP listener failed to start")
+            raise StartupError(f"{name} listener failed to start")
         await asyncio.sleep(0.01)
-    _listening("http", http.listen, port)
-    return server, task, port
+    return server, task

@@ -17,6 +17,7 @@ import signal
 from pathlib import Path
 
 from gateway.config import Settings
+from gateway.serve.admin_hook import AdminAppFactory
 from gateway.serve.gateway import Gateway
 from gateway.serve.sockets import StartupError
 
@@ -64,8 +65,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
-async def run(settings: Settings) -> None:
-    """Start everything, wait for SIGTERM or SIGINT, stop cleanly. SIGHUP reloads the policy."""
+async def run(settings: Settings, admin_app: AdminAppFactory | None = None) -> None:
+    """Start everything, wait for SIGTERM or SIGINT, stop cleanly. SIGHUP reloads the policy.
+    `admin_app` builds the admin listener's app (`barid serve` passes admin's)."""
     pid_file = settings.data_dir / PID_FILE
     # Once the pid file names this process, `barid policy reload` may send SIGHUP;
     # until its handler is in place the signal waits (blocked) instead of killing
@@ -76,7 +78,7 @@ async def run(settings: Settings) -> None:
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, admin_app)
     try:
         try:
             await gateway.start()

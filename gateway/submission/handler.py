@@ -174,4 +174,3 @@ BUILTIN_RULES = {"unknown-recipient", "inactive-recipient", "clearance", "unknow
 def _bounded(rule_id: str) -> str:
     """Metric label: built-in ids as they are, policy rules as one value (bounded)."""
     return rule_id if rule_id in BUILTIN_RULES else "policy-rule"
-

@@ -84,10 +84,10 @@ async def test_agency_admin_grants_inside_its_subtree_only(world: World) -> None
         await grants.grant(MOF_ADMIN, "sara@mof.example", "registrar", agency="MOH")
     with pytest.raises(OutOfScope):
         await grants.grant(MOF_ADMIN, "omar@moh.example", "registrar", agency="MOF")
-    # Never a role above its own, never an unscoped role.
-    with pytest.raises(OutOfScope):
+    # Never a role above its own, never an unscoped role: a fact about roles (403).
+    with pytest.raises(Forbidden):
         await grants.grant(MOF_ADMIN, "sara@mof.example", "system-admin")
-    with pytest.raises(OutOfScope):
+    with pytest.raises(Forbidden):
         await grants.grant(MOF_ADMIN, "sara@mof.example", "security-auditor")
     events = await world.events()
     assert [e["details"]["by"]["client"] for e in events] == ["192.0.2.7", "192.0.2.7"]

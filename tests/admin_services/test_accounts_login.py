@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from admin.services.account_base import AccountError, Conflict
-from admin.services.actor import Actor, OutOfScope, Role
+from admin.services.actor import Actor, Forbidden, OutOfScope, Role
 from admin.services.login import LoginRefused
 from gateway.store.admin_models import AdminRecoveryCode, AdminTotp
 from gateway.store.models import AuditEvent
@@ -170,7 +170,7 @@ async def test_enrolling_someone_else_needs_the_right_to_grant_their_roles(world
     await world.services.grants.grant(CLI, "sara@mof.example", "registrar", agency="MOF-TAX")
     await world.services.two_factor.enrol(mof_admin, "sara@mof.example")
     await world.services.grants.grant(CLI, "sara@mof.example", "system-admin")
-    with pytest.raises(OutOfScope):
+    with pytest.raises(Forbidden):  # a role above the enroller's own (403)
         await world.services.two_factor.enrol(mof_admin, "sara@mof.example")
     with pytest.raises(OutOfScope):
         await world.services.two_factor.enrol(mof_admin, "omar@moh.example")

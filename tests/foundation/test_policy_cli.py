@@ -137,7 +137,7 @@ def test_running_gateway_reloads_on_sighup_and_file_change_and_keeps_old_on_erro
     port = port_factory()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
     env |= {**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
-            "BARID_HTTP__PORT": str(port), "BARID_ALLOW_ROOT": "1"}  # fmt: skip
+            "BARID_HTTP__PORT": str(port), "BARID_HTTP__ADMIN_PORT": "0", "BARID_ALLOW_ROOT": "1"}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "admin", "serve"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -183,7 +183,7 @@ def test_gateway_refuses_to_start_on_a_broken_policy(
     (data / "policies.yaml").write_text("version: 1\nrules:\n  - id: x\n    effect: maybe\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
     env |= {**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
-            "BARID_HTTP__PORT": str(port_factory()), "BARID_ALLOW_ROOT": "1"}  # fmt: skip
+            "BARID_HTTP__PORT": str(port_factory()), "BARID_HTTP__ADMIN_PORT": "0", "BARID_ALLOW_ROOT": "1"}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "admin", "serve"], env=env, capture_output=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 1

@@ -74,7 +74,7 @@ def test_serve_answers_health_and_metrics_and_stops_cleanly(
     assert make_cli({})("init", "--data-dir", str(data)).code == 0
     port = free_port()
     proc = barid("serve", env={**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
-                               "BARID_HTTP__PORT": str(port)})  # fmt: skip
+                               "BARID_HTTP__PORT": str(port), "BARID_HTTP__ADMIN_PORT": "0"})  # fmt: skip
     try:
         health = wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
         assert health == {"status": "ok", "database": "ok"}
@@ -102,7 +102,7 @@ def test_serve_refuses_a_busy_port_with_a_clear_reason(tmp_path: Path, make_cli:
         busy.listen()
         port = busy.getsockname()[1]
         proc = barid("serve", env={**EPHEMERAL_PORTS_ENV, "BARID_CONFIG": str(data / "barid.toml"),
-                                   "BARID_HTTP__PORT": str(port)})  # fmt: skip
+                                   "BARID_HTTP__PORT": str(port), "BARID_HTTP__ADMIN_PORT": "0"})  # fmt: skip
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err.decode()
@@ -111,7 +111,7 @@ def test_serve_refuses_a_busy_port_with_a_clear_reason(tmp_path: Path, make_cli:
 def test_demo_starts_and_answers_healthz(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "demo"
-    proc = barid("demo", "--data-dir", str(data), env={**EPHEMERAL_PORTS_ENV, "BARID_HTTP__PORT": str(port)})
+    proc = barid("demo", "--data-dir", str(data), env={**EPHEMERAL_PORTS_ENV, "BARID_HTTP__PORT": str(port), "BARID_HTTP__ADMIN_PORT": "0"})
     try:
         wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
     finally:

@@ -52,7 +52,7 @@ def wait_up(proc: subprocess.Popen[bytes], port: int) -> None:
 
 def _env(data: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
-    return env | {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port),
+    return env | {"BARID_CONFIG": str(data / "barid.toml"), "BARID_HTTP__PORT": str(port), "BARID_HTTP__ADMIN_PORT": "0",
                   "BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
                   "BARID_SMTP__TRANSFER_PORT": "0", "BARID_IMAP__PORT": "0",
                   "BARID_IMAP__IMAPS_PORT": "0"}  # fmt: skip

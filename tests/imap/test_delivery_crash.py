@@ -39,7 +39,7 @@ async def fill_queue(data: Path, credentials: dict[str, Any], raws: list[bytes])
     """Accept `raws` with the delivery worker stopped, so the copies wait in the queue."""
     env = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
            "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-           "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
+           "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
     settings = load_settings(data / "barid.toml", environ=env)
     gateway = Gateway(settings)
     await gateway.start()

@@ -33,7 +33,7 @@ MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"
 RECIPIENTS = [MOF, "registrar@moh.gov.example"]
 PORTS = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
-         "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0", "BARID_HTTP__PORT": "0",
+         "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0", "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0",
          "BARID_SMTP__MIN_FREE_DISK_MB": "0",
          # The suite's PostgreSQL runs with fsync off for speed (tests/conftest.py).
          "BARID_DATABASE__ALLOW_UNSAFE_DURABILITY": "1"}  # fmt: skip

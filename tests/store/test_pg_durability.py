@@ -18,7 +18,7 @@ from gateway.serve import Gateway, StartupError
 
 PORTS = {"BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
          "BARID_SMTP__TRANSFER_PORT": "0", "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
-         "BARID_HTTP__PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
+         "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0"}  # fmt: skip
 
 
 async def test_fsync_off_is_refused_unless_allowed_for_tests(
