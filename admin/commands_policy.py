@@ -1,8 +1,9 @@
-"""`barid policy check | explain | test | reload | apply`.
+"""`barid policy check | explain | test | reload | apply | hits`.
 
 Owns: these commands' options and output. Must not: hold the use cases; each
-command calls one function of admin.services.policy as the local system
-administrator (`policies/` validates, decides and renders).
+command calls one function of admin.services.policy (`hits`: of
+admin.services.audit) as the local system administrator (`policies/`
+validates, decides and renders).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import click
 
 from admin.cli import common, want_json
 from admin.errors import CliError
-from admin.output import emit
+from admin.output import emit, table
 from admin.service_call import call
+from admin.services import audit as audit_service
 from admin.services import policy as service
 from admin.services.policy import signal_gateway
 from admin.services.policy_versions import apply_policy
@@ -168,3 +170,20 @@ def policy_apply(ctx: click.Context, policy_file: str) -> None:
         " every running node takes it within seconds",
         as_json=want_json(ctx),
     )
+
+
+@policy.command("hits")
+@common
+@click.option("--rule", default=None, help="Only matches of this rule id.")
+@click.option(
+    "--since", default=None, help="Only matches at or after this time (ISO 8601, or 24h, 7d)."
+)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+@click.pass_context
+def policy_hits(ctx: click.Context, rule: str | None, since: str | None, limit: int) -> None:
+    """List audit-mode rule matches recorded at submission (oldest first)."""
+    query = audit_service.PolicyHitQuery(rule=rule, since=since, limit=limit)
+    found = call(ctx, lambda actor, app: audit_service.policy_hits(actor, app, query))
+    rows = [hit.model_dump() for hit in found]
+    columns = ["at", "rule", "sender", "recipient", "registry", "outcome"]
+    emit(rows, lambda: table(rows, columns), as_json=want_json(ctx))

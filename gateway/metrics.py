@@ -66,6 +66,12 @@ RECIPIENTS = Counter(
     ["outcome", "rule"],
     registry=REGISTRY,
 )
+POLICY_AUDIT_HITS = Counter(
+    "barid_policy_audit_hits_total",
+    "Audit-mode policy rule matches at submission (one per rule and recipient), by rule id.",
+    ["rule"],
+    registry=REGISTRY,
+)
 SUBMISSIONS = Counter(
     "barid_submissions_total",
     "Messages submitted, by outcome (accepted, rejected, deferred) and reason.",

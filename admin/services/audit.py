@@ -31,7 +31,10 @@ __all__ = [
     "AuditEventView",
     "AuditQuery",
     "ChainReport",
+    "PolicyHit",
+    "PolicyHitQuery",
     "access_trail",
+    "policy_hits",
     "query_events",
     "verify_chain",
 ]
@@ -68,6 +71,24 @@ class AccessQuery(Frozen):
     trace: str | None = None  # as typed: case, confusables and spacing are forgiven
     since: str | None = None  # ISO 8601 date or date-time, or a span back: 24h, 7d
     limit: int = 1000
+
+
+class PolicyHitQuery(Frozen):
+    rule: str | None = None
+    since: str | None = None  # ISO 8601 date or date-time, or a span back: 24h, 7d
+    limit: int = 1000
+
+
+class PolicyHit(Frozen):
+    """One audit-mode policy match, as its "policy.audit-hit" audit event records it."""
+
+    event_id: int
+    at: str
+    rule: str
+    sender: str
+    recipient: str
+    registry: str | None  # None when the message was refused
+    outcome: str  # "accepted" or "refused"
 
 
 def _invalid(message: str) -> InvalidInput:
@@ -140,3 +161,47 @@ async def access_trail(
             return entries
         staff = await employees_of(session, {e.employee for e in entries}, subtree)
     return [e for e in entries if e.registry.split("/", 1)[0] in subtree or e.employee in staff]
+
+
+async def policy_hits(
+    actor: Actor, app: App, query: PolicyHitQuery, *, now: dt.datetime | None = None
+) -> list[PolicyHit]:
+    """Audit-mode policy matches (newest `limit`, oldest first), optionally of one rule
+    or since a time; a scoped actor's only about its subtree (its messages, its senders)."""
+    agencies = await tree(app)
+    check(actor, Area.AUDIT, write=False, path=home_path(actor, agencies))
+    rule = _filter("rule", query.rule)
+    since = None
+    if query.since is not None:
+        try:
+            since = parse_since(query.since, now or dt.datetime.now(dt.UTC))
+        except ValueError as exc:
+            raise _invalid(f"since: {exc}") from None
+    limit = _limit(query.limit, MAX_EVENTS)
+    try:
+        async with app.sessions() as session:
+            rows = await audit.recent(
+                session,
+                action=audit.POLICY_AUDIT_HIT,
+                since=since,
+                limit=limit,
+                agencies=actor_subtree(actor, agencies),
+                rule=rule.strip() if rule is not None else None,
+            )
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    return [_policy_hit(row) for row in rows]
+
+
+def _policy_hit(row: dict[str, Any]) -> PolicyHit:
+    details = row["details"]
+    registry = details.get("registry")
+    return PolicyHit(
+        event_id=row["id"],
+        at=row["at"],
+        rule=str(details.get("rule", "")),
+        sender=str(details.get("sender", "")),
+        recipient=str(details.get("recipient", "")),
+        registry=str(registry) if registry else None,
+        outcome="accepted" if registry else "refused",
+    )

@@ -37,6 +37,14 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyAuditHit:
+    """An audit-mode policy rule that matched one recipient of a submission."""
+
+    rule_id: str
+    recipient: str  # lower-case
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     """Everything acceptance needs about one checked message."""
 
@@ -58,6 +66,9 @@ class Submission:
     # The original's content parts and whether the sender's signature covers each
     # (message text beside signed documents may be unsigned); the cover lists them.
     parts: tuple[ContentPart, ...] = ()
+    # Audit-mode rules that matched (one per rule and recipient); each becomes one
+    # "policy.audit-hit" audit event in the acceptance transaction.
+    audit_hits: tuple[PolicyAuditHit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

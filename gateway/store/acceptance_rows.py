@@ -82,7 +82,8 @@ async def insert_group(
     await session.execute(insert(DeliveryQueueEntry), _queue_rows(copy_ids, targets, accepted_at))
     # The acceptance receipt (and the sender's Sent copy) is owed from this commit on.
     await session.execute(insert(ReceiptJob), _receipt_rows(message_ids, accepted_at))
-    await audit.append_many(session, audit_key, [_accept_event(f, s) for f, s in group])
+    events = [e for f, s in group for e in (_accept_event(f, s), *_audit_hit_events(f, s))]
+    await audit.append_many(session, audit_key, events)
     return [
         Accepted(registry=stamped.registry, message_id=message_id, token=stamped.token)
         for (_, stamped), message_id in zip(group, message_ids, strict=True)
@@ -221,6 +222,25 @@ def _accept_event(facts: Facts, stamped: Stamp) -> audit.Event:
             "documents": [d.sha256.lower() for d in submission.documents],
         },
     )
+
+
+def _audit_hit_events(facts: Facts, stamped: Stamp) -> list[audit.Event]:
+    """One "policy.audit-hit" event per audit-mode rule that matched a recipient."""
+    submission = facts.submission
+    return [
+        audit.Event(
+            actor=facts.actor,
+            action=audit.POLICY_AUDIT_HIT,
+            target=stamped.registry,
+            details={
+                "rule": hit.rule_id,
+                "sender": submission.sender_address.lower(),
+                "recipient": hit.recipient,
+                "registry": stamped.registry,
+            },
+        )
+        for hit in submission.audit_hits
+    ]
 
 
 def _key_id(stamped: Stamp) -> str | None:

@@ -36,6 +36,9 @@ from gateway.store.models import Agency, AuditEvent, AuditHead, Employee
 GENESIS_MAC = "0" * 64
 AUDIT_KEY_PURPOSE = "audit-chain"  # HKDF purpose of the chain's MAC key (keys.derive_key)
 VERIFY_BATCH = 2000
+# An audit-mode policy rule matched one recipient of a submission (details: rule,
+# sender, recipient, registry when accepted; target: the registry, else the sender).
+POLICY_AUDIT_HIT = "policy.audit-hit"
 
 _ACTING: ContextVar[Mapping[str, Any] | None] = ContextVar("barid_audit_acting", default=None)
 
@@ -268,12 +271,17 @@ async def recent(
     since: str | None = None,
     limit: int = 50,
     agencies: Collection[str] | None = None,
+    rule: str | None = None,
 ) -> list[dict[str, Any]]:
     """The newest `limit` events (optionally one action, or since an ISO time, or only
-    about `agencies`: see `about_agencies`), oldest first."""
+    about `agencies`: see `about_agencies`, or naming policy `rule` in their
+    details), oldest first."""
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if action is not None:
         stmt = stmt.where(AuditEvent.action == action)
+    if rule is not None:
+        needle = canonical_details({"rule": rule})[1:-1]  # '"rule":"<id>"'
+        stmt = stmt.where(AuditEvent.details.contains(needle, autoescape=True))
     if since is not None:
         stmt = stmt.where(AuditEvent.at >= since)
     if agencies is not None:

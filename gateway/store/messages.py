@@ -67,26 +67,36 @@ class MessageStore(MessageReader):
         rule: str | None = None,
         recipients: Sequence[str] = (),
         client_address: str = "",
+        audit_hits: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Audit a refused submission ("message.reject", outcome "refused"), in its own
-        transaction. `reason` is a short code (e.g. "policy", "unsigned"), `rule` the
+        transaction, with one "policy.audit-hit" event per (rule id, recipient) of
+        `audit_hits`. `reason` is a short code (e.g. "policy", "unsigned"), `rule` the
         policy rule id if one decided. StoreUnavailable on database trouble."""
+        reject = audit.Event(
+            actor=actor,
+            action="message.reject",
+            target=sender.lower(),
+            outcome="refused",
+            details={
+                "reason": reason,
+                "rule": rule,
+                "recipients": [r.lower() for r in recipients],
+                "client": client_address,
+            },
+        )
+        hits = [
+            audit.Event(
+                actor=actor,
+                action=audit.POLICY_AUDIT_HIT,
+                target=sender.lower(),
+                details={"rule": hit_rule, "sender": sender.lower(), "recipient": recipient},
+            )
+            for hit_rule, recipient in audit_hits
+        ]
         try:
             async with writing(self._sessions) as session:
-                await audit.append(
-                    session,
-                    self._audit_key,
-                    actor=actor,
-                    action="message.reject",
-                    target=sender.lower(),
-                    outcome="refused",
-                    details={
-                        "reason": reason,
-                        "rule": rule,
-                        "recipients": [r.lower() for r in recipients],
-                        "client": client_address,
-                    },
-                )
+                await audit.append_many(session, self._audit_key, [reject, *hits])
         except DATABASE_ERRORS as exc:
             raise database_trouble("record_rejection", exc) from None
 

@@ -22,7 +22,7 @@ from gateway.mime.analysis import Analysis, analyze
 from gateway.mime.coverage import content_parts
 from gateway.mime.runner import Check, check_order, run_checks
 from gateway.mime.verdicts import PASS, Rejection, Verdict
-from gateway.model.message import Document, Recipient, Submission
+from gateway.model.message import Document, PolicyAuditHit, Recipient, Submission
 from gateway.smtp.refusals import is_rate_rule
 from gateway.smtp.replies import RATE_LIMITED, reply
 from gateway.submission.facts import Inputs, SubmissionFacts
@@ -114,6 +114,9 @@ class PolicyCheck(Check[SubmissionFacts]):
         )
         for recipient in inputs.recipients:
             decision = inputs.policy.decide(inputs.sender.address, recipient, message)
+            facts.audit_hits.extend(
+                PolicyAuditHit(hit.rule_id, recipient.lower()) for hit in decision.audit_hits
+            )
             if not decision.allowed:
                 if is_rate_rule(inputs.policy, decision.rule_id):
                     return Verdict(RATE_LIMITED, "rate", decision.rule_id)
@@ -135,15 +138,29 @@ check_order(SUBMISSION_CHECKS, given=("inputs",))
 
 def check_message(inputs: Inputs) -> Submission | Verdict:
     """The accepted submission, or the verdict that refuses it."""
+    return check_submission(inputs)[0]
+
+
+def check_submission(
+    inputs: Inputs,
+) -> tuple[Submission | Verdict, tuple[PolicyAuditHit, ...]]:
+    """The accepted submission (carrying its audit-mode hits), or the refusing verdict
+    with the audit-mode hits found before the refusal."""
     facts = SubmissionFacts(inputs)
     verdict = run_checks(SUBMISSION_CHECKS, facts)
+    hits = tuple(facts.audit_hits)
     if not verdict.passed:
-        return verdict
+        return verdict, hits
     assert facts.analysis is not None and facts.documents is not None
-    return _submission(inputs, facts.analysis, facts.documents)
+    return _submission(inputs, facts.analysis, facts.documents, hits), hits
 
 
-def _submission(inputs: Inputs, analysis: Analysis, documents: list[Document]) -> Submission:
+def _submission(
+    inputs: Inputs,
+    analysis: Analysis,
+    documents: list[Document],
+    hits: tuple[PolicyAuditHit, ...],
+) -> Submission:
     return Submission(
         sender_address=inputs.sender.address,
         sender_code=inputs.sender.code,
@@ -161,6 +178,7 @@ def _submission(inputs: Inputs, analysis: Analysis, documents: list[Document]) -
         client_address=inputs.client_address,
         message_id=analysis.message_id or "",
         parts=content_parts(analysis.signed_units, analysis.documents, analysis.inline_texts),
+        audit_hits=hits,
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gateway.mime.analysis import Analysis
 from gateway.mime.limits import MimeLimits
-from gateway.model.message import Document
+from gateway.model.message import Document, PolicyAuditHit
 from gateway.store.directory import SigningMaterial
 from keys.signatures import OpenPgpBackend
 from policies.directory import AgencyRecord, DirectorySnapshot, EmployeeRecord
@@ -50,3 +50,5 @@ class SubmissionFacts:
     analysis: Analysis | None = None
     documents: list[Document] | None = None
     codes: set[str] | None = None  # employee codes named by the good signatures
+    # audit-mode policy matches found so far, kept whether the message passes or not
+    audit_hits: list[PolicyAuditHit] = field(default_factory=list)

@@ -3,7 +3,8 @@
 Owns: the I/O around `checks.check_message` — disk space (452 4.3.1), the
 sender's signing material and recent sending count, running the checks in a
 worker thread (heavy parsing and crypto stay off the event loop), durable
-acceptance with stamping inside the transaction, audit of refusals, metrics,
+acceptance with stamping inside the transaction, audit of refusals, metrics
+(audit-mode policy hits counted here, audited with the acceptance or refusal),
 and mapping storage trouble to 451 4.3.0. Must not: acknowledge anything
 before `MessageStore.accept` has committed; never show exception text.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway import metrics
 from gateway.mime.limits import MimeLimits
 from gateway.mime.verdicts import Verdict
+from gateway.model.message import PolicyAuditHit
 from gateway.smtp import replies
 from gateway.stamp.stamper import Stamper
 from gateway.store.db import iso
@@ -32,7 +34,7 @@ from gateway.store.disk import free_space_ok
 from gateway.store.errors import StoreError
 from gateway.store.messages import MessageStore
 from gateway.store.models import Message
-from gateway.submission.checks import check_message
+from gateway.submission.checks import check_submission
 from gateway.submission.facts import Inputs
 from gateway.submission.handler import Identity
 from keys.signatures import OpenPgpBackend
@@ -152,9 +154,10 @@ class SubmissionPipeline:
             openpgp_backend=self._openpgp_backend,
             mailservers=self._mailservers,
         )
-        verdict = await asyncio.to_thread(check_message, inputs)
+        verdict, hits = await asyncio.to_thread(check_submission, inputs)
         if isinstance(verdict, Verdict):
-            await self._record_refusal(sender.address, verdict, recipients, peer)
+            await self._record_refusal(sender.address, verdict, recipients, peer, hits)
+            _count_audit_hits(hits)
             return "rejected", verdict.reason, verdict.reply
         try:
             accepted = await self._store.accept(
@@ -167,6 +170,7 @@ class SubmissionPipeline:
             # e.g. a stamping fault: nothing was committed (the transaction rolled back)
             log.error("message not stored: internal fault; client told to retry", exc_info=True)
             return "deferred", "internal", replies.INTERNAL
+        _count_audit_hits(hits)
         log.info(
             "accepted",
             extra={"registry": accepted.registry, "recipients": len(recipients), "size": len(raw)},
@@ -174,7 +178,12 @@ class SubmissionPipeline:
         return "accepted", "ok", replies.ACCEPTED.format(registry=accepted.registry)
 
     async def _record_refusal(
-        self, sender: str, refusal: Verdict, recipients: list[str], peer: str
+        self,
+        sender: str,
+        refusal: Verdict,
+        recipients: list[str],
+        peer: str,
+        hits: tuple[PolicyAuditHit, ...],
     ) -> None:
         try:
             await self._store.record_rejection(
@@ -184,6 +193,14 @@ class SubmissionPipeline:
                 rule=refusal.rule_id or None,
                 recipients=recipients,
                 client_address=peer,
+                audit_hits=[(hit.rule_id, hit.recipient) for hit in hits],
             )
         except StoreError:
             log.warning("refusal not audited: database unavailable", exc_info=True)
+
+
+def _count_audit_hits(hits: tuple[PolicyAuditHit, ...]) -> None:
+    """One metric increment per audit-mode match (its audit event is already written)."""
+    for hit in hits:
+        metrics.POLICY_AUDIT_HITS.labels(hit.rule_id).inc()
+        log.info("policy audit hit", extra={"rule": hit.rule_id, "recipient": hit.recipient})
