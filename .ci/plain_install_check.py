@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gateway
 from gateway.federation.dkim_check import load_dkim_records, verify_transfer
-from gateway.stamp.dkim import DkimSigner
+from gateway.stamping.dkim import DkimSigner
 from keys.dkim_dns import dkim_dns_records
 from keys.gateway_keys import ensure_gateway_keys, load_gateway_keys
 

@@ -1,5 +1,5 @@
 """`barid dns --domain D`: every DNS record an agency mail domain needs, as
-zone-file lines or JSON (gateway.domain_dns builds them).
+zone-file lines or JSON (gateway.http.domain_dns builds them).
 
 Owns: this command's options and output. Must not: build records itself or
 write anything.
@@ -15,8 +15,8 @@ from admin.cli import common, config_path, run, want_json
 from admin.context import open_app, settings_from
 from admin.errors import CliError
 from admin.output import emit
-from gateway.clientconfig.model import MailEndpoints, find_domain
-from gateway.domain_dns import domain_dns
+from gateway.http.clientconfig.model import MailEndpoints, find_domain
+from gateway.http.domain_dns import domain_dns
 from gateway.store.directory import DirectoryError, normalize_address, normalize_domain
 from keys.dkim_dns import dkim_records
 

@@ -14,7 +14,7 @@ from admin.services.account_base import AccountKeys
 from admin.services.account_services import AccountServices
 from admin.services.actor import Actor, Role
 from admin.services.login import Logins
-from gateway.auth import Authenticator
+from gateway.intake.login import Authenticator
 from gateway.store import audit, migrate
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import AgencyInput, Directory, EmployeeInput

@@ -1,4 +1,4 @@
-"""The service-layer tests' world (tests/admin_services/use_cases): the four actors,
+"""The service-layer tests' world (tests/admin/services/use_cases): the four actors,
 the seeded directory with two accepted messages and their queue entries, and
 certificates.
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests/mailbox/test_mailbox_*.py modules (no tests here)."""
+"""Helpers shared by the tests/store/mailbox/test_mailbox_*.py modules (no tests here)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.mailbox.notify import MailboxNotifier
-from gateway.mailbox.store import MailboxStore
 from gateway.store import migrate
 from gateway.store.blobs import BlobCipher
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import AgencyInput, Directory, EmployeeInput
+from gateway.store.mailbox.notify import MailboxNotifier
+from gateway.store.mailbox.store import MailboxStore
 
 AUDIT_KEY = os.urandom(32)
 ALICE = "alice@moh.gov.example"

@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from gateway.receipts import ReceiptFacts, ReceiptKind
+from gateway.delivery.receipts import ReceiptFacts, ReceiptKind
 
 SENDER_DOMAIN = "moh.gov.xx"
 SELECTOR_PREFIX = "barid"
 TOKEN = "AEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIB2345"
 VERIFY_URL = f"https://verify.health-ministry.gov.xx/v/{TOKEN}"
 ACCEPTED_AT = dt.datetime(2026, 3, 1, 10, 15, 30, tzinfo=dt.UTC)
-
 
 
 def make_facts(kind: ReceiptKind, /, **changes: object) -> ReceiptFacts:

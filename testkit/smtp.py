@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import load_settings
+from gateway.intake.smtp.listeners import Listener, start_listener, stop_listeners
+from gateway.intake.smtp.sessions import SessionLimits, SmtpShared, shared_for
+from gateway.intake.submission import Identity, SubmissionHandler
 from gateway.serve import bind
-from gateway.smtp.listeners import Listener, start_listener, stop_listeners
-from gateway.smtp.sessions import SessionLimits, SmtpShared, shared_for
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
-from gateway.submission.handler import Identity, SubmissionHandler
 from keys.gateway_keys import load_gateway_keys
 from keys.tls import load_server_context
 from policies.holder import PolicyHolder
@@ -159,8 +159,13 @@ def plain_auth(user: str, password: str) -> bytes:
 
 
 async def authed(
-    port: int, tls: ssl.SSLContext, *, user: str = "a@moh.gov.example", source: str = "127.0.0.1",
-    starttls: bool = True, password: str = PASSWORD,
+    port: int,
+    tls: ssl.SSLContext,
+    *,
+    user: str = "a@moh.gov.example",
+    source: str = "127.0.0.1",
+    starttls: bool = True,
+    password: str = PASSWORD,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A session on the submission port (STARTTLS) from `source`, logged in as `user`."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))

@@ -92,7 +92,7 @@ class _BodyTooLarge(Exception):
 
 async def _too_large(send: Send) -> None:
     body = (
-        b'{"type":"https://barid.invalid/problems/too-large","title":"Content Too Large",'
+        b'{"type":"urn:barid:problem:too-large","title":"Content Too Large",'
         b'"status":413,"detail":"the request body is larger than this listener accepts"}'
     )
     headers = [

@@ -18,11 +18,12 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin.services.actor import Forbidden, OutOfScope
+from admin.services.errors import ServiceError, problem_details
 
 log = logging.getLogger("barid.admin.api")
 
 PROBLEM_TYPE = "application/problem+json"
-TYPE_BASE = "https://barid.invalid/problems/"
+TYPE_BASE = "urn:barid:problem:"  # the scheme of admin.services.errors too
 
 
 class Problem(BaseModel):
@@ -105,6 +106,19 @@ def install(app: FastAPI) -> None:
             kind=exc.kind,
             errors=exc.errors,
             headers=exc.headers,
+        )
+
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+        body = problem_details(exc)
+        errors = [{"message": line} for line in body.get("problems", [])] or None
+        return problem_response(
+            request,
+            body["status"],
+            body["title"],
+            body["detail"],
+            kind=body["type"].removeprefix(TYPE_BASE),
+            errors=errors,
         )
 
     @app.exception_handler(OutOfScope)

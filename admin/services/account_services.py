@@ -16,7 +16,7 @@ from admin.services.accounts import Grants
 from admin.services.login import Logins
 from admin.services.tokens import Tokens
 from admin.services.totp import TwoFactor
-from gateway.auth import Authenticator
+from gateway.intake.login import Authenticator
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from admin.services.actor import Actor, Area
 from admin.services.errors import InvalidInput, Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import actor_subtree, check, home_path, tree
-from gateway.stamp.trace import normalize as normalize_trace
+from gateway.stamping.trace import normalize as normalize_trace
 from gateway.store import audit
 from gateway.store.access_trail import AccessEntry, access_entries, parse_since
 from gateway.store.directory.scope import employees_of

@@ -1,6 +1,6 @@
 """People signing in to the management plane: password + TOTP, then a web session.
 
-Owns: `authenticate_password_totp` (the password through gateway.auth, so the
+Owns: `authenticate_password_totp` (the password through gateway.intake.login, so the
 failure throttle is the one SMTP AUTH and IMAP LOGIN use, and a wrong or
 replayed second factor counts as a failed login), and sessions: created under
 one grant, the id shown once and kept as a keyed hash, a CSRF secret, idle and
@@ -32,7 +32,7 @@ from admin.services.account_base import (
 from admin.services.accounts import Grants, GrantView
 from admin.services.actor import Actor, Role
 from admin.services.totp import TwoFactor
-from gateway.auth import Authenticator, Outcome
+from gateway.intake.login import Authenticator, Outcome
 from gateway.store.admin_models import AdminGrant, AdminSession
 from gateway.store.db import writing
 from gateway.store.models import Employee

@@ -3,7 +3,7 @@
 Owns: validating a policy text against the directory and federation before it
 becomes a version (nothing is written when it has a problem: every problem is
 reported, with its line), and reading versions back. Every running node then
-takes the new version (gateway.policy_runtime). Failure behaviour:
+takes the new version (gateway.checks.policy). Failure behaviour:
 `PolicyInvalid` (an `InvalidInput`) lists every problem; `Forbidden` for roles that may not change
 the policy (only system-admin may); `VersionNotFound` (a `NotFound`) for an unknown id.
 """

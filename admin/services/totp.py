@@ -26,7 +26,7 @@ from admin.services.account_base import (
     stamp,
 )
 from admin.services.actor import Actor, Area, Role, require, require_grant
-from gateway.stamp.qr import QrTooLarge, qr_png, qr_svg
+from gateway.stamping.qr import QrTooLarge, qr_png, qr_svg
 from gateway.store.admin_models import AdminGrant, AdminRecoveryCode, AdminTotp, AdminTotpStep
 from gateway.store.db import writing
 from gateway.store.models import Employee

@@ -3,7 +3,7 @@
 Owns: taking `delivery_queue` entries with the local target and `receipt_jobs`
 rows (rendered and filed by gateway.delivery.receipt_writer), and turning each
 into mailbox content exactly once. Must not: build
-message bytes beyond calling gateway.receipts, or speak IMAP/SMTP.
+message bytes beyond calling gateway.delivery.receipts, or speak IMAP/SMTP.
 
 Exactly once, across crashes and several workers (nodes): each unit of work is
 claimed *inside* the transaction that stores its result, by a guarded update
@@ -45,8 +45,14 @@ from gateway import metrics
 from gateway.delivery.loop import WorkerLoop
 from gateway.delivery.pool import ParsePool
 from gateway.delivery.receipt_writer import ReceiptWriter
-from gateway.mailbox.folders import INBOX
-from gateway.mailbox.store import (
+from gateway.model.target import LOCAL, DeliveryTarget
+from gateway.stamping.dkim import DkimSigner
+from gateway.store import audit
+from gateway.store.blobs import BlobCipher, open_blob
+from gateway.store.db import utcnow
+from gateway.store.errors import DATABASE_ERRORS
+from gateway.store.mailbox.folders import INBOX
+from gateway.store.mailbox.store import (
     MailboxStore,
     StoreUnavailable,
     WriteScope,
@@ -54,12 +60,6 @@ from gateway.mailbox.store import (
     ensure_folders_in,
     insert_content,
 )
-from gateway.model.target import LOCAL, DeliveryTarget
-from gateway.stamp.dkim import DkimSigner
-from gateway.store import audit
-from gateway.store.blobs import BlobCipher, open_blob
-from gateway.store.db import utcnow
-from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.models import (
     Blob,
     DeliveryQueueEntry,

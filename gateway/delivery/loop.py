@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 
-from gateway.mailbox.store import StoreUnavailable
+from gateway.store.mailbox.store import StoreUnavailable
 
 IDLE_POLL_SECONDS = 1.0
 RETRY_SECONDS = 5.0

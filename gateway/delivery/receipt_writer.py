@@ -1,7 +1,7 @@
 """Receipts into mailboxes: rendering pending receipt jobs and filing them.
 
 Owns: `ReceiptWriter`: each pending `receipt_jobs` row rendered with
-gateway.receipts (DKIM-signed with the sender agency's domain) and stored in the
+gateway.delivery.receipts (DKIM-signed with the sender agency's domain) and stored in the
 sender's Receipts (an acceptance also files the sender's original into Sent,
 \\Seen), the job claimed inside the transaction that stores it. Must not:
 build receipt bytes itself or touch the delivery queue.
@@ -18,8 +18,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
-from gateway.mailbox.folders import RECEIPTS, SENT
-from gateway.mailbox.store import (
+from gateway.delivery.receipts import ReceiptFacts, ReceiptKind, build_receipt
+from gateway.stamping.dkim import DkimSigner
+from gateway.store.blobs import BlobCipher, open_blob
+from gateway.store.db import utcnow
+from gateway.store.errors import DATABASE_ERRORS
+from gateway.store.mailbox.folders import RECEIPTS, SENT
+from gateway.store.mailbox.store import (
     MailboxStore,
     StoreUnavailable,
     WriteScope,
@@ -27,11 +32,6 @@ from gateway.mailbox.store import (
     ensure_folders_in,
     insert_content,
 )
-from gateway.receipts import ReceiptFacts, ReceiptKind, build_receipt
-from gateway.stamp.dkim import DkimSigner
-from gateway.store.blobs import BlobCipher, open_blob
-from gateway.store.db import utcnow
-from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.models import (
     Agency,
     Blob,

@@ -20,7 +20,7 @@ searched for the copy's `Barid-Trace` before appending again.
 Outcomes. Delivered: "delivered" (for an agency server, a delivery receipt for
 the sender is owed; for a peer, the peer returns its own signed receipt).
 Permanent (5xx): "failed", with a non-delivery receipt carrying the remote
-server and its reply (RFC 3464 part, gateway.receipts). Temporary (4xx, no
+server and its reply (RFC 3464 part, gateway.delivery.receipts). Temporary (4xx, no
 connection, TLS refused): queued again after `retry_first_seconds` doubled per
 attempt up to `retry_max_seconds`; past `retry_window_hours` after acceptance,
 "failed" with a non-delivery receipt ("retry-window-expired"). A peer whose
@@ -53,7 +53,7 @@ from gateway.delivery.relay_work import Work, claim_due, parse, stamp
 from gateway.federation.client import Outcome, Transfer, send_batch
 from gateway.federation.peers import Federation
 from gateway.model.target import DeliveryTarget, TargetKind
-from gateway.stamp.dkim import DkimSigner
+from gateway.stamping.dkim import DkimSigner
 from gateway.store import audit
 from gateway.store.blobs import BlobCipher, open_blob
 from gateway.store.db import writing
@@ -406,7 +406,7 @@ def _job(
 
 def _status(result: _Result) -> str | None:
     """The RFC 3463 status of an IMAP server's refusal (an SMTP reply carries its own:
-    gateway.receipts reads it from the detail). Size limits are 5.3.4."""
+    gateway.delivery.receipts reads it from the detail). Size limits are 5.3.4."""
     if result.work.target.kind is not TargetKind.IMAP or result.kind != "permanent":
         return None
     return "5.3.4" if "[LIMIT]" in result.reply or "[TOOBIG]" in result.reply else None

@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from gateway.stamp.cover import CERTIFICATE_NAME
-from gateway.stamp.envelope import header
+from gateway.stamping.cover import CERTIFICATE_NAME
+from gateway.stamping.envelope import header
 
 COPY_FIELDS = (
     "barid-registry",

@@ -1,6 +1,6 @@
 """The pymap backend over Barid's mailbox store, by its parts (one import place).
 
-Owns: nothing of its own; it names the parts that adapt gateway.mailbox.store
+Owns: nothing of its own; it names the parts that adapt gateway.store.mailbox.store
 to pymap's interfaces (pymap 0.36.7, pinned): `context` (settings, shared
 state, store errors as IMAP answers), `login`, `session` (batched commands and
 the access trail before any body byte), `mailbox` (folder set, selected

@@ -25,15 +25,15 @@ from pymap.selected import SelectedSet
 from pysasl import SASLAuth
 from pysasl.hashing import BuiltinHash
 
-from gateway.auth import Authenticator
 from gateway.imap.access import AccessRecorder
-from gateway.mailbox.store import (
+from gateway.intake.login import Authenticator
+from gateway.store.mailbox.store import (
     MailboxError,
     MailboxStore,
     NoSuchMailbox,
     StoreUnavailable,
 )
-from gateway.mailbox.store import MailboxNameError as _NameError
+from gateway.store.mailbox.store import MailboxNameError as _NameError
 
 # Mails larger than this are parsed in a worker thread, off the event loop.
 PARSE_IN_THREAD_BYTES = 256 * 1024

@@ -1,7 +1,7 @@
 """IMAP LOGIN for pymap: credentials against the directory, the logged-in identity.
 
 Owns: pymap's `LoginInterface` and `IdentityInterface` (pymap 0.36.7, pinned)
-over `gateway.auth` (the same throttles and Argon2id as SMTP AUTH); a session
+over `gateway.intake.login` (the same throttles and Argon2id as SMTP AUTH); a session
 starts with the standard folders ensured. Must not: check passwords itself.
 """
 
@@ -23,10 +23,10 @@ from pymap.token import AllTokens
 from pymap.user import UserMetadata
 from pysasl.creds.server import ServerCredentials
 
-from gateway.auth import Outcome
 from gateway.imap.context import ImapContext, Unavailable, client_address, guard
 from gateway.imap.session import Session
-from gateway.mailbox.store import StoreUnavailable
+from gateway.intake.login import Outcome
+from gateway.store.mailbox.store import StoreUnavailable
 
 
 class _SecretCatcher:

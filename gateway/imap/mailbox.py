@@ -25,9 +25,9 @@ from pymap.selected import SelectedMailbox, SelectedSet
 from gateway.imap.context import PARSE_IN_THREAD_BYTES, ImapContext, flag_names, guard
 from gateway.imap.describe import Description, describe
 from gateway.imap.message import Message
-from gateway.mailbox import folders
-from gateway.mailbox.notify import POLL_SECONDS
-from gateway.mailbox.store import (
+from gateway.store.mailbox import folders
+from gateway.store.mailbox.notify import POLL_SECONDS
+from gateway.store.mailbox.store import (
     MailboxExists,
     MailboxInfo,
     MailRow,

@@ -24,7 +24,7 @@ from pymap.parsing.specials import FetchRequirement
 from gateway.imap.access import opens_body
 from gateway.imap.context import PARSE_IN_THREAD_BYTES, flag_names, guard, to_flags
 from gateway.imap.describe import Description, read_description
-from gateway.mailbox.store import (
+from gateway.store.mailbox.store import (
     MailboxStore,
     MailRow,
 )

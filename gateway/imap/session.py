@@ -34,7 +34,7 @@ from gateway.imap.context import (
 from gateway.imap.describe import read_description
 from gateway.imap.mailbox import FLAG_MODES, MailboxData, MailboxSet
 from gateway.imap.message import Message
-from gateway.mailbox.store import (
+from gateway.store.mailbox.store import (
     MailRow,
     StoreUnavailable,
 )

@@ -2,7 +2,7 @@
 
 Owns: `Rejection` and the three reply classes this package produces (RFC 3463
 enhanced codes, docs/CONTRACT.md §5), and `Verdict`, the result of one check of
-gateway.mime.runner (pass, or a reply with its severity). Must not: write SMTP
+gateway.checks.runner (pass, or a reply with its severity). Must not: write SMTP
 lines on the wire or carry internal exception text; a reason is short, ASCII
 and safe to show a client.
 """

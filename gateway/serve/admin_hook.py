@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
-from gateway.auth import Authenticator
 from gateway.config import Settings
+from gateway.intake.login import Authenticator
 from gateway.store.directory import Directory
 from keys.gateway_keys import GatewayKeys
 

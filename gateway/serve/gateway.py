@@ -13,30 +13,30 @@ import asyncio
 import logging
 
 from gateway import metrics
-from gateway.auth import Authenticator
-from gateway.clientconfig.model import MailEndpoints
+from gateway.checks.policy import PolicyRuntime
 from gateway.config import Settings
 from gateway.delivery.local import MailWorker
 from gateway.delivery.relay import RelayWorker
 from gateway.federation.peers import Federation
+from gateway.http.clientconfig.model import MailEndpoints
 from gateway.imap.access import AccessRecorder
 from gateway.imap.backend import ImapContext
 from gateway.imap.server import ImapService
-from gateway.mailbox.notify import MailboxNotifier
-from gateway.mailbox.store import MailboxStore
-from gateway.policy_runtime import PolicyRuntime
+from gateway.intake.acceptance import SubmissionPipeline
+from gateway.intake.login import Authenticator
+from gateway.intake.smtp.listeners import Listener, stop_listeners
+from gateway.intake.submission import SubmissionHandler
 from gateway.serve import listeners, services, workers
 from gateway.serve.admin_hook import AdminAppFactory, AdminResources
 from gateway.serve.listeners import QuietUvicorn
-from gateway.smtp.listeners import Listener, stop_listeners
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
+from gateway.store.mailbox.notify import MailboxNotifier
+from gateway.store.mailbox.store import MailboxStore
 from gateway.store.messages import MessageStore
-from gateway.submission.handler import SubmissionHandler
-from gateway.submission.pipeline import SubmissionPipeline
 from keys.gateway_keys import GatewayKeys, derive_key
 from policies.directory import DirectorySnapshot
 from policies.holder import PolicyHolder
@@ -133,6 +133,10 @@ class Gateway:
         self.imap = await listeners.start_imap_listeners(
             settings, self._imap_context(audit_key), tls, self.imap_ports
         )
+        # The public HTTP listener starts last: once /healthz answers, every
+        # listener is up and barid_up is 1.
+        await self._start_admin(keys)
+        metrics.UP.set(1)
         self._http, http_task, self.http_port = await listeners.start_http_listener(
             settings,
             self.engine,
@@ -143,8 +147,6 @@ class Gateway:
             snapshot=lambda: self.snapshot,
         )
         self._tasks += [http_task, asyncio.create_task(self._watch_directory())]
-        await self._start_admin(keys)
-        metrics.UP.set(1)
 
     async def _start_admin(self, keys: GatewayKeys) -> None:
         """The admin listener, when `barid serve` gave the app's factory."""

@@ -20,25 +20,25 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
-from gateway.clientconfig.model import MailEndpoints
-from gateway.clientconfig.routes import ClientSetup
 from gateway.config import Settings
 from gateway.federation.peers import Federation
-from gateway.federation.store import FederationStore
-from gateway.federation.transfer import TransferHandler, TransferSMTP
-from gateway.http_app import build_app
-from gateway.http_slots import fair_protocol
+from gateway.http.app import build_app
+from gateway.http.clientconfig.model import MailEndpoints
+from gateway.http.clientconfig.routes import ClientSetup
+from gateway.http.slots import fair_protocol
 from gateway.imap.backend import ImapContext
 from gateway.imap.limits import ConnectionSlots, LiteralBudget, TransferRules
 from gateway.imap.server import ImapService
-from gateway.mailbox.store import MailboxStore
+from gateway.intake.smtp.listeners import Listener, start_listener
+from gateway.intake.smtp.sessions import SessionLimits, SmtpShared, shared_for
+from gateway.intake.smtp.slots import SlotTable
+from gateway.intake.smtp.spool import SPOOL_DIR_NAME
+from gateway.intake.transfer import TransferHandler, TransferSMTP
 from gateway.serve.sockets import StartupError, bind
-from gateway.smtp.listeners import Listener, start_listener
-from gateway.smtp.sessions import SessionLimits, SmtpShared, shared_for
-from gateway.smtp.slots import SlotTable
-from gateway.smtp.spool import SPOOL_DIR_NAME
-from gateway.stamp.dkim import DkimSigner
+from gateway.stamping.dkim import DkimSigner
 from gateway.store.blobs import BlobCipher
+from gateway.store.mailbox.store import MailboxStore
+from gateway.store.transfers import FederationStore
 from gateway.verification import VerificationService
 from gateway.verification.radar import Radar, RadarLimits, audit_alerts
 from keys.gateway_keys import GatewayKeys, KeyFileError
@@ -144,7 +144,7 @@ async def start_transfer_listener(
         # A copy is the original (at most max_message_size) inside its envelope.
         max_message_size=settings.smtp.max_message_size + TRANSFER_ENVELOPE_ALLOWANCE,
         # Copies embed originals verbatim, labelled "binary" when a line is over
-        # 998 octets (gateway.stamp.envelope), so the line rule is off here.
+        # 998 octets (gateway.stamping.envelope), so the line rule is off here.
         shared=smtp_shared(settings, line_rule=False),
         protocol=TransferSMTP,
     )

@@ -15,22 +15,22 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.auth import Authenticator
-from gateway.auth_events import audit_lockouts
+from gateway.checks.policy import PolicyRuntime, PolicyStartupError
 from gateway.config import Settings
 from gateway.federation.peers import Federation, PeerConfigError
+from gateway.intake.acceptance import SubmissionPipeline
+from gateway.intake.lockout_events import audit_lockouts
+from gateway.intake.login import Authenticator
+from gateway.intake.smtp.spool import SPOOL_DIR_NAME, clear_spool
+from gateway.intake.smtp.throttle import ThrottleRules
 from gateway.mime.limits import MimeLimits
-from gateway.policy_runtime import PolicyRuntime, PolicyStartupError
 from gateway.serve.sockets import StartupError
-from gateway.smtp.spool import SPOOL_DIR_NAME, clear_spool
-from gateway.smtp.throttle import ThrottleRules
-from gateway.stamp.stamper import Stamper
-from gateway.stamp.trace import TRACE_KEY_PURPOSE
+from gateway.stamping.stamper import Stamper
+from gateway.stamping.trace import TRACE_KEY_PURPOSE
 from gateway.store import migrate
 from gateway.store.db import durability_problems
 from gateway.store.directory import Directory
 from gateway.store.messages import MessageStore
-from gateway.submission.pipeline import SubmissionPipeline
 from keys.gateway_keys import GatewayKeys, KeyFileError, load_gateway_keys
 from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot

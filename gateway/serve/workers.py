@@ -20,10 +20,10 @@ from gateway.delivery.imap_target import ImapServer
 from gateway.delivery.local import MailWorker
 from gateway.delivery.relay import RelayWorker
 from gateway.federation.peers import Federation
-from gateway.mailbox.store import MailboxStore
 from gateway.serve.sockets import StartupError
-from gateway.stamp.dkim import DkimSigner
+from gateway.stamping.dkim import DkimSigner
 from gateway.store.blobs import BlobCipher
+from gateway.store.mailbox.store import MailboxStore
 from gateway.store.messages import MessageStore
 from keys.gateway_keys import GatewayKeys
 

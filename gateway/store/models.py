@@ -251,7 +251,7 @@ class DeliveryQueueEntry(Base):
 
 class Mailbox(Base):
     """One IMAP folder of one employee. `next_uid` and `highest_modseq` only grow;
-    both are advanced by one UPDATE ... RETURNING (see gateway.mailbox.store)."""
+    both are advanced by one UPDATE ... RETURNING (see gateway.store.mailbox.store)."""
 
     __tablename__ = "mailboxes"
     # AUTOINCREMENT: SQLite must never give a deleted mailbox's id to a new one.

@@ -7,7 +7,7 @@ NOTIFY on `CHANNEL`, delivered only if it commits, so other nodes reload at
 once; on SQLite (one node) they notice by polling the newest id.
 
 Must not: validate policies (`policies/` does, before a version is written) or
-swap the running one (gateway.policy_runtime does).
+swap the running one (gateway.checks.policy does).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Public verification of issued messages (docs/CONTRACT.md §6): by token, by document
-bytes, and the published token keys. `service` decides; `gateway.http_app` serves."""
+bytes, and the published token keys. `service` decides; `gateway.http.app` serves."""
 
 from gateway.verification.service import (
     DocumentVerdict,

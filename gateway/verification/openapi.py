@@ -2,7 +2,7 @@
 
 Owns: the hand-written description of /api/v1/verify/{token},
 /api/v1/verify/document, /.well-known/barid/keys.json and /healthz, kept in step
-with `gateway.http_app` and the `as_dict` contracts in `gateway.verification.service`.
+with `gateway.http.app` and the `as_dict` contracts in `gateway.verification.service`.
 Must not: import the app (it is data only).
 """
 

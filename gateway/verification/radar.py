@@ -33,7 +33,7 @@ proxy that does not set X-Forwarded-For (uvicorn's proxy headers, trusted from
 127.0.0.1 only), all clients share one address.
 
 Hook for every route that answers verification lookups (the API in
-gateway/http_app.py; the HTML pages /v/... may use the same instance,
+gateway/http/app.py; the HTML pages /v/... may use the same instance,
 `app.state.verify_radar`):
 
     wait = radar.check(client, "token")            # before any work

@@ -18,7 +18,7 @@ from gateway.federation.dkim_check import (
     verify_transfer,
 )
 from gateway.federation.trust import TrustError
-from gateway.stamp.dkim import DkimSigner
+from gateway.stamping.dkim import DkimSigner
 from keys.dkim_dns import dkim_records
 from keys.gateway_keys import GatewayKeys, default_keys_dir, ensure_gateway_keys, load_gateway_keys
 

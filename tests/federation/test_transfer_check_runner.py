@@ -1,6 +1,6 @@
 """Peer transfer runs its end-of-data checks through the shared runner
-(gateway.mime.runner): a new check is one class placed in one of the two lists of
-gateway.federation.transfer_checks, and a real transfer session (mutual TLS,
+(gateway.checks.runner): a new check is one class placed in one of the two lists of
+gateway.checks.transfer, and a real transfer session (mutual TLS,
 DKIM) gets its verdict, audited with its reason, with nothing filed.
 
 Also pins why there are two lists: acceptance is checked only for a copy not
@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 from test_federation_faults import REGISTRAR, REGISTRY, scalar, submit
 
-from gateway.federation import transfer_checks
+from gateway.checks import transfer as transfer_checks
+from gateway.checks.runner import Check
+from gateway.checks.transfer import InboundTransfer
 from gateway.federation.client import Transfer, send_batch
-from gateway.federation.transfer_checks import InboundTransfer
-from gateway.mime.runner import Check
 from gateway.mime.verdicts import Verdict
 from gateway.store.models import AuditEvent, InboundCopy, MessageCopy
 

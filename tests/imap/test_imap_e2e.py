@@ -24,9 +24,9 @@ from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from gateway.imap.describe import describe
-from gateway.mailbox.folders import INBOX
 from gateway.metrics import REGISTRY
 from gateway.store.access_trail import access_entries
+from gateway.store.mailbox.folders import INBOX
 from gateway.store.models import DeliveryQueueEntry, ReceiptJob
 from keys.dkim_dns import dkim_records
 from policies.directory import EmployeeStatus

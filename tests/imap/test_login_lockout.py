@@ -1,5 +1,5 @@
-"""The login throttle an attacker cannot use against a user (gateway/auth.py,
-gateway/smtp/throttle.py, gateway/auth_events.py), over SMTP AUTH and IMAP LOGIN
+"""The login throttle an attacker cannot use against a user (gateway/intake/login.py,
+gateway/intake/smtp/throttle.py, gateway/intake/lockout_events.py), over SMTP AUTH and IMAP LOGIN
 with real sockets against a whole gateway. The attacker is another loopback
 address (127.0.0.2) than the user's usual one (127.0.0.1)."""
 
@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from gateway import metrics
-from gateway.auth_events import EVENTS_PER_MINUTE, LOCKOUT_ACTION, LockoutEvents
-from gateway.smtp.throttle import Lockout, LoginThrottle, ThrottleRules
+from gateway.intake.lockout_events import EVENTS_PER_MINUTE, LOCKOUT_ACTION, LockoutEvents
+from gateway.intake.smtp.throttle import Lockout, LoginThrottle, ThrottleRules
 from gateway.store.models import AuditEvent
 from testkit.imap_hostile import MOF, Raw, Running, assert_no_server_errors, gateway_with, password
 

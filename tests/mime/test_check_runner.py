@@ -1,4 +1,4 @@
-"""The ordered check runner (gateway.mime.runner): pure unit tests.
+"""The ordered check runner (gateway.checks.runner): pure unit tests.
 
 Proves: checks run in list order; the worst verdict wins (a permanent refusal
 over a temporary one, either over a pass) and the earlier of two equal ones;
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.federation.transfer_checks import ACCEPTANCE_CHECKS, AUTHENTICITY_CHECKS, BASE_FACTS
-from gateway.mime.runner import Check, MissingFactError, check_order, run_checks
+from gateway.checks.runner import Check, MissingFactError, check_order, run_checks
+from gateway.checks.submission import SUBMISSION_CHECKS
+from gateway.checks.transfer import ACCEPTANCE_CHECKS, AUTHENTICITY_CHECKS, BASE_FACTS
 from gateway.mime.verdicts import PASS, Severity, Verdict
-from gateway.submission.checks import SUBMISSION_CHECKS
 
 TEMPORARY = Verdict("450 4.7.1 Sending rate exceeded; try again later", "rate", "r1")
 PERMANENT = Verdict("550 5.7.1 Refused", "policy", "r2")

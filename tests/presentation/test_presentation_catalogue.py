@@ -11,7 +11,7 @@ import pytest
 
 from gateway.presentation import LANGS, Value, render_mail_html, render_mail_text, say
 from gateway.presentation.catalogue import CatalogueError, _checked, catalogue, word
-from gateway.stamp.cover import CoverDocument, CoverFacts, cover_html, cover_text
+from gateway.stamping.cover import CoverDocument, CoverFacts, cover_html, cover_text
 from policies.directory import Clearance
 
 TEMPLATES = resources.files("gateway.presentation").joinpath("templates")

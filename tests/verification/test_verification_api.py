@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import update
 
-from gateway.http_app import build_app
+from gateway.http.app import build_app
 from gateway.store.db import transaction
 from gateway.store.models import Message
 from gateway.verification import VerificationService

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from gateway.http_app import build_app
+from gateway.http.app import build_app
 from gateway.verification import VerificationService
 from testkit.pages import (
     HOSTILE_NAME,

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway import metrics
-from gateway.http_app import build_app
+from gateway.http.app import build_app
 from gateway.store import audit
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.models import AuditEvent
