@@ -63,6 +63,7 @@ def barid_command() -> str:
 class DemoSummary:
     data_dir: Path
     http_url: str
+    admin_url: str = "https://127.0.0.1:8443"
     smtp_host: str = "127.0.0.1"
     submission_port: int = 5870
     smtps_port: int = 4650
@@ -76,6 +77,7 @@ class DemoSummary:
         return {
             "data_dir": str(self.data_dir),
             "http": self.http_url,
+            "admin": self.admin_url,
             "smtp": {
                 "host": self.smtp_host,
                 "submission_port": self.submission_port,
@@ -138,7 +140,8 @@ class DemoSummary:
             "Barid demo" + (" (created)" if self.created else " (already set up)"),
             f"data directory: {self.data_dir}",
             f"health:         {self.http_url}/healthz",
-            f"metrics:        {self.http_url}/metrics",
+            f"admin API:      {self.admin_url}/api/v1/ (HTTPS; docs/ADMIN.md;"
+            " Prometheus metrics at /metrics with an admin token)",
             "",
             "Mail client settings (outgoing / SMTP):",
             f"  server {self.smtp_host}, port {self.submission_port} with STARTTLS"
@@ -221,6 +224,7 @@ def _summary_for(settings: Settings) -> DemoSummary:
     return DemoSummary(
         data_dir=settings.data_dir,
         http_url=f"http://{settings.http.listen}:{settings.http.port}",
+        admin_url=f"https://{settings.http.admin_address}:{settings.http.admin_port}",
         smtp_host=settings.smtp.listen,
         submission_port=settings.smtp.submission_port,
         smtps_port=settings.smtp.smtps_port,

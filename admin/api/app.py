@@ -2,8 +2,9 @@
 
 Owns: assembling the app the admin listener serves: the OpenAPI document at
 `/api/v1/openapi.json` (generated from the routes; no interactive docs page,
-which would need outside scripts), security headers on every response, the
-request-body limit (413 before the body is read past it). Must not: implement
+which would need outside scripts), `/metrics` for an authenticated scraper,
+security headers on every response, the request-body limit (413 before the
+body is read past it). Must not: implement
 a use case (routes call `admin.services`).
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +22,7 @@ from admin.api import problems
 from admin.api.auth import Authenticator, current_actor
 from admin.api.paging import Cursors
 from admin.services.actor import Actor
+from gateway import metrics
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
@@ -132,6 +135,13 @@ def create_admin_app(
     async def whoami(actor: Actor = Depends(current_actor)) -> WhoAmI:  # noqa: B008
         """The authenticated account, its role and scope."""
         return WhoAmI(account=actor.account, role=actor.role.value, agency=actor.agency)
+
+    @app.get("/metrics", response_class=Response, tags=["operations"],
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip
+    async def prometheus(actor: Actor = Depends(current_actor)) -> Response:  # noqa: B008
+        """Prometheus metrics (bounded labels, never an address); any role may scrape
+        them with its bearer token (DESIGN §10: nothing administrative is public)."""
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
         app.include_router(router, prefix="/api/v1")

@@ -232,7 +232,7 @@ class HttpSettings(Section):
     listen: str = _f("127.0.0.1", "Address the HTTP listener binds to.")
     port: Port = _f(
         8080,
-        "Public listener: verification (/v/, /api/v1/verify), client set-up, /metrics, /healthz.",
+        "Public listener: verification (/v/, /api/v1/verify), client set-up, /healthz.",
     )
     admin_address: str = _f(
         "127.0.0.1", "Address the admin listener (HTTPS only: the admin REST API) binds to."

@@ -1,12 +1,13 @@
-"""The HTTP listener's ASGI application (Starlette): /healthz, /metrics and, given a
+"""The public HTTP listener's ASGI application (Starlette): /healthz and, given a
 verification service, the public verification API (/api/v1/verify/..., the token
 keys at /.well-known/barid/keys.json, /api/v1/openapi.json) and the public
 verification pages (/v/<token>, /v/check; gateway.verification.page) and, given
 the client set-up, the mail clients' configuration (gateway.http.clientconfig.routes).
 
 Owns: routes and their responses. Must not: block the loop, show internal
-exception text, or put request text (tokens) in metric labels; the admin pages
-come later.
+exception text, put request text (tokens) in metric labels, or serve anything
+administrative: /metrics, the admin API and pages are on the admin listener
+(admin.api.app), DESIGN §10.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -85,9 +85,6 @@ def build_app(
         metrics.HEALTH_CHECKS.labels("ok").inc()
         return JSONResponse({"status": "ok", "database": "ok"})
 
-    async def prometheus(_request: Request) -> Response:
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
     async def not_found(request: Request, _exc: Exception) -> Response:
         if request.url.path.startswith("/api/"):
             return json_error("not found", 404)
@@ -98,7 +95,7 @@ def build_app(
             return json_error("internal error", 500)
         return PlainTextResponse("Internal error / خطأ داخلي\n", status_code=500)
 
-    routes = [Route("/healthz", healthz), Route("/metrics", prometheus)]
+    routes = [Route("/healthz", healthz)]
     if verification is not None:
         assert radar is not None
         routes.extend(verification_routes(verification, max_document_bytes, radar))
@@ -256,7 +253,7 @@ async def _multipart_digest(request: Request, limit: int) -> str | Response:
 
 
 KNOWN_ROUTES = frozenset(
-    {"/healthz", "/metrics", VERIFY_DOCUMENT_ROUTE, KEYS_ROUTE, OPENAPI_ROUTE, PAGE_CHECK_ROUTE}
+    {"/healthz", VERIFY_DOCUMENT_ROUTE, KEYS_ROUTE, OPENAPI_ROUTE, PAGE_CHECK_ROUTE}
 )
 
 

@@ -78,12 +78,9 @@ def test_serve_answers_health_and_metrics_and_stops_cleanly(
     try:
         health = wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
         assert health == {"status": "ok", "database": "ok"}
-        status, body, ctype = get(f"http://127.0.0.1:{port}/metrics")
-        assert status == 200 and ctype.startswith("text/plain")
-        assert b"barid_up 1.0" in body and b"barid_health_checks_total" in body
-        assert b'barid_directory_entries{kind="agencies"}' in body
-        status, body, _ = get(f"http://127.0.0.1:{port}/nope")
-        assert status == 404
+        # Metrics are administrative: served on the admin listener only (DESIGN §10).
+        assert get(f"http://127.0.0.1:{port}/metrics")[0] == 404
+        assert get(f"http://127.0.0.1:{port}/nope")[0] == 404
     finally:
         code, err = stop(proc, sig)
     assert code == 0, err

@@ -25,6 +25,7 @@ from gateway.verification import VerificationService
 from gateway.verification.service import MAX_DOCUMENT_MATCHES
 from keys.tokens import MAX_TOKEN_CHARS
 from testkit.messages import PDF
+from testkit.metrics import exposition
 from testkit.verification import (
     MOF,
     MOH,
@@ -113,7 +114,7 @@ async def test_accepted_message_verifies_with_minimal_disclosure(
     assert body["agency"]["code"] == "MOH"
 
     # The metrics show the route template, never the token.
-    metrics = (await http.get("/metrics")).text
+    metrics = exposition()
     assert 'route="/api/v1/verify/{token}"' in metrics
     assert token not in metrics and token.lower() not in metrics and token[:40] not in metrics
 
@@ -219,7 +220,7 @@ async def test_document_lookup(live: Any, gnupghome: Path, http: httpx.AsyncClie
     assert broken.status_code == 400 and set(broken.json()) == {"error"}
     assert (await http.get("/api/v1/verify/document")).json()["status"] == "forged"
 
-    metrics = (await http.get("/metrics")).text
+    metrics = exposition()
     assert 'route="/api/v1/verify/document"' in metrics
 
 
@@ -245,7 +246,7 @@ async def test_document_size_limit_and_match_cap(live: Any) -> None:
         fits = await http.post("/api/v1/verify/document", content=b"x" * 1024)
         assert fits.status_code == 200 and fits.json()["status"] == "no-match"
 
-    # The existing caller (no verification service) still gets only /healthz and /metrics.
+    # The existing caller (no verification service) still gets only /healthz.
     plain = httpx.ASGITransport(app=build_app(live.gateway.engine))
     async with httpx.AsyncClient(transport=plain, base_url="http://gateway") as http:
         assert (await http.get("/healthz")).status_code == 200

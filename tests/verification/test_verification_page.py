@@ -19,6 +19,7 @@ from PIL import Image
 
 from gateway.http.app import build_app
 from gateway.verification import VerificationService
+from testkit.metrics import exposition
 from testkit.pages import (
     HOSTILE_NAME,
     HTTP_STATUS,
@@ -113,7 +114,7 @@ async def test_page_for_every_status_in_both_languages(live: Any, gnupghome: Pat
             assert "Forged or damaged" in page and "<b>x" not in page
 
         # The routes are counted by template, never by token.
-        metrics = (await http.get("/metrics")).text
+        metrics = exposition()
         assert 'route="/v/{token}"' in metrics
         for token in letters.tokens.values():
             assert token not in metrics and token[:40] not in metrics
@@ -157,7 +158,7 @@ async def test_document_check_form_round_trip(live: Any, gnupghome: Path) -> Non
                                  headers={"content-type": "multipart/form-data; boundary=x"})  # fmt: skip
         assert_page(broken, 400, "ar")
 
-        metrics = (await http.get("/metrics")).text
+        metrics = exposition()
         assert 'route="/v/check"' in metrics
 
 

@@ -28,6 +28,7 @@ from gateway.verification.radar import (
     audit_alerts,
 )
 from testkit.messages import PDF
+from testkit.metrics import exposition as scrape
 from testkit.verification import RETIRED_KEY, flip, send_letter, token_for
 
 
@@ -254,7 +255,7 @@ async def test_forged_lookups_throttle_one_client_and_alert_once(
         document = await other.post("/api/v1/verify/document", content=PDF)
         assert document.status_code == 200 and document.json()["status"] == "match"
 
-        exposition = (await other.get("/metrics")).text
+        exposition = scrape()
     assert 'barid_verify_lookups_total{kind="token",outcome="forged"}' in exposition
     assert 'barid_verify_lookups_total{kind="token",outcome="throttled"}' in exposition
     assert 'barid_verify_lookups_total{kind="token",outcome="valid"}' in exposition

@@ -146,7 +146,7 @@ async def test_an_agency_admin_acts_only_inside_its_subtree(
 async def test_the_admin_listener_speaks_tls_only_and_the_public_one_no_admin(
     admin_live: tuple[Live, dict[str, str]],
 ) -> None:
-    live, _ = admin_live
+    live, secrets = admin_live
     reader, writer = await asyncio.open_connection("127.0.0.1", live.gateway.admin_port)
     writer.write(b"GET /api/v1/whoami HTTP/1.1\r\nhost: x\r\n\r\n")
     await writer.drain()
@@ -155,10 +155,17 @@ async def test_the_admin_listener_speaks_tls_only_and_the_public_one_no_admin(
     writer.close()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.gateway.http_port}",
                                  timeout=20) as public:  # fmt: skip
-        for path in ("/api/v1/whoami", "/api/v1/admins", "/api/v1/tokens"):
+        for path in ("/api/v1/whoami", "/api/v1/admins", "/api/v1/tokens", "/metrics"):
             assert (await public.get(path)).status_code == 404
         assert (await public.post("/api/v1/session", json={})).status_code in {404, 405}
     async with _client(live) as client:
+        _problem(await client.get("/metrics"), 401)  # a scraper needs a token
+        signed = await _sign_in(client, live, ADMIN, secrets[ADMIN])
+        assert signed.status_code == 200, signed.text
+        scraped = await client.get("/metrics")
+        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+        assert "barid_up 1.0" in scraped.text and "barid_health_checks_total" in scraped.text
+        assert 'barid_directory_entries{kind="agencies"}' in scraped.text
         document = (await client.get("/api/v1/openapi.json")).json()
         assert {"/api/v1/session", "/api/v1/admins", "/api/v1/tokens"} <= set(document["paths"])
     assert isinstance(live.tls, ssl.SSLContext)
