@@ -38,7 +38,9 @@ def _with_services(
 ) -> Any:
     async def go() -> Any:
         async with open_app(settings_from(config_path(ctx))) as app:
-            services = AccountServices.build(app.sessions, AccountKeys.from_gateway(app.keys))
+            services = AccountServices.build(
+                app.sessions, AccountKeys.from_gateway(app.keys), limits=app.settings.admin
+            )
             try:
                 return await work(services, Actor.local_cli())
             except (AccountError, Forbidden) as exc:

@@ -34,8 +34,9 @@ def admin_app_for(gateway: AdminResources) -> ASGIApp:
     context = App(settings=settings, engine=gateway.engine, sessions=sessions, keys=keys,
                   directory=gateway.directory)  # fmt: skip
     services = AccountServices.build(
-        sessions, AccountKeys.from_gateway(keys), authenticator=gateway.login_throttle
-    )
+        sessions, AccountKeys.from_gateway(keys), authenticator=gateway.login_throttle,
+        limits=settings.admin,
+    )  # fmt: skip
     app = create_admin_app(
         authenticator=AccountAuthenticator(services),
         cursor_key=derive_key(keys.master_key, CURSOR_KEY_PURPOSE),

@@ -7,6 +7,7 @@ behaviour of its own.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +17,7 @@ from admin.services.accounts import Grants
 from admin.services.login import Logins
 from admin.services.tokens import Tokens
 from admin.services.totp import TwoFactor
+from gateway.config import AdminSettings
 from gateway.intake.login import Authenticator
 
 
@@ -34,13 +36,20 @@ class AccountServices:
         *,
         authenticator: Authenticator | None = None,
         clock: Clock = system_clock,
+        limits: AdminSettings | None = None,
     ) -> AccountServices:
+        """`limits`: session expiry and the longest token lifetime (config `[admin]`)."""
+        limits = limits or AdminSettings()
         logins = None
         if authenticator is not None:
-            logins = Logins(sessions, keys, authenticator=authenticator, clock=clock)
+            logins = Logins(
+                sessions, keys, authenticator=authenticator, clock=clock,
+                idle=dt.timedelta(minutes=limits.session_idle_minutes),
+                absolute=dt.timedelta(hours=limits.session_absolute_hours),
+            )  # fmt: skip
         return cls(
             grants=Grants(sessions, keys, clock=clock),
             two_factor=TwoFactor(sessions, keys, clock=clock),
-            tokens=Tokens(sessions, keys, clock=clock),
+            tokens=Tokens(sessions, keys, clock=clock, max_days=limits.token_max_days),
             logins=logins,
         )

@@ -15,10 +15,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin.services.account_base import (
     AccountError,
+    AccountKeys,
     AccountPart,
+    Clock,
     Conflict,
     UnknownObject,
     active_agency,
@@ -27,6 +30,7 @@ from admin.services.account_base import (
     parse_stamp,
     require_account_read,
     stamp,
+    system_clock,
 )
 from admin.services.accounts import check_scope_argument, parse_role
 from admin.services.actor import Actor, OutOfScope, Role, in_scope, require_grant
@@ -95,6 +99,17 @@ def _clean_name(name: str) -> str:
 class Tokens(AccountPart):
     """API tokens; each public coroutine is one audited transaction (or one read)."""
 
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        keys: AccountKeys,
+        *,
+        clock: Clock = system_clock,
+        max_days: int = MAX_DAYS,
+    ) -> None:
+        super().__init__(sessions, keys, clock=clock)
+        self.max_days = max_days
+
     async def create(
         self,
         actor: Actor,
@@ -107,8 +122,8 @@ class Tokens(AccountPart):
         wanted = parse_role(role)
         scope = check_scope_argument(wanted, agency)
         label = _clean_name(name)
-        if not 1 <= expires_days <= MAX_DAYS:
-            raise AccountError(f"a token expires after 1 to {MAX_DAYS} days")
+        if not 1 <= expires_days <= self.max_days:
+            raise AccountError(f"a token expires after 1 to {self.max_days} days")
         secret = PREFIX + secrets.token_urlsafe(32)
         now = self._now()
         async with writing(self._sessions) as session:

@@ -15,6 +15,7 @@ from gateway.config.loading import load_settings
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.render import render_toml
 from gateway.config.sections import (
+    AdminSettings,
     DatabaseSettings,
     DeliverySettings,
     HttpSettings,
@@ -31,6 +32,7 @@ from gateway.config.settings import Settings
 
 __all__ = [
     "ENV_PREFIX",
+    "AdminSettings",
     "ConfigError",
     "DatabaseSettings",
     "DeliverySettings",

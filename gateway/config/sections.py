@@ -228,6 +228,20 @@ class LoginSettings(Section):
     )
 
 
+class AdminSettings(Section):
+    """Administrators' sign-in sessions and API tokens (docs/ADMIN.md)."""
+
+    session_idle_minutes: int = _f(
+        15, "A signed-in admin session unused this long has ended.", ge=1, le=1440
+    )
+    session_absolute_hours: int = _f(
+        8, "No admin session lives longer than this, however busy.", ge=1, le=168
+    )
+    token_max_days: int = _f(
+        366, "The longest lifetime an API token may be given, in days.", ge=1, le=3660
+    )
+
+
 class HttpSettings(Section):
     listen: str = _f("127.0.0.1", "Address the HTTP listener binds to.")
     port: Port = _f(

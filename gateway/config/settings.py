@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.sections import (
+    AdminSettings,
     DatabaseSettings,
     DeliverySettings,
     HttpSettings,
@@ -34,6 +35,7 @@ class Settings(Section):
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
     login: LoginSettings = LoginSettings()
+    admin: AdminSettings = AdminSettings()
     http: HttpSettings = HttpSettings()
     tls: TlsSettings = TlsSettings()
     policy: PolicySettings = PolicySettings()

@@ -3,13 +3,17 @@ stored hashed, expired and revoked refused), and the login throttle shared with 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from sqlalchemy import text
 
 from admin.services.account_base import AccountError, Conflict, UnknownObject
+from admin.services.account_services import AccountServices
 from admin.services.actor import Actor, Forbidden, OutOfScope, Role
 from admin.services.login import ABSOLUTE, IDLE, LoginRefused, SessionRefused
 from admin.services.tokens import TokenRefused
+from gateway.config import AdminSettings
 from gateway.intake.login import Outcome
 from testkit.accounts import AUDITOR, CLI, MOF_ADMIN, PASSWORD, World, code_for
 
@@ -217,3 +221,29 @@ async def test_a_suspended_employees_sessions_end(world: World) -> None:
         await world.logins.touch_session(started.session_id, CLIENT)
     with pytest.raises(SessionRefused, match="unknown"):
         await world.logins.touch_session(started.session_id, CLIENT)
+
+
+async def test_configured_limits_shorten_sessions_and_token_lifetimes(world: World) -> None:
+    """`[admin]` settings: a 5-minute idle session, a 1-hour absolute one, 30-day tokens."""
+    limits = AdminSettings(session_idle_minutes=5, session_absolute_hours=1, token_max_days=30)
+    services = AccountServices.build(
+        world.sessions, world.keys, authenticator=world.authenticator, clock=world.clock,
+        limits=limits,
+    )  # fmt: skip
+    assert services.logins is not None
+    actor = await signed_in_actor(world)
+    started = await services.logins.start_session(actor)
+    world.clock.advance(6 * 60)  # within the default 15 minutes, past the configured 5
+    with pytest.raises(SessionRefused, match="idle"):
+        await services.logins.touch_session(started.session_id, CLIENT)
+    busy = await services.logins.start_session(actor)
+    for _ in range(15):  # used every 4 minutes for an hour: still ends at 1 hour
+        world.clock.advance(4 * 60)
+        with contextlib.suppress(SessionRefused):
+            await services.logins.touch_session(busy.session_id, CLIENT)
+    with pytest.raises(SessionRefused):
+        await services.logins.touch_session(busy.session_id, CLIENT)
+    with pytest.raises(AccountError, match="1 to 30 days"):
+        await services.tokens.create(CLI, role="security-auditor", name="x", expires_days=31)
+    made = await services.tokens.create(CLI, role="security-auditor", name="x", expires_days=30)
+    assert made.secret
