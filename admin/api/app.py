@@ -124,6 +124,7 @@ def create_admin_app(
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
+        responses=problems.PROBLEM_RESPONSES,
     )
     app.state.authenticator = authenticator
     app.state.cursors = Cursors(cursor_key)

@@ -37,6 +37,24 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+_PROBLEM_SCHEMA = {"schema": {"$ref": "#/components/schemas/Problem"}}
+# Every route may answer these, as problem details (documented once, on the app).
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": why, "content": {PROBLEM_TYPE: _PROBLEM_SCHEMA}}
+    for status, why in [
+        (400, "Bad request (e.g. a cursor that is not valid)"),
+        (401, "No valid credentials"),
+        (403, "The role may not do this, or a cookie session sent no CSRF token"),
+        (404, "No such object, or one outside the caller's agency scope"),
+        (409, "Conflicts with the current state"),
+        (413, "The request body is too large"),
+        (422, "The input is not valid: every problem is listed"),
+        (429, "Too many attempts"),
+        (503, "A store is unavailable: try again later"),
+    ]
+}
+
+
 class ApiProblem(Exception):
     """Raised by routes for a refusal with a clear reason; nothing was changed."""
 
