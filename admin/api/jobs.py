@@ -142,10 +142,3 @@ class Jobs:
         if job.total:
             job.done = job.total
         job.state = JobState.DONE
-
-    async def close(self) -> None:
-        """Cancel unfinished jobs (the process is stopping)."""
-        tasks = [j.task for j in self._jobs.values() if j.task is not None and not j.task.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
