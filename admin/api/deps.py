@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from admin.api.jobs import Jobs
+from admin.api.paging import Cursors
 from admin.context import App
 from admin.services.account_services import AccountServices
 
@@ -20,3 +22,13 @@ def context(request: Request) -> App:
 def accounts(request: Request) -> AccountServices:
     services: AccountServices = request.app.state.accounts
     return services
+
+
+def jobs(request: Request) -> Jobs:
+    registry: Jobs = request.app.state.jobs
+    return registry
+
+
+def cursors(request: Request) -> Cursors:
+    signer: Cursors = request.app.state.cursors
+    return signer

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
@@ -67,3 +68,16 @@ def page_of(items: list[T], key_of: object, limit: int, listing: str, cursors: C
     kept = items[:limit]
     assert callable(key_of)
     return Page[T](items=kept, next=cursors.encode(listing, key_of(kept[-1])))
+
+
+def page_after(
+    items: list[T], key_of: Callable[[T], str], *, cursor: str | None, limit: int,
+    listing: str, cursors: Cursors,
+) -> Page[T]:  # fmt: skip
+    """One page of a whole list the service returned: sorted by `key_of`, the items
+    after the cursor's key, at most `limit`, with the cursor after them."""
+    after = cursors.decode(listing, cursor)
+    ordered = sorted(items, key=key_of)
+    if after is not None:
+        ordered = [item for item in ordered if key_of(item) > str(after)]
+    return page_of(ordered[: limit + 1], key_of, limit, listing, cursors)

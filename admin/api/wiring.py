@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from starlette.types import ASGIApp
 
-from admin.api import routes_accounts
+from admin.api import routes_accounts, routes_agencies, routes_employees, routes_jobs
 from admin.api.app import create_admin_app
 from admin.api.authn import AccountAuthenticator
+from admin.api.jobs import Jobs
 from admin.context import App
 from admin.services.account_base import AccountKeys
 from admin.services.account_services import AccountServices
@@ -25,7 +26,23 @@ from keys.gateway_keys import derive_key
 
 CURSOR_KEY_PURPOSE = "admin-api.cursors.v1"
 
-ROUTERS: Sequence[APIRouter] = (routes_accounts.router,)
+ROUTERS: Sequence[APIRouter] = (
+    routes_accounts.router,
+    routes_agencies.router,
+    routes_employees.router,
+    routes_jobs.router,
+)
+
+
+def admin_app_over(context: App, services: AccountServices, *, max_body: int) -> ASGIApp:
+    """The admin API app over an opened management context and account services."""
+    return create_admin_app(
+        authenticator=AccountAuthenticator(services),
+        cursor_key=derive_key(context.keys.master_key, CURSOR_KEY_PURPOSE),
+        routers=ROUTERS,
+        max_body=max_body,
+        state={"context": context, "accounts": services, "jobs": Jobs()},
+    )
 
 
 def admin_app_for(gateway: AdminResources) -> ASGIApp:
@@ -37,11 +54,6 @@ def admin_app_for(gateway: AdminResources) -> ASGIApp:
         sessions, AccountKeys.from_gateway(keys), authenticator=gateway.login_throttle,
         limits=settings.admin,
     )  # fmt: skip
-    app = create_admin_app(
-        authenticator=AccountAuthenticator(services),
-        cursor_key=derive_key(keys.master_key, CURSOR_KEY_PURPOSE),
-        routers=ROUTERS,
-        max_body=max(settings.smtp.max_message_size, 1024 * 1024),
-        state={"context": context, "accounts": services},
+    return admin_app_over(
+        context, services, max_body=max(settings.smtp.max_message_size, 1024 * 1024)
     )
-    return app

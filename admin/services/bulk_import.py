@@ -69,10 +69,9 @@ def _refuse_outside(plan: ImportPlan, subtree: frozenset[str]) -> None:
         raise OutOfScope("not found")
 
 
-async def import_directory(
-    actor: Actor, app: App, data: DirectoryImport, progress: Progress | None = None
-) -> ImportResult:
-    """Check every row, then import all of them in one audited transaction (or none)."""
+async def check_import(actor: Actor, app: App, data: DirectoryImport) -> ImportPlan:
+    """Check every row (all problems in one `InvalidInput`, line-numbered) and the
+    actor's scope; the plan to import. Changes nothing."""
     agencies = await tree(app)
     check(actor, Area.DIRECTORY, write=True, path=home_path(actor, agencies))
     rows, problems = read_rows(data.data)
@@ -88,6 +87,14 @@ async def import_directory(
         )
     if subtree is not None:
         _refuse_outside(plan, subtree)
+    return plan
+
+
+async def import_directory(
+    actor: Actor, app: App, data: DirectoryImport, progress: Progress | None = None
+) -> ImportResult:
+    """Check every row, then import all of them in one audited transaction (or none)."""
+    plan = await check_import(actor, app, data)
     update = progress(len(plan.agencies) + len(plan.employees)) if progress else None
     try:
         with acting(actor):

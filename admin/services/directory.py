@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from admin.context import App
 from admin.services.actor import Actor, Area, Forbidden
-from admin.services.errors import InvalidInput, NotFound
+from admin.services.errors import Conflict, InvalidInput, NotFound
 from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
-from gateway.store.directory import AgencyInput
+from gateway.store.directory import AgencyInput, DirectoryError
 from gateway.store.directory.scope import AgencyTree
+from gateway.store.directory.values import new_agency
 from policies.directory import AgencyStatus
 
 MAX_KEY_FILE = 1024 * 1024
@@ -110,6 +111,24 @@ async def list_agencies(actor: Actor, app: App) -> list[AgencyView]:
     return [AgencyView(**_visible(r, seen)) for r in rows if seen is None or r["code"] in seen]
 
 
+async def agency_tree(actor: Actor, app: App) -> list[AgencyNode]:
+    """The agency tree the actor may see, as nested nodes: every root for an unscoped
+    actor, the actor's own agency as the only root for a scoped one."""
+    views = await list_agencies(actor, app)
+    children: dict[str | None, list[AgencyView]] = {}
+    for view in views:
+        children.setdefault(view.parent, []).append(view)
+
+    def node(view: AgencyView) -> AgencyNode:
+        below = sorted(children.get(view.code, []), key=lambda v: v.code)
+        return AgencyNode(
+            code=view.code, name_en=view.name_en, kind=view.kind,
+            children=[node(child) for child in below],
+        )  # fmt: skip
+
+    return [node(root) for root in sorted(children.get(None, []), key=lambda v: v.code)]
+
+
 async def show_agency(actor: Actor, app: App, code: str) -> AgencyDetail:
     """The agency, its ancestors (nearest first), subtree, staff count and trusted CAs."""
     agencies = await tree(app)
@@ -143,6 +162,42 @@ async def add_agency(actor: Actor, app: App, data: AgencyAdd) -> AgencyView:
             actor=actor.audit_name,
         )
     return AgencyView(**row)
+
+
+def _same_agency(data: AgencyAdd, existing: AgencyView) -> bool:
+    """Whether an add asks for exactly the active agency that exists (same normalised fields)."""
+    try:
+        wanted = new_agency(
+            AgencyInput(data.code, data.name_en, data.name_ar, data.kind, data.domain, None), None
+        )
+    except DirectoryError:
+        return False
+    parent = data.parent.strip().upper() if data.parent else None
+    return existing.status == AgencyStatus.ACTIVE.value and (
+        (wanted.code, wanted.name_en, wanted.name_ar, wanted.kind, wanted.domain, parent)
+        == (existing.code, existing.name_en, existing.name_ar, existing.kind, existing.domain,
+            existing.parent)
+    )  # fmt: skip
+
+
+async def add_agency_once(actor: Actor, app: App, data: AgencyAdd) -> tuple[AgencyView, bool]:
+    """Add an agency, safe to retry: (the agency, True when it was added now).
+
+    When the same active agency already exists (every field equal after
+    normalisation, same parent) it is returned unchanged with False and nothing is
+    audited; any other agency with that code is a `Conflict`, as for `add_agency`.
+    """
+    try:
+        return await add_agency(actor, app, data), True
+    except Conflict as clash:
+        try:
+            row = await app.directory.show_agency(data.code)
+        except DirectoryError:
+            raise clash from None
+        existing = AgencyView(**{name: row[name] for name in AgencyView.model_fields})
+        if not _same_agency(data, existing):
+            raise clash from None
+    return existing, False
 
 
 async def move_agency(actor: Actor, app: App, data: AgencyMove) -> AgencyView:

@@ -16,11 +16,17 @@ from pydantic import Field, SecretStr
 from admin.context import App
 from admin.services.actor import Actor, Area
 from admin.services.directory import MAX_KEY_FILE, unknown_agency
-from admin.services.errors import InvalidInput, NotFound
+from admin.services.errors import Conflict, InvalidInput, NotFound
 from admin.services.model import Frozen
 from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
-from gateway.store.directory import EmployeeInput
+from gateway.store.directory import DirectoryError, EmployeeInput
 from gateway.store.directory.scope import employee_agency
+from gateway.store.directory.values import (
+    clean_name,
+    normalize_address,
+    normalize_role,
+    parse_clearance,
+)
 from keys import passwords
 from keys.identities import IdentityError, check_identity_owner, inspect_identity
 from policies.directory import EmployeeStatus
@@ -162,6 +168,57 @@ async def add_employee(actor: Actor, app: App, data: EmployeeAdd) -> EmployeeVie
     return EmployeeView(**row)
 
 
+def _same_fields(data: EmployeeAdd, existing: EmployeeView) -> bool:
+    try:
+        wanted = (
+            normalize_address(data.address), data.agency.strip().upper(),
+            clean_name(data.name_en, "English name"),
+            clean_name(data.name_ar or data.name_en, "Arabic name"),
+            normalize_role(data.role), parse_clearance(data.clearance).label,
+        )  # fmt: skip
+    except DirectoryError:
+        return False
+    have = (existing.address, existing.agency, existing.name_en, existing.name_ar,
+            existing.role, existing.clearance)  # fmt: skip
+    return existing.status == EmployeeStatus.ACTIVE.value and wanted == have
+
+
+async def _same_employee(app: App, data: EmployeeAdd, existing: EmployeeView) -> bool:
+    """Whether an add asks for exactly the active employee that exists: every field
+    equal after normalisation, and the password (if one is given) the one stored."""
+    if not _same_fields(data, existing):
+        return False
+    stored, _ = await app.directory.password_hash(existing.address)
+    if data.password is None or stored is None:
+        return data.password is None and stored is None
+    try:
+        return passwords.verify_password(stored, data.password.get_secret_value())
+    except passwords.PasswordHashError:
+        return False
+
+
+async def add_employee_once(
+    actor: Actor, app: App, data: EmployeeAdd
+) -> tuple[EmployeeView, bool]:
+    """Add an employee, safe to retry: (the employee, True when added now).
+
+    When the same active employee already exists in the same agency (see
+    `_same_employee`) it is returned unchanged with False and nothing is audited;
+    any other employee with that address is a `Conflict`, as for `add_employee`.
+    """
+    try:
+        return await add_employee(actor, app, data), True
+    except Conflict as clash:
+        try:
+            row = await app.directory.show_employee(data.address)
+        except DirectoryError:
+            raise clash from None
+        existing = EmployeeView(**{name: row[name] for name in EmployeeView.model_fields})
+        if not await _same_employee(app, data, existing):
+            raise clash from None
+    return existing, False
+
+
 async def suspend_employee(actor: Actor, app: App, address: str) -> EmployeeView:
     """Suspend: no login, no submission, no new mail to them."""
     change = StatusChange(address=address, status=EmployeeStatus.SUSPENDED)
@@ -175,6 +232,19 @@ async def set_employee_status(actor: Actor, app: App, data: StatusChange) -> Emp
     with acting(actor), directory_errors():
         row = await app.directory.set_status(data.address, data.status, actor=actor.audit_name)
     return EmployeeView(**row)
+
+
+async def put_employee_status(actor: Actor, app: App, data: StatusChange) -> EmployeeView:
+    """Set the status, safe to repeat: an employee already in it is returned unchanged
+    (nothing audited) where `set_employee_status` refuses with a `Conflict`."""
+    try:
+        return await set_employee_status(actor, app, data)
+    except Conflict as clash:
+        with directory_errors():
+            row = await app.directory.show_employee(data.address)
+        if row["status"] != data.status.value:
+            raise clash from None
+        return EmployeeView(**{name: row[name] for name in EmployeeView.model_fields})
 
 
 async def change_employee(actor: Actor, app: App, data: EmployeeChange) -> EmployeeView:
