@@ -2,7 +2,8 @@
 an opened management context, and real API tokens for each role.
 
 Used by tests/admin/api; the accounts, tokens and routes are the real ones
-(`admin.api.wiring.admin_app_over`), only the gateway around them is absent.
+(`admin.api.wiring.admin_app_over`), only the gateway around them is absent (its
+login throttle is a fresh one over the same directory).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from admin.context import App
 from admin.services.account_base import AccountKeys
 from admin.services.account_services import AccountServices
 from admin.services.actor import Actor
+from gateway.intake.login import Authenticator
 
 CLI = Actor.local_cli()
 # name -> (role, agency) of the API tokens `role_tokens` makes
@@ -57,11 +59,14 @@ async def serving(app: ASGIApp) -> AsyncIterator[str]:
 
 
 def account_services(app: App) -> AccountServices:
-    return AccountServices.build(app.sessions, AccountKeys.from_gateway(app.keys))
+    """The account services, with sign-in through the directory's password check."""
+    return AccountServices.build(
+        app.sessions, AccountKeys.from_gateway(app.keys), authenticator=Authenticator(app.directory)
+    )
 
 
 def api_app(app: App) -> ASGIApp:
-    """The admin API app over `app` (no sign-in: tokens only)."""
+    """The admin API app over `app` (sign-in works; the tests mostly use tokens)."""
     return admin_app_over(app, account_services(app), max_body=1024 * 1024)
 
 

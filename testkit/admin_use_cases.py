@@ -28,7 +28,9 @@ from admin.services.actor import Actor, Role
 from gateway.model.message import Document, Recipient, Stamp, StampedCopy, Submission
 from gateway.store import audit
 from gateway.store.access_trail import ACCESS_ACTION
+from gateway.store.db import transaction
 from gateway.store.messages import MessageStore
+from gateway.store.queue import QueueAdmin
 from policies.directory import Clearance
 
 ADMIN = Actor("root@mof.gov.example", Role.SYSTEM_ADMIN, client="192.0.2.1", channel="api")
@@ -170,3 +172,23 @@ def access_event(reader: str, registry: str) -> audit.Event:
     details = {"trace": None, "copy": "recipient", "protocol": "imaps", "client": "127.0.0.1",
                "mailbox": "INBOX", "uid": 1, "items": ["BODY[]"]}  # fmt: skip
     return audit.Event(actor=reader, action=ACCESS_ACTION, target=registry, details=details)
+
+
+async def populate(app: App, data: Path) -> World:
+    """`seed`, then two accepted messages (one per side of the scope line), their queue
+    entries and three access events: the world every role is tried against."""
+    await seed(app)
+    tax = await accept(app, TAX_CLERK, "MOF-TAX", MOH_DOCTOR)
+    moh = await accept(app, MOH_DOCTOR, "MOH", TAX_CLERK)
+    entries = {e.registry: e.id for e in await QueueAdmin(app.sessions, app.audit_key).list()}
+    async with transaction(app.sessions) as session:
+        await audit.append_many(
+            session,
+            app.audit_key,
+            [
+                access_event(MOH_DOCTOR, tax),  # an outsider reads the subtree's message
+                access_event(TAX_CLERK, moh),  # an insider reads an outside message
+                access_event(MOH_NURSE, moh),  # nothing to do with the subtree
+            ],
+        )
+    return World(app, data, tax, moh, entries[tax], entries[moh])
