@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from starlette.types import ASGIApp
 
-from admin.api import routes_accounts
+from admin.api import routes_accounts, routes_audit, routes_messages, routes_policy
 from admin.api.app import create_admin_app
 from admin.api.authn import AccountAuthenticator
 from admin.context import App
@@ -25,7 +25,12 @@ from keys.gateway_keys import derive_key
 
 CURSOR_KEY_PURPOSE = "admin-api.cursors.v1"
 
-ROUTERS: Sequence[APIRouter] = (routes_accounts.router,)
+ROUTERS: Sequence[APIRouter] = (
+    routes_accounts.router,
+    routes_policy.router,
+    routes_messages.router,
+    routes_audit.router,
+)
 
 
 def admin_app_for(gateway: AdminResources) -> ASGIApp:
