@@ -97,8 +97,8 @@ class ExplanationOut(BaseModel):
 
     sender_address: str = Field(alias="from")
     recipient_address: str = Field(alias="to")
-    sender: dict[str, Any]
-    recipient: dict[str, Any]
+    sender: str = Field(description="the sender as the directory knows it")
+    recipient: str = Field(description="the recipient as the directory knows it")
     facts: dict[str, Any]
     policy: PolicyRef
     decision: dict[str, Any]
