@@ -164,10 +164,16 @@ def policy_apply(ctx: click.Context, policy_file: str) -> None:
         raise CliError(f"{policy_file}: cannot read ({type(exc).__name__})") from None
     applied = call(ctx, lambda actor, app: apply_policy(actor, app, text, name=policy_file))
     version = applied.version
+    if not applied.created:
+        text = f"policy unchanged: it is the running version {version.id} already"
+    else:
+        text = (
+            f"policy version {version.id} applied (sha256 {version.sha256[:16]}...);"
+            " every running node takes it within seconds"
+        )
     emit(
-        {"applied": True, "version": version.id, "sha256": version.sha256},
-        f"policy version {version.id} applied (sha256 {version.sha256[:16]}...);"
-        " every running node takes it within seconds",
+        {"applied": applied.created, "version": version.id, "sha256": version.sha256},
+        text,
         as_json=want_json(ctx),
     )
 

@@ -69,9 +69,7 @@ def queue_list(
     ctx: click.Context, state: str | None, target: DeliveryTarget | None, limit: int
 ) -> None:
     """Delivery queue entries, oldest first, one line each."""
-    query = queue.QueueQuery(
-        state=state, target=target.column if target else None, limit=limit
-    )
+    query = queue.QueueQuery(state=state, target=target.column if target else None, limit=limit)
     entries = call(ctx, lambda actor, app: queue.list_entries(actor, app, query))
     emit(
         [e.as_dict() for e in entries],

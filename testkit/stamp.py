@@ -17,7 +17,6 @@ SENDER_CODE = "MOH-000042-K"
 ISSUED_AT = dt.datetime(2025, 3, 1, 10, 15, 30, 123456, tzinfo=dt.UTC)
 
 
-
 def plain_original(body_size: int = 1000) -> bytes:
     """A simple CRLF message with a base64 attachment of about `body_size` bytes."""
     payload = base64.encodebytes(os.urandom(body_size * 3 // 4)).replace(b"\n", b"\r\n")

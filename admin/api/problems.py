@@ -111,6 +111,14 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _structured(exc: ServiceError) -> list[dict[str, Any]]:
+    """Problems a service gave as objects (e.g. a policy's, each with its `line`)."""
+    found = exc.details.get("problems")
+    if isinstance(found, list) and all(isinstance(item, dict) for item in found):
+        return [dict(item) for item in found]
+    return []
+
+
 def install(app: FastAPI) -> None:
     """Install the problem-details handlers on the admin app."""
 
@@ -129,14 +137,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> JSONResponse:
         body = problem_details(exc)
-        errors = [{"message": line} for line in body.get("problems", [])] or None
+        errors = _structured(exc) or [{"message": line} for line in body.get("problems", [])]
         return problem_response(
             request,
             body["status"],
             body["title"],
             body["detail"],
             kind=body["type"].removeprefix(TYPE_BASE),
-            errors=errors,
+            errors=errors or None,
         )
 
     @app.exception_handler(OutOfScope)

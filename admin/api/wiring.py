@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from starlette.types import ASGIApp
 
-from admin.api import routes_accounts, routes_agencies, routes_employees, routes_jobs
+from admin.api import (
+    routes_accounts,
+    routes_agencies,
+    routes_audit,
+    routes_employees,
+    routes_jobs,
+    routes_messages,
+    routes_policy,
+)
 from admin.api.app import create_admin_app
 from admin.api.authn import AccountAuthenticator
 from admin.api.jobs import Jobs
@@ -31,6 +39,9 @@ ROUTERS: Sequence[APIRouter] = (
     routes_agencies.router,
     routes_employees.router,
     routes_jobs.router,
+    routes_policy.router,
+    routes_messages.router,
+    routes_audit.router,
 )
 
 

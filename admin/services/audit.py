@@ -12,7 +12,9 @@ Must not: write anything.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.context import App
 from admin.services.actor import Actor, Area
@@ -39,14 +41,20 @@ __all__ = [
     "verify_chain",
 ]
 
+T = TypeVar("T")
+
 MAX_EVENTS = 10_000
 MAX_ACCESSES = 100_000
 
 
 class AuditQuery(Frozen):
     action: str | None = None
-    since: str | None = None  # UTC ISO time, compared with the stored text
+    since: str | None = None  # ISO 8601 date or date-time (UTC unless given), or 24h, 7d
     limit: int = 50
+    actor: str | None = None  # the acting account, exactly as recorded
+    until: str | None = None  # as `since`, exclusive
+    before: int | None = None  # only events with a lower id (the paging position)
+    newest_first: bool = False
 
 
 class AuditEventView(Frozen):
@@ -71,12 +79,17 @@ class AccessQuery(Frozen):
     trace: str | None = None  # as typed: case, confusables and spacing are forgiven
     since: str | None = None  # ISO 8601 date or date-time, or a span back: 24h, 7d
     limit: int = 1000
+    until: str | None = None  # as `since`, exclusive
+    before: int | None = None  # only events with a lower id (the paging position)
+    newest_first: bool = False
 
 
 class PolicyHitQuery(Frozen):
     rule: str | None = None
     since: str | None = None  # ISO 8601 date or date-time, or a span back: 24h, 7d
     limit: int = 1000
+    before: int | None = None  # only events with a lower id (the paging position)
+    newest_first: bool = False
 
 
 class PolicyHit(Frozen):
@@ -95,29 +108,50 @@ def _invalid(message: str) -> InvalidInput:
     return InvalidInput(message, problems=[message])
 
 
+def _time(name: str, value: str | None, now: dt.datetime | None) -> str | None:
+    """Stored-time text for a `since`/`until` filter (see `parse_since`)."""
+    if value is None:
+        return None
+    try:
+        return parse_since(value, now or dt.datetime.now(dt.UTC))
+    except ValueError as exc:
+        raise _invalid(f"{name}: {exc}") from None
+
+
+def _ordered(items: list[T], newest_first: bool) -> list[T]:
+    return items[::-1] if newest_first else items
+
+
 def _limit(value: int, highest: int) -> int:
     if not 1 <= value <= highest:
         raise _invalid(f"limit must be between 1 and {highest}")
     return value
 
 
-async def query_events(actor: Actor, app: App, query: AuditQuery) -> list[AuditEventView]:
-    """The newest events (newest last); a scoped actor's only about its subtree."""
+async def query_events(
+    actor: Actor, app: App, query: AuditQuery, *, now: dt.datetime | None = None
+) -> list[AuditEventView]:
+    """The newest events (newest last, or first with `newest_first`); a scoped
+    actor's only about its subtree."""
     agencies = await tree(app)
     check(actor, Area.AUDIT, write=False, path=home_path(actor, agencies))
     limit = _limit(query.limit, MAX_EVENTS)
+    since, until = _time("since", query.since, now), _time("until", query.until, now)
     try:
         async with app.sessions() as session:
             rows = await audit.recent(
                 session,
                 action=query.action,
-                since=query.since,
+                since=since,
                 limit=limit,
                 agencies=actor_subtree(actor, agencies),
+                actor=query.actor,
+                until=until,
+                before=query.before,
             )
     except DATABASE_ERRORS:
         raise Unavailable("the database is not reachable") from None
-    return [AuditEventView(**row) for row in rows]
+    return _ordered([AuditEventView(**row) for row in rows], query.newest_first)
 
 
 async def verify_chain(actor: Actor, app: App) -> ChainReport:
@@ -137,29 +171,43 @@ def _filter(name: str, value: str | None) -> str | None:
 async def access_trail(
     actor: Actor, app: App, query: AccessQuery, *, now: dt.datetime | None = None
 ) -> list[AccessEntry]:
-    """Who fetched which official message, oldest first (the newest `limit`)."""
+    """Who fetched which official message, oldest first (the newest `limit`; newest
+    first with `newest_first`); a scoped actor's only about its subtree."""
     agencies = await tree(app)
     check(actor, Area.ACCESS_TRAIL, write=False, path=home_path(actor, agencies))
     registry = _filter("registry", query.registry)
     employee = _filter("employee", query.employee)
     trace = _filter("trace", query.trace)
-    cutoff = None
-    if query.since is not None:
-        try:
-            cutoff = parse_since(query.since, now or dt.datetime.now(dt.UTC))
-        except ValueError as exc:
-            raise _invalid(f"since: {exc}") from None
+    since, until = _time("since", query.since, now), _time("until", query.until, now)
     if trace is not None:
         trace = normalize_trace(trace) or trace
     limit = _limit(query.limit, MAX_ACCESSES)
     subtree = actor_subtree(actor, agencies)
+    newest_first: list[AccessEntry] = []
+    before = query.before
     async with app.sessions() as session:
-        entries = await access_entries(
-            session, registry=registry, employee=employee, trace=trace, since=cutoff, limit=limit
-        )
-        if subtree is None:
-            return entries
-        staff = await employees_of(session, {e.employee for e in entries}, subtree)
+        # A scoped actor's entries are picked from batches until `limit` are found.
+        while len(newest_first) < limit:
+            batch = await access_entries(
+                session, registry=registry, employee=employee, trace=trace, since=since,
+                until=until, before=before, limit=limit,
+            )  # fmt: skip
+            batch.reverse()
+            newest_first += await _visible(session, batch, subtree)
+            if len(batch) < limit:
+                break
+            before = batch[-1].event_id
+    kept = newest_first[:limit]
+    return kept if query.newest_first else kept[::-1]
+
+
+async def _visible(
+    session: AsyncSession, entries: list[AccessEntry], subtree: frozenset[str] | None
+) -> list[AccessEntry]:
+    """The entries a scoped actor may see: its subtree's messages or its employees'."""
+    if subtree is None:
+        return entries
+    staff = await employees_of(session, {e.employee for e in entries}, subtree)
     return [e for e in entries if e.registry.split("/", 1)[0] in subtree or e.employee in staff]
 
 
@@ -171,12 +219,7 @@ async def policy_hits(
     agencies = await tree(app)
     check(actor, Area.AUDIT, write=False, path=home_path(actor, agencies))
     rule = _filter("rule", query.rule)
-    since = None
-    if query.since is not None:
-        try:
-            since = parse_since(query.since, now or dt.datetime.now(dt.UTC))
-        except ValueError as exc:
-            raise _invalid(f"since: {exc}") from None
+    since = _time("since", query.since, now)
     limit = _limit(query.limit, MAX_EVENTS)
     try:
         async with app.sessions() as session:
@@ -187,10 +230,11 @@ async def policy_hits(
                 limit=limit,
                 agencies=actor_subtree(actor, agencies),
                 rule=rule.strip() if rule is not None else None,
+                before=query.before,
             )
     except DATABASE_ERRORS:
         raise Unavailable("the database is not reachable") from None
-    return [_policy_hit(row) for row in rows]
+    return _ordered([_policy_hit(row) for row in rows], query.newest_first)
 
 
 def _policy_hit(row: dict[str, Any]) -> PolicyHit:

@@ -97,8 +97,13 @@ async def show_message(actor: Actor, app: App, registry: str) -> MessageTracking
     return MessageTracking.model_validate(asdict(facts))
 
 
-async def revoke_message(actor: Actor, app: App, data: Revocation) -> RevocationResult:
-    """Revoke an issued message: verification then reports it revoked, with the reason."""
+async def revoke_message(
+    actor: Actor, app: App, data: Revocation, *, existing_ok: bool = False
+) -> RevocationResult:
+    """Revoke an issued message: verification then reports it revoked, with the reason.
+
+    A message revoked already is a `Conflict`, or with `existing_ok` the existing
+    revocation (first reason and time kept; nothing written): a safe retry."""
     try:
         reason = check_revoke_reason(data.reason)
     except ValueError as exc:
@@ -114,7 +119,9 @@ async def revoke_message(actor: Actor, app: App, data: Revocation) -> Revocation
     except UnknownMessage as exc:
         raise NotFound(str(exc)) from None
     except AlreadyRevoked as exc:
-        raise Conflict(str(exc)) from None
+        if not existing_ok:
+            raise Conflict(str(exc)) from None
+        return await _existing_revocation(app, registry)
     except StoreUnavailable as exc:
         raise Unavailable(str(exc)) from None
     finally:
@@ -124,4 +131,20 @@ async def revoke_message(actor: Actor, app: App, data: Revocation) -> Revocation
         status=stored.status,
         revoked_at=stored.revoked_at,
         reason=stored.revoked_reason,
+    )
+
+
+async def _existing_revocation(app: App, registry: str) -> RevocationResult:
+    try:
+        async with app.sessions() as session:
+            facts = await track_message(session, registry)
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    if facts is None:
+        raise unknown_message(registry)
+    return RevocationResult(
+        registry=facts.registry,
+        status=facts.status,
+        revoked_at=facts.revoked_at,
+        reason=facts.revoked_reason,
     )

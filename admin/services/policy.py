@@ -20,7 +20,7 @@ from admin.services.errors import InvalidInput, NotFound, Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import acting, check
 from gateway.serve import PID_FILE
-from gateway.store import audit
+from gateway.store import audit, policy_versions
 from gateway.store.db import transaction
 from policies.cases import CaseReport, run_cases
 from policies.decision import MessageFacts
@@ -50,11 +50,11 @@ class ExplainQuery(Frozen):
     classification: str | None = None
     size: int | None = None
     recipient_count: int | None = None
-    policy: PolicySource | None = None  # None: the configured policy file
+    policy: PolicySource | None = None  # None: the running policy (see running_source)
 
 
 class CaseRun(Frozen):
-    policy: PolicySource
+    policy: PolicySource | None  # None: the running policy (see running_source)
     cases: PolicySource
 
 
@@ -97,6 +97,16 @@ async def _check(app: App, source: PolicySource, what: str = "policy") -> Policy
     return check_policy(source.text or "", snapshot, federation, name=source.name)
 
 
+async def running_source(app: App) -> PolicySource:
+    """The running policy: the newest version in the database, or the configured
+    file while no version was written yet."""
+    async with app.sessions() as session:
+        newest = await policy_versions.newest(session)
+    if newest is None:
+        return PolicySource(path=str(app.settings.policy_file))
+    return PolicySource(text=newest.text, name=f"version {newest.id}")
+
+
 async def check_source(actor: Actor, app: App, source: PolicySource) -> PolicyCheckResult:
     """Validate a policy against the directory: every problem with file and line."""
     check(actor, Area.POLICY, write=False, path=None)
@@ -125,7 +135,7 @@ async def explain_decision(actor: Actor, app: App, query: ExplainQuery) -> Expla
     facts = MessageFacts(
         classification=level, size=query.size, recipient_count=query.recipient_count
     )
-    source = query.policy or PolicySource(path=str(app.settings.policy_file))
+    source = query.policy or await running_source(app)
     result = await _check(app, source)
     if result.policy is None:
         raise InvalidInput(
@@ -138,7 +148,7 @@ async def run_case_table(actor: Actor, app: App, run: CaseRun) -> CaseReport:
     """Run a table of expected decisions against a policy (failures are in the report)."""
     check(actor, Area.POLICY, write=False, path=None)
     cases = _existing(run.cases.path, "cases") if run.cases.path is not None else None
-    policy = await _valid(app, run.policy)
+    policy = await _valid(app, run.policy or await running_source(app))
     if cases is not None:
         return run_cases(policy, cases)
     return run_cases(policy, run.cases.text or "", name=run.cases.name)

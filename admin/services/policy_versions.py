@@ -47,12 +47,25 @@ class VersionNotFound(NotFound):
 
 @dataclass(frozen=True)
 class Applied:
+    """`created` is False when the text was the running version's already: nothing
+    was written and `version` is the running one (an identical retry is harmless)."""
+
     version: VersionInfo
     warnings: tuple[Problem, ...]
+    created: bool = True
+
+
+@dataclass(frozen=True)
+class NamedVersion:
+    """A version with its text and the name it was applied under (None if none)."""
+
+    version: VersionInfo
+    name: str | None
 
 
 async def apply_policy(actor: Actor, app: App, policy_text: str, *, name: str) -> Applied:
-    """Validate `policy_text`, then make it the newest version (one audit event)."""
+    """Validate `policy_text`, then make it the newest version (one audit event).
+    Text identical to the running version's writes nothing (`created` False)."""
     require(actor, Area.POLICY, write=True, agency_path=None)
     if len(policy_text.encode("utf-8")) > MAX_POLICY_BYTES:
         raise PolicyInvalid((Problem(name, None, None, "larger than 1 MiB"),))
@@ -73,8 +86,12 @@ async def apply_policy(actor: Actor, app: App, policy_text: str, *, name: str) -
             role=actor.role.value,
             client=actor.client,
             details={"name": name},
+            unless_running=True,
         )
-    assert version is not None
+        if version is None:
+            running = await policy_versions.newest(session)
+            assert running is not None
+            return Applied(running, result.problems, created=False)
     return Applied(version, result.problems)
 
 
@@ -97,6 +114,14 @@ async def policy_version(actor: Actor, app: App, version_id: int | None = None) 
     if found is None:
         raise VersionNotFound(f"no policy version {version_id}" if version_id else "no policy yet")
     return found
+
+
+async def named_version(actor: Actor, app: App, version_id: int | None = None) -> NamedVersion:
+    """`policy_version` with the name the version was applied under."""
+    version = await policy_version(actor, app, version_id)
+    async with app.sessions() as session:
+        name = await policy_versions.applied_name(session, version.id)
+    return NamedVersion(version, name)
 
 
 async def policy_diff(actor: Actor, app: App, old_id: int, new_id: int) -> str:

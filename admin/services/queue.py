@@ -36,6 +36,7 @@ class QueueQuery(Frozen):
     state: str | None = None
     target: str | None = None  # "local", "peer:<name>" or "imap:<name>"
     limit: int = 100
+    after: int | None = None  # only entries with a higher id (the paging position)
 
 
 @contextmanager
@@ -71,8 +72,9 @@ async def list_entries(actor: Actor, app: App, query: QueueQuery) -> list[QueueE
     subtree = actor_subtree(actor, agencies)
     with _errors():
         return await admin.list(
-            state=query.state, target=target, limit=query.limit, agencies=subtree
-        )
+            state=query.state, target=target, limit=query.limit, agencies=subtree,
+            after=query.after,
+        )  # fmt: skip
 
 
 async def _checked(actor: Actor, app: App, entry_id: int, *, write: bool) -> QueueAdmin:
@@ -93,11 +95,23 @@ async def show(actor: Actor, app: App, entry_id: int) -> QueueEntry:
 
 
 async def _change(
-    actor: Actor, app: App, entry_id: int, action: Callable[[QueueAdmin], Awaitable[QueueEntry]]
+    actor: Actor,
+    app: App,
+    entry_id: int,
+    action: Callable[[QueueAdmin], Awaitable[QueueEntry]],
+    *,
+    already: str | None = None,
 ) -> QueueEntry:
+    """Run `action`; an entry in state `already` (when given) is returned unchanged."""
     admin = await _checked(actor, app, entry_id, write=True)
-    with acting(actor), _errors():
-        return await action(admin)
+    with _errors():
+        try:
+            with acting(actor):
+                return await action(admin)
+        except QueueStateError as exc:
+            if already is None or exc.state != already:
+                raise
+        return await admin.show(entry_id)
 
 
 async def retry(actor: Actor, app: App, entry_id: int) -> QueueEntry:
@@ -105,16 +119,24 @@ async def retry(actor: Actor, app: App, entry_id: int) -> QueueEntry:
     return await _change(actor, app, entry_id, lambda a: a.retry(entry_id, actor=actor.audit_name))
 
 
-async def hold(actor: Actor, app: App, entry_id: int) -> QueueEntry:
-    """A queued entry is set aside until released."""
-    return await _change(actor, app, entry_id, lambda a: a.hold(entry_id, actor=actor.audit_name))
-
-
-async def release(actor: Actor, app: App, entry_id: int) -> QueueEntry:
-    """A held entry becomes queued and due now."""
+async def hold(actor: Actor, app: App, entry_id: int, *, unchanged_ok: bool = False) -> QueueEntry:
+    """A queued entry is set aside until released (`unchanged_ok`: a held one is
+    returned as it is, nothing written, instead of a `Conflict`)."""
     return await _change(
-        actor, app, entry_id, lambda a: a.release(entry_id, actor=actor.audit_name)
-    )
+        actor, app, entry_id, lambda a: a.hold(entry_id, actor=actor.audit_name),
+        already="held" if unchanged_ok else None,
+    )  # fmt: skip
+
+
+async def release(
+    actor: Actor, app: App, entry_id: int, *, unchanged_ok: bool = False
+) -> QueueEntry:
+    """A held entry becomes queued and due now (`unchanged_ok`: a queued one is
+    returned as it is, nothing written, instead of a `Conflict`)."""
+    return await _change(
+        actor, app, entry_id, lambda a: a.release(entry_id, actor=actor.audit_name),
+        already="queued" if unchanged_ok else None,
+    )  # fmt: skip
 
 
 async def purge(actor: Actor, app: App, entry_id: int, reason: str) -> QueueEntry:

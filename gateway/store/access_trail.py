@@ -135,12 +135,15 @@ async def access_entries(
     trace: str | None = None,
     since: str | None = None,
     limit: int = 1000,
+    until: str | None = None,
+    before: int | None = None,
 ) -> list[AccessEntry]:
     """The newest `limit` accesses matching every given filter, oldest first.
 
     `registry` is compared after strip and upper-casing, `employee` after strip
     and lower-casing, `trace` after strip and upper-casing (trace codes are
-    upper case); `since` is stored-time text (see `parse_since`), inclusive.
+    upper case); `since` is stored-time text (see `parse_since`), inclusive;
+    `until` the same, exclusive; `before` an event id (the paging position).
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
@@ -151,6 +154,8 @@ async def access_entries(
         stmt = stmt.where(AuditEvent.actor == employee.strip().lower())
     if since is not None:
         stmt = stmt.where(AuditEvent.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < until)
     wanted: str | None = None
     batch = limit
     if trace is not None:
@@ -162,7 +167,6 @@ async def access_entries(
     stmt = stmt.order_by(AuditEvent.id.desc())
 
     newest_first: list[AccessEntry] = []
-    before: int | None = None
     while len(newest_first) < limit:
         page = stmt if before is None else stmt.where(AuditEvent.id < before)
         rows = (await session.scalars(page.limit(batch))).all()

@@ -272,13 +272,23 @@ async def recent(
     limit: int = 50,
     agencies: Collection[str] | None = None,
     rule: str | None = None,
+    actor: str | None = None,
+    until: str | None = None,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
     """The newest `limit` events (optionally one action, or since an ISO time, or only
     about `agencies`: see `about_agencies`, or naming policy `rule` in their
-    details), oldest first."""
+    details, or of one `actor`, or before `until` (exclusive), or with an id below
+    `before`: the paging position), oldest first."""
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if action is not None:
         stmt = stmt.where(AuditEvent.action == action)
+    if actor is not None:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < until)
+    if before is not None:
+        stmt = stmt.where(AuditEvent.id < before)
     if rule is not None:
         needle = canonical_details({"rule": rule})[1:-1]  # '"rule":"<id>"'
         stmt = stmt.where(AuditEvent.details.contains(needle, autoescape=True))

@@ -13,6 +13,7 @@ swap the running one (gateway.checks.policy does).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store import audit
 from gateway.store.db import utcnow
-from gateway.store.models import AuditHead, PolicyVersion
+from gateway.store.models import AuditEvent, AuditHead, PolicyVersion
 
 CHANNEL = "barid_policy"
 
@@ -69,18 +70,26 @@ async def add_version(
     client: str = "local",
     details: Mapping[str, Any] | None = None,
     only_if_empty: bool = False,
+    unless_running: bool = False,
 ) -> VersionInfo | None:
     """Append a version and its audit event in the caller's transaction.
 
     `only_if_empty`: write only when no version exists yet (the first node to
-    start imports its file; the others find it there). Returns None when that
-    condition kept it from writing.
+    start imports its file; the others find it there). `unless_running`: write
+    only when the text differs from the newest version's (an identical retry
+    writes nothing). Returns None when such a condition kept it from writing.
     """
     # The audit head's row lock orders concurrent writers on PostgreSQL too.
     await session.get(AuditHead, 1, with_for_update=True)
     if only_if_empty and await newest_id(session) is not None:
         return None
     digest = sha256_of(policy_text)
+    if unless_running:
+        running = await session.scalar(
+            select(PolicyVersion.sha256).order_by(PolicyVersion.id.desc()).limit(1)
+        )
+        if running == digest:
+            return None
     row = PolicyVersion(
         sha256=digest,
         text=policy_text,
@@ -138,6 +147,23 @@ async def newest_from(session: AsyncSession, source: str) -> VersionInfo | None:
         .limit(1)
     )
     return None if row is None else _info(row, with_text=False)
+
+
+async def applied_name(session: AsyncSession, version_id: int) -> str | None:
+    """The name given when the version was applied (its "policy.apply" event's
+    details), None when none was given."""
+    needle = audit.canonical_details({"version": version_id})[1:-1]  # '"version":<id>'
+    rows = await session.scalars(
+        select(AuditEvent.details).where(
+            AuditEvent.action == "policy.apply",
+            AuditEvent.details.contains(needle, autoescape=True),
+        )
+    )
+    for raw in rows:
+        details = json.loads(raw)
+        if details.get("version") == version_id and details.get("name"):
+            return str(details["name"])
+    return None
 
 
 async def history(

@@ -124,9 +124,10 @@ class QueueAdmin:
         limit: int = 100,
         *,
         agencies: Collection[str] | None = None,
+        after: int | None = None,
     ) -> list[QueueEntry]:
         """Entries, oldest first, optionally of one state and/or target, and only of
-        messages issued by `agencies` (codes) when given."""
+        messages issued by `agencies` (codes) when given; `after`: ids above it only."""
         if state is not None and state not in STATES:
             raise ValueError(f"unknown state {state!r} (expected one of: {', '.join(STATES)})")
         if not 1 <= limit <= MAX_LIMIT:
@@ -136,6 +137,8 @@ class QueueAdmin:
             query = query.where(DeliveryQueueEntry.state == state)
         if target is not None:
             query = query.where(DeliveryQueueEntry.target == target.column)
+        if after is not None:
+            query = query.where(DeliveryQueueEntry.id > after)
         if agencies is not None:
             issuers = select(Agency.id).where(Agency.code.in_(sorted(agencies)))
             query = query.where(Message.agency_id.in_(issuers))
