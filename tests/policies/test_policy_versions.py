@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
+from admin.api.wiring import admin_app_for
 from gateway.config import Settings, load_settings
 from gateway.serve import Gateway
 from gateway.store.models import AuditEvent, PolicyVersion
+from testkit.gateway import tls_client
 
 MOH = "minister@moh.gov.example"
 MOF = "minister@mof.gov.example"
@@ -166,6 +169,43 @@ async def test_a_version_applied_on_one_node_decides_on_the_other_within_5s(
         a_policy = node_a.policy
         await until(lambda: not a_policy.holder.decide(MOH, MOF).allowed, 5)
         assert await counts(node_a) == (before[0] + 1, before[1] + 1)  # one audit event
+    finally:
+        await node_b.stop()
+        await node_a.stop()
+
+
+@pytest.mark.postgres
+async def test_a_version_applied_through_the_api_on_one_node_decides_on_the_other_within_5s(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PUT /api/v1/policy on node A's admin listener (real TLS, a real API token);
+    node B, sharing the PostgreSQL database, decides with it within 5 s; one audit event."""
+    data = tmp_path / "d"
+    settings = demo(data, pg_url)
+    made = barid(data, pg_url, "admin", "token", "create", "--role", "system-admin",
+                 "--name", "policy pipeline", "--json")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    secret = json.loads(made.stdout)["secret"]
+    node_a, node_b = Gateway(settings, admin_app_for), Gateway(settings)
+    await node_a.start()
+    await node_b.start()
+    try:
+        assert node_b.policy is not None and node_b.policy.holder.decide(MOH, MOF).allowed
+        before = await counts(node_a)
+        frozen = frozen_policy(settings, tmp_path).read_text(encoding="utf-8")
+        async with httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{node_a.admin_port}", verify=tls_client(settings.tls_cert),
+            headers={"Authorization": f"Bearer {secret}"}, timeout=30,
+        ) as api:  # fmt: skip
+            applied = await api.put("/api/v1/policy", json={"text": frozen})
+            assert applied.status_code == 201, applied.text
+            b_policy = node_b.policy
+            await until(lambda: not b_policy.holder.decide(MOH, MOF).allowed, 5)
+            assert b_policy.version_id == applied.json()["version"]["id"]
+            assert await counts(node_a) == (before[0] + 1, before[1] + 1)  # one audit event
+            again = await api.put("/api/v1/policy", json={"text": frozen})  # a retry
+            assert again.status_code == 200 and again.json()["created"] is False
+            assert await counts(node_a) == (before[0] + 1, before[1] + 1)
     finally:
         await node_b.stop()
         await node_a.stop()
