@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.sections import (
+    AuditSettings,
     DatabaseSettings,
     DeliverySettings,
     HttpSettings,
@@ -39,6 +40,7 @@ class Settings(Section):
     policy: PolicySettings = PolicySettings()
     keys: KeysSettings = KeysSettings()
     delivery: DeliverySettings = DeliverySettings()
+    audit: AuditSettings = AuditSettings()
     peers: dict[str, PeerSettings] = Field(default_factory=dict)
     mailservers: dict[str, MailServerSettings] = Field(default_factory=dict)
 
