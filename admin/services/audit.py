@@ -41,6 +41,7 @@ __all__ = [
     "checkpoint",
     "policy_hits",
     "query_events",
+    "signed_checkpoint",
     "verify_chain",
 ]
 
@@ -165,6 +166,12 @@ async def verify_chain(actor: Actor, app: App) -> ChainReport:
 async def checkpoint(actor: Actor, app: App) -> CheckpointView:
     """Sign a checkpoint of the chain now (the gateway also writes them periodically)."""
     check(actor, Area.AUDIT, write=True, path=None)
+    return await signed_checkpoint(actor, app)
+
+
+async def signed_checkpoint(actor: Actor, app: App) -> CheckpointView:
+    """Write a signed checkpoint as `actor` (the caller has checked the actor may:
+    `checkpoint` for its own sake, `audit_archive.export_archive` for an export's end)."""
     try:
         with acting(actor):
             async with transaction(app.sessions) as session:

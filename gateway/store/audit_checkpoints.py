@@ -70,7 +70,7 @@ def signed_payload(
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
@@ -133,7 +133,7 @@ async def write_checkpoint(
         at=event.at,
         node=node,
         key_id=key_id,
-        signature=_b64url(signing_key.sign(payload)),
+        signature=b64url(signing_key.sign(payload)),
     )
     session.add(AuditCheckpoint(**facts.as_dict()))
     await session.flush()

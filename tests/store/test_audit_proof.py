@@ -153,7 +153,7 @@ async def test_a_forged_checkpoint_is_detected(chain: Chain) -> None:
     payload = audit_checkpoints.signed_payload(
         event_id=5, event_mac=ev.mac, count=5, at=ev.at, node="n1", key_id=chain.keys.signing_key_id
     )
-    forged = audit_checkpoints._b64url(other.sign(payload))
+    forged = audit_checkpoints.b64url(other.sign(payload))
     await chain.run(
         AuditCheckpoint.__table__.insert().values(
             event_id=5, event_mac=ev.mac, count=5, at=ev.at, node="n1",
