@@ -1,37 +1,31 @@
-"""`barid init`, `barid serve`, `barid demo`, `barid audit verify|log|access`.
+"""`barid init`, `barid serve`, `barid demo`.
 
 Owns: these commands' options and output. Must not: hold the logic of the
-steps (admin.init, admin.demo, gateway.serve own it; the audit commands call
-admin.services.audit as the local system administrator).
+steps (admin.init, admin.demo, gateway.serve own it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 
 import click
 
 from admin.cli import common, config_path, run, want_json
 from admin.context import settings_from
-from admin.errors import EXIT_USAGE, CliError
+from admin.errors import CliError
 from admin.init import initialise
-from admin.output import emit, table
-from admin.service_call import call
-from admin.services import audit as audit_service
+from admin.output import emit
 from gateway import logs
 from gateway.config import Settings
 from gateway.serve import StartupError
 from gateway.serve import run as serve_forever
-from gateway.store.access_trail import AccessEntry, parse_since
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(init_cmd)
     cli.add_command(serve_cmd)
     cli.add_command(demo_cmd)
-    cli.add_command(audit_group)
 
 
 @click.command("init")
@@ -110,134 +104,3 @@ def demo_cmd(ctx: click.Context, data_dir: str, no_serve: bool) -> None:
             click.echo("warning: running the demo as root (`barid serve` refuses root)", err=True)
         click.echo("serving; stop with Ctrl-C", err=True)
         _serve(settings)
-
-
-@click.group("audit")
-def audit_group() -> None:
-    """The audit trail."""
-
-
-@audit_group.command("verify")
-@common
-@click.pass_context
-def audit_verify(ctx: click.Context) -> None:
-    """Check the whole audit chain: any changed or deleted event is reported."""
-    result = call(ctx, audit_service.verify_chain).model_dump()
-    if result["ok"]:
-        emit(result, f"audit chain intact: {result['events']} events", as_json=want_json(ctx))
-        return
-    emit(result, "\n".join(result["problems"]), as_json=want_json(ctx))
-    raise CliError(f"audit chain broken: {len(result['problems'])} problem(s)")
-
-
-@audit_group.command("log")
-@common
-@click.option("--action", default=None, help="Only this action, e.g. policy.apply or employee.add.")
-@click.option("--since", default=None, help="Only events at or after this UTC time (ISO 8601).")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.pass_context
-def audit_log(ctx: click.Context, action: str | None, since: str | None, limit: int) -> None:
-    """Show the newest audit events (newest last)."""
-    query = audit_service.AuditQuery(action=action, since=since, limit=limit)
-    found = call(ctx, lambda actor, app: audit_service.query_events(actor, app, query))
-    rows = [event.model_dump() for event in found]
-    emit(
-        rows,
-        lambda: table(rows, ["id", "at", "actor", "action", "target", "outcome"]),
-        as_json=want_json(ctx),
-    )
-
-
-def _access_lines(entries: list[AccessEntry], limit: int) -> str:
-    if not entries:
-        return "no accesses recorded"
-    rows = [
-        [
-            e.at[:19] + "Z" if len(e.at) > 19 else e.at,  # to the second
-            e.employee,
-            e.registry,
-            f"trace={e.trace}" if e.trace is not None else f"trace=- ({e.copy or '?'} copy)",
-            f"{e.protocol or '-'} {e.client or '-'}",
-            f"{e.mailbox or '-'} uid={'-' if e.uid is None else e.uid}",
-            " ".join(e.items) or "-",
-        ]
-        for e in entries
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = [
-        "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]) for r in rows
-    ]
-    count = f"{len(entries)} access{'' if len(entries) == 1 else 'es'}"
-    if len(entries) == limit:
-        count += f" (the newest {limit}; raise --limit to see older ones)"
-    return "\n".join([*lines, count])
-
-
-def _filter_value(name: str, value: str | None) -> str | None:
-    if value is not None and not value.strip():
-        raise CliError(f"{name} must not be empty", EXIT_USAGE)
-    return value
-
-
-@audit_group.command("access")
-@common
-@click.option(
-    "--registry",
-    default=None,
-    help="Only this official message, by registry number (e.g. MOH/2026/000042).",
-)
-@click.option(
-    "--employee", default=None, help="Only fetches by this employee address (any letter case)."
-)
-@click.option(
-    "--trace",
-    default=None,
-    help="Only fetches of the recipient copy with this trace code (e.g. 7Q4MZ-K2D9X).",
-)
-@click.option(
-    "--since",
-    default=None,
-    help="Only fetches at or after this time: an ISO 8601 date or date-time"
-    " (UTC unless an offset is given, e.g. 2026-11-22 or 2026-11-22T10:00:00Z)"
-    " or a span back from now: 30m, 24h, 7d, 2w.",
-)
-@click.option(
-    "--limit",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(1, 100_000),
-    help="Show at most this many (the newest).",
-)
-@click.pass_context
-def audit_access(
-    ctx: click.Context,
-    registry: str | None,
-    employee: str | None,
-    trace: str | None,
-    since: str | None,
-    limit: int,
-) -> None:
-    """Who read which official message: every body fetch over IMAP, oldest first.
-
-    Each line is one fetch recorded in the audit chain: time (UTC), employee,
-    registry number, the copy's trace code (none for the sender's own Sent copy),
-    protocol and client address, mailbox and UID, and the fetched items.
-    Filters combine; --json prints a list of objects.
-    """
-    registry = _filter_value("--registry", registry)
-    employee = _filter_value("--employee", employee)
-    trace = _filter_value("--trace", trace)
-    if since is not None:
-        try:
-            parse_since(since, dt.datetime.now(dt.UTC))
-        except ValueError as exc:
-            raise CliError(f"--since: {exc}", EXIT_USAGE) from None
-    query = audit_service.AccessQuery(
-        registry=registry, employee=employee, trace=trace, since=since, limit=limit
-    )
-    entries = call(ctx, lambda actor, app: audit_service.access_trail(actor, app, query))
-    emit(
-        [e.as_dict() for e in entries],
-        lambda: _access_lines(entries, limit),
-        as_json=want_json(ctx),
-    )

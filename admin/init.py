@@ -1,4 +1,5 @@
-"""`barid init`: data directory, configuration file, keys, TLS, policy, database.
+"""`barid init`: data directory, configuration file, keys, TLS, policy, database,
+the audit head's seal.
 
 Owns: the idempotent set-up sequence; every step creates only what is missing
 and reports what it did. Must not: overwrite anything that exists.
@@ -13,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.errors import CliError
 from gateway.config import ConfigError, Settings, load_settings, render_toml
-from gateway.store import migrate
-from gateway.store.db import create_engine
-from keys.gateway_keys import ensure_gateway_keys
+from gateway.store import audit, audit_checkpoints, migrate
+from gateway.store.db import create_engine, session_factory, transaction
+from keys.gateway_keys import ensure_gateway_keys, load_gateway_keys
 from keys.key_files import KeyFileError
 from keys.tls import ensure_dev_certificate
 
@@ -194,7 +196,39 @@ async def _ensure_schema(report: InitReport, settings: Settings) -> None:
             report.created.append(f"database schema {before or 'empty'} -> {head}")
         else:
             report.unchanged.append(f"database schema at {head}")
+        await _seal_audit_head(report, settings, engine)
     except (SQLAlchemyError, OSError) as exc:
         raise CliError(f"database unavailable ({type(exc).__name__})") from None
     finally:
         await engine.dispose()
+
+
+INIT_ACTOR = "cli:init"
+
+
+async def _seal_audit_head(report: InitReport, settings: Settings, engine: AsyncEngine) -> None:
+    """Seal an audit head that has no MAC (a new database, or one from before the
+    head MAC); when the chain already holds events, sign a first checkpoint too, so
+    the chain itself shows a seal exists. Nothing happens on a sealed head."""
+    try:
+        keys = load_gateway_keys(settings.keys_dir)
+    except KeyFileError as exc:
+        raise CliError(f"gateway keys: {exc}") from None
+    audit_key = keys.derive(audit.AUDIT_KEY_PURPOSE)
+    async with transaction(session_factory(engine)) as session:
+        if not await audit.seal_head(session, audit_key):
+            return
+        report.created.append("audit head seal")
+        if await audit_checkpoints.last_checkpoint(session) is not None:
+            return
+        if await audit.chain_length(session) == 0:
+            return
+        facts = await audit_checkpoints.write_checkpoint(
+            session,
+            audit_key,
+            keys.signing_key,
+            keys.signing_key_id,
+            node=settings.server.hostname,
+            actor=INIT_ACTOR,
+        )
+        report.created.append(f"audit checkpoint at event {facts.event_id}")

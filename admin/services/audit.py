@@ -1,12 +1,14 @@
-"""Audit use cases: query audit events, verify the chain, query the access trail.
+"""Audit use cases: query audit events, verify the chain and its signed checkpoints,
+write a checkpoint on demand, query the access trail.
 
 Owns: one function per use case, each taking the `Actor` first. Scoping: an
 agency-admin's event query returns only events about its subtree (target an
 agency of it, an employee of it, or a message it issued; events with no such
 target, e.g. policy or import events, are not shown), and its access-trail query
 only fetches of messages its subtree issued or by its employees. The chain is
-global: verifying it is for unscoped roles (a scoped actor gets OutOfScope).
-Must not: write anything.
+global: verifying it is for unscoped roles (a scoped actor gets OutOfScope);
+writing a checkpoint is a change, for system-admin only. Must not: write
+anything but a checkpoint (its audit event and signed row).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from admin.context import App
 from admin.services.actor import Actor, Area
 from admin.services.errors import InvalidInput, Unavailable
 from admin.services.model import Frozen
-from admin.services.scope import actor_subtree, check, home_path, tree
+from admin.services.scope import acting, actor_subtree, check, home_path, tree
 from gateway.stamping.trace import normalize as normalize_trace
-from gateway.store import audit
+from gateway.store import audit, audit_checkpoints
 from gateway.store.access_trail import AccessEntry, access_entries, parse_since
+from gateway.store.db import transaction
 from gateway.store.directory.scope import employees_of
 from gateway.store.errors import DATABASE_ERRORS
 
@@ -33,11 +36,14 @@ __all__ = [
     "AuditEventView",
     "AuditQuery",
     "ChainReport",
+    "CheckpointView",
     "PolicyHit",
     "PolicyHitQuery",
     "access_trail",
+    "checkpoint",
     "policy_hits",
     "query_events",
+    "signed_checkpoint",
     "verify_chain",
 ]
 
@@ -70,7 +76,21 @@ class AuditEventView(Frozen):
 class ChainReport(Frozen):
     ok: bool
     events: int
+    checkpoints: int  # signed checkpoints checked
+    head_sealed: bool  # the head row carries a MAC
     problems: list[str]
+
+
+class CheckpointView(Frozen):
+    """A signed checkpoint: event `event_id` had MAC `event_mac`, `count` events."""
+
+    event_id: int
+    event_mac: str
+    count: int
+    at: str
+    node: str
+    key_id: str
+    signature: str
 
 
 class AccessQuery(Frozen):
@@ -155,11 +175,51 @@ async def query_events(
 
 
 async def verify_chain(actor: Actor, app: App) -> ChainReport:
-    """Walk the whole audit chain; every changed, missing or reordered event is reported."""
+    """Walk the whole audit chain, its authenticated head and every signed checkpoint;
+    every changed, missing or reordered event, rewritten head or forged checkpoint
+    is reported."""
     check(actor, Area.AUDIT, write=False, path=None)
-    async with app.sessions() as session:
-        report = await audit.verify(session, app.audit_key)
-    return ChainReport(ok=report.ok, events=report.events, problems=report.problems)
+    try:
+        async with app.sessions() as session:
+            report = await audit.verify(session, app.audit_key)
+            count, problems = await audit_checkpoints.verify_checkpoints(
+                session, app.keys.verification_keys
+            )
+            head_sealed = await audit.head_sealed(session)
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    return ChainReport(
+        ok=report.ok and not problems,
+        events=report.events,
+        checkpoints=count,
+        head_sealed=head_sealed,
+        problems=report.problems + problems,
+    )
+
+
+async def checkpoint(actor: Actor, app: App) -> CheckpointView:
+    """Sign a checkpoint of the chain now (the gateway also writes them periodically)."""
+    check(actor, Area.AUDIT, write=True, path=None)
+    return await signed_checkpoint(actor, app)
+
+
+async def signed_checkpoint(actor: Actor, app: App) -> CheckpointView:
+    """Write a signed checkpoint as `actor` (the caller has checked the actor may:
+    `checkpoint` for its own sake, `audit_archive.export_archive` for an export's end)."""
+    try:
+        with acting(actor):
+            async with transaction(app.sessions) as session:
+                facts = await audit_checkpoints.write_checkpoint(
+                    session,
+                    app.audit_key,
+                    app.keys.signing_key,
+                    app.keys.signing_key_id,
+                    node=app.settings.server.hostname,
+                    actor=actor.audit_name,
+                )
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    return CheckpointView(**facts.as_dict())
 
 
 def _filter(name: str, value: str | None) -> str | None:

@@ -323,3 +323,21 @@ class DeliverySettings(Section):
         60.0, "Give up one transfer (connect, TLS, send) after this long.", gt=0, le=3600
     )
     concurrency: int = _f(8, "Copies sent to peers and agency servers at once.", ge=1, le=256)
+
+
+class AuditSettings(Section):
+    checkpoint_every_events: int = _f(
+        1000,
+        "The running gateway signs an audit checkpoint after this many new audit events"
+        " (0: no count trigger).",
+        ge=0,
+        le=10_000_000,
+    )
+    checkpoint_every_minutes: float = _f(
+        60.0,
+        "The running gateway also signs one this many minutes after the last checkpoint"
+        " when there are new audit events (0: no time trigger); `barid audit checkpoint`"
+        " signs one at once.",
+        ge=0,
+        le=7 * 24 * 60,
+    )

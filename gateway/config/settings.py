@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.sections import (
     AdminSettings,
+    AuditSettings,
     DatabaseSettings,
     DeliverySettings,
     HttpSettings,
@@ -41,6 +42,7 @@ class Settings(Section):
     policy: PolicySettings = PolicySettings()
     keys: KeysSettings = KeysSettings()
     delivery: DeliverySettings = DeliverySettings()
+    audit: AuditSettings = AuditSettings()
     peers: dict[str, PeerSettings] = Field(default_factory=dict)
     mailservers: dict[str, MailServerSettings] = Field(default_factory=dict)
 

@@ -28,6 +28,7 @@ from gateway.intake.smtp.listeners import Listener, stop_listeners
 from gateway.intake.submission import SubmissionHandler
 from gateway.serve import listeners, services, workers
 from gateway.serve.admin_hook import AdminAppFactory, AdminResources
+from gateway.serve.audit_checkpointer import AuditCheckpointer
 from gateway.serve.listeners import QuietUvicorn
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
@@ -77,6 +78,7 @@ class Gateway:
         self.store: MessageStore | None = None
         self.authenticator: Authenticator | None = None
         self.pipeline: SubmissionPipeline | None = None
+        self.checkpointer: AuditCheckpointer | None = None
 
     async def start(self) -> None:
         """Start everything, in this order; a failure raises StartupError (then `stop`)."""
@@ -130,6 +132,8 @@ class Gateway:
         )
         self._add_smtp([transfer])
         worker.start()
+        self.checkpointer = AuditCheckpointer(settings, sessions, keys, audit_key)
+        self.checkpointer.start()
         self.imap = await listeners.start_imap_listeners(
             settings, self._imap_context(audit_key), tls, self.imap_ports
         )
@@ -288,6 +292,8 @@ class Gateway:
         if self.worker is not None:
             await self.worker.stop()
             await self.worker.close()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         await self.notifier.stop()
         if self.policy is not None:
             await self.policy.stop()

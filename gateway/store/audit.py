@@ -7,10 +7,21 @@ secrets; `details` is for facts (codes, fingerprints, reasons), never passwords.
 Each event's MAC is HMAC-SHA256(audit key, canonical JSON of [id, at, actor,
 action, target, outcome, details, prev_mac]). Ids are consecutive; the single
 `audit_head` row holds the newest id, MAC and count, and is row-locked by every
-append, so appends are serialised on SQLite and PostgreSQL alike. A changed,
-deleted, inserted or reordered event, or a truncated tail, breaks verification.
-The audit key is derived from the gateway's master key (keys.gateway_keys), so
-rewriting the chain needs that key, not only database access.
+append, so appends are serialised on SQLite and PostgreSQL alike. The head row
+is itself authenticated: its `mac` is HMAC(audit key, ["barid-audit-head/v1",
+last_id, last_mac, count, seq, sealed_at]), `seq` counting every head write. A
+changed, deleted, inserted or reordered event, a truncated tail, or a head row
+rewritten from values in the table breaks verification. The audit key is derived
+from the gateway's master key (keys.gateway_keys), so rewriting the chain needs
+that key, not only database access (signed checkpoints, audit_checkpoints.py,
+go further: they need the signing key).
+
+Unsealed heads: a database migrated from before the head MAC has none until
+`seal_head` (run by `barid init`) or the first append seals it; verification
+accepts an unsealed head only while nothing shows a seal ever existed (the
+"audit_head_sealed" meta row, a checkpoint row, or a checkpoint event). An
+append never launders a head whose MAC is wrong: it keeps the head marked
+broken (BROKEN_HEAD_MAC), so the break stays visible to `verify`.
 
 `acting(...)` names who acts beyond the `actor` string (role, client address,
 channel): every event appended inside it carries those facts under "acting".
@@ -21,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,9 +43,14 @@ from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.db import utcnow
-from gateway.store.models import Agency, AuditEvent, AuditHead, Employee
+from gateway.store.models import Agency, AuditCheckpoint, AuditEvent, AuditHead, Employee, Meta
 
+log = logging.getLogger("barid.audit")
 GENESIS_MAC = "0" * 64
+HEAD_LABEL = "barid-audit-head/v1"
+SEALED_MARKER = "audit_head_sealed"  # meta row written when a head is first sealed
+BROKEN_HEAD_MAC = "broken"  # a head found tampered with stays so (never a valid MAC)
+CHECKPOINT_ACTION = "audit.checkpoint"  # the event each signed checkpoint covers
 AUDIT_KEY_PURPOSE = "audit-chain"  # HKDF purpose of the chain's MAC key (keys.derive_key)
 VERIFY_BATCH = 2000
 # An audit-mode policy rule matched one recipient of a submission (details: rule,
@@ -88,6 +105,97 @@ def event_mac(
     return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def head_mac(
+    key: bytes, *, last_id: int, last_mac: str, count: int, seq: int, sealed_at: str | None
+) -> str:
+    """The head row's MAC (domain-separated from event MACs by its label)."""
+    body = json.dumps(
+        [HEAD_LABEL, last_id, last_mac, count, seq, sealed_at],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _expected_head_mac(key: bytes, head: AuditHead) -> str:
+    return head_mac(
+        key,
+        last_id=head.last_id,
+        last_mac=head.last_mac,
+        count=head.count,
+        seq=head.seq,
+        sealed_at=head.sealed_at,
+    )
+
+
+async def seal_evidence(session: AsyncSession) -> bool:
+    """True when something shows the head was sealed once (so it must be sealed now)."""
+    marker = await session.scalar(select(Meta.value).where(Meta.key == SEALED_MARKER))
+    if marker is not None:
+        return True
+    checkpoint = await session.scalar(select(AuditCheckpoint.id).limit(1))
+    if checkpoint is not None:
+        return True
+    event = await session.scalar(
+        select(AuditEvent.id).where(AuditEvent.action == CHECKPOINT_ACTION).limit(1)
+    )
+    return event is not None
+
+
+async def _head_intact(session: AsyncSession, key: bytes, head: AuditHead) -> bool:
+    """The head as last written by an append: a valid MAC, or never sealed."""
+    if head.mac is None:
+        return not await seal_evidence(session)
+    return hmac.compare_digest(head.mac, _expected_head_mac(key, head))
+
+
+async def _locked_head(session: AsyncSession) -> AuditHead:
+    head = await session.get(AuditHead, 1, with_for_update=True)
+    if head is None:  # pragma: no cover - the first migration creates it
+        raise RuntimeError("audit_head row missing: run the migrations")
+    return head
+
+
+async def _reseal(
+    session: AsyncSession, key: bytes, head: AuditHead, *, intact: bool, at: str
+) -> None:
+    """After the head moved: a fresh MAC when it was intact, else keep it broken."""
+    first_seal = head.mac is None
+    head.seq = (head.seq or 0) + 1
+    head.sealed_at = at
+    if not intact:
+        log.error("audit head found rewritten; it stays marked broken until investigated")
+        head.mac = BROKEN_HEAD_MAC
+        return
+    head.mac = _expected_head_mac(key, head)
+    if first_seal and not await session.scalar(select(Meta.value).where(Meta.key == SEALED_MARKER)):
+        session.add(Meta(key=SEALED_MARKER, value=1))
+
+
+async def chain_length(session: AsyncSession) -> int:
+    """The newest event id the head records (0: no event yet)."""
+    head = await session.get(AuditHead, 1)
+    return head.last_id if head is not None else 0
+
+
+async def head_sealed(session: AsyncSession) -> bool:
+    head = await session.get(AuditHead, 1)
+    return head is not None and head.mac is not None
+
+
+async def seal_head(session: AsyncSession, key: bytes) -> bool:
+    """Seal a head that has no MAC yet (after the upgrade); True when it did.
+
+    Idempotent; a head whose seal was removed (evidence of a seal exists) is left
+    unsealed, for `verify` to report."""
+    head = await _locked_head(session)
+    if head.mac is not None or await seal_evidence(session):
+        return False
+    await _reseal(session, key, head, intact=True, at=utcnow())
+    await session.flush()
+    return True
+
+
 async def append(
     session: AsyncSession,
     key: bytes,
@@ -99,9 +207,8 @@ async def append(
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event in the session's open transaction; returns it (flushed)."""
-    head = await session.get(AuditHead, 1, with_for_update=True)
-    if head is None:  # pragma: no cover - the first migration creates it
-        raise RuntimeError("audit_head row missing: run the migrations")
+    head = await _locked_head(session)
+    intact = await _head_intact(session, key, head)
     event = AuditEvent(
         id=head.last_id + 1,
         at=utcnow(),
@@ -127,6 +234,7 @@ async def append(
     head.last_id = event.id
     head.last_mac = event.mac
     head.count += 1
+    await _reseal(session, key, head, intact=intact, at=event.at)
     await session.flush()
     return event
 
@@ -146,9 +254,8 @@ async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]
     """Append `events` in order in the session's transaction: one head lock, one insert."""
     if not events:
         return
-    head = await session.get(AuditHead, 1, with_for_update=True)
-    if head is None:  # pragma: no cover - the first migration creates it
-        raise RuntimeError("audit_head row missing: run the migrations")
+    head = await _locked_head(session)
+    intact = await _head_intact(session, key, head)
     rows = []
     prev, event_id = head.last_mac, head.last_id
     for event in events:
@@ -182,6 +289,7 @@ async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]
         prev = mac
     await session.execute(insert(AuditEvent), rows)
     head.last_id, head.last_mac, head.count = event_id, prev, head.count + len(rows)
+    await _reseal(session, key, head, intact=intact, at=str(rows[-1]["at"]))
     await session.flush()
 
 
@@ -196,8 +304,18 @@ class AuditReport:
 
 
 async def verify(session: AsyncSession, key: bytes, *, max_problems: int = 20) -> AuditReport:
-    """Walk the whole chain in id order; report every break (up to max_problems)."""
+    """Walk the whole chain in id order, then check the head row and its MAC; report
+    every break (up to max_problems)."""
     report = AuditReport()
+    last_id, prev = await _walk_chain(session, key, report, max_problems)
+    await _check_head(session, key, report, last_id=last_id, last_mac=prev)
+    return report
+
+
+async def _walk_chain(
+    session: AsyncSession, key: bytes, report: AuditReport, max_problems: int
+) -> tuple[int, str]:
+    """Every event in id order: consecutive ids, links and MACs. The last id and MAC."""
     expected_id = 1
     prev = GENESIS_MAC
     last_id = 0
@@ -234,18 +352,30 @@ async def verify(session: AsyncSession, key: bytes, *, max_problems: int = 20) -
             prev = ev.mac
             expected_id = ev.id + 1
             last_id = ev.id
+    return last_id, prev
+
+
+async def _check_head(
+    session: AsyncSession, key: bytes, report: AuditReport, *, last_id: int, last_mac: str
+) -> None:
     head = await session.get(AuditHead, 1)
     if head is None:
         report.problems.append("audit head missing")
-    else:
-        if head.last_id != last_id or head.last_mac != prev:
-            report.problems.append(
-                f"chain ends at event {last_id} but the head records event {head.last_id}"
-                " (events deleted from the end?)"
-            )
-        if head.count != report.events:
-            report.problems.append(f"head counts {head.count} events, found {report.events}")
-    return report
+        return
+    if head.mac is None:
+        if await seal_evidence(session):
+            report.problems.append("audit head is not sealed, but was sealed before (MAC removed)")
+    elif not hmac.compare_digest(head.mac, _expected_head_mac(key, head)):
+        report.problems.append(
+            "audit head MAC mismatch: the head row was rewritten without the audit key"
+        )
+    if head.last_id != last_id or head.last_mac != last_mac:
+        report.problems.append(
+            f"chain ends at event {last_id} but the head records event {head.last_id}"
+            " (events deleted from the end?)"
+        )
+    if head.count != report.events:
+        report.problems.append(f"head counts {head.count} events, found {report.events}")
 
 
 def about_agencies(codes: Collection[str]) -> ColumnElement[bool]:

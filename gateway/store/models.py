@@ -112,7 +112,10 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """One row: the newest event's id and MAC, so deleting the tail is detected."""
+    """One row: the newest event's id and MAC, so deleting the tail is detected.
+
+    `mac` authenticates (last_id, last_mac, count, seq, sealed_at) with the audit
+    key; NULL only on a database not sealed since the head MAC was introduced."""
 
     __tablename__ = "audit_head"
 
@@ -120,6 +123,25 @@ class AuditHead(Base):
     last_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     last_mac: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    sealed_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that event `event_id` had MAC `event_mac` and the chain
+    held `count` events; signed with the gateway's Ed25519 key `key_id`."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    event_mac: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    at: Mapped[str] = mapped_column(String(32))
+    node: Mapped[str] = mapped_column(String(253))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
 
 
 class Meta(Base):

@@ -6,6 +6,7 @@ refusal changes nothing (the audit chain and the directory version stay put)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from admin.services import audit as audit_svc
-from admin.services import bulk_import, directory, employees, messages, policy, queue
+from admin.services import audit_archive, bulk_import, directory, employees, messages, policy, queue
 from admin.services.actor import Actor, Area, Forbidden, OutOfScope, Role
 from admin.services.errors import InvalidInput
 from gateway.store.directory import directory_version
@@ -374,6 +375,16 @@ def cases() -> list[Case]:
             lambda x, w: a.query_events(x, w.app, a.AuditQuery(limit=1000)),
         ),
         Case("verify chain", AUD, R, "global", lambda x, w: a.verify_chain(x, w.app)),
+        Case("audit checkpoint", AUD, W, "global", lambda x, w: a.checkpoint(x, w.app)),
+        Case(
+            "audit export",
+            AUD,
+            R,
+            "global",
+            lambda x, w: audit_archive.export_archive(
+                x, w.app, "1d", str(w.app.settings.data_dir / f"export-{uuid.uuid4().hex}")
+            ),
+        ),
         Case(
             "access trail",
             Area.ACCESS_TRAIL,
