@@ -51,7 +51,10 @@ def read_rows(data: bytes) -> tuple[list[tuple[int, dict[str, str]]], list[str]]
     except UnicodeDecodeError as exc:
         return [], [f"file is not UTF-8 (byte {exc.start})"]
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:  # the header row itself is malformed (e.g. an open quote)
+        return [], [f"line 1: {exc}"]
     if not header:
         return [], ["line 1: missing header row"]
     unknown = [h for h in header if h not in COLUMNS]

@@ -280,6 +280,7 @@ def test_directory_import_refuses_a_cycle(barid: Any, tmp_path: Path) -> None:
         (b"\xff\xfe bad", "not UTF-8"),
         (b"name,code\nx,y\n", "bad header"),
         (b"", "missing header"),
+        (b'type,"code\n', "line 1: unexpected end of data"),  # an open quote in the header
     ],
 )
 def test_directory_import_refuses_malformed_files(
