@@ -2,15 +2,18 @@
 
 Owns: the registry of jobs this process started (a bounded number kept, oldest
 finished dropped first), each job's state (queued, running, done, failed), its
-progress counter and its outcome, and who may see it (the account that started
-it, or a system administrator). Must not: hold a use case (a job runs a service
-function handed to it) or outlive the process (jobs are not persisted).
+progress counter and its outcome, who may see it (the account that started
+it, or a system administrator), and the `Idempotency-Key` a job was started
+with (per account, with the request's fingerprint; forgotten with the job).
+Must not: hold a use case (a job runs a service function handed to it) or
+outlive the process (jobs are not persisted).
 
 Failure behaviour: a job that fails with a service refusal keeps that refusal's
 message (safe to show by contract); any other failure is logged and shown as a
 fixed text. A job that is unknown, dropped, or another account's reads as
 unknown (`UnknownJob`). When every kept job is still unfinished, no new job is
-started (`JobsBusy`).
+started (`JobsBusy`). A key the account used for another request is refused
+(`KeyReused`) and starts nothing.
 """
 
 from __future__ import annotations
@@ -63,6 +66,19 @@ class JobsBusy(Exception):
     """Every kept job is unfinished; a new one is not started."""
 
 
+class KeyReused(Exception):
+    """The idempotency key was used by this account for another request."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """What a job was started for: the caller's idempotency key and the request's
+    fingerprint (a hash of everything that defines the request)."""
+
+    key: str
+    fingerprint: str
+
+
 @dataclass
 class Job:
     id: str
@@ -73,6 +89,7 @@ class Job:
     total: int = 0
     result: dict[str, Any] | None = None
     error: str | None = None
+    retry: Retry | None = field(default=None, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def counter(self, total: int) -> Callable[[int], None]:
@@ -106,10 +123,17 @@ class Jobs:
         self._keep = keep
         self._jobs: dict[str, Job] = {}
 
-    def start(self, actor: Actor, kind: str, work: Work) -> Job:
-        """Start `work` as a background task; the job is returned at once (queued)."""
+    def start(self, actor: Actor, kind: str, work: Work, *, retry: Retry | None = None) -> Job:
+        """Start `work` as a background task; the job is returned at once (queued).
+
+        With `retry`, a job this account started with the same key and request is
+        returned instead (nothing started); the same key for another request is
+        `KeyReused`.
+        """
+        if retry is not None and (earlier := self.find(actor, kind, retry)) is not None:
+            return earlier
         self._make_room()
-        job = Job(id=secrets.token_urlsafe(12), kind=kind, owner=actor.account)
+        job = Job(id=secrets.token_urlsafe(12), kind=kind, owner=actor.account, retry=retry)
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job, work), name=f"admin-job-{kind}")
         return job
@@ -119,6 +143,16 @@ class Jobs:
         if job is None or (actor.role is not Role.SYSTEM_ADMIN and job.owner != actor.account):
             raise UnknownJob(job_id)
         return job
+
+    def find(self, actor: Actor, kind: str, retry: Retry) -> Job | None:
+        """The kept job this account started with `retry.key`, if it asked for the same
+        request; `KeyReused` when the key went with another request (or kind)."""
+        for job in self._jobs.values():
+            if job.owner == actor.account and job.retry and job.retry.key == retry.key:
+                if job.kind != kind or job.retry.fingerprint != retry.fingerprint:
+                    raise KeyReused
+                return job
+        return None
 
     def _make_room(self) -> None:
         while len(self._jobs) >= self._keep:

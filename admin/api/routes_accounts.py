@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from admin.api.auth import SESSION_COOKIE, client_address, current_actor
 from admin.api.deps import accounts
+from admin.api.idempotency import idempotency_key
 from admin.api.problems import ApiProblem
 from admin.services.account_base import AccountError, UnknownObject
 from admin.services.account_base import Conflict as AccountConflict
@@ -24,6 +25,7 @@ from admin.services.login import LoginRefused, SessionRefused
 router = APIRouter(tags=["accounts"])
 ACTOR = Depends(current_actor)
 ACCOUNTS = Depends(accounts)
+IDEMPOTENCY_KEY = Depends(idempotency_key)
 
 
 class SignIn(BaseModel):
@@ -179,13 +181,21 @@ async def list_tokens(actor: Actor = ACTOR, services: AccountServices = ACCOUNTS
 
 @router.post("/tokens", response_model=NewTokenOut, status_code=201)
 async def create_token(
-    body: TokenRequest, actor: Actor = ACTOR, services: AccountServices = ACCOUNTS
-) -> NewTokenOut:
-    """A new API token for automation; its secret is in this answer only."""
+    body: TokenRequest, key: str | None = IDEMPOTENCY_KEY, actor: Actor = ACTOR,
+    services: AccountServices = ACCOUNTS,
+) -> NewTokenOut:  # fmt: skip
+    """A new API token for automation; its secret is in this answer only.
+
+    Safe to retry with an `Idempotency-Key`: a secret is never shown twice, so a
+    retry with the same key and request answers 409 naming the token already
+    created for that key (revoke it and create another if its secret was lost),
+    never a second token; the same key with another request is 422. Keys are
+    remembered per creator for as long as the token row exists.
+    """
     try:
         new = await services.tokens.create(
             actor, role=body.role, name=body.name, agency=body.agency,
-            expires_days=body.expires_days,
+            expires_days=body.expires_days, idempotency_key=key,
         )  # fmt: skip
     except AccountError as exc:
         raise account_problem(exc) from None

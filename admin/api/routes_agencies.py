@@ -21,6 +21,7 @@ from admin.context import App
 from admin.services import directory
 from admin.services.actor import Actor
 from admin.services.directory import AgencyDetail, AgencyNode, AgencyView, TrustedCaResult
+from admin.services.model import Existing
 
 router = APIRouter(tags=["agencies"])
 ACTOR = Depends(current_actor)
@@ -121,16 +122,29 @@ async def move_agency(
 
 @router.post("/agencies/{code}/retire", response_model=AgencyView)
 async def retire_agency(code: Code, actor: Actor = ACTOR, app: App = CONTEXT) -> AgencyView:
-    """Retire (suspend) an agency: it takes no new employees. Already retired: 409.
-    An agency administrator may not retire its own agency (403)."""
-    return await directory.retire_agency(actor, app, code)
+    """Retire (suspend) an agency: it takes no new employees.
+    An agency administrator may not retire its own agency (403).
+
+    Safe to retry: an agency retired already answers 200 with it and nothing
+    changes (no audit event).
+    """
+    return await directory.retire_agency(actor, app, code, existing_ok=True)
 
 
-@router.post("/agencies/{code}/trusted-cas", response_model=TrustedCaResult, status_code=201)
+@router.post(
+    "/agencies/{code}/trusted-cas", response_model=TrustedCaResult, status_code=201,
+    responses={200: {"model": TrustedCaResult, "description": "the CA was trusted already"}},
+)  # fmt: skip
 async def trust_ca(
-    code: Code, body: CaCertificate, actor: Actor = ACTOR, app: App = CONTEXT
+    code: Code, body: CaCertificate, response: Response, actor: Actor = ACTOR, app: App = CONTEXT
 ) -> TrustedCaResult:
     """Trust a CA to issue S/MIME certificates for the agency and those below it.
-    A CA the agency trusts already: 409."""
+
+    Safe to retry: a CA the agency trusts already answers 200 with it and nothing
+    changes (no audit event).
+    """
     data = directory.TrustCa(code=code, pem=body.pem.encode("utf-8"), source="pem")
-    return await directory.trust_ca(actor, app, data)
+    result = await directory.trust_ca(actor, app, data, existing_ok=True)
+    if isinstance(result, Existing):
+        response.status_code = 200
+    return result

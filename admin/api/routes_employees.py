@@ -21,6 +21,7 @@ from admin.services import employees
 from admin.services.actor import Actor
 from admin.services.directory import MAX_KEY_FILE
 from admin.services.employees import EmployeeDetail, EmployeeView, IdentityResult, PasswordResult
+from admin.services.model import Existing
 from policies.directory import EmployeeStatus
 
 router = APIRouter(tags=["employees"])
@@ -142,15 +143,27 @@ async def reset_password(
     return await employees.reset_password(actor, app, data)
 
 
-@router.post("/employees/{address}/identities", response_model=IdentityResult, status_code=201)
+@router.post(
+    "/employees/{address}/identities", response_model=IdentityResult, status_code=201,
+    responses={200: {"model": IdentityResult, "description": "registered to them already"}},
+)  # fmt: skip
 async def register_identity(
-    address: Address, body: Identity, actor: Actor = ACTOR, app: App = CONTEXT
-) -> IdentityResult:
-    """Register an OpenPGP public key or an X.509 certificate as a signing identity."""
+    address: Address, body: Identity, response: Response, actor: Actor = ACTOR,
+    app: App = CONTEXT,
+) -> IdentityResult:  # fmt: skip
+    """Register an OpenPGP public key or an X.509 certificate as a signing identity.
+
+    Safe to retry: an identity registered to this employee already answers 200
+    with it and nothing changes (no audit event); one registered to another
+    employee is 409.
+    """
     data = employees.IdentityRegister(
         address=address, material=body.material.encode("utf-8"), source="material"
     )
-    return await employees.register_identity(actor, app, data)
+    result = await employees.register_identity(actor, app, data, existing_ok=True)
+    if isinstance(result, Existing):
+        response.status_code = 200
+    return result
 
 
 @router.post("/employees/{address}/identities/revoke", response_model=IdentityResult)

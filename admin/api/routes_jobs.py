@@ -2,8 +2,9 @@
 
 Owns: taking the CSV of a directory import as the request body, checking every
 row before answering (bad rows: 422 listing each with its line, nothing
-imported), starting the import as a job (202 with where to follow it), and
-showing a job to the account that started it (or a system administrator).
+imported), starting the import as a job (202 with where to follow it; with an
+`Idempotency-Key`, a retry answers the same job), and showing a job to the
+account that started it (or a system administrator).
 Must not: parse or import rows itself (`admin.services.bulk_import` does).
 """
 
@@ -16,7 +17,8 @@ from pydantic import BaseModel
 
 from admin.api.auth import current_actor
 from admin.api.deps import context, jobs
-from admin.api.jobs import Job, Jobs, JobsBusy, JobView, UnknownJob
+from admin.api.idempotency import fingerprint, idempotency_key
+from admin.api.jobs import Job, Jobs, JobsBusy, JobView, KeyReused, Retry, UnknownJob
 from admin.api.problems import ApiProblem
 from admin.context import App
 from admin.services import bulk_import
@@ -26,6 +28,7 @@ router = APIRouter(tags=["jobs"])
 ACTOR = Depends(current_actor)
 CONTEXT = Depends(context)
 JOBS = Depends(jobs)
+IDEMPOTENCY_KEY = Depends(idempotency_key)
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 CSV_TYPES = ("text/csv", "application/csv")
 CSV_BODY = {
@@ -50,13 +53,26 @@ async def _csv_body(request: Request) -> bytes:
     return await request.body()
 
 
+def _key_reused() -> ApiProblem:
+    message = "this Idempotency-Key was used for another request; use a new key"
+    return ApiProblem(422, "Unprocessable Content", message, kind="idempotency-key-reused",
+                      errors=[{"field": "header.Idempotency-Key", "message": message}])  # fmt: skip
+
+
+def _started(job: Job, response: Response) -> JobStarted:
+    url = f"/api/v1/jobs/{job.id}"
+    response.headers["Location"] = url
+    return JobStarted(job=job.id, status_url=url)
+
+
 @router.post(
     "/directory/imports", response_model=JobStarted, status_code=202,
     tags=["agencies", "employees"], openapi_extra=CSV_BODY,
 )  # fmt: skip
 async def import_directory(
     request: Request, response: Response, dry_run: Annotated[bool, Query()] = False,
-    actor: Actor = ACTOR, app: App = CONTEXT, registry: Jobs = JOBS,
+    key: str | None = IDEMPOTENCY_KEY, actor: Actor = ACTOR, app: App = CONTEXT,
+    registry: Jobs = JOBS,
 ) -> JobStarted:  # fmt: skip
     """Import agencies and employees from CSV as a background job: all rows or none.
 
@@ -64,22 +80,36 @@ async def import_directory(
     number, and nothing is imported. A good file answers 202 with the job to
     follow at `status_url`. `dry_run` checks and counts inside a transaction that
     is rolled back.
+
+    Safe to retry with an `Idempotency-Key`: the same key with the same body (and
+    `dry_run`) answers 202 with the job it started, while that job is kept; the
+    same key with another request is 422. Without the header each request starts
+    a job.
     """
-    data = bulk_import.DirectoryImport(data=await _csv_body(request), source="import",
-                                       dry_run=dry_run)  # fmt: skip
+    body = await _csv_body(request)
+    retry = None
+    if key is not None:
+        retry = Retry(key, fingerprint(b"dry_run=1" if dry_run else b"dry_run=0", body))
+        try:
+            earlier = registry.find(actor, "directory-import", retry)
+        except KeyReused:
+            raise _key_reused() from None
+        if earlier is not None:
+            return _started(earlier, response)
+    data = bulk_import.DirectoryImport(data=body, source="import", dry_run=dry_run)
     await bulk_import.check_import(actor, app, data)
 
     async def work(job: Job) -> bulk_import.ImportResult:
         return await bulk_import.import_directory(actor, app, data, progress=job.counter)
 
     try:
-        job = registry.start(actor, "directory-import", work)
+        job = registry.start(actor, "directory-import", work, retry=retry)
+    except KeyReused:
+        raise _key_reused() from None
     except JobsBusy:
         raise ApiProblem(503, "Service Unavailable", "too many jobs are running; try later",
                          kind="busy", headers={"Retry-After": "30"}) from None  # fmt: skip
-    url = f"/api/v1/jobs/{job.id}"
-    response.headers["Location"] = url
-    return JobStarted(job=job.id, status_url=url)
+    return _started(job, response)
 
 
 @router.get("/jobs/{job_id}", response_model=JobView)

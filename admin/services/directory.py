@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from admin.context import App
 from admin.services.actor import Actor, Area, Forbidden
 from admin.services.errors import Conflict, InvalidInput, NotFound
-from admin.services.model import Frozen
+from admin.services.model import Existing, Frozen
 from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
 from gateway.store.directory import AgencyInput, DirectoryError
 from gateway.store.directory.scope import AgencyTree
@@ -89,6 +89,10 @@ class TrustedCaResult(Frozen):
     agency: str
     fingerprint: str
     subject: str
+
+
+class TrustedCaExisting(TrustedCaResult, Existing):
+    """The CA the agency trusted already (a retry): nothing written."""
 
 
 def unknown_agency(code: str) -> NotFound:
@@ -223,20 +227,33 @@ async def change_agency(actor: Actor, app: App, data: AgencyChange) -> AgencyVie
     return AgencyView(**_visible(row, actor_subtree(actor, agencies)))
 
 
-async def retire_agency(actor: Actor, app: App, code: str) -> AgencyView:
+async def retire_agency(
+    actor: Actor, app: App, code: str, *, existing_ok: bool = False
+) -> AgencyView:
     """Retire an agency (status suspended): it takes no new employees.
 
     A scoped actor may retire agencies below its own, never its own subtree root.
+    An agency retired already is a `Conflict`, or with `existing_ok` the retired
+    agency as it is (nothing written or audited): a safe retry.
     """
     agencies = await tree(app)
     path = agencies.path(code.strip().upper())
     check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_agency(code))
     if path is not None and actor.agency == path[-1]:
         raise Forbidden(f"role {actor.role.value} may not retire its own agency")
-    with acting(actor), directory_errors():
-        row = await app.directory.set_agency_status(
-            code, AgencyStatus.SUSPENDED, actor=actor.audit_name
-        )
+    try:
+        with acting(actor), directory_errors():
+            row = await app.directory.set_agency_status(
+                code, AgencyStatus.SUSPENDED, actor=actor.audit_name
+            )
+    except Conflict as clash:
+        if not existing_ok:
+            raise
+        with directory_errors():
+            row = await app.directory.show_agency(code)
+        if row["status"] != AgencyStatus.SUSPENDED.value:
+            raise clash from None
+        row = {name: row[name] for name in AgencyView.model_fields}
     return AgencyView(**_visible(row, actor_subtree(actor, agencies)))
 
 
@@ -260,18 +277,36 @@ def _invalid(message: str) -> InvalidInput:
     return InvalidInput(message, problems=[message])
 
 
-async def trust_ca(actor: Actor, app: App, data: TrustCa) -> TrustedCaResult:
-    """Trust a CA to issue S/MIME certificates for the agency and the agencies below it."""
+async def trust_ca(
+    actor: Actor, app: App, data: TrustCa, *, existing_ok: bool = False
+) -> TrustedCaResult:
+    """Trust a CA to issue S/MIME certificates for the agency and the agencies below it.
+
+    A CA the agency trusts already is a `Conflict`, or with `existing_ok` that
+    trusted CA as a `TrustedCaExisting` (nothing written or audited): a safe retry.
+    """
     cert, fingerprint, pem = read_ca(data)
     agencies = await tree(app)
     path = agencies.path(data.code.strip().upper())
     check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_agency(data.code))
-    with acting(actor), directory_errors():
-        row = await app.directory.trust_ca(
-            data.code,
-            fingerprint=fingerprint,
-            subject=cert.subject.rfc4514_string(),
-            pem=pem,
-            actor=actor.audit_name,
+    try:
+        with acting(actor), directory_errors():
+            row = await app.directory.trust_ca(
+                data.code,
+                fingerprint=fingerprint,
+                subject=cert.subject.rfc4514_string(),
+                pem=pem,
+                actor=actor.audit_name,
+            )
+    except Conflict as clash:
+        if not existing_ok:
+            raise
+        with directory_errors():
+            detail = await app.directory.show_agency(data.code)
+        trusted = [ca for ca in detail["trusted_cas"] if ca["fingerprint"] == fingerprint]
+        if not trusted:
+            raise clash from None
+        return TrustedCaExisting(
+            agency=detail["code"], fingerprint=fingerprint, subject=trusted[0]["subject"]
         )
     return TrustedCaResult(**row)

@@ -17,7 +17,7 @@ from admin.context import App
 from admin.services.actor import Actor, Area
 from admin.services.directory import MAX_KEY_FILE, unknown_agency
 from admin.services.errors import Conflict, InvalidInput, NotFound
-from admin.services.model import Frozen
+from admin.services.model import Existing, Frozen
 from admin.services.scope import acting, actor_subtree, check, directory_errors, home_path, tree
 from gateway.store.directory import DirectoryError, EmployeeInput
 from gateway.store.directory.scope import employee_agency
@@ -104,6 +104,10 @@ class IdentityResult(Frozen):
     address: str
     kind: str
     fingerprint: str
+
+
+class IdentityExisting(IdentityResult, Existing):
+    """The identity registered already to this employee (a retry): nothing written."""
 
 
 def unknown_employee(address: str) -> NotFound:
@@ -275,8 +279,16 @@ def _material(data: bytes) -> str:
         return "base64:" + base64.b64encode(data).decode("ascii")
 
 
-async def register_identity(actor: Actor, app: App, data: IdentityRegister) -> IdentityResult:
-    """Register an OpenPGP key or X.509 certificate as the employee's signing identity."""
+async def register_identity(
+    actor: Actor, app: App, data: IdentityRegister, *, existing_ok: bool = False
+) -> IdentityResult:
+    """Register an OpenPGP key or X.509 certificate as the employee's signing identity.
+
+    An identity registered already is a `Conflict`; with `existing_ok`, one
+    registered to this same employee is returned as an `IdentityExisting`
+    (nothing written or audited): a safe retry. Registered to another employee,
+    it stays a `Conflict`.
+    """
     if len(data.material) > MAX_KEY_FILE:
         raise _invalid(f"{data.source}: larger than {MAX_KEY_FILE // 1024} KiB; not a key file")
     try:
@@ -285,20 +297,39 @@ async def register_identity(actor: Actor, app: App, data: IdentityRegister) -> I
         raise _invalid(f"{data.source}: {exc}") from None
     path = await _employee_path(app, data.address)
     check(actor, Area.DIRECTORY, write=True, path=path, missing=unknown_employee(data.address))
-    with acting(actor), directory_errors():
-        owner, code = await app.directory.employee_identity_facts(data.address)
-        try:
-            check_identity_owner(identity, owner, code)
-        except IdentityError as exc:
-            raise _invalid(str(exc)) from None
-        row = await app.directory.add_identity(
-            owner,
-            kind=identity.kind,
-            fingerprint=identity.fingerprint,
-            material=_material(data.material),
-            actor=actor.audit_name,
-        )
+    try:
+        with acting(actor), directory_errors():
+            owner, code = await app.directory.employee_identity_facts(data.address)
+            try:
+                check_identity_owner(identity, owner, code)
+            except IdentityError as exc:
+                raise _invalid(str(exc)) from None
+            row = await app.directory.add_identity(
+                owner,
+                kind=identity.kind,
+                fingerprint=identity.fingerprint,
+                material=_material(data.material),
+                actor=actor.audit_name,
+            )
+    except Conflict as clash:
+        if not existing_ok:
+            raise
+        return await _existing_identity(app, data.address, identity.fingerprint, clash)
     return IdentityResult(**row)
+
+
+async def _existing_identity(
+    app: App, address: str, fingerprint: str, clash: Conflict
+) -> IdentityExisting:
+    """The identity as registered to this employee; `clash` when it is not theirs."""
+    with directory_errors():
+        view = await app.directory.show_employee(address)
+    for known in view["identities"]:
+        if known["fingerprint"] == fingerprint:
+            return IdentityExisting(
+                address=view["address"], kind=known["kind"], fingerprint=fingerprint
+            )
+    raise clash
 
 
 async def revoke_identity(actor: Actor, app: App, data: IdentityRevoke) -> IdentityResult:

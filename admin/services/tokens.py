@@ -3,8 +3,10 @@
 Owns: creating a token (the secret is returned once and stored only as a keyed
 hash), listing and revoking tokens within the actor's scope (the same rule as
 granting the token's role), and `authenticate_token` (unknown, expired or
-revoked secrets refused; the last use recorded). Must not: print, or put a
-secret into an event, an error or a log.
+revoked secrets refused; the last use recorded). A creation may carry an
+idempotency key (kept as a keyed hash, unique per creator): a retry with it
+never makes a second token. Must not: print, or put a secret into an event,
+an error or a log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin.services.account_base import (
@@ -89,6 +92,26 @@ def _view(row: AdminToken, agency: str | None) -> TokenView:
     )  # fmt: skip
 
 
+class TokenExists(Conflict):
+    """A token was created already for this idempotency key by the same creator,
+    for the same request: its secret is not shown again. `token_id` names it."""
+
+    def __init__(self, token_id: int) -> None:
+        super().__init__(
+            f"API token {token_id} was created already for this idempotency key; its secret"
+            " was shown once; revoke it and create another if it was lost"
+        )
+        self.token_id = token_id
+
+
+def _same_request(row: AdminToken, label: str, role: Role, agency_id: int | None,
+                  days: int) -> bool:  # fmt: skip
+    lifetime = parse_stamp(row.expires_at) - parse_stamp(row.created_at)
+    return (row.name, row.role, row.agency_id, lifetime) == (
+        label, role.value, agency_id, dt.timedelta(days=days)
+    )
+
+
 def _clean_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned or len(cleaned) > MAX_NAME or not cleaned.isprintable():
@@ -118,13 +141,23 @@ class Tokens(AccountPart):
         name: str,
         agency: str | None = None,
         expires_days: int = DEFAULT_DAYS,
+        idempotency_key: str | None = None,
     ) -> NewToken:
+        """A new token; its secret is in the answer only.
+
+        With `idempotency_key`, a token this creator made with that key before is
+        never made again: the same request is `TokenExists` (naming it), another
+        request with the key is an `AccountError`.
+        """
         wanted = parse_role(role)
         scope = check_scope_argument(wanted, agency)
         label = _clean_name(name)
         if not 1 <= expires_days <= self.max_days:
             raise AccountError(f"a token expires after 1 to {self.max_days} days")
         secret = PREFIX + secrets.token_urlsafe(32)
+        key_hash = None
+        if idempotency_key is not None:
+            key_hash = self._keys.keyed_hash("token-idempotency", idempotency_key)
         now = self._now()
         async with writing(self._sessions) as session:
             agency_id, path = None, None
@@ -132,13 +165,28 @@ class Tokens(AccountPart):
                 found = await active_agency(session, scope)
                 agency_id, path = found.id, await agency_path(session, found.id)
             require_grant(actor, wanted, path)
+            if key_hash is not None:
+                earlier = await session.scalar(
+                    select(AdminToken).where(
+                        AdminToken.created_by == actor.audit_name,
+                        AdminToken.idempotency_hash == key_hash,
+                    )
+                )
+                if earlier is not None:
+                    if _same_request(earlier, label, wanted, agency_id, expires_days):
+                        raise TokenExists(earlier.id)
+                    raise AccountError("this idempotency key was used for another token request")
             row = AdminToken(
                 name=label, secret_hash=self._keys.keyed_hash("token", secret), role=wanted.value,
                 agency_id=agency_id, created_by=actor.audit_name, created_at=stamp(now),
                 expires_at=stamp(now + dt.timedelta(days=expires_days)),
+                idempotency_hash=key_hash,
             )  # fmt: skip
             session.add(row)
-            await session.flush()
+            try:
+                await session.flush()
+            except IntegrityError:  # the same key at the same moment: the other one won
+                raise Conflict("an API token is being created for this idempotency key") from None
             view = _view(row, scope)
             await self._audit(session, actor, "admin.token.create", f"token:{row.id}", before=None,
                               after=_facts(view))  # fmt: skip

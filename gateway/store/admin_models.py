@@ -82,10 +82,14 @@ class AdminRecoveryCode(Base):
 
 class AdminToken(Base):
     """An API token for automation: a role (and agency for scoped roles), an expiry;
-    the secret is shown once and kept only as a keyed hash."""
+    the secret is shown once and kept only as a keyed hash. `idempotency_hash` is
+    the keyed hash of the Idempotency-Key it was created with (unique per creator)."""
 
     __tablename__ = "admin_tokens"
-    __table_args__ = (CheckConstraint(ROLE_CHECK, name="role"),)
+    __table_args__ = (
+        CheckConstraint(ROLE_CHECK, name="role"),
+        UniqueConstraint("created_by", "idempotency_hash"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -99,6 +103,7 @@ class AdminToken(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(320))
     last_used_at: Mapped[str | None] = mapped_column(String(32))
     last_used_from: Mapped[str | None] = mapped_column(String(100))
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class AdminSession(Base):
