@@ -24,6 +24,7 @@ CONTEXT = Depends(context)
 ALERT_ID = Path(ge=1, le=alerts.MAX_ID, description="the alert's audit event id")
 TIME = "ISO 8601 date or date-time (UTC unless an offset is given), or a span back: 24h, 7d"
 ALERTS = "alerts"
+KIND = Query(None, description="only this kind of alert")
 
 
 class AcknowledgementRequest(BaseModel):
@@ -33,7 +34,7 @@ class AcknowledgementRequest(BaseModel):
 @router.get("/alerts", response_model=Page[alerts.AlertView])
 async def list_alerts(
     request: Request,
-    kind: alerts.AlertKind | None = Query(None),
+    kind: alerts.AlertKind | None = KIND,
     since: str | None = Query(None, max_length=64, description=TIME),
     until: str | None = Query(None, max_length=64, description=TIME + "; exclusive"),
     acknowledged: bool | None = Query(None, description="false: only the open alerts"),
