@@ -79,6 +79,7 @@ def cli() -> None:
 def _register() -> None:
     from admin import (
         commands_admin,
+        commands_alerts,
         commands_audit,
         commands_backup,
         commands_directory,
@@ -93,6 +94,7 @@ def _register() -> None:
 
     commands_ops.register(cli)
     commands_audit.register(cli)
+    commands_alerts.register(cli)
     commands_backup.register(cli)
     commands_directory.register(cli)
     commands_policy.register(cli)

@@ -4,7 +4,8 @@ an API token for each role made through the account services.
 
 MOF (ministry) > MOF-TAX (directorate) is the scoped tokens' subtree; MOH lies
 outside it. One message was issued by MOF-TAX, one by MOH, each with a queue
-entry, and three access events are recorded.
+entry; three access events are recorded, and one alert (a forged-token spike)
+is open.
 """
 
 from __future__ import annotations

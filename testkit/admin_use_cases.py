@@ -31,6 +31,7 @@ from gateway.store.access_trail import ACCESS_ACTION
 from gateway.store.db import transaction
 from gateway.store.messages import MessageStore
 from gateway.store.queue import QueueAdmin
+from gateway.verification.radar import Alert, audit_alerts
 from policies.directory import Clearance
 
 ADMIN = Actor("root@mof.gov.example", Role.SYSTEM_ADMIN, client="192.0.2.1", channel="api")
@@ -55,6 +56,7 @@ class World:
     moh_message: str
     tax_entry: int  # its delivery queue entry
     moh_entry: int
+    alert: int  # the audit event id of an open alert (a forged-token spike)
 
 
 def ca_pem(name: str) -> bytes:
@@ -174,9 +176,18 @@ def access_event(reader: str, registry: str) -> audit.Event:
     return audit.Event(actor=reader, action=ACCESS_ACTION, target=registry, details=details)
 
 
+async def raise_alert(app: App) -> int:
+    """A forged-token spike written by the verification radar's own audit sink; its id."""
+    alert = Alert("forgery-spike", 101, 600, ("203.0.113.7", "203.0.113.8"))
+    await audit_alerts(app.sessions, app.audit_key)(alert)
+    async with app.sessions() as session:
+        return await audit.chain_length(session)
+
+
 async def populate(app: App, data: Path) -> World:
     """`seed`, then two accepted messages (one per side of the scope line), their queue
-    entries and three access events: the world every role is tried against."""
+    entries, three access events and an open alert: the world every role is tried
+    against."""
     await seed(app)
     tax = await accept(app, TAX_CLERK, "MOF-TAX", MOH_DOCTOR)
     moh = await accept(app, MOH_DOCTOR, "MOH", TAX_CLERK)
@@ -191,4 +202,5 @@ async def populate(app: App, data: Path) -> World:
                 access_event(MOH_NURSE, moh),  # nothing to do with the subtree
             ],
         )
-    return World(app, data, tax, moh, entries[tax], entries[moh])
+    alert = await raise_alert(app)
+    return World(app, data, tax, moh, entries[tax], entries[moh], alert)

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from admin.api import (
     routes_accounts,
     routes_agencies,
+    routes_alerts,
     routes_audit,
     routes_employees,
     routes_jobs,
@@ -42,6 +43,7 @@ ROUTERS: Sequence[APIRouter] = (
     routes_policy.router,
     routes_messages.router,
     routes_audit.router,
+    routes_alerts.router,
 )
 
 

@@ -66,6 +66,8 @@ from gateway.store.models import (
 )
 
 log = logging.getLogger("barid.relay")
+# A peer's certificate did not match its trust (details: remote, error; target: the peer).
+TLS_ALERT_ACTION = "federation.tls-alert"
 
 
 def next_attempt(
@@ -253,7 +255,7 @@ class RelayWorker(WorkerLoop):
                         events.append(
                             audit.Event(
                                 actor="gateway",
-                                action="federation.tls-alert",
+                                action=TLS_ALERT_ACTION,
                                 target=unit.target.column,
                                 outcome="alert",
                                 details={"remote": r.remote, "error": r.reply},

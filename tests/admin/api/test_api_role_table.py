@@ -8,8 +8,8 @@ an agency, one on an object outside it (MOH). Then:
 - as `agency-admin` of MOF: every request outside answers 404 (403 where the
   role may never act) and changes nothing; every request inside is allowed;
   lists show nothing outside;
-- as `security-auditor`: every write answers 403 and changes nothing; every
-  read is allowed.
+- as `security-auditor`: every write answers 403 and changes nothing, but for
+  acknowledging an alert (the one change the role makes); every read is allowed.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class Row:
     outside: Call | None = None
     inside_ok: set[int] = field(default_factory=lambda: set(ALLOWED))
     outside_status: set[int] = field(default_factory=lambda: set(DENIED))
+    auditor_writes: bool = False  # the one kind of change a security auditor makes
 
 
 @dataclass
@@ -191,6 +192,11 @@ def rows(ids: Ids) -> list[Row]:
         r("GET", "/access-trail.csv", False, c("GET", "/access-trail.csv")),
         r("POST", f"{ag}/{{code}}/retire", True, c("POST", f"{ag}/MOF-NEW/retire"),
           c("POST", f"{ag}/MOH/retire")),
+        # Alerts belong to no agency: no call outside.
+        r("GET", "/alerts", False, c("GET", "/alerts")),
+        r("POST", "/alerts/{alert_id}/acknowledgement", True,
+          c("POST", f"/alerts/{w.alert}/acknowledgement", json={"note": "seen"}),
+          auditor_writes=True),
     ]
 # fmt: on
 
@@ -261,8 +267,9 @@ async def test_the_table_names_every_operation(table: tuple[Served, list[Row]]) 
 
 def _policy(row: Row) -> bool:
     """Not an agency administrator's business: the policy itself (its audit-mode hits
-    are audit events, read within the subtree) and the whole audit chain's check."""
-    if row.template == "/audit/verify":
+    are audit events, read within the subtree), the whole audit chain's check, and
+    alerts (gateway-wide, for system administrators and security auditors)."""
+    if row.template == "/audit/verify" or row.template.startswith("/alerts"):
         return True
     return row.template.startswith("/policy") and row.template != "/policy/hits"
 
@@ -321,10 +328,23 @@ async def test_a_security_auditor_reads_everything_and_changes_nothing(
     served, rows_ = table
     before = await dump(served)
     async with served.client("security-auditor") as auditor:
+        # Its acknowledgement of an alert is tried below, once the rest changed nothing.
+        others = [row for row in rows_ if not row.auditor_writes]
         for pick in (lambda row: row.inside, lambda row: row.outside):
-            for row, response in await _each(auditor, rows_, pick):
+            for row, response in await _each(auditor, others, pick):
                 if row.write:
                     assert response.status_code == 403, (row.method, row.template, response.text)
                 elif row.template != "/jobs/{job_id}":  # jobs are their starter's only
                     assert response.status_code in ALLOWED, (row.template, response.text)
-    assert await dump(served) == before, "a refused request changed something"
+        assert await dump(served) == before, "a refused request changed something"
+        # DESIGN §12: an auditor "changes nothing but alert acknowledgements". Its
+        # acknowledgement is allowed and adds one audit event; a retry adds nothing.
+        own = [row for row in rows_ if row.auditor_writes]
+        for row, response in await _each(auditor, own, lambda row: row.inside):
+            assert response.status_code == 200, (row.template, response.text)
+            after = await dump(served)
+            added = set(after.splitlines()) - set(before.splitlines())
+            assert [line for line in added if line.startswith("audit_events ")] != []
+            assert all(line.startswith(("audit_events ", "audit_head ")) for line in added)
+            assert (await row.inside.send(auditor)).status_code == 200
+            assert await dump(served) == after, "a retried acknowledgement changed something"

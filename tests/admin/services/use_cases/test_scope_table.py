@@ -1,7 +1,7 @@
 """Every service use case called directly as each role, against an object inside
 the scoped actors' subtree (MOF > MOF-TAX) and one outside it (MOH), on a real
 SQLite database: nothing outside the subtree is readable or writable, the
-security auditor changes nothing, the registrar touches only messages, and a
+security auditor changes nothing but alert acknowledgements, the registrar touches only messages, and a
 refusal changes nothing (the audit chain and the directory version stay put)."""
 
 from __future__ import annotations
@@ -14,8 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from admin.services import (
+    alerts,
+    audit_archive,
+    bulk_import,
+    directory,
+    employees,
+    messages,
+    policy,
+    queue,
+)
 from admin.services import audit as audit_svc
-from admin.services import audit_archive, bulk_import, directory, employees, messages, policy, queue
 from admin.services.actor import Actor, Area, Forbidden, OutOfScope, Role
 from admin.services.errors import InvalidInput
 from gateway.store.directory import directory_version
@@ -392,6 +401,21 @@ def cases() -> list[Case]:
             "in",
             lambda x, w: a.access_trail(x, w.app, a.AccessQuery()),
         ),
+        # ---- alerts (they belong to no agency)
+        Case(
+            "list alerts",
+            Area.ALERTS,
+            R,
+            "global",
+            lambda x, w: alerts.list_alerts(x, w.app, alerts.AlertQuery()),
+        ),
+        Case(
+            "acknowledge alert",
+            Area.ALERTS,
+            W,
+            "global",
+            lambda x, w: alerts.acknowledge(x, w.app, w.alert, "seen"),
+        ),
     ]
 
 
@@ -401,7 +425,8 @@ def expected(role: Role, case: Case) -> type[Exception] | None:
     if role is Role.SYSTEM_ADMIN:
         return None
     if role is Role.SECURITY_AUDITOR:
-        return Forbidden if case.write else None
+        # Acknowledging an alert is the one change an auditor makes (DESIGN §12).
+        return Forbidden if case.write and case.area is not Area.ALERTS else None
     if role is Role.REGISTRAR:
         allowed = case.area is Area.MESSAGES
     else:  # agency-admin

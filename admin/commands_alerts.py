@@ -1,0 +1,94 @@
+"""`barid alerts list|ack`: the alerts the gateway raised, and acknowledging them.
+
+Owns: these commands' options and output. Must not: hold the use cases; each
+command calls one function of admin.services.alerts as the local system
+administrator (who is recorded in the acknowledgement's audit event).
+"""
+
+from __future__ import annotations
+
+import click
+
+from admin.cli import common, want_json
+from admin.output import emit
+from admin.service_call import call
+from admin.services import alerts
+
+SINCE_HELP = (
+    "an ISO 8601 date or date-time (UTC unless an offset is given) or a span back"
+    " from now: 30m, 24h, 7d, 2w"
+)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(alerts_group)
+
+
+@click.group("alerts")
+def alerts_group() -> None:
+    """Alerts: verification spikes, a federation peer's TLS trouble, login lockouts."""
+
+
+def _fact(value: str | int | list[str]) -> str:
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+def _line(alert: alerts.AlertView) -> str:
+    facts = " ".join(f"{key}={_fact(value)}" for key, value in alert.facts.items())
+    ack = alert.acknowledgement
+    state = f"acknowledged by {ack.by} at {ack.at}" if ack else "open"
+    return "  ".join([str(alert.id), alert.at, alert.kind.value, alert.subject or "-",
+                      facts or "-", state])  # fmt: skip
+
+
+@alerts_group.command("list")
+@common
+@click.option(
+    "--kind",
+    type=click.Choice([kind.value for kind in alerts.AlertKind]),
+    default=None,
+    help="Only this kind of alert.",
+)
+@click.option("--since", default=None, help=f"Only alerts at or after this time: {SINCE_HELP}.")
+@click.option("--until", default=None, help="Only alerts before this time (as --since).")
+@click.option("--open", "only_open", is_flag=True, help="Only alerts not acknowledged yet.")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, alerts.MAX_ALERTS),
+    help="Show at most this many (the newest).",
+)  # fmt: skip
+@click.pass_context
+def alerts_list(
+    ctx: click.Context,
+    kind: str | None,
+    since: str | None,
+    until: str | None,
+    only_open: bool,
+    limit: int,
+) -> None:
+    """Alerts, newest first, one line each: id, time (UTC), kind, what it is about,
+    its facts, and open or who acknowledged it when."""
+    query = alerts.AlertQuery(
+        kind=alerts.AlertKind(kind) if kind else None, since=since, until=until,
+        acknowledged=False if only_open else None, limit=limit,
+    )  # fmt: skip
+    found = call(ctx, lambda actor, app: alerts.list_alerts(actor, app, query))
+    emit(
+        [alert.model_dump(mode="json") for alert in found],
+        lambda: "\n".join(_line(alert) for alert in found) or "no alerts",
+        as_json=want_json(ctx),
+    )
+
+
+@alerts_group.command("ack")
+@common
+@click.argument("alert_id", metavar="ID", type=click.IntRange(1, alerts.MAX_ID))
+@click.option("--note", default="", help="One line recorded with the acknowledgement.")
+@click.pass_context
+def alerts_ack(ctx: click.Context, alert_id: int, note: str) -> None:
+    """Acknowledge alert ID (audited). An alert acknowledged already is left as it
+    is, and its acknowledgement is shown."""
+    ack = call(ctx, lambda actor, app: alerts.acknowledge(actor, app, alert_id, note))
+    text = f"alert {ack.alert_id} acknowledged by {ack.by} at {ack.at}"
+    if ack.note:
+        text += f": {ack.note}"
+    emit(ack.model_dump(mode="json"), text, as_json=want_json(ctx))
