@@ -85,6 +85,7 @@ def _register() -> None:
         commands_directory,
         commands_dns,
         commands_keys,
+        commands_leak,
         commands_ops,
         commands_peer,
         commands_policy,
@@ -95,6 +96,7 @@ def _register() -> None:
     commands_ops.register(cli)
     commands_audit.register(cli)
     commands_alerts.register(cli)
+    commands_leak.register(cli)
     commands_backup.register(cli)
     commands_directory.register(cli)
     commands_policy.register(cli)

@@ -201,9 +201,7 @@ async def _same_employee(app: App, data: EmployeeAdd, existing: EmployeeView) ->
         return False
 
 
-async def add_employee_once(
-    actor: Actor, app: App, data: EmployeeAdd
-) -> tuple[EmployeeView, bool]:
+async def add_employee_once(actor: Actor, app: App, data: EmployeeAdd) -> tuple[EmployeeView, bool]:
     """Add an employee, safe to retry: (the employee, True when added now).
 
     When the same active employee already exists in the same agency (see

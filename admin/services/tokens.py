@@ -108,7 +108,10 @@ def _same_request(row: AdminToken, label: str, role: Role, agency_id: int | None
                   days: int) -> bool:  # fmt: skip
     lifetime = parse_stamp(row.expires_at) - parse_stamp(row.created_at)
     return (row.name, row.role, row.agency_id, lifetime) == (
-        label, role.value, agency_id, dt.timedelta(days=days)
+        label,
+        role.value,
+        agency_id,
+        dt.timedelta(days=days),
     )
 
 
