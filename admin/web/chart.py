@@ -11,7 +11,7 @@ from dataclasses import dataclass
 WIDTH = 600
 HEIGHT = 200
 TOP = 10  # room above the tallest bar
-BOTTOM = 20  # room for the axis labels
+BOTTOM = 2  # room below the axis
 
 
 @dataclass(frozen=True)
@@ -29,20 +29,21 @@ class Chart:
     width: int
     height: int
     bars: list[Bar]
-    peak: int  # the count the full height stands for
+    peak: int  # the highest count (the full height)
     baseline: float  # y of the axis
 
 
 def bars(points: list[tuple[str, int]]) -> Chart:
     """Bars for (label, count) points, left to right in the order given."""
-    peak = max([count for _, count in points] + [1])
+    peak = max([count for _, count in points] + [0])
+    scale = max(peak, 1)
     baseline = HEIGHT - BOTTOM
     usable = baseline - TOP
     step = WIDTH / max(len(points), 1)
     gap = min(4.0, step / 4)
     made = []
     for i, (label, count) in enumerate(points):
-        tall = usable * count / peak
+        tall = usable * count / scale
         made.append(Bar(round(i * step + gap / 2, 2), round(baseline - tall, 2),
                         round(step - gap, 2), round(tall, 2), label, count))  # fmt: skip
     return Chart(WIDTH, HEIGHT, made, peak, baseline)
