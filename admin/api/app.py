@@ -3,15 +3,16 @@
 Owns: assembling the app the admin listener serves: the OpenAPI document at
 `/api/v1/openapi.json` (generated from the routes; no interactive docs page,
 which would need outside scripts), `/metrics` for an authenticated scraper,
-security headers on every response, the request-body limit (413 before the
-body is read past it). Must not: implement
-a use case (routes call `admin.services`).
+security headers on every response (the web admin's pages under /admin get a
+CSP that lets them load their own stylesheet and post their own forms), the
+request-body limit (413 before the body is read past it). Must not: implement a
+use case (routes call `admin.services`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -33,6 +34,23 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
+# The web admin's pages (admin.web, under PAGE_PREFIX) load their own stylesheet and
+# post their own forms; nothing inline, nothing from elsewhere.
+PAGE_PREFIX = "/admin"
+PAGE_CSP = (
+    b"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    b"frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = [
+    *(header for header in SECURITY_HEADERS if header[0] != b"content-security-policy"),
+    (b"content-security-policy", PAGE_CSP),
+]
+
+
+def _headers_for(path: str) -> list[tuple[bytes, bytes]]:
+    if path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/"):
+        return PAGE_HEADERS
+    return SECURITY_HEADERS
 
 
 class WhoAmI(BaseModel):
@@ -64,7 +82,8 @@ class _Limits:
                 return
             if message["type"] == "http.response.start":
                 state["started"] = True
-                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+                added = _headers_for(scope.get("path", ""))
+                message["headers"] = list(message.get("headers", [])) + added
             await send(message)
 
         declared = dict(scope.get("headers", [])).get(b"content-length")
@@ -116,8 +135,10 @@ def create_admin_app(
     max_body: int = DEFAULT_MAX_BODY,
     version: str = "1",
     state: Mapping[str, object] | None = None,
+    pages: Callable[[FastAPI], None] | None = None,
 ) -> ASGIApp:
-    """The admin app: every router under /api/v1, problem details, the limits."""
+    """The admin app: every router under /api/v1, problem details, the limits; `pages`
+    installs the web admin's pages under PAGE_PREFIX (outside the API document)."""
     app = FastAPI(
         title="Barid admin API",
         version=version,
@@ -146,4 +167,6 @@ def create_admin_app(
 
     for router in routers:
         app.include_router(router, prefix="/api/v1")
+    if pages is not None:
+        pages(app)
     return _Limits(app, max_body)

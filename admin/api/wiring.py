@@ -30,6 +30,7 @@ from admin.api.jobs import Jobs
 from admin.context import App
 from admin.services.account_base import AccountKeys
 from admin.services.account_services import AccountServices
+from admin.web.routes import install_pages
 from gateway.serve.admin_hook import AdminResources
 from keys.gateway_keys import derive_key
 
@@ -55,6 +56,7 @@ def admin_app_over(context: App, services: AccountServices, *, max_body: int) ->
         routers=ROUTERS,
         max_body=max_body,
         state={"context": context, "accounts": services, "jobs": Jobs()},
+        pages=install_pages,
     )
 
 

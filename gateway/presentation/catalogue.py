@@ -33,18 +33,20 @@ def _placeholders(text: str) -> frozenset[str]:
     return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
-def _checked(raw: object) -> Mapping[str, Mapping[Lang, str]]:
+def checked_words(raw: object, name: str = _FILE) -> Mapping[str, Mapping[Lang, str]]:
+    """A parsed catalogue file (`name` for messages) checked: every key with a
+    non-empty `ar` and `en` naming the same placeholders; CatalogueError if not."""
     if not isinstance(raw, dict):
-        raise CatalogueError(f"{_FILE} must map keys to {{ar, en}}")
+        raise CatalogueError(f"{name} must map keys to {{ar, en}}")
     words: dict[str, Mapping[Lang, str]] = {}
     for key, entry in raw.items():
         if not isinstance(entry, dict) or set(entry) != set(LANGS):
-            raise CatalogueError(f"{_FILE}: {key!r} must have exactly 'ar' and 'en'")
+            raise CatalogueError(f"{name}: {key!r} must have exactly 'ar' and 'en'")
         texts = {lang: entry[lang] for lang in LANGS}
         if not all(isinstance(text, str) and text.strip() for text in texts.values()):
-            raise CatalogueError(f"{_FILE}: {key!r} has an empty or non-text wording")
+            raise CatalogueError(f"{name}: {key!r} has an empty or non-text wording")
         if _placeholders(texts["ar"]) != _placeholders(texts["en"]):
-            raise CatalogueError(f"{_FILE}: {key!r} names different values in ar and en")
+            raise CatalogueError(f"{name}: {key!r} names different values in ar and en")
         words[str(key)] = MappingProxyType(texts)
     return MappingProxyType(words)
 
@@ -53,7 +55,7 @@ def _checked(raw: object) -> Mapping[str, Mapping[Lang, str]]:
 def catalogue() -> Mapping[str, Mapping[Lang, str]]:
     """Every key's wordings, loaded and checked once."""
     text = resources.files("gateway.presentation").joinpath("templates", _FILE).read_text("utf-8")
-    return _checked(yaml.safe_load(text))
+    return checked_words(yaml.safe_load(text))
 
 
 @cache

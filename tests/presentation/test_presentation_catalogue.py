@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 from gateway.presentation import LANGS, Value, render_mail_html, render_mail_text, say
-from gateway.presentation.catalogue import CatalogueError, _checked, catalogue, word
+from gateway.presentation.catalogue import CatalogueError, catalogue, checked_words, word
 from gateway.stamping.cover import CoverDocument, CoverFacts, cover_html, cover_text
 from policies.directory import Clearance
 
@@ -38,7 +38,7 @@ def test_every_key_has_arabic_and_english() -> None:
 )
 def test_a_malformed_catalogue_is_refused(raw: object, message: str) -> None:
     with pytest.raises(CatalogueError, match=message):
-        _checked(raw)
+        checked_words(raw)
 
 
 def test_every_key_named_by_a_template_exists() -> None:

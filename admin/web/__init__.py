@@ -1,0 +1,1 @@
+"""The web admin: server-rendered pages under /admin/ on the admin listener."""
