@@ -1,12 +1,11 @@
 """Alert use cases: list the alerts the gateway raised, acknowledge one.
 
-Owns: the one table of alert kinds (which audit action is which alert, a short
-English description, and the facts of its details an alert shows), listing
-alerts (newest first, by kind, time and acknowledgement) and acknowledging one
+Owns: listing alerts (newest first, by kind, time and acknowledgement) and acknowledging one
 with an "alert.ack" audit event. Alerts belong to no agency: system-admin and
 security-auditor read and acknowledge them (the auditor's one change), other
 roles get Forbidden. Must not: show anything of an event's details beyond the
-named facts, or write anything but the acknowledgement. Failure behaviour: an
+named facts, or write anything but the acknowledgement, or name alert kinds (the
+one table of them is gateway.alerts.kinds). Failure behaviour: an
 unknown id, or the id of an event that is not an alert, is NotFound; bad input
 is InvalidInput and changes nothing; acknowledging twice writes nothing more.
 """
@@ -14,8 +13,6 @@ is InvalidInput and changes nothing; acknowledging twice writes nothing more.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from admin.context import App
@@ -23,13 +20,11 @@ from admin.services.actor import Actor, Area
 from admin.services.errors import InvalidInput, NotFound, Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import acting, check
-from gateway.delivery.relay import TLS_ALERT_ACTION
-from gateway.intake.lockout_events import LOCKOUT_ACTION
+from gateway.alerts.kinds import ACTION_OF, KINDS, AlertKind, KindInfo
 from gateway.store import audit_alerts
 from gateway.store.access_trail import parse_since
 from gateway.store.db import transaction
 from gateway.store.errors import DATABASE_ERRORS
-from gateway.verification.radar import ALERT_ACTION as VERIFY_ALERT_ACTION
 
 __all__ = [
     "ACK_ACTION",
@@ -50,41 +45,7 @@ MAX_ITEMS = 10
 MAX_ID = 2**62
 
 
-class AlertKind(StrEnum):
-    VERIFICATION_SPIKE = "verification-spike"
-    PEER_TLS = "peer-tls"
-    LOGIN_LOCKOUT = "login-lockout"
-
-
-@dataclass(frozen=True, slots=True)
-class KindInfo:
-    kind: AlertKind
-    description: str
-    facts: tuple[str, ...]  # the keys of the event's details an alert shows
-
-
-# audit action -> what kind of alert it is. The only place naming them.
-KINDS: dict[str, KindInfo] = {
-    VERIFY_ALERT_ACTION: KindInfo(
-        AlertKind.VERIFICATION_SPIKE,
-        "Unusually many verification lookups of one document, or of forged tokens,"
-        " in a short window",
-        ("kind", "count", "window_seconds", "clients", "registry"),
-    ),
-    TLS_ALERT_ACTION: KindInfo(
-        AlertKind.PEER_TLS,
-        "A federation peer's TLS certificate did not match the trust configured for it;"
-        " nothing was sent to it",
-        ("remote", "error"),
-    ),
-    LOCKOUT_ACTION: KindInfo(
-        AlertKind.LOGIN_LOCKOUT,
-        "Failed logins crossed a limit: an account or a client address is slowed down"
-        " or locked out for a while",
-        ("kind", "failures", "protocol", "client", "events_left_out"),
-    ),
-}
-_ACTION_OF = {info.kind: action for action, info in KINDS.items()}
+_ACTION_OF = ACTION_OF
 
 
 class AlertQuery(Frozen):
