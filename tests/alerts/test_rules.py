@@ -175,7 +175,9 @@ def test_a_read_from_a_client_address_never_seen_for_the_account(history: Trail)
 def test_an_accounts_first_reads_and_an_address_seen_before_are_quiet(history: Trail) -> None:
     position = history.newest
     history.read("newcomer@moh.gov.example", local(TODAY, 9), 3, client="10.9.9.9")
-    history.read("clerk@moh.gov.example", local(TODAY, 9), 1, client=_usual("clerk@moh.gov.example"))
+    history.read(
+        "clerk@moh.gov.example", local(TODAY, 9), 1, client=_usual("clerk@moh.gov.example")
+    )
     assert fired(history, position) == []
 
 
