@@ -1,4 +1,5 @@
-"""Alert use cases: list the alerts the gateway raised, acknowledge one.
+"""Alert use cases: list the alerts the gateway raised, acknowledge one, run the
+alert rules on demand.
 
 Owns: listing alerts (newest first, by kind, time and acknowledgement) and acknowledging one
 with an "alert.ack" audit event. Alerts belong to no agency: system-admin and
@@ -20,6 +21,7 @@ from admin.services.actor import Actor, Area
 from admin.services.errors import InvalidInput, NotFound, Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import acting, check
+from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts.kinds import ACTION_OF, KINDS, AlertKind, KindInfo
 from gateway.store import audit_alerts
 from gateway.store.access_trail import parse_since
@@ -35,6 +37,7 @@ __all__ = [
     "AlertView",
     "acknowledge",
     "list_alerts",
+    "scan",
 ]
 
 ACK_ACTION = audit_alerts.ACK_ACTION
@@ -178,3 +181,35 @@ async def acknowledge(actor: Actor, app: App, alert_id: int, note: str = "") -> 
     except DATABASE_ERRORS:
         raise Unavailable("the database is not reachable") from None
     return _ack_view(ack)
+
+
+class ScanReport(Frozen):
+    events: int  # audit events the rules read (new ones and their history)
+    fired: int  # alerts the events call for, written now or before
+    raised: list[AlertView]  # the alerts written by this scan
+
+
+async def scan(
+    actor: Actor, app: App, since: str | None = None, *, now: dt.datetime | None = None
+) -> ScanReport:
+    """Run the alert rules at once over the events at or after `since` (default: the
+    rules' whole lookback), writing each alert not written before (audit event,
+    metric, the webhook if configured)."""
+    check(actor, Area.ALERTS, write=True, path=None)
+    moment = now or dt.datetime.now(dt.UTC)
+    start = _time("since", since, moment)
+    evaluator = AlertEvaluator(app.settings.alerts, app.sessions, app.audit_key)
+    try:
+        with acting(actor):
+            result = await evaluator.scan(
+                since=dt.datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None,
+                now=moment,
+            )
+        async with app.sessions() as session:
+            events = [await audit_alerts.alert_event(session, r.event_id) for r in result.raised]
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    finally:
+        await evaluator.stop()  # waits for the webhook deliveries
+    raised = [_view(event, None) for event in events if event is not None]
+    return ScanReport(events=result.events, fired=result.fired, raised=raised)
