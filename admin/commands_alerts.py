@@ -1,4 +1,5 @@
-"""`barid alerts list|ack`: the alerts the gateway raised, and acknowledging them.
+"""`barid alerts list|ack|scan`: the alerts the gateway raised, acknowledging them,
+running the alert rules on demand.
 
 Owns: these commands' options and output. Must not: hold the use cases; each
 command calls one function of admin.services.alerts as the local system
@@ -26,7 +27,8 @@ def register(cli: click.Group) -> None:
 
 @click.group("alerts")
 def alerts_group() -> None:
-    """Alerts: verification spikes, a federation peer's TLS trouble, login lockouts."""
+    """Alerts: verification spikes, peer TLS trouble, login lockouts, and the alert
+    rules over the access trail (body volume, after hours, denials, new client)."""
 
 
 def _fact(value: str | int | list[str]) -> str:
@@ -92,3 +94,26 @@ def alerts_ack(ctx: click.Context, alert_id: int, note: str) -> None:
     if ack.note:
         text += f": {ack.note}"
     emit(ack.model_dump(mode="json"), text, as_json=want_json(ctx))
+
+
+@alerts_group.command("scan")
+@common
+@click.option(
+    "--since", default=None,
+    help=f"Treat the events at or after this time as new: {SINCE_HELP}"
+    " (default: every event in the rules' lookback).",
+)  # fmt: skip
+@click.pass_context
+def alerts_scan(ctx: click.Context, since: str | None) -> None:
+    """Run the alert rules now (the running gateway does every [alerts]
+    scan_every_seconds): each alert not raised before is written to the audit
+    trail, counted and sent to the webhook; one line per alert raised."""
+    report = call(ctx, lambda actor, app: alerts.scan(actor, app, since))
+    summary = f"{report.events} events read, {len(report.raised)} alerts raised"
+    if report.fired > len(report.raised):
+        summary += f", {report.fired - len(report.raised)} raised before"
+    emit(
+        report.model_dump(mode="json"),
+        lambda: "\n".join([*(_line(alert) for alert in report.raised), summary]),
+        as_json=want_json(ctx),
+    )

@@ -155,3 +155,15 @@ RELAYS = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
+ALERTS = Counter(
+    "barid_alerts_total",
+    "Alerts raised (each one an audit event), by kind (gateway.alerts.kinds).",
+    ["kind"],
+    registry=REGISTRY,
+)
+ALERT_WEBHOOKS = Counter(
+    "barid_alert_webhooks_total",
+    "Alert webhook deliveries, by outcome (delivered, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)

@@ -1,12 +1,12 @@
-"""Alert use cases: list the alerts the gateway raised, acknowledge one.
+"""Alert use cases: list the alerts the gateway raised, acknowledge one, run the
+alert rules on demand.
 
-Owns: the one table of alert kinds (which audit action is which alert, a short
-English description, and the facts of its details an alert shows), listing
-alerts (newest first, by kind, time and acknowledgement) and acknowledging one
+Owns: listing alerts (newest first, by kind, time and acknowledgement) and acknowledging one
 with an "alert.ack" audit event. Alerts belong to no agency: system-admin and
 security-auditor read and acknowledge them (the auditor's one change), other
 roles get Forbidden. Must not: show anything of an event's details beyond the
-named facts, or write anything but the acknowledgement. Failure behaviour: an
+named facts, or write anything but the acknowledgement, or name alert kinds (the
+one table of them is gateway.alerts.kinds). Failure behaviour: an
 unknown id, or the id of an event that is not an alert, is NotFound; bad input
 is InvalidInput and changes nothing; acknowledging twice writes nothing more.
 """
@@ -14,8 +14,6 @@ is InvalidInput and changes nothing; acknowledging twice writes nothing more.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from admin.context import App
@@ -23,13 +21,12 @@ from admin.services.actor import Actor, Area
 from admin.services.errors import InvalidInput, NotFound, Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import acting, check
-from gateway.delivery.relay import TLS_ALERT_ACTION
-from gateway.intake.lockout_events import LOCKOUT_ACTION
+from gateway.alerts.evaluator import AlertEvaluator
+from gateway.alerts.kinds import ACTION_OF, KINDS, AlertKind, KindInfo
 from gateway.store import audit_alerts
 from gateway.store.access_trail import parse_since
 from gateway.store.db import transaction
 from gateway.store.errors import DATABASE_ERRORS
-from gateway.verification.radar import ALERT_ACTION as VERIFY_ALERT_ACTION
 
 __all__ = [
     "ACK_ACTION",
@@ -40,6 +37,7 @@ __all__ = [
     "AlertView",
     "acknowledge",
     "list_alerts",
+    "scan",
 ]
 
 ACK_ACTION = audit_alerts.ACK_ACTION
@@ -50,41 +48,7 @@ MAX_ITEMS = 10
 MAX_ID = 2**62
 
 
-class AlertKind(StrEnum):
-    VERIFICATION_SPIKE = "verification-spike"
-    PEER_TLS = "peer-tls"
-    LOGIN_LOCKOUT = "login-lockout"
-
-
-@dataclass(frozen=True, slots=True)
-class KindInfo:
-    kind: AlertKind
-    description: str
-    facts: tuple[str, ...]  # the keys of the event's details an alert shows
-
-
-# audit action -> what kind of alert it is. The only place naming them.
-KINDS: dict[str, KindInfo] = {
-    VERIFY_ALERT_ACTION: KindInfo(
-        AlertKind.VERIFICATION_SPIKE,
-        "Unusually many verification lookups of one document, or of forged tokens,"
-        " in a short window",
-        ("kind", "count", "window_seconds", "clients", "registry"),
-    ),
-    TLS_ALERT_ACTION: KindInfo(
-        AlertKind.PEER_TLS,
-        "A federation peer's TLS certificate did not match the trust configured for it;"
-        " nothing was sent to it",
-        ("remote", "error"),
-    ),
-    LOCKOUT_ACTION: KindInfo(
-        AlertKind.LOGIN_LOCKOUT,
-        "Failed logins crossed a limit: an account or a client address is slowed down"
-        " or locked out for a while",
-        ("kind", "failures", "protocol", "client", "events_left_out"),
-    ),
-}
-_ACTION_OF = {info.kind: action for action, info in KINDS.items()}
+_ACTION_OF = ACTION_OF
 
 
 class AlertQuery(Frozen):
@@ -217,3 +181,35 @@ async def acknowledge(actor: Actor, app: App, alert_id: int, note: str = "") -> 
     except DATABASE_ERRORS:
         raise Unavailable("the database is not reachable") from None
     return _ack_view(ack)
+
+
+class ScanReport(Frozen):
+    events: int  # audit events the rules read (new ones and their history)
+    fired: int  # alerts the events call for, written now or before
+    raised: list[AlertView]  # the alerts written by this scan
+
+
+async def scan(
+    actor: Actor, app: App, since: str | None = None, *, now: dt.datetime | None = None
+) -> ScanReport:
+    """Run the alert rules at once over the events at or after `since` (default: the
+    rules' whole lookback), writing each alert not written before (audit event,
+    metric, the webhook if configured)."""
+    check(actor, Area.ALERTS, write=True, path=None)
+    moment = now or dt.datetime.now(dt.UTC)
+    start = _time("since", since, moment)
+    evaluator = AlertEvaluator(app.settings.alerts, app.sessions, app.audit_key)
+    try:
+        with acting(actor):
+            result = await evaluator.scan(
+                since=dt.datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None,
+                now=moment,
+            )
+        async with app.sessions() as session:
+            events = [await audit_alerts.alert_event(session, r.event_id) for r in result.raised]
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    finally:
+        await evaluator.stop()  # waits for the webhook deliveries
+    raised = [_view(event, None) for event in events if event is not None]
+    return ScanReport(events=result.events, fired=result.fired, raised=raised)

@@ -16,6 +16,7 @@ from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.render import render_toml
 from gateway.config.sections import (
     AdminSettings,
+    AlertsSettings,
     DatabaseSettings,
     DeliverySettings,
     HttpSettings,
@@ -33,6 +34,7 @@ from gateway.config.settings import Settings
 __all__ = [
     "ENV_PREFIX",
     "AdminSettings",
+    "AlertsSettings",
     "ConfigError",
     "DatabaseSettings",
     "DeliverySettings",

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.sections import (
     AdminSettings,
+    AlertsSettings,
     AuditSettings,
     DatabaseSettings,
     DeliverySettings,
@@ -43,6 +44,7 @@ class Settings(Section):
     keys: KeysSettings = KeysSettings()
     delivery: DeliverySettings = DeliverySettings()
     audit: AuditSettings = AuditSettings()
+    alerts: AlertsSettings = AlertsSettings()
     peers: dict[str, PeerSettings] = Field(default_factory=dict)
     mailservers: dict[str, MailServerSettings] = Field(default_factory=dict)
 

@@ -46,6 +46,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.alerts import kinds
 from gateway.config import DeliverySettings
 from gateway.delivery.imap_target import AppendOutcome, ImapServer, append_copy
 from gateway.delivery.loop import WorkerLoop
@@ -67,7 +68,7 @@ from gateway.store.models import (
 
 log = logging.getLogger("barid.relay")
 # A peer's certificate did not match its trust (details: remote, error; target: the peer).
-TLS_ALERT_ACTION = "federation.tls-alert"
+TLS_ALERT_ACTION = kinds.TLS_ALERT_ACTION
 
 
 def next_attempt(
@@ -297,6 +298,8 @@ class RelayWorker(WorkerLoop):
             raise database_trouble("relay", exc) from None
         for kind, outcome in counted:
             metrics.RELAYS.labels(kind, outcome).inc()
+        if alerted:
+            metrics.ALERTS.labels(kinds.AlertKind.PEER_TLS.value).inc(len(alerted))
         if receipts:
             self._on_receipts()
 

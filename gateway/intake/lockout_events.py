@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.alerts import kinds
 from gateway.intake.smtp.throttle import Lockout
 from gateway.store import audit
 from gateway.store.db import writing
 
 log = logging.getLogger("barid.auth")
 
-LOCKOUT_ACTION = "auth.lockout"
+LOCKOUT_ACTION = kinds.LOCKOUT_ACTION
 LOCKOUT_ACTOR = "login-throttle"
 EVENTS_PER_MINUTE = 20
 
@@ -68,6 +69,8 @@ class LockoutEvents:
             await self._sink(lockout, protocol, left_out)
         except Exception as exc:
             log.error("lockout event not recorded", extra={"error": type(exc).__name__})
+        else:
+            metrics.ALERTS.labels(kinds.AlertKind.LOGIN_LOCKOUT.value).inc()
 
     async def drain(self) -> None:
         if self._tasks:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from gateway import metrics
+from gateway.alerts.evaluator import AlertEvaluator
 from gateway.checks.policy import PolicyRuntime
 from gateway.config import Settings
 from gateway.delivery.local import MailWorker
@@ -79,6 +80,7 @@ class Gateway:
         self.authenticator: Authenticator | None = None
         self.pipeline: SubmissionPipeline | None = None
         self.checkpointer: AuditCheckpointer | None = None
+        self.alert_rules: AlertEvaluator | None = None
 
     async def start(self) -> None:
         """Start everything, in this order; a failure raises StartupError (then `stop`)."""
@@ -134,6 +136,8 @@ class Gateway:
         worker.start()
         self.checkpointer = AuditCheckpointer(settings, sessions, keys, audit_key)
         self.checkpointer.start()
+        self.alert_rules = AlertEvaluator(settings.alerts, sessions, audit_key)
+        self.alert_rules.start()
         self.imap = await listeners.start_imap_listeners(
             settings, self._imap_context(audit_key), tls, self.imap_ports
         )
@@ -294,6 +298,8 @@ class Gateway:
             await self.worker.close()
         if self.checkpointer is not None:
             await self.checkpointer.stop()
+        if self.alert_rules is not None:
+            await self.alert_rules.stop()
         await self.notifier.stop()
         if self.policy is not None:
             await self.policy.stop()

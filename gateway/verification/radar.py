@@ -59,6 +59,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.alerts import kinds
 from gateway.store import audit
 from gateway.store.db import writing
 
@@ -69,7 +70,7 @@ Outcome = Literal["valid", "revoked", "unknown", "forged", "match", "no-match"]
 FAILURES: frozenset[str] = frozenset({"unknown", "forged", "no-match"})
 THROTTLED = "throttled"
 MAX_ALERT_CLIENTS = 10
-ALERT_ACTION = "verify.alert"
+ALERT_ACTION = kinds.VERIFY_ALERT_ACTION
 ALERT_ACTOR = "verify-radar"
 TOO_MANY = "too many failed lookups, try again later"
 Clock = Callable[[], float]
@@ -266,6 +267,8 @@ class Radar:
                 await self._sink(alert)
             except Exception as exc:
                 log.error("verify alert not recorded", extra={"error": type(exc).__name__})
+            else:
+                metrics.ALERTS.labels(kinds.AlertKind.VERIFICATION_SPIKE.value).inc()
         return observed.retry_after
 
 

@@ -14,6 +14,7 @@ from gateway.config import load_settings
 from gateway.intake.lockout_events import LockoutEvents, audit_lockouts
 from gateway.intake.smtp.throttle import Lockout
 from gateway.store import audit
+from gateway.store.db import transaction
 from gateway.verification.radar import Alert, audit_alerts
 
 ACCOUNT = "clerk@moh.gov.xx"
@@ -106,3 +107,33 @@ def test_refusals_are_one_line_and_change_nothing(barid_any: Any) -> None:
     error = cli("alerts", "ack", "999999", "--json")
     assert error.code == 1 and json.loads(error.out)["ok"] is False
     assert ok(cli("audit", "verify", "--json"))["events"] == events
+
+
+def deny(cli: Any, sender: str, n: int) -> None:
+    """`n` submissions of `sender` refused by policy, as the gateway records them."""
+
+    async def go() -> None:
+        settings = load_settings(None, environ=cli.env)
+        async with open_app(settings) as app, transaction(app.sessions) as session:
+            for _ in range(n):
+                await audit.append(session, app.audit_key, actor="submission",
+                                   action="message.reject", target=sender, outcome="refused",
+                                   details={"reason": "policy", "rule": "no-secret-out"})  # fmt: skip
+
+    asyncio.run(go())
+
+
+def test_scan_raises_each_alert_once(barid_any: Any) -> None:
+    cli = barid_any
+    deny(cli, "clerk@moh.gov.xx", 9)
+    assert ok(cli("alerts", "scan")).strip().endswith("0 alerts raised")
+    deny(cli, "clerk@moh.gov.xx", 1)
+    lines = ok(cli("alerts", "scan")).rstrip("\n").split("\n")
+    assert len(lines) == 2 and lines[1].endswith("10 events read, 1 alerts raised")
+    assert re.match(r"\d+  \S+  policy-denials  clerk@moh\.gov\.xx  window=\S+ count=10 ", lines[0])
+    report = ok(cli("alerts", "scan", "--since", "1h", "--json"))
+    assert report["raised"] == [] and report["fired"] == 1
+    listed = ok(cli("alerts", "list", "--kind", "policy-denials", "--json"))
+    assert [a["subject"] for a in listed] == ["clerk@moh.gov.xx"]
+    assert listed[0]["facts"]["rules"] == ["no-secret-out"]
+    fails(cli("alerts", "scan", "--since", "whenever"), 1, "since")
