@@ -1,7 +1,9 @@
 """The web admin's word catalogue: every sentence of its pages in Arabic and English.
 
-Owns: loading `templates/words.yaml` once, checked by the same rules as the public
-pages' catalogue (gateway.presentation.catalogue), and looking a key up. Must not:
+Owns: loading `templates/words.yaml` and every `templates/words/*.yaml` (one file
+per area of pages) once, checked by the same rules as the public pages' catalogue
+(gateway.presentation.catalogue), a key defined in one file only, and looking a
+key up. Must not:
 escape or lay anything out (admin.web.render does).
 
 Failure behaviour: a malformed file or a missing key raises CatalogueError.
@@ -22,8 +24,21 @@ _FILE = "words.yaml"
 
 @cache
 def catalogue() -> Mapping[str, Mapping[Lang, str]]:
-    text = resources.files("admin.web").joinpath("templates", _FILE).read_text("utf-8")
-    return checked_words(yaml.safe_load(text), _FILE)
+    templates = resources.files("admin.web").joinpath("templates")
+    files = [templates.joinpath(_FILE)]
+    area_dir = templates.joinpath("words")
+    if area_dir.is_dir():
+        files += sorted((f for f in area_dir.iterdir() if f.name.endswith(".yaml")),
+                        key=lambda f: f.name)  # fmt: skip
+    words: dict[str, Mapping[Lang, str]] = {}
+    for file in files:
+        name = file.name if file.name == _FILE else f"words/{file.name}"
+        part = checked_words(yaml.safe_load(file.read_text("utf-8")), name)
+        twice = sorted(set(part) & set(words))
+        if twice:
+            raise CatalogueError(f"{name}: keys defined in another file too: {', '.join(twice)}")
+        words.update(part)
+    return words
 
 
 def word(lang: Lang, key: str) -> str:

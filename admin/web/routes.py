@@ -27,50 +27,43 @@ from admin.services.actor import Forbidden, OutOfScope
 from admin.services.errors import Unavailable
 from admin.services.login import LoginRefused, SessionRefused
 from admin.web import chart, session
-from admin.web.render import render
+from admin.web.pages import PREFIX, page, signed_in, to
 
-PREFIX = "/admin"
 router = APIRouter(include_in_schema=False)
 _STATIC = Path(__file__).with_name("static")
 _REFUSALS = {"throttled": ("signin.throttled", 429), "unavailable": ("signin.unavailable", 503)}
 _NOTICES = {"expired": "signin.expired", "signed-out": "signin.signed_out"}
 
 
+# Every router of web admin pages, in the order they are added (one module per area).
+PAGE_ROUTERS: tuple[APIRouter, ...] = (router,)
+
+
 def install_pages(app: FastAPI) -> None:
     """Add the pages and their static files to the admin app."""
-    app.include_router(router)
+    for pages_router in PAGE_ROUTERS:
+        app.include_router(pages_router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=_STATIC), name="admin-static")
 
 
-def _page(request: Request, name: str, status: int = 200, /, **context: object) -> HTMLResponse:
-    choice = session.language(request)
-    here = request.url.path
-    body = render(name, choice.lang, here=here, **context)
-    response = HTMLResponse(body, status_code=status)
-    session.remember_language(response, choice)
-    return response
-
-
-def _to(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303)
 
 
 def _refused_form(request: Request) -> HTMLResponse:
-    return _page(request, "message.html", 403, message="signin.form_expired",
-                 back=f"{PREFIX}/sign-in")  # fmt: skip
+    return page(request, "message.html", 403, message="signin.form_expired",
+                 back=f"{PREFIX}/sign-in", back_label="signin.title")  # fmt: skip
 
 
 @router.get(PREFIX)
 @router.get(f"{PREFIX}/")
 async def home() -> RedirectResponse:
-    return _to(f"{PREFIX}/dashboard")
+    return to(f"{PREFIX}/dashboard")
 
 
 @router.get(f"{PREFIX}/sign-in")
 async def sign_in_page(request: Request) -> HTMLResponse:
     token, new = session.form_token(request)
     notice = _NOTICES.get(request.query_params.get("m", ""))
-    response = _page(request, "sign_in.html", csrf=token, notice=notice, error=None, address="")
+    response = page(request, "sign_in.html", csrf=token, notice=notice, error=None, address="")
     if new:
         session.set_form_token(response, token)
     return response
@@ -95,7 +88,7 @@ async def sign_in(request: Request) -> Response:
     except LoginRefused as exc:
         key, status = _REFUSALS.get(exc.reason, ("signin.refused", 401))
         return _sign_in_again(request, address, key, status)
-    response = _to(f"{PREFIX}/dashboard")
+    response = to(f"{PREFIX}/dashboard")
     response.set_cookie(
         SESSION_COOKIE, new.session_id, secure=True, httponly=True, samesite="strict",
         path="/", max_age=int(services.logins.absolute.total_seconds()),
@@ -105,7 +98,7 @@ async def sign_in(request: Request) -> Response:
 
 def _sign_in_again(request: Request, address: str, key: str, status: int) -> HTMLResponse:
     token, new = session.form_token(request)
-    response = _page(request, "sign_in.html", status, csrf=token, notice=None, error=key,
+    response = page(request, "sign_in.html", status, csrf=token, notice=None, error=key,
                      address=address)  # fmt: skip
     if new:
         session.set_form_token(response, token)
@@ -119,7 +112,7 @@ async def sign_out(request: Request) -> Response:
         fields = await session.form(request)
         session.check_csrf(fields, current.csrf_secret)
     except session.NoSession as exc:
-        return _to(f"{PREFIX}/sign-in" + ("?m=expired" if exc.ended else ""))
+        return to(f"{PREFIX}/sign-in" + ("?m=expired" if exc.ended else ""))
     except session.FormRefused:
         return _refused_form(request)
     services: AccountServices = request.app.state.accounts
@@ -128,7 +121,7 @@ async def sign_out(request: Request) -> Response:
             await services.logins.end_session(
                 request.cookies.get(SESSION_COOKIE, ""), client_address(request)
             )
-    response = _to(f"{PREFIX}/sign-in?m=signed-out")
+    response = to(f"{PREFIX}/sign-in?m=signed-out")
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
                            samesite="strict")  # fmt: skip
     return response
@@ -136,17 +129,16 @@ async def sign_out(request: Request) -> Response:
 
 @router.get(f"{PREFIX}/dashboard")
 async def dashboard(request: Request) -> Response:
+    frame = await signed_in(request)
+    if isinstance(frame, Response):
+        return frame
     try:
-        current = await session.current_session(request)
-    except session.NoSession as exc:
-        return _to(f"{PREFIX}/sign-in" + ("?m=expired" if exc.ended else ""))
-    actor = current.actor
-    frame: dict[str, object] = {"actor": actor, "csrf": current.csrf_secret}
-    try:
-        figures = await dashboard_service.dashboard(actor, request.app.state.context)
+        figures = await dashboard_service.dashboard(frame.actor, frame.app)
     except (Forbidden, OutOfScope):
-        return _page(request, "message.html", 403, message="dash.unavailable", back=None, **frame)
+        return page(request, "message.html", 403, frame=frame, message="dash.unavailable",
+                    back=None)  # fmt: skip
     except Unavailable:
-        return _page(request, "message.html", 503, message="dash.unavailable", back=None, **frame)
+        return page(request, "message.html", 503, frame=frame, message="dash.unavailable",
+                    back=None)  # fmt: skip
     bars = chart.bars([(d.day, d.count) for d in figures.days])
-    return _page(request, "dashboard.html", figures=figures, chart=bars, **frame)
+    return page(request, "dashboard.html", frame=frame, figures=figures, chart=bars)
