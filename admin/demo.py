@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import string
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -265,6 +266,15 @@ async def _trust_demo_ca(directory: Directory, key_dir: Path) -> _DemoCa:
     return _DemoCa(ca_key, ca_cert, ca_path)
 
 
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def demo_password() -> str:
+    """16 random letters and digits (95 bits): safe to paste into any command line
+    (a password starting with "-" reads as an option to swaks, curl and others)."""
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(16))
+
+
 async def _add_employee(
     directory: Directory,
     row: tuple[str, str, str, str, str, str, str, bool],
@@ -274,7 +284,7 @@ async def _add_employee(
 ) -> dict[str, Any]:
     """One employee with a fresh password, an OpenPGP key and, if asked, S/MIME."""
     address, agency_code, name_en, name_ar, role, clearance, status, smime = row
-    password = secrets.token_urlsafe(12)
+    password = demo_password()
     added = await directory.add_employee(
         EmployeeInput(
             address,

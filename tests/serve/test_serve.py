@@ -135,3 +135,13 @@ def test_demo_starts_and_answers_healthz(tmp_path: Path) -> None:
         capture_output=True, timeout=60, check=True,
     )  # fmt: skip
     assert json.loads(again.stdout)["employees"] == credentials
+
+
+def test_demo_passwords_are_safe_to_paste_into_a_command_line() -> None:
+    """Letters and digits only: a password starting with "-" reads as an option to
+    swaks, curl and others (the commands `barid demo` prints)."""
+    from admin.demo import demo_password
+
+    made = {demo_password() for _ in range(500)}
+    assert len(made) == 500
+    assert all(len(p) == 16 and p.isascii() and p.isalnum() for p in made)
