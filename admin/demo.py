@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from admin.context import open_app
+from admin.demo_admin import make_demo_administrator
 from admin.demo_data import AGENCIES, EMPLOYEES
 from admin.demo_letter import DemoLetterError, build_letter
 from admin.errors import CliError
@@ -72,6 +73,7 @@ class DemoSummary:
     imap_port: int = 1430
     imaps_port: int = 9930
     employees: list[dict[str, Any]] = field(default_factory=list)
+    administrator: dict[str, Any] = field(default_factory=dict)
     created: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -99,6 +101,7 @@ class DemoSummary:
             },
             "try_it": self.loop_commands(),
             "employees": self.employees,
+            "administrator": self.administrator,
             "created": self.created,
         }
 
@@ -136,6 +139,17 @@ class DemoSummary:
             "access": f"{barid_command()} audit access --config {self.data_dir / 'barid.toml'}",
         }
 
+    def _administrator_lines(self) -> list[str]:
+        admin = self.administrator
+        if not admin:
+            return []
+        return [
+            f"web admin:      {self.admin_url}/admin/ as {admin['address']} (system-admin):"
+            f" its password below and a TOTP code from the secret {admin['totp_secret']}"
+            f" (add it to an authenticator app, or: oathtool --totp -b {admin['totp_secret']});"
+            f" recovery codes in {self.data_dir / 'demo' / 'administrator.json'}",
+        ]
+
     def text(self) -> str:
         lines = [
             "Barid demo" + (" (created)" if self.created else " (already set up)"),
@@ -143,6 +157,7 @@ class DemoSummary:
             f"health:         {self.http_url}/healthz",
             f"admin API:      {self.admin_url}/api/v1/ (HTTPS; docs/ADMIN.md;"
             " Prometheus metrics at /metrics with an admin token)",
+            *self._administrator_lines(),
             "",
             "Mail client settings (outgoing / SMTP):",
             f"  server {self.smtp_host}, port {self.submission_port} with STARTTLS"
@@ -188,9 +203,12 @@ class DemoSummary:
 async def build_demo(settings: Settings) -> DemoSummary:
     demo_dir = settings.data_dir / "demo"
     credentials_file = demo_dir / "credentials.json"
+    administrator_file = demo_dir / "administrator.json"
     summary = _summary_for(settings)
     if credentials_file.exists():
         summary.employees = json.loads(credentials_file.read_text(encoding="utf-8"))
+        if administrator_file.exists():
+            summary.administrator = json.loads(administrator_file.read_text(encoding="utf-8"))
         return summary
 
     if shutil.which("gpg") is None:
@@ -202,6 +220,7 @@ async def build_demo(settings: Settings) -> DemoSummary:
     try:
         async with open_app(settings) as app:
             summary.employees = await _populate(app.directory, gnupghome, key_dir)
+            summary.administrator = await make_demo_administrator(app)
             _write_welcome_letter(gnupghome, demo_dir, summary.employees)
     except DemoLetterError as exc:
         raise CliError(str(exc)) from None
@@ -213,6 +232,9 @@ async def build_demo(settings: Settings) -> DemoSummary:
     finally:
         stop_gpg_agent(gnupghome)
         shutil.rmtree(gnupghome, ignore_errors=True)
+    write_secret_bytes(
+        administrator_file, json.dumps(summary.administrator, indent=2).encode("utf-8")
+    )
     write_secret_bytes(
         credentials_file,
         json.dumps(summary.employees, ensure_ascii=False, indent=2).encode("utf-8"),

@@ -5,6 +5,7 @@ and API tokens in and out of an agency administrator's scope, every change audit
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import ssl
 import time
@@ -25,7 +26,7 @@ from admin.services.audit import verify_chain
 from gateway.config import load_settings
 from testkit.gateway import EPHEMERAL_ENV, Live, running
 
-ADMIN = "director@cab.gov.example"  # system-admin, signs in with TOTP
+ADMIN = "director@cab.gov.example"  # the demo's system-admin, signs in with TOTP
 MOF_ADMIN = "minister@mof.gov.example"  # agency-admin of MOF (and MOF-BUD below it)
 CLI = Actor.local_cli()
 
@@ -35,10 +36,12 @@ async def _prepare(data: Path) -> dict[str, str]:
     settings = load_settings(data / "barid.toml", environ=EPHEMERAL_ENV)
     async with open_app(settings) as app:
         services = AccountServices.build(app.sessions, AccountKeys.from_gateway(app.keys))
-        await services.grants.grant(CLI, ADMIN, "system-admin")
         await services.grants.grant(CLI, MOF_ADMIN, "agency-admin", agency="MOF")
-        secrets = {}
-        for address in (ADMIN, MOF_ADMIN):
+        # `barid demo` made ADMIN its administrator, with a confirmed TOTP secret.
+        made = json.loads((data / "demo" / "administrator.json").read_text(encoding="utf-8"))
+        assert made["address"] == ADMIN and made["role"] == "system-admin"
+        secrets = {ADMIN: made["totp_secret"]}
+        for address in (MOF_ADMIN,):
             enrolment = await services.two_factor.enrol(CLI, address)
             secret = enrolment.uri.split("secret=")[1].split("&")[0]
             # Confirmed with the previous time-step's code (one step of drift is allowed),
