@@ -29,6 +29,7 @@ from gateway.store.messages import MessageStore
 from gateway.store.models import Message, MessageCopy
 from policies.directory import Clearance
 from testkit.admin_use_cases import TAX_CLERK, seed
+from testkit.pdfs import original_with_pdf, sample_pdf
 from testkit.stamp import plain_original
 
 RECIPIENTS = tuple(f"reader{n:02d}@moh.gov.example" for n in range(1, 11))
@@ -53,7 +54,8 @@ def misread(code: str) -> str:
     return (code[:at] + CONFUSED[code[at]] + code[at + 1 :]).lower()
 
 
-def _submission(document: bytes) -> Submission:
+def _submission(document: bytes, classification: Clearance) -> Submission:
+    marked = classification >= Clearance.CONFIDENTIAL
     return Submission(
         sender_address=TAX_CLERK,
         sender_code="MOF-TAX-000001-X",
@@ -62,9 +64,9 @@ def _submission(document: bytes) -> Submission:
         sender_name_ar="الكاتب",
         agency_name_en="Tax",
         agency_name_ar="الضرائب",
-        classification=Clearance.INTERNAL,
+        classification=classification,
         subject="Quarterly report",
-        raw=plain_original(),
+        raw=original_with_pdf(TAX_CLERK, document) if marked else plain_original(),
         documents=(
             Document(
                 "letter.pdf", "application/pdf", document, hashlib.sha256(document).hexdigest()
@@ -76,11 +78,13 @@ def _submission(document: bytes) -> Submission:
     )
 
 
-async def _accept(app: App, document: bytes) -> tuple[str, dict[str, str]]:
+async def _accept(
+    app: App, document: bytes, classification: Clearance
+) -> tuple[str, dict[str, str]]:
     stamper = Stamper(app.keys, "https://verify.example", app.keys.derive(TRACE_KEY_PURPOSE))
     store = MessageStore(app.sessions, app.keys.master_key, app.audit_key)
     try:
-        sub = _submission(document)
+        sub = _submission(document, classification)
         accepted = await store.accept(sub, lambda r, t: stamper.stamp(sub, r, t), actor="smtp:x")
     finally:
         await store.close()
@@ -99,12 +103,18 @@ def _fetch(reader: str, registry: str, code: str, client: str) -> audit.Event:
     return audit.Event(actor=reader, action=ACCESS_ACTION, target=registry, details=details)
 
 
-async def leak_world(app: App) -> LeakWorld:
-    """`seed`, then the ten-recipient message (issued by MOF-TAX) and one fetch per copy."""
+async def leak_world(app: App, classification: Clearance = Clearance.INTERNAL) -> LeakWorld:
+    """`seed`, then the ten-recipient message (issued by MOF-TAX) and one fetch per copy.
+
+    A `confidential` or `secret` world's document is a real PDF (so the copies carry
+    marked reading copies of it) inside a real original message."""
     await seed(app)
     for _ in range(MAX_TRIES):
-        document = b"%PDF-1.7 leak test " + os.urandom(64)
-        registry, codes = await _accept(app, document)
+        if classification >= Clearance.CONFIDENTIAL:
+            document = sample_pdf()
+        else:
+            document = b"%PDF-1.7 leak test " + os.urandom(64)
+        registry, codes = await _accept(app, document, classification)
         if all(any(ch in CONFUSED for ch in code) for code in codes.values()):
             break
     else:

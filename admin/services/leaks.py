@@ -12,9 +12,11 @@ ambiguously, is a `NotFound` whose one line says what was tried.
 Chain of custody per copy: accepted (time, sender, client address), delivery
 (target, state, time), every body fetch from the access trail (time, protocol,
 client address) and forwards, which Barid does not record yet (always empty,
-said so in `forwards_note`). Documents carry no per-copy mark today, so a
-leaked document names the message(s) and every copy that held it, never one
-recipient (`recipient_named` is false and `note` says why).
+said so in `forwards_note`). A marked PDF (gateway.stamping.pdf_mark: the
+reading copy a recipient got of a confidential or secret message, also after a
+re-save) names its one copy by its embedded mark; any other document names the
+message(s) and every copy that held it, never one recipient (`recipient_named`
+is false and `note` says why).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from admin.services.errors import NotFound, Unavailable
 from admin.services.leak_input import LeakInput, code_candidates, read_input
 from admin.services.model import Frozen
 from admin.services.scope import home_path, tree
+from gateway.stamping.pdf_mark import read_mark
 from gateway.store.access_trail import access_entries
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher, BlobError
 from gateway.store.directory.scope import AgencyTree
@@ -252,7 +255,25 @@ async def _document_refs(
     return list(held.items())
 
 
+async def _by_mark(
+    actor: Actor, app: App, agencies: AgencyTree, given: LeakInput, mark: tuple[str, str]
+) -> LeakTrace:
+    registry, code = mark
+    async with app.sessions() as session:
+        refs = await _scoped(actor, agencies, await copies_by_trace(session, (code,)))
+    refs = [ref for ref in refs if ref.registry == registry]
+    if len(refs) != 1:
+        raise _no_match(
+            f"{given.text}: its per-copy mark names {registry} {code}, and no stored copy is that"
+        )
+    matched_by = f"per-copy mark in the PDF: {registry} trace code {code}"
+    return await _one_copy(app, given, refs[0], matched_by, None)
+
+
 async def _by_document(actor: Actor, app: App, agencies: AgencyTree, given: LeakInput) -> LeakTrace:
+    mark = read_mark(given.data)
+    if mark is not None:
+        return await _by_mark(actor, app, agencies, given, mark)
     held = await _document_refs(actor, app, agencies, given)
     if not held:
         raise _no_match(f"{given.text}: its SHA-256 {given.sha256} is no stored document's")

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from gateway.config.marking import MarkingSettings
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.sections import (
     AdminSettings,
@@ -45,6 +46,7 @@ class Settings(Section):
     delivery: DeliverySettings = DeliverySettings()
     audit: AuditSettings = AuditSettings()
     alerts: AlertsSettings = AlertsSettings()
+    marking: MarkingSettings = MarkingSettings()
     peers: dict[str, PeerSettings] = Field(default_factory=dict)
     mailservers: dict[str, MailServerSettings] = Field(default_factory=dict)
 

@@ -159,7 +159,12 @@ def build_pipeline(
         sessions=sessions,
         policy=policy,
         store=store,
-        stamper=Stamper(keys, settings.http.public_url, keys.derive(TRACE_KEY_PURPOSE)),
+        stamper=Stamper(
+            keys,
+            settings.http.public_url,
+            keys.derive(TRACE_KEY_PURPOSE),
+            settings.marking.policy(),
+        ),
         federation=settings.federation,
         limits=MimeLimits(
             max_message_bytes=settings.smtp.max_message_size,

@@ -64,6 +64,8 @@ class CoverFacts:
     documents: tuple[CoverDocument, ...]
     # The original's content parts (gateway.mime.coverage); () when not known.
     parts: tuple[ContentPart, ...] = ()
+    # The copy carries marked reading copies of the PDF documents (gateway.stamping.pdf_mark).
+    marked: bool = False
 
     def agency_name(self, lang: Lang) -> str:
         return self.agency_name_ar if lang == "ar" else self.agency_name_en

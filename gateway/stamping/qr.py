@@ -87,6 +87,16 @@ def qr_png(text: str, scale: int = MODULE_PIXELS) -> tuple[bytes, int]:
     return png_from_modules(rows, scale), version
 
 
+def qr_modules(text: str) -> list[bytes]:
+    """The QR code of `text` as rows of modules (0 dark, 255 light), no quiet zone.
+
+    Any version the writer picks (the version 15 limit is for the verify QR only)."""
+    image = _encode(text).to_image(scale=1, add_quiet_zones=False)
+    side = int(image.shape[0])
+    flat = bytes(memoryview(image))  # type: ignore[arg-type]
+    return [flat[i : i + side] for i in range(0, side * side, side)]
+
+
 def qr_svg(text: str) -> str:
     """The same QR code as an SVG document (for screens: it scales without blur)."""
     return str(zxingcpp.write_barcode_to_svg(_encode(text)))

@@ -38,6 +38,13 @@ from gateway.stamping.envelope import (
     subject_header,
     transfer_encoding_of,
 )
+from gateway.stamping.marked_copies import (
+    MarkingPolicy,
+    any_markable,
+    marked_documents,
+    marked_parts,
+    marking_record,
+)
 from gateway.stamping.qr import (
     MAX_QR_VERSION,
     MODULE_PIXELS,
@@ -77,10 +84,19 @@ class Stamper:
     `trace_key` is `keys.derive(TRACE_KEY_PURPOSE)`. The constructor checks that
     the longest possible token still fits a version 15 QR code with this
     `public_url`, so a too-long URL fails at start-up, not at acceptance.
+    `marking` says which copies carry marked PDF documents (default: confidential
+    and secret messages of every agency).
     """
 
-    def __init__(self, keys: GatewayKeys, public_url: str, trace_key: bytes) -> None:
+    def __init__(
+        self,
+        keys: GatewayKeys,
+        public_url: str,
+        trace_key: bytes,
+        marking: MarkingPolicy | None = None,
+    ) -> None:
         self._keys = keys
+        self._marking = marking if marking is not None else MarkingPolicy()
         self._public_url = _check_public_url(public_url)
         self._trace_key = trace_key
         longest = issue_token(
@@ -152,6 +168,8 @@ class Stamper:
             verify_url=verify_url,
             documents=tuple(CoverDocument(d.name, d.sha256, len(d.data)) for d in documents),
             parts=submission.parts,
+            marked=self._marking.applies(number.agency, submission.classification)
+            and any_markable(documents),
         )
         cover = message_cover(shared, message.qr_cid, qr_pixels)  # once; copies fill it in
         copies: list[StampedCopy] = []
@@ -166,7 +184,14 @@ class Stamper:
             used.add(code)
             facts = dataclasses.replace(shared, recipient=address, trace_code=code)
             copy_certificate = {**certificate, "recipient": address, "trace_code": code}
-            prefix, suffix = message.copy(facts, cover, issued_at, copy_certificate)
+            extra = b""
+            if shared.marked:
+                marked, unmarked = marked_documents(documents, registry, code, address, verify_url)
+                copy_certificate["marking"] = marking_record(
+                    copy_certificate, marked, unmarked, self._keys.signing_key
+                )
+                extra = marked_parts(message.mixed, marked)
+            prefix, suffix = message.copy(facts, cover, issued_at, copy_certificate, extra)
             copies.append(StampedCopy(address, code, prefix, suffix))
         return Stamp(
             registry=registry,
@@ -286,8 +311,10 @@ class _MessageLayout:
         cover: MessageCover,
         issued_at: dt.datetime,
         certificate: Mapping[str, Any],
+        extra: bytes = b"",
     ) -> tuple[bytes, bytes]:
-        """(prefix, suffix) of one recipient's copy."""
+        """(prefix, suffix) of one recipient's copy; `extra` (whole parts of the
+        outer multipart, such as marked documents) goes before certificate.json."""
         text, html = (
             part.encode("utf-8") for part in cover.for_copy(facts.recipient, facts.trace_code)
         )
@@ -324,6 +351,7 @@ class _MessageLayout:
         document = json.dumps(certificate, ensure_ascii=False, indent=2).encode("utf-8")
         suffix = b"".join(
             (
+                extra,
                 delimiter(self.mixed),
                 part_headers(
                     (
