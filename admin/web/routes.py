@@ -26,7 +26,13 @@ from admin.services.account_services import AccountServices
 from admin.services.actor import Forbidden, OutOfScope
 from admin.services.errors import Unavailable
 from admin.services.login import LoginRefused, SessionRefused
-from admin.web import chart, routes_directory, routes_directory_import, session
+from admin.web import (
+    chart,
+    routes_directory,
+    routes_directory_employees,
+    routes_directory_import,
+    session,
+)
 from admin.web.pages import PREFIX, page, signed_in, to
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +46,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     router,
     routes_directory.router,
     routes_directory_import.router,
+    routes_directory_employees.router,
 )
 
 

@@ -81,7 +81,7 @@ async def agency_page(request: Request, code: str) -> Response:
 Change = Callable[[Frame, dict[str, str]], Awaitable[str]]
 
 
-async def _change(request: Request, back: str, change: Change) -> Response:
+async def change_form(request: Request, back: str, change: Change) -> Response:
     """A form post: its frame and CSRF checked, then one service call (`change`,
     which answers where to go next); a refusal as a page, nothing changed."""
     got = await posted(request)
@@ -95,7 +95,7 @@ async def _change(request: Request, back: str, change: Change) -> Response:
     return to(where)
 
 
-def _optional(fields: dict[str, str], name: str) -> str | None:
+def optional(fields: dict[str, str], name: str) -> str | None:
     value = fields.get(name, "").strip()
     return value or None
 
@@ -111,7 +111,7 @@ async def add_child(request: Request, code: str) -> Response:
         added = await directory.add_agency(frame.actor, frame.app, data)
         return agency_url(added.code) + "?done=agency-added"
 
-    return await _change(request, agency_url(code), change)
+    return await change_form(request, agency_url(code), change)
 
 
 @router.post(f"{HOME}/agencies/{{code}}/employees")
@@ -127,29 +127,29 @@ async def add_employee(request: Request, code: str) -> Response:
         added = await employees.add_employee(frame.actor, frame.app, data)
         return employee_url(added.address) + "?done=employee-added"
 
-    return await _change(request, agency_url(code), change)
+    return await change_form(request, agency_url(code), change)
 
 
 @router.post(f"{HOME}/agencies/{{code}}/names")
 async def change_names(request: Request, code: str) -> Response:
     async def change(frame: Frame, fields: dict[str, str]) -> str:
         data = directory.AgencyChange(
-            code=code, name_en=_optional(fields, "name_en"), name_ar=_optional(fields, "name_ar")
+            code=code, name_en=optional(fields, "name_en"), name_ar=optional(fields, "name_ar")
         )
         changed = await directory.change_agency(frame.actor, frame.app, data)
         return agency_url(changed.code) + "?done=agency-changed"
 
-    return await _change(request, agency_url(code), change)
+    return await change_form(request, agency_url(code), change)
 
 
 @router.post(f"{HOME}/agencies/{{code}}/move")
 async def move(request: Request, code: str) -> Response:
     async def change(frame: Frame, fields: dict[str, str]) -> str:
-        data = directory.AgencyMove(code=code, parent=_optional(fields, "parent"))
+        data = directory.AgencyMove(code=code, parent=optional(fields, "parent"))
         moved = await directory.move_agency(frame.actor, frame.app, data)
         return agency_url(moved.code) + "?done=agency-moved"
 
-    return await _change(request, agency_url(code), change)
+    return await change_form(request, agency_url(code), change)
 
 
 @router.post(f"{HOME}/agencies/{{code}}/trusted-cas")
@@ -159,7 +159,7 @@ async def trust_ca(request: Request, code: str) -> Response:
         trusted = await directory.trust_ca(frame.actor, frame.app, data)
         return agency_url(trusted.agency) + "?done=ca-trusted"
 
-    return await _change(request, agency_url(code), change)
+    return await change_form(request, agency_url(code), change)
 
 
 @router.get(f"{HOME}/agencies/{{code}}/retire")
@@ -186,4 +186,4 @@ async def retire(request: Request, code: str) -> Response:
         retired = await directory.retire_agency(frame.actor, frame.app, code)
         return agency_url(retired.code) + "?done=agency-retired"
 
-    return await _change(request, agency_url(code), change)
+    return await change_form(request, agency_url(code), change)

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from admin.services import directory, employees
 from admin.web.catalogue import word
 from testkit.admin_api import account_services
-from testkit.admin_use_cases import MOH_NURSE, ca_pem
+from testkit.admin_use_cases import MOH_DOCTOR, MOH_NURSE, TAX_OTHER, ca_pem, person_cert
 from testkit.admin_web import (
     CLI,
     MOF_ADMIN,
@@ -275,3 +275,70 @@ async def test_import_reports_every_bad_row_then_imports_a_good_file(
         _ok(await _post(other, "/admin/directory/import", {"csv": GOOD_CSV}), 403)
     no_csrf = await client.post("/admin/directory/import", data={"csv": GOOD_CSV})
     _ok(no_csrf, 403)
+
+
+EMPLOYEE_FORMS = ("change", "status", "password", "identities", "identities/revoke")
+
+
+async def test_employee_page_and_its_forms(web: WebWorld, client: httpx.AsyncClient) -> None:
+    app = web.served.world.app
+    await _as(client, web, MOF_ADMIN)
+    url = f"/admin/directory/employees/{TAX_OTHER}"
+    page = _ok(await client.get(url + "?lang=en"))
+    assert 'href="/admin/directory/agencies/MOF-TAX"' in page
+    for form in EMPLOYEE_FORMS[:4]:
+        assert f'action="{url}/{form}"' in page
+    changed = await _post(
+        client,
+        f"{url}/change",
+        {"name_en": "Other Person", "clearance": "secret", "role": "auditor"},
+    )
+    assert changed.status_code == 303
+    assert word("en", "dir.done.employee-changed") in _ok(
+        await client.get(changed.headers["location"] + "&lang=en")
+    )
+    pem, fingerprint = person_cert(TAX_OTHER)
+    registered = await _post(client, f"{url}/identities", {"material": pem.decode()})
+    assert registered.status_code == 303, registered.text
+    shown = _ok(await client.get(url))
+    assert fingerprint in shown and f'action="{url}/identities/revoke"' in shown
+    weak = await _post(client, f"{url}/password", {"password": "zqzqzq"})
+    assert weak.status_code == 422 and "zqzqzq" not in weak.text
+    reset = await _post(client, f"{url}/password", {"password": "a long and fine pass phrase 9"})
+    assert reset.status_code == 303
+    assert "a long and fine pass phrase 9" not in _ok(await client.get(url))
+    suspended = await _post(client, f"{url}/status", {"status": "suspended"})
+    assert suspended.status_code == 303
+    assert 'name="status" value="active"' in _ok(await client.get(url))
+    revoked = await _post(client, f"{url}/identities/revoke", {"fingerprint": fingerprint})
+    assert revoked.status_code == 303
+    person = await employees.show_employee(CLI, app, TAX_OTHER)
+    assert (person.name_en, person.clearance, person.role, person.status, person.has_password) == (
+        "Other Person",
+        "secret",
+        "auditor",
+        "suspended",
+        True,
+    )
+    assert person.identities == [] or all(i.fingerprint != fingerprint for i in person.identities)
+    # Outside MOF: the page and every form answer 404 and change nothing.
+    outside = f"/admin/directory/employees/{MOH_DOCTOR}"
+    _ok(await client.get(outside), 404)
+    _ok(await client.get("/admin/directory/employees/nobody@nowhere.example"), 404)
+    doctor_pem, _ = person_cert(MOH_DOCTOR)
+    fields = {"name_en": "X", "status": "suspended", "password": "a long and fine pass phrase 9",
+              "material": doctor_pem.decode(), "fingerprint": "AB" * 32}  # fmt: skip
+    for form in EMPLOYEE_FORMS:
+        _ok(await _post(client, f"{outside}/{form}", fields), 404)
+    doctor = await employees.show_employee(CLI, app, MOH_DOCTOR)
+    assert (doctor.name_en, doctor.status, doctor.identities) == ("Person", "active", [])
+    # An auditor: no forms, forged posts 403.
+    async with httpx.AsyncClient(base_url=web.base, timeout=30) as other:
+        await _as(other, web, AUDITOR)
+        seen = _ok(await other.get(outside))
+        assert seen.count("<form") == 1
+        for form in EMPLOYEE_FORMS:
+            _ok(await _post(other, f"{outside}/{form}", fields), 403)
+        _ok(await other.post(f"{outside}/status", data={"status": "suspended"}), 403)
+    doctor = await employees.show_employee(CLI, app, MOH_DOCTOR)
+    assert (doctor.name_en, doctor.status, doctor.identities) == ("Person", "active", [])
