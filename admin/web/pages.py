@@ -40,6 +40,7 @@ class NavEntry:
 NAV: tuple[NavEntry, ...] = (
     NavEntry(f"{PREFIX}/dashboard", "site.dashboard", None),
     NavEntry(f"{PREFIX}/directory", "dir.nav", Area.DIRECTORY),
+    NavEntry(f"{PREFIX}/account", "account.nav", None),
 )
 
 

@@ -28,6 +28,7 @@ from admin.services.errors import Unavailable
 from admin.services.login import LoginRefused, SessionRefused
 from admin.web import (
     chart,
+    routes_account,
     routes_directory,
     routes_directory_employees,
     routes_directory_import,
@@ -47,6 +48,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     routes_directory.router,
     routes_directory_import.router,
     routes_directory_employees.router,
+    routes_account.router,
 )
 
 

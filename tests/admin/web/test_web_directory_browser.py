@@ -107,6 +107,10 @@ async def test_directory_pages_in_chromium(
                 await shots.here("directory-employee", lang)
             await shots.all("directory-retire", f"{base}/admin/directory/agencies/MOF/retire")
             await _import(page, shots, base)
+            await shots.all("account", f"{base}/admin/account")
+            await page.get_by_role("button", name=word("en", "account.enrol")).click()
+            await page.locator("#secret").wait_for()
+            await shots.here("account-enrol", "en")
         finally:
             await browser.close()
     print("screenshots:", *shots.taken, sep="\n  ")
