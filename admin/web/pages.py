@@ -37,7 +37,11 @@ class NavEntry:
     area: Area | None  # shown to roles that may read this area (None: everyone)
 
 
-NAV: tuple[NavEntry, ...] = (NavEntry(f"{PREFIX}/dashboard", "site.dashboard", None),)
+NAV: tuple[NavEntry, ...] = (
+    NavEntry(f"{PREFIX}/dashboard", "site.dashboard", None),
+    NavEntry(f"{PREFIX}/directory", "dir.nav", Area.DIRECTORY),
+    NavEntry(f"{PREFIX}/account", "account.nav", None),
+)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from admin.services.account_services import AccountServices
 from admin.services.actor import Forbidden, OutOfScope
 from admin.services.errors import Unavailable
 from admin.services.login import LoginRefused, SessionRefused
-from admin.web import chart, session
+from admin.web import (
+    chart,
+    routes_account,
+    routes_directory,
+    routes_directory_employees,
+    routes_directory_import,
+    session,
+)
 from admin.web.pages import PREFIX, page, signed_in, to
 
 router = APIRouter(include_in_schema=False)
@@ -36,7 +43,13 @@ _NOTICES = {"expired": "signin.expired", "signed-out": "signin.signed_out"}
 
 
 # Every router of web admin pages, in the order they are added (one module per area).
-PAGE_ROUTERS: tuple[APIRouter, ...] = (router,)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (
+    router,
+    routes_directory.router,
+    routes_directory_import.router,
+    routes_directory_employees.router,
+    routes_account.router,
+)
 
 
 def install_pages(app: FastAPI) -> None:
