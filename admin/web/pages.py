@@ -40,6 +40,7 @@ class NavEntry:
 NAV: tuple[NavEntry, ...] = (
     NavEntry(f"{PREFIX}/dashboard", "site.dashboard", None),
     NavEntry(f"{PREFIX}/policy", "site.policy", Area.POLICY),
+    NavEntry(f"{PREFIX}/messages", "site.messages", Area.MESSAGES),
 )
 
 
