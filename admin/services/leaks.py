@@ -312,4 +312,17 @@ async def trace_leak(actor: Actor, app: App, value: str) -> LeakTrace:
         raise Unavailable("the database is not reachable") from None
 
 
-__all__ = ["LeakTrace", "code_candidates", "trace_leak"]
+async def trace_code(actor: Actor, app: App, typed: str) -> LeakTrace:
+    """`trace_leak` for a typed trace code only: never reads a file, whatever is typed
+    (for callers whose input is not a path on the gateway host, e.g. a web form)."""
+    digest = hashlib.sha256(typed.encode("utf-8")).hexdigest()
+    given = LeakInput("code", typed, digest, codes=code_candidates(typed))
+    try:
+        agencies = await tree(app)
+        require(actor, Area.ACCESS_TRAIL, write=False, agency_path=home_path(actor, agencies))
+        return await _by_code(actor, app, agencies, given)
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+
+
+__all__ = ["LeakTrace", "code_candidates", "trace_code", "trace_leak"]

@@ -40,6 +40,8 @@ class NavEntry:
 NAV: tuple[NavEntry, ...] = (
     NavEntry(f"{PREFIX}/dashboard", "site.dashboard", None),
     NavEntry(f"{PREFIX}/directory", "dir.nav", Area.DIRECTORY),
+    NavEntry(f"{PREFIX}/policy", "site.policy", Area.POLICY),
+    NavEntry(f"{PREFIX}/messages", "site.messages", Area.MESSAGES),
     NavEntry(f"{PREFIX}/account", "account.nav", None),
 )
 

@@ -32,6 +32,8 @@ from admin.web import (
     routes_directory,
     routes_directory_employees,
     routes_directory_import,
+    routes_messages,
+    routes_policy,
     session,
 )
 from admin.web.pages import PREFIX, page, signed_in, to
@@ -48,6 +50,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     routes_directory.router,
     routes_directory_import.router,
     routes_directory_employees.router,
+    routes_policy.router,
+    routes_messages.router,
     routes_account.router,
 )
 

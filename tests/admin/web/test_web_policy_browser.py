@@ -1,0 +1,175 @@
+"""The policy and message-tracking pages in a real browser: Playwright drives Debian's
+Chromium as a system administrator through applying a policy (check first, then
+apply), the version and its diff, explain, a case table, the hits, and a message's
+tracking with revocation and its confirmation, in Arabic and English at 1280 and
+390 CSS pixels: nothing wider than the window, no CSP violation; a screenshot of
+every page at every width is saved (testkit.chromium's screenshot directory)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from admin.services import policy_versions
+from admin.web.catalogue import word
+from testkit.admin_web import CLI, PASSWORD, SYSTEM_ADMIN, WebWorld, web_world
+from testkit.chromium import screenshot_dir
+from testkit.tools import missing
+
+WIDTHS = (1280, 390)
+LANGS = ("ar", "en")
+_CHECKS = """() => {
+  const root = document.documentElement;
+  return {scroll: root.scrollWidth, inner: window.innerWidth, lang: root.lang, dir: root.dir,
+          violations: window.__csp || []};
+}"""
+_LISTEN = """window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"""
+
+
+POLICY = """\
+version: 1
+default:
+  effect: deny
+  reason: {en: Not allowed., ar: غير مسموح.}
+rules:
+  - id: finance-to-health
+    description: The tax directorate writes to health.
+    sender: {agency: MOF-TAX}
+    recipient: {agency: MOH}
+    effect: allow
+"""
+CHANGED = POLICY.replace("finance-to-health", "tax-to-health")
+CASES = """\
+- name: tax writes to health
+  from: clerk@tax.mof.gov.example
+  to: doctor@moh.gov.example
+  expect: allow
+- name: wrong expectation
+  from: doctor@moh.gov.example
+  to: clerk@tax.mof.gov.example
+  expect: allow
+"""
+
+
+@pytest.fixture
+async def web(barid: object, tmp_path: Path) -> AsyncIterator[WebWorld]:
+    async with web_world(tmp_path / "data") as world:
+        yield world
+
+
+async def _shoot(page: Any, lang: str, name: str, width: int, out: Path,
+                 console: list[str]) -> Path:  # fmt: skip
+    await page.set_viewport_size({"width": width, "height": 900})
+    await page.wait_for_load_state("load")
+    seen = await page.evaluate(_CHECKS)
+    assert seen["lang"] == lang and seen["dir"] == ("rtl" if lang == "ar" else "ltr"), seen
+    assert seen["scroll"] <= seen["inner"], (name, lang, width, seen)
+    assert not seen["violations"], seen["violations"]
+    assert not [line for line in console if "Content Security Policy" in line], console
+    shot = out / f"admin-{name}-{lang}-{width}.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    return shot
+
+
+async def _sign_in(page: Any, web: WebWorld) -> None:
+    await page.goto(f"{web.base}/admin/sign-in?lang=ar")
+    await page.get_by_label(word("ar", "signin.address")).fill(SYSTEM_ADMIN)
+    await page.get_by_label(word("ar", "signin.password")).fill(PASSWORD)
+    await page.locator("#code").fill(web.code(SYSTEM_ADMIN))
+    await page.get_by_role("button", name=word("ar", "signin.submit")).click()
+    await page.wait_for_url("**/admin/dashboard")
+
+
+async def _every_width(page: Any, lang: str, name: str, out: Path, console: list[str],
+                       shots: list[Path]) -> None:  # fmt: skip
+    for width in WIDTHS:
+        shots.append(await _shoot(page, lang, name, width, out, console))
+
+
+async def _policy_flow(page: Any, web: WebWorld, lang: Any, out: Path, console: list[str],
+                       shots: list[Path]) -> None:  # fmt: skip
+    await page.goto(f"{web.base}/admin/policy?lang={lang}")
+    await page.get_by_label(word(lang, "policy.text")).fill(CHANGED if lang == "en" else POLICY)
+    await page.get_by_role("button", name=word(lang, "policy.check"), exact=True).click()
+    await page.wait_for_load_state("load")
+    assert await page.locator(".notice").count() == 1
+    await _every_width(page, lang, "policy-checked", out, console, shots)
+    await page.get_by_role("button", name=word(lang, "policy.apply"), exact=True).click()
+    await page.wait_for_url("**/admin/policy/versions/*")
+    await _every_width(page, lang, "policy-version", out, console, shots)
+    await page.goto(f"{web.base}/admin/policy")
+    await _every_width(page, lang, "policy", out, console, shots)
+    await page.goto(f"{web.base}/admin/policy/versions")
+    await _every_width(page, lang, "policy-versions", out, console, shots)
+    await page.goto(f"{web.base}/admin/policy/explain")
+    await page.get_by_label(word(lang, "policy.sender")).fill("clerk@tax.mof.gov.example")
+    await page.get_by_label(word(lang, "policy.recipient")).fill(SYSTEM_ADMIN)
+    await page.get_by_label(word(lang, "policy.classification")).select_option("internal")
+    await page.get_by_role("button", name=word(lang, "policy.explain_submit")).click()
+    await page.wait_for_load_state("load")
+    assert await page.locator("#trace tbody tr").count() >= 1
+    await _every_width(page, lang, "policy-explain", out, console, shots)
+    await page.goto(f"{web.base}/admin/policy/cases")
+    await page.get_by_label(word(lang, "policy.cases_text")).fill(CASES)
+    await page.get_by_role("button", name=word(lang, "policy.cases_run")).click()
+    await page.wait_for_load_state("load")
+    assert await page.locator("#failures tbody tr").count() == 1
+    await _every_width(page, lang, "policy-cases", out, console, shots)
+    await page.goto(f"{web.base}/admin/policy/hits")
+    await _every_width(page, lang, "policy-hits", out, console, shots)
+
+
+async def _message_flow(page: Any, web: WebWorld, lang: Any, registry: str, out: Path,
+                        console: list[str], shots: list[Path]) -> None:  # fmt: skip
+    await page.goto(f"{web.base}/admin/messages?lang={lang}")
+    await _every_width(page, lang, "messages", out, console, shots)
+    await page.get_by_label(word(lang, "msg.registry")).fill(registry)
+    await page.get_by_role("button", name=word(lang, "msg.show")).click()
+    await page.wait_for_url(f"**/admin/messages/{registry}")
+    await _every_width(page, lang, "message", out, console, shots)
+    if lang != "en":
+        return
+    await page.get_by_label(word(lang, "msg.reason")).fill("Sent to the wrong agency")
+    await page.get_by_role("button", name=word(lang, "msg.revoke_next")).click()
+    await page.wait_for_load_state("load")
+    await _every_width(page, lang, "message-revoke", out, console, shots)
+    await page.get_by_role("button", name=word(lang, "msg.confirm")).click()
+    await page.wait_for_url("**?m=revoked")
+    await _every_width(page, lang, "message-revoked", out, console, shots)
+
+
+async def test_policy_and_messages_in_chromium(
+    web: WebWorld, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    binary = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(binary).exists():
+        missing("chromium is not installed")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright is not installed")
+    await policy_versions.apply_policy(CLI, web.served.world.app, POLICY, name="first")
+    out = screenshot_dir(tmp_path_factory.getbasetemp())
+    shots: list[Path] = []
+    console: list[str] = []
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=binary)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await context.add_init_script(_LISTEN)
+            page = await context.new_page()
+            page.on("console", lambda message: console.append(message.text))
+            await _sign_in(page, web)
+            for lang in LANGS:
+                await _policy_flow(page, web, lang, out, console, shots)
+                await _message_flow(page, web, lang, web.served.world.tax_message, out,
+                                    console, shots)  # fmt: skip
+        finally:
+            await browser.close()
+    print("screenshots:", *shots, sep="\n  ")
