@@ -37,7 +37,10 @@ class NavEntry:
     area: Area | None  # shown to roles that may read this area (None: everyone)
 
 
-NAV: tuple[NavEntry, ...] = (NavEntry(f"{PREFIX}/dashboard", "site.dashboard", None),)
+NAV: tuple[NavEntry, ...] = (
+    NavEntry(f"{PREFIX}/dashboard", "site.dashboard", None),
+    NavEntry(f"{PREFIX}/security", "site.security", Area.AUDIT),
+)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from admin.services.account_services import AccountServices
 from admin.services.actor import Forbidden, OutOfScope
 from admin.services.errors import Unavailable
 from admin.services.login import LoginRefused, SessionRefused
-from admin.web import chart, session
+from admin.web import chart, routes_security, session
 from admin.web.pages import PREFIX, page, signed_in, to
 
 router = APIRouter(include_in_schema=False)
@@ -36,7 +36,7 @@ _NOTICES = {"expired": "signin.expired", "signed-out": "signin.signed_out"}
 
 
 # Every router of web admin pages, in the order they are added (one module per area).
-PAGE_ROUTERS: tuple[APIRouter, ...] = (router,)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (router, routes_security.router)
 
 
 def install_pages(app: FastAPI) -> None:
