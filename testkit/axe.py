@@ -41,6 +41,11 @@ def _found() -> Path | None:
     return path if path.is_file() else None
 
 
+def axe_available() -> bool:
+    """Whether axe.min.js is there (for a test whose other checks run without it)."""
+    return _found() is not None
+
+
 def axe_source() -> Path:
     """axe.min.js, or a skip (a failure under BARID_REQUIRE_ALL=1) when it is missing."""
     path = _found()

@@ -14,7 +14,7 @@ import pytest
 
 from admin.web.catalogue import word
 from testkit.admin_web import AUDITOR, PASSWORD, WebWorld, web_world
-from testkit.axe import DEFAULT_AXE, assert_accessible, install_axe
+from testkit.axe import assert_accessible, axe_available, install_axe
 from testkit.chromium import screenshot_dir
 from testkit.web_browser import LANGS, WIDTHS, open_browser, shoot
 
@@ -44,7 +44,7 @@ async def test_auditor_reads_the_trails_and_acknowledges_an_alert(
     shots: list[Path] = []
     alert = web.served.world.alert
     async with open_browser() as (context, console):
-        axe = DEFAULT_AXE.exists() or False
+        axe = axe_available()
         if axe:
             await install_axe(context)
         page = await context.new_page()
