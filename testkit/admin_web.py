@@ -1,10 +1,11 @@
 """The web admin served for tests: the admin API's test world (testkit.admin_api_server)
-with two people who can sign in through the pages, with a password and a real TOTP
-code, and a small HTTP client that signs in through the sign-in form.
+with three people who can sign in through the pages, with a password and a real
+TOTP code, and a small HTTP client that signs in through the sign-in form.
 
 MOH's doctor is a system administrator; MOF-TAX's clerk an agency administrator of
-MOF. The session cookie is Secure; over the tests' plain loopback HTTP the client
-carries it by hand, as a browser does for a loopback address.
+MOF; MOH's nurse a security auditor. The session cookie is Secure; over the tests'
+plain loopback HTTP the client carries it by hand, as a browser does for a loopback
+address.
 """
 
 from __future__ import annotations
@@ -24,13 +25,18 @@ from admin.services import employees
 from admin.services.actor import Actor
 from testkit.admin_api import account_services
 from testkit.admin_api_server import Served, served_world
-from testkit.admin_use_cases import MOH_DOCTOR, TAX_CLERK
+from testkit.admin_use_cases import MOH_DOCTOR, MOH_NURSE, TAX_CLERK
 
 CLI = Actor.local_cli()
 PASSWORD = "web admin pass phrase 7 trees"
 SYSTEM_ADMIN = MOH_DOCTOR
 MOF_ADMIN = TAX_CLERK
-PEOPLE = {SYSTEM_ADMIN: ("system-admin", None), MOF_ADMIN: ("agency-admin", "MOF")}
+AUDITOR = MOH_NURSE
+PEOPLE = {
+    SYSTEM_ADMIN: ("system-admin", None),
+    MOF_ADMIN: ("agency-admin", "MOF"),
+    AUDITOR: ("security-auditor", None),
+}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

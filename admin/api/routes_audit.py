@@ -141,6 +141,12 @@ async def access_trail_csv(
     """The access trail with the same filters as CSV (RFC 4180, a header row, newest
     first), streamed. Cells starting with = + - @ are prefixed with ' so that a
     spreadsheet never evaluates them."""
+    return await access_csv(actor, app, filters)
+
+
+async def access_csv(actor: Actor, app: App, filters: AccessFilters) -> StreamingResponse:
+    """The access trail's CSV as a streamed response (the API's route and the web
+    admin's export link both answer with it); a refusal is raised before it starts."""
     first = await audit.access_trail(actor, app, _query(filters, CSV_BATCH, None))
 
     async def rows() -> AsyncIterator[str]:

@@ -42,6 +42,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry(f"{PREFIX}/directory", "dir.nav", Area.DIRECTORY),
     NavEntry(f"{PREFIX}/policy", "site.policy", Area.POLICY),
     NavEntry(f"{PREFIX}/messages", "site.messages", Area.MESSAGES),
+    NavEntry(f"{PREFIX}/security", "site.security", Area.AUDIT),
     NavEntry(f"{PREFIX}/account", "account.nav", None),
 )
 

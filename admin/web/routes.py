@@ -34,6 +34,7 @@ from admin.web import (
     routes_directory_import,
     routes_messages,
     routes_policy,
+    routes_security,
     session,
 )
 from admin.web.pages import PREFIX, page, signed_in, to
@@ -52,6 +53,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     routes_directory_employees.router,
     routes_policy.router,
     routes_messages.router,
+    routes_security.router,
     routes_account.router,
 )
 

@@ -1,0 +1,72 @@
+"""Checks the web admin's browser tests make on every page they open with Playwright:
+the page's language and direction, nothing wider than the window, no violation of
+the Content-Security-Policy (a listener added to the context before any page
+script), then a full-page screenshot in testkit.chromium's screenshot directory.
+
+`open_browser` launches Debian's Chromium (skipping when it or Playwright is
+missing, failing under BARID_REQUIRE_ALL=1) with the listener installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from testkit.tools import missing
+
+WIDTHS = (1280, 390)
+LANGS = ("ar", "en")
+CHECKS = """() => {
+  const root = document.documentElement;
+  return {scroll: root.scrollWidth, inner: window.innerWidth, lang: root.lang, dir: root.dir,
+          violations: window.__csp || []};
+}"""
+LISTEN = """window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"""
+
+
+@contextlib.asynccontextmanager
+async def open_browser() -> AsyncIterator[tuple[Any, list[str]]]:
+    """A Playwright browser context (1280 px wide) with the CSP listener, and the
+    list the pages' console messages are collected in."""
+    binary = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(binary).exists():
+        missing("chromium is not installed")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright is not installed")
+    console: list[str] = []
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=binary)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await context.add_init_script(LISTEN)
+            context.on("console", lambda message: console.append(message.text))
+            yield context, console
+        finally:
+            await browser.close()
+
+
+async def check_page(page: Any, lang: str, label: str, console: list[str]) -> None:
+    """Language, direction, no horizontal overflow, no CSP violation on the open page."""
+    await page.wait_for_load_state("load")
+    seen = await page.evaluate(CHECKS)
+    assert seen["lang"] == lang and seen["dir"] == ("rtl" if lang == "ar" else "ltr"), seen
+    assert seen["scroll"] <= seen["inner"], (label, seen)
+    assert not seen["violations"], (label, seen["violations"])
+    assert not [line for line in console if "Content Security Policy" in line], console
+
+
+async def shoot(page: Any, lang: str, name: str, width: int, out: Path,
+                console: list[str]) -> Path:  # fmt: skip
+    """At `width` CSS pixels: the checks, then a full-page screenshot; its path."""
+    await page.set_viewport_size({"width": width, "height": 900})
+    await check_page(page, lang, f"{name} {lang} {width}", console)
+    shot = out / f"admin-{name}-{lang}-{width}.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    return shot
