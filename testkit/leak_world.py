@@ -78,9 +78,11 @@ def _submission(document: bytes, classification: Clearance) -> Submission:
     )
 
 
-async def _accept(
-    app: App, document: bytes, classification: Clearance
+async def accept_message(
+    app: App, document: bytes, classification: Clearance = Clearance.INTERNAL
 ) -> tuple[str, dict[str, str]]:
+    """One message holding `document`, stamped for the ten recipients: its registry
+    number and each recipient's trace code."""
     stamper = Stamper(app.keys, "https://verify.example", app.keys.derive(TRACE_KEY_PURPOSE))
     store = MessageStore(app.sessions, app.keys.master_key, app.audit_key)
     try:
@@ -114,7 +116,7 @@ async def leak_world(app: App, classification: Clearance = Clearance.INTERNAL) -
             document = sample_pdf()
         else:
             document = b"%PDF-1.7 leak test " + os.urandom(64)
-        registry, codes = await _accept(app, document, classification)
+        registry, codes = await accept_message(app, document, classification)
         if all(any(ch in CONFUSED for ch in code) for code in codes.values()):
             break
     else:

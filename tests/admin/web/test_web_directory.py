@@ -7,23 +7,18 @@ its CSRF field is refused."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pyotp
 import pytest
-from pydantic import SecretStr
 
 from admin.services import directory, employees
 from admin.web.catalogue import word
-from testkit.admin_api import account_services
 from testkit.admin_use_cases import MOH_DOCTOR, MOH_NURSE, TAX_OTHER, ca_pem, person_cert
 from testkit.admin_web import (
     CLI,
     MOF_ADMIN,
-    PASSWORD,
     SYSTEM_ADMIN,
     WebWorld,
     csrf_of,
@@ -35,24 +30,10 @@ AUDITOR = MOH_NURSE
 FORMS = ("employees", "children", "names", "move", "trusted-cas", "retire")
 
 
-async def add_auditor(web: WebWorld) -> None:
-    """MOH's nurse as a security auditor who signs in like the others."""
-    app = web.served.world.app
-    services = account_services(app)
-    reset = employees.PasswordReset(address=AUDITOR, password=SecretStr(PASSWORD))
-    await employees.reset_password(CLI, app, reset)
-    await services.grants.grant(CLI, AUDITOR, "security-auditor", agency=None)
-    enrolment = await services.two_factor.enrol(CLI, AUDITOR)
-    secret = enrolment.uri.split("secret=")[1].split("&")[0]
-    await services.two_factor.confirm(CLI, AUDITOR, pyotp.TOTP(secret).at(time.time() - 30))
-    web.totp[AUDITOR] = secret
-
-
 @pytest.fixture
 async def web(barid: object, tmp_path: Path) -> AsyncIterator[WebWorld]:
     async with web_world(tmp_path / "data") as world:
-        await add_auditor(world)
-        yield world
+        yield world  # MOH's nurse is its security auditor
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from admin.services import messages
 from admin.web.catalogue import word
 from testkit.admin_web import CLI, MOF_ADMIN, SYSTEM_ADMIN, WebWorld, web_world
 from testkit.admin_web_roles import AUDITOR, MOF_REGISTRAR, add_person, signed_in_as
-from testkit.leak_world import _accept, misread
+from testkit.leak_world import accept_message, misread
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ async def test_search_track_and_revoke_with_confirmation(web: WebWorld) -> None:
 
 
 async def test_trace_code_leads_to_the_message(web: WebWorld) -> None:
-    registry, codes = await _accept(web.served.world.app, b"%PDF-1.7 " + os.urandom(32))
+    registry, codes = await accept_message(web.served.world.app, b"%PDF-1.7 " + os.urandom(32))
     recipient, code = sorted(codes.items())[0]
     async with signed_in_as(web, MOF_ADMIN) as client:
         csrf = csrf_of(html(await client.get("/admin/messages")))
