@@ -70,3 +70,15 @@ async def shoot(page: Any, lang: str, name: str, width: int, out: Path,
     shot = out / f"admin-{name}-{lang}-{width}.png"
     await page.screenshot(path=str(shot), full_page=True)
     return shot
+
+
+async def sign_in_page(page: Any, base: str, address: str, password: str, code: str) -> None:
+    """Sign in through the Arabic sign-in form and wait for the dashboard."""
+    from admin.web.catalogue import word
+
+    await page.goto(f"{base}/admin/sign-in?lang=ar")
+    await page.get_by_label(word("ar", "signin.address")).fill(address)
+    await page.get_by_label(word("ar", "signin.password")).fill(password)
+    await page.locator("#code").fill(code)
+    await page.get_by_role("button", name=word("ar", "signin.submit")).click()
+    await page.wait_for_url("**/admin/dashboard")

@@ -7,7 +7,6 @@ a screenshot of every page at every width (testkit.chromium's directory)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ import pytest
 from admin.web.catalogue import word
 from testkit.admin_web import PASSWORD, SYSTEM_ADMIN, WebWorld, web_world
 from testkit.chromium import screenshot_dir
-from testkit.tools import missing
-from tests.admin.web.test_web_browser import _LISTEN, LANGS, WIDTHS, _shoot
+from testkit.web_browser import LANGS, WIDTHS, open_browser, shoot, sign_in_page
 from tests.admin.web.test_web_directory import BAD_CSV, GOOD_CSV
 
 
@@ -26,15 +24,6 @@ from tests.admin.web.test_web_directory import BAD_CSV, GOOD_CSV
 async def web(barid: object, tmp_path: Path) -> AsyncIterator[WebWorld]:
     async with web_world(tmp_path / "data") as world:
         yield world
-
-
-async def _sign_in(page: Any, web: WebWorld) -> None:
-    await page.goto(f"{web.base}/admin/sign-in?lang=ar")
-    await page.get_by_label(word("ar", "signin.address")).fill(SYSTEM_ADMIN)
-    await page.get_by_label(word("ar", "signin.password")).fill(PASSWORD)
-    await page.locator("#code").fill(web.code(SYSTEM_ADMIN))
-    await page.get_by_role("button", name=word("ar", "signin.submit")).click()
-    await page.wait_for_url("**/admin/dashboard")
 
 
 class Shots:
@@ -49,7 +38,7 @@ class Shots:
 
     async def here(self, name: str, lang: str) -> None:
         for width in WIDTHS:
-            self.taken.append(await _shoot(self.page, lang, name, width, self.out, self.console))
+            self.taken.append(await shoot(self.page, lang, name, width, self.out, self.console))
 
 
 async def _add_employee(page: Any, lang: str, address: str) -> None:
@@ -80,37 +69,22 @@ async def _import(page: Any, shots: Shots, base: str) -> None:
 async def test_directory_pages_in_chromium(
     web: WebWorld, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    binary = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(binary).exists():
-        missing("chromium is not installed")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("playwright is not installed")
     out = screenshot_dir(tmp_path_factory.getbasetemp())
-    console: list[str] = []
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=binary)
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            await context.add_init_script(_LISTEN)
-            page = await context.new_page()
-            page.on("console", lambda message: console.append(message.text))
-            shots = Shots(page, out, console)
-            await _sign_in(page, web)
-            base = web.base
-            await shots.all("directory-tree", f"{base}/admin/directory")
-            await shots.all("directory-agency", f"{base}/admin/directory/agencies/MOF")
-            for lang in LANGS:
-                await page.goto(f"{base}/admin/directory/agencies/MOF?lang={lang}")
-                await _add_employee(page, lang, f"web-{lang}@mof.gov.example")
-                await shots.here("directory-employee", lang)
-            await shots.all("directory-retire", f"{base}/admin/directory/agencies/MOF/retire")
-            await _import(page, shots, base)
-            await shots.all("account", f"{base}/admin/account")
-            await page.get_by_role("button", name=word("en", "account.enrol")).click()
-            await page.locator("#secret").wait_for()
-            await shots.here("account-enrol", "en")
-        finally:
-            await browser.close()
+    async with open_browser() as (context, console):
+        page = await context.new_page()
+        shots = Shots(page, out, console)
+        await sign_in_page(page, web.base, SYSTEM_ADMIN, PASSWORD, web.code(SYSTEM_ADMIN))
+        base = web.base
+        await shots.all("directory-tree", f"{base}/admin/directory")
+        await shots.all("directory-agency", f"{base}/admin/directory/agencies/MOF")
+        for lang in LANGS:
+            await page.goto(f"{base}/admin/directory/agencies/MOF?lang={lang}")
+            await _add_employee(page, lang, f"web-{lang}@mof.gov.example")
+            await shots.here("directory-employee", lang)
+        await shots.all("directory-retire", f"{base}/admin/directory/agencies/MOF/retire")
+        await _import(page, shots, base)
+        await shots.all("account", f"{base}/admin/account")
+        await page.get_by_role("button", name=word("en", "account.enrol")).click()
+        await page.locator("#secret").wait_for()
+        await shots.here("account-enrol", "en")
     print("screenshots:", *shots.taken, sep="\n  ")

@@ -7,7 +7,6 @@ every page at every width is saved (testkit.chromium's screenshot directory)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,7 @@ from admin.services import policy_versions
 from admin.web.catalogue import word
 from testkit.admin_web import CLI, PASSWORD, SYSTEM_ADMIN, WebWorld, web_world
 from testkit.chromium import screenshot_dir
-from testkit.tools import missing
-
-WIDTHS = (1280, 390)
-LANGS = ("ar", "en")
-_CHECKS = """() => {
-  const root = document.documentElement;
-  return {scroll: root.scrollWidth, inner: window.innerWidth, lang: root.lang, dir: root.dir,
-          violations: window.__csp || []};
-}"""
-_LISTEN = """window.__csp = [];
-document.addEventListener('securitypolicyviolation',
-  (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"""
-
+from testkit.web_browser import LANGS, WIDTHS, open_browser, shoot, sign_in_page
 
 POLICY = """\
 version: 1
@@ -63,33 +50,10 @@ async def web(barid: object, tmp_path: Path) -> AsyncIterator[WebWorld]:
         yield world
 
 
-async def _shoot(page: Any, lang: str, name: str, width: int, out: Path,
-                 console: list[str]) -> Path:  # fmt: skip
-    await page.set_viewport_size({"width": width, "height": 900})
-    await page.wait_for_load_state("load")
-    seen = await page.evaluate(_CHECKS)
-    assert seen["lang"] == lang and seen["dir"] == ("rtl" if lang == "ar" else "ltr"), seen
-    assert seen["scroll"] <= seen["inner"], (name, lang, width, seen)
-    assert not seen["violations"], seen["violations"]
-    assert not [line for line in console if "Content Security Policy" in line], console
-    shot = out / f"admin-{name}-{lang}-{width}.png"
-    await page.screenshot(path=str(shot), full_page=True)
-    return shot
-
-
-async def _sign_in(page: Any, web: WebWorld) -> None:
-    await page.goto(f"{web.base}/admin/sign-in?lang=ar")
-    await page.get_by_label(word("ar", "signin.address")).fill(SYSTEM_ADMIN)
-    await page.get_by_label(word("ar", "signin.password")).fill(PASSWORD)
-    await page.locator("#code").fill(web.code(SYSTEM_ADMIN))
-    await page.get_by_role("button", name=word("ar", "signin.submit")).click()
-    await page.wait_for_url("**/admin/dashboard")
-
-
 async def _every_width(page: Any, lang: str, name: str, out: Path, console: list[str],
                        shots: list[Path]) -> None:  # fmt: skip
     for width in WIDTHS:
-        shots.append(await _shoot(page, lang, name, width, out, console))
+        shots.append(await shoot(page, lang, name, width, out, console))
 
 
 async def _policy_flow(page: Any, web: WebWorld, lang: Any, out: Path, console: list[str],
@@ -147,29 +111,14 @@ async def _message_flow(page: Any, web: WebWorld, lang: Any, registry: str, out:
 async def test_policy_and_messages_in_chromium(
     web: WebWorld, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    binary = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(binary).exists():
-        missing("chromium is not installed")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("playwright is not installed")
     await policy_versions.apply_policy(CLI, web.served.world.app, POLICY, name="first")
     out = screenshot_dir(tmp_path_factory.getbasetemp())
     shots: list[Path] = []
-    console: list[str] = []
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=binary)
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            await context.add_init_script(_LISTEN)
-            page = await context.new_page()
-            page.on("console", lambda message: console.append(message.text))
-            await _sign_in(page, web)
-            for lang in LANGS:
-                await _policy_flow(page, web, lang, out, console, shots)
-                await _message_flow(page, web, lang, web.served.world.tax_message, out,
-                                    console, shots)  # fmt: skip
-        finally:
-            await browser.close()
+    async with open_browser() as (context, console):
+        page = await context.new_page()
+        await sign_in_page(page, web.base, SYSTEM_ADMIN, PASSWORD, web.code(SYSTEM_ADMIN))
+        for lang in LANGS:
+            await _policy_flow(page, web, lang, out, console, shots)
+            await _message_flow(page, web, lang, web.served.world.tax_message, out,
+                                console, shots)  # fmt: skip
     print("screenshots:", *shots, sep="\n  ")
