@@ -25,7 +25,8 @@ import hashlib
 
 from admin.context import App
 from admin.services.actor import Actor, Area, in_scope, require
-from admin.services.errors import NotFound, Unavailable
+from admin.services.errors import InvalidInput, NotFound, Unavailable
+from admin.services.leak_audit import audited, record_refused_input
 from admin.services.leak_input import LeakInput, code_candidates, read_input
 from admin.services.model import Frozen
 from admin.services.scope import home_path, tree
@@ -296,10 +297,7 @@ async def _by_document(actor: Actor, app: App, agencies: AgencyTree, given: Leak
     )
 
 
-async def trace_leak(actor: Actor, app: App, value: str) -> LeakTrace:
-    """Which copy `value` (a typed trace code, or a path to a leaked .eml or document)
-    came from, and its chain of custody. NotFound ("no copy matches: ...") otherwise."""
-    given = read_input(value)
+async def _dispatch(actor: Actor, app: App, given: LeakInput) -> LeakTrace:
     try:
         agencies = await tree(app)
         require(actor, Area.ACCESS_TRAIL, write=False, agency_path=home_path(actor, agencies))
@@ -312,17 +310,25 @@ async def trace_leak(actor: Actor, app: App, value: str) -> LeakTrace:
         raise Unavailable("the database is not reachable") from None
 
 
+async def trace_leak(actor: Actor, app: App, value: str) -> LeakTrace:
+    """Which copy `value` (a typed trace code, or a path to a leaked .eml or document)
+    came from, and its chain of custody. NotFound ("no copy matches: ...") otherwise.
+    Every call, answered or refused, is one `leak.trace` audit event (leak_audit)."""
+    try:
+        given = read_input(value)
+    except InvalidInput:
+        await record_refused_input(actor, app)
+        raise
+    return await audited(actor, app, given.kind, given.sha256,
+                         lambda: _dispatch(actor, app, given))  # fmt: skip
+
+
 async def trace_code(actor: Actor, app: App, typed: str) -> LeakTrace:
     """`trace_leak` for a typed trace code only: never reads a file, whatever is typed
     (for callers whose input is not a path on the gateway host, e.g. a web form)."""
     digest = hashlib.sha256(typed.encode("utf-8")).hexdigest()
     given = LeakInput("code", typed, digest, codes=code_candidates(typed))
-    try:
-        agencies = await tree(app)
-        require(actor, Area.ACCESS_TRAIL, write=False, agency_path=home_path(actor, agencies))
-        return await _by_code(actor, app, agencies, given)
-    except DATABASE_ERRORS:
-        raise Unavailable("the database is not reachable") from None
+    return await audited(actor, app, "code", digest, lambda: _dispatch(actor, app, given))
 
 
 __all__ = ["LeakTrace", "code_candidates", "trace_code", "trace_leak"]
