@@ -24,7 +24,8 @@ def register(cli: click.Group) -> None:
 
 @click.group("leak")
 def leak_group() -> None:
-    """Leak investigation: from a trace code, a leaked copy or a document to the copy."""
+    """Leak investigation: from a trace code, a leaked copy, a document or a photo to the
+    copy."""
 
 
 def _copy_lines(copy: CopyCustody) -> list[str]:
@@ -64,10 +65,11 @@ def _text(trace: LeakTrace) -> str:
 @click.pass_context
 def leak_trace(ctx: click.Context, value: str, case_dir: str | None) -> None:
     """INPUT is a trace code as typed from a printout (case and confusable characters
-    forgiven), a leaked copy (.eml) or a leaked document file. Shows the message,
+    forgiven), a leaked copy (.eml), a leaked document file, or a photo or scan of a
+    printed marked page (PNG or JPEG: its per-copy QR code is read). Shows the message,
     the recipient copy (or, for a document, every copy that held it) and the chain
     of custody. Exit 1 with "no copy matches" when nothing (or more than one copy)
-    matches."""
+    matches. Every trace is an audit event (leak.trace)."""
     done = call(ctx, lambda actor, app: leak_case.trace_with_case(actor, app, value, case_dir))
     text = _text(done.trace)
     if done.case_dir:

@@ -83,7 +83,7 @@ async def accept_message(
 ) -> tuple[str, dict[str, str]]:
     """One message holding `document`, stamped for the ten recipients: its registry
     number and each recipient's trace code."""
-    stamper = Stamper(app.keys, "https://verify.example", app.keys.derive(TRACE_KEY_PURPOSE))
+    stamper = Stamper(app.keys, app.settings.http.public_url, app.keys.derive(TRACE_KEY_PURPOSE))
     store = MessageStore(app.sessions, app.keys.master_key, app.audit_key)
     try:
         sub = _submission(document, classification)

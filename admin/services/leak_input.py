@@ -1,8 +1,10 @@
-"""What a leak trace was given: a typed trace code, a leaked copy (.eml) or a document.
+"""What a leak trace was given: a typed trace code, a leaked copy (.eml), a document or
+a photo or scan of a printed page.
 
 Owns: reading the input into a `LeakInput` (its kind, its SHA-256 for the case
 file, and the facts a lookup needs), and the forgiving reading of a typed trace
 code: `code_candidates`. Must not: touch the database or decide what matches.
+A photo is told by its content (PNG or JPEG magic bytes), never by its name.
 Failure: a file that cannot be read is an `InvalidInput`; a text that is no
 trace code at all gives no candidates (the caller answers "no copy matches").
 
@@ -35,12 +37,14 @@ _OUTSIDE = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V", "-": None, " "
 _TWINS = {"0": "D", "D": "0", "2": "Z", "Z": "2", "5": "S", "S": "5", "6": "G", "G": "6",
           "8": "B", "B": "8"}  # fmt: skip
 _CODE_IN_TEXT = re.compile(r"\b([0-9A-Z]{5})-([0-9A-Z]{5})\b")
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG
+_FILE_SUFFIXES = {".eml", ".pdf", ".png", ".jpg", ".jpeg"}  # a missing file, not a code
 _MESSAGE_HEADERS = ("from", "to", "date", "subject", "message-id", "mime-version")
 
 
 @dataclass(frozen=True)
 class LeakInput:
-    kind: str  # "code", "eml" or "document"
+    kind: str  # "code", "eml", "document" or "photo"
     text: str  # what was typed, or the file's name
     sha256: str  # of the typed text (UTF-8) or of the file's bytes
     data: bytes = b""  # the file's bytes (empty for a code)
@@ -88,7 +92,7 @@ def read_input(value: str) -> LeakInput:
     """The input named by `value`: an existing file (a message or a document), else a code."""
     path = Path(value)
     if not path.is_file():
-        if path.suffix.lower() in {".eml", ".pdf", ".png", ".jpg"} or "/" in value.strip("/"):
+        if path.suffix.lower() in _FILE_SUFFIXES or "/" in value.strip("/"):
             raise InvalidInput(f"{value}: no such file", problems=[f"{value}: no such file"])
         digest = hashlib.sha256(value.encode("utf-8")).hexdigest()
         return LeakInput("code", value, digest, codes=code_candidates(value))
@@ -100,6 +104,8 @@ def read_input(value: str) -> LeakInput:
         message = f"{value}: cannot read ({exc.strerror})"
         raise InvalidInput(message, problems=[message]) from None
     digest = hashlib.sha256(data).hexdigest()
+    if data.startswith(_IMAGE_MAGIC):
+        return LeakInput("photo", path.name, digest, data)
     if _is_message(data, path.name):
         return LeakInput("eml", path.name, digest, data, codes_in_message(data))
     return LeakInput("document", path.name, digest, data)

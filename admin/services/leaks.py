@@ -1,5 +1,5 @@
-"""Leak trace: from a leaked trace code, copy (.eml) or document to the copies it came
-from, with each copy's chain of custody.
+"""Leak trace: from a leaked trace code, copy (.eml), document or photo of a printed
+page to the copies it came from, with each copy's chain of custody.
 
 Owns: `trace_leak` (taking the `Actor` first; readers of the access trail only:
 system-admin, security-auditor, and agency-admin inside its subtree). A copy
@@ -16,7 +16,8 @@ said so in `forwards_note`). A marked PDF (gateway.stamping.pdf_mark: the
 reading copy a recipient got of a confidential or secret message, also after a
 re-save) names its one copy by its embedded mark; any other document names the
 message(s) and every copy that held it, never one recipient (`recipient_named`
-is false and `note` says why).
+is false and `note` says why). A photo or scan of a printed marked page names
+its one copy by the per-copy QR code in the footer (admin.services.leak_photo).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import hashlib
 
 from admin.context import App
 from admin.services.actor import Actor, Area, in_scope, require
-from admin.services.errors import NotFound, Unavailable
+from admin.services.errors import InvalidInput, NotFound, Unavailable
+from admin.services.leak_audit import audited, record_refused_input
 from admin.services.leak_input import LeakInput, code_candidates, read_input
+from admin.services.leak_photo import copies_in_photo
 from admin.services.model import Frozen
 from admin.services.scope import home_path, tree
 from gateway.stamping.pdf_mark import read_mark
@@ -84,7 +87,7 @@ class MessageOrigin(Frozen):
 
 
 class LeakTrace(Frozen):
-    kind: str  # code | eml | document
+    kind: str  # code | eml | document | photo
     input: str
     input_sha256: str
     matched_by: str
@@ -296,10 +299,25 @@ async def _by_document(actor: Actor, app: App, agencies: AgencyTree, given: Leak
     )
 
 
-async def trace_leak(actor: Actor, app: App, value: str) -> LeakTrace:
-    """Which copy `value` (a typed trace code, or a path to a leaked .eml or document)
-    came from, and its chain of custody. NotFound ("no copy matches: ...") otherwise."""
-    given = read_input(value)
+async def _by_photo(actor: Actor, app: App, agencies: AgencyTree, given: LeakInput) -> LeakTrace:
+    found = copies_in_photo(given.data, app.settings.http.public_url, app.keys.verification_keys)
+    refs: list[CopyRef] = []
+    for registry, code in found.named:
+        async with app.sessions() as session:
+            matches = await _scoped(actor, agencies, await copies_by_trace(session, (code,)))
+        refs += [ref for ref in matches if ref.registry == registry]
+    tried = [f"the per-copy QR code names {r} trace code {c}" for r, c in found.named]
+    tried += found.tried
+    if len(refs) != 1:
+        held = f", and {'no stored copy is that' if not refs else 'more than one copy matches'}"
+        raise _no_match(f"{given.text}: {'; '.join(tried)}{held if found.named else ''}")
+    matched_by = (
+        f"per-copy QR code in the photo: {refs[0].registry} trace code {refs[0].trace_code}"
+    )
+    return await _one_copy(app, given, refs[0], matched_by, None)
+
+
+async def _dispatch(actor: Actor, app: App, given: LeakInput) -> LeakTrace:
     try:
         agencies = await tree(app)
         require(actor, Area.ACCESS_TRAIL, write=False, agency_path=home_path(actor, agencies))
@@ -307,9 +325,24 @@ async def trace_leak(actor: Actor, app: App, value: str) -> LeakTrace:
             return await _by_code(actor, app, agencies, given)
         if given.kind == "eml":
             return await _by_eml(actor, app, agencies, given)
+        if given.kind == "photo":
+            return await _by_photo(actor, app, agencies, given)
         return await _by_document(actor, app, agencies, given)
     except DATABASE_ERRORS:
         raise Unavailable("the database is not reachable") from None
+
+
+async def trace_leak(actor: Actor, app: App, value: str) -> LeakTrace:
+    """Which copy `value` (a typed trace code, or a path to a leaked .eml, document or
+    photo) came from, and its chain of custody. NotFound ("no copy matches: ...") otherwise.
+    Every call, answered or refused, is one `leak.trace` audit event (leak_audit)."""
+    try:
+        given = read_input(value)
+    except InvalidInput:
+        await record_refused_input(actor, app)
+        raise
+    return await audited(actor, app, given.kind, given.sha256,
+                         lambda: _dispatch(actor, app, given))  # fmt: skip
 
 
 async def trace_code(actor: Actor, app: App, typed: str) -> LeakTrace:
@@ -317,12 +350,7 @@ async def trace_code(actor: Actor, app: App, typed: str) -> LeakTrace:
     (for callers whose input is not a path on the gateway host, e.g. a web form)."""
     digest = hashlib.sha256(typed.encode("utf-8")).hexdigest()
     given = LeakInput("code", typed, digest, codes=code_candidates(typed))
-    try:
-        agencies = await tree(app)
-        require(actor, Area.ACCESS_TRAIL, write=False, agency_path=home_path(actor, agencies))
-        return await _by_code(actor, app, agencies, given)
-    except DATABASE_ERRORS:
-        raise Unavailable("the database is not reachable") from None
+    return await audited(actor, app, "code", digest, lambda: _dispatch(actor, app, given))
 
 
 __all__ = ["LeakTrace", "code_candidates", "trace_code", "trace_leak"]

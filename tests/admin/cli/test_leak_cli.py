@@ -1,6 +1,6 @@
 """`barid leak trace|verify-case` from the real CLI on SQLite: the ten-recipient world
 of testkit.leak_world; a typed code, a copy's .eml and the document each answer;
-bad input is one line and exit 1; a case file verifies offline and a tampered one
+bad input (an unreadable photo too) is one line and exit 1; a case file verifies offline and a tampered one
 does not."""
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def test_trace_and_case_file(barid: Any, tmp_path: Path) -> None:
     _fails(cli("leak", "trace", "not-a-code"), "not a trace code")
     (tmp_path / "x.txt").write_bytes(b"nothing")
     _fails(cli("leak", "trace", str(tmp_path / "x.txt")), "no stored document")
+    (tmp_path / "page.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"smudged" * 40)
+    _fails(cli("leak", "trace", str(tmp_path / "page.jpg")), "the image cannot be read")
 
     case = tmp_path / "case"
     result = cli("leak", "trace", misread(codes[RECIPIENTS[1]]), "--case-file", str(case))

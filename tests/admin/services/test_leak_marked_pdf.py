@@ -4,13 +4,15 @@ a marked reading copy whose footer (registry number, trace code) shows on every 
 rendered by pdftoppm and in pdftotext's text; the original in the store is
 byte-identical to what the sender sent and its token still verifies; certificate.json's
 signed marking record verifies; the marked PDF, and the same PDF re-saved by qpdf,
-trace to their one recipient and no other."""
+trace to their one recipient and no other; so does a photo of a printed page (rendered
+by pdftoppm, rotated 5 degrees, blurred, JPEG-compressed) by its per-copy QR code."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import hashlib
+import io
 import json
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,7 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from admin.context import open_app
 from admin.services import leaks
@@ -133,3 +135,46 @@ async def test_marked_pdf_and_its_qpdf_resave_trace_to_one_recipient(
             assert found.recipient_named and found.kind == "document"
             assert found.copies[0].trace_code == world.codes[recipient]
             assert found.matched_by.startswith("per-copy mark in the PDF")
+
+
+def _photo(pdf: Path, tmp_path: Path, *, as_png: bool) -> bytes:
+    """Page 1 printed and photographed: 300 dpi, turned 5 degrees, blurred, JPEG
+    quality 60 (then, `as_png`, saved again as PNG, as a scan tool would)."""
+    pdftoppm = require_tool("pdftoppm")
+    subprocess.run([pdftoppm, "-r", "300", "-f", "1", "-l", "1", "-png", str(pdf),
+                    str(tmp_path / "page")], check=True)  # fmt: skip
+    [png] = tmp_path.glob("page-*.png")
+    with Image.open(png) as page:
+        turned = page.convert("RGB").rotate(5, expand=True, fillcolor="white",
+                                            resample=Image.Resampling.BICUBIC)  # fmt: skip
+    png.unlink()
+    jpeg = io.BytesIO()
+    turned.filter(ImageFilter.GaussianBlur(1.0)).save(jpeg, "JPEG", quality=60)
+    if not as_png:
+        return jpeg.getvalue()
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(jpeg.getvalue())) as photo:
+        photo.save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_photo_of_a_printed_page_traces_to_one_recipient(
+    world: LeakWorld, tmp_path: Path
+) -> None:
+    reader = _reader(world)
+    for n, recipient in enumerate(RECIPIENTS):
+        marked, _certificate = _parts(await reader.load_copy(world.copy_ids[recipient]))
+        pdf = tmp_path / "leaked.pdf"
+        pdf.write_bytes(marked)
+        photo = _photo(pdf, tmp_path, as_png=n % 2 == 0)
+        # Told by content, not name: a JPEG named .png, a PNG without a suffix.
+        leaked = tmp_path / ("photo.png" if n % 2 else "scan")
+        leaked.write_bytes(photo)
+        found = await leaks.trace_leak(AUDITOR, world.app, str(leaked))
+        assert [c.recipient for c in found.copies] == [recipient]
+        assert found.recipient_named and found.kind == "photo"
+        assert found.copies[0].trace_code == world.codes[recipient]
+        assert found.matched_by == (
+            f"per-copy QR code in the photo: {world.registry} trace code {world.codes[recipient]}"
+        )
+        assert found.input_sha256 == hashlib.sha256(photo).hexdigest()

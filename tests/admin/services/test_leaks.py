@@ -1,22 +1,26 @@
 """Leak trace through the service layer on a real data dir: one message stamped by the
 gateway's own Stamper and delivered to ten recipients; each copy is found from its
 trace code typed in lower case with one confusable character, and from its .eml;
-the document finds the message and all ten copies; bad input and a scoped actor
-outside the message's agency get "no copy matches"."""
+the document finds the message and all ten copies; bad input (photos too: unreadable,
+no QR code, another site's QR code, the message's own QR code, a forged token, an
+unknown copy) and a scoped actor outside the message's agency get "no copy matches"."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from admin.context import open_app
 from admin.services import leaks
 from admin.services.actor import Actor, Forbidden, Role
 from admin.services.errors import NotFound
 from gateway.config import load_settings
+from gateway.stamping.qr import qr_png
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
 from gateway.store.readers import MessageReader
 from keys.gateway_keys import derive_key
@@ -117,3 +121,45 @@ async def test_scope(world: LeakWorld, tmp_path: Path) -> None:
     await _no_match(MOH_ADMIN, world, str(leaked))
     with pytest.raises(Forbidden):
         await leaks.trace_leak(MOF_REGISTRAR, world.app, code)
+
+
+async def _token(world: LeakWorld) -> str:
+    cipher = BlobCipher(derive_key(world.app.keys.master_key, BLOB_KEK_PURPOSE))
+    stored = await MessageReader(world.app.sessions, cipher).message_by_registry(world.registry)
+    assert stored is not None
+    return stored.token
+
+
+async def test_photos_that_name_no_copy(world: LeakWorld, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    base = world.app.settings.http.public_url + "/v/"
+    token, code = await _token(world), world.codes[RECIPIENTS[0]]
+
+    async def answer(data: bytes, actor: Actor = AUDITOR) -> str:
+        photo.write_bytes(data)
+        return await _no_match(actor, world, str(photo))
+
+    assert "cannot be read" in await answer(b"\x89PNG\r\n\x1a\n" + b"torn" * 50)
+    assert "cannot be read" in await answer(b"\xff\xd8\xff" + b"torn" * 50)
+    assert "no QR code found" in await answer(_white_png())
+    assert "not this gateway's verify URL" in await answer(
+        qr_png(f"https://elsewhere.example/v/{token}?copy={code}")[0]
+    )
+    assert "naming no copy" in await answer(qr_png(base + token)[0])
+    assert "not a trace code" in await answer(qr_png(f"{base}{token}?copy=hello")[0])
+    forged = qr_png(f"{base}AAAA{token[4:]}?copy={code}")[0]
+    assert "none of its keys signed" in await answer(forged)
+    unknown = await answer(qr_png(f"{base}{token}?copy=77777-77777")[0])
+    assert f"names {world.registry} trace code 77777-77777, and no stored copy is that" in unknown
+    # The copy's own QR code: found, unless the caller's scope does not hold it.
+    photo.write_bytes(qr_png(f"{base}{token}?copy={code}")[0])
+    found = await leaks.trace_leak(AUDITOR, world.app, str(photo))
+    assert [c.recipient for c in found.copies] == [RECIPIENTS[0]] and found.kind == "photo"
+    outside = await answer(photo.read_bytes(), MOH_ADMIN)
+    assert outside.replace(code, "77777-77777") == unknown
+
+
+def _white_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (200, 200), 255).save(out, "PNG")
+    return out.getvalue()
