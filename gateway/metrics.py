@@ -161,6 +161,13 @@ ALERTS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+ALERT_MAILS = Counter(
+    "barid_alert_mails_total",
+    "Alerts filed into security mailboxes, by outcome (filed, unrouted: no mailbox"
+    " configured or found, failed: tried again at the next scan).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 ALERT_WEBHOOKS = Counter(
     "barid_alert_webhooks_total",
     "Alert webhook deliveries, by outcome (delivered, failed).",

@@ -2,7 +2,8 @@
 
 Owns: one scan (read the events new since the position, with the history the
 rules need before them; evaluate; raise each fired alert once: an audit event,
-`barid_alerts_total{kind}`, the optional webhook) and the periodic task of
+`barid_alerts_total{kind}`, the optional webhook; then, with a mailer, every
+alert not filed yet into its security mailbox) and the periodic task of
 `barid serve` ([alerts] scan_every_seconds). The position is kept in memory:
 the first scan after a start treats the whole lookback as new, and alerts
 written already are recognised in the trail and not written again. Must not:
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.alerts.mailer import AlertMailer
 from gateway.alerts.rules import (
     ACCESS_ACTION,
     REJECT_ACTION,
@@ -64,6 +66,7 @@ class AlertEvaluator:
         audit_key: bytes,
         *,
         webhook: Webhook | None = None,
+        mailer: AlertMailer | None = None,
     ) -> None:
         self._settings = settings
         self._thresholds = Thresholds.of(settings)
@@ -71,6 +74,7 @@ class AlertEvaluator:
         self._audit_key = audit_key
         url = settings.webhook_url
         self._webhook = webhook or (Webhook(url, settings.webhook_timeout_seconds) if url else None)
+        self._mailer = mailer
         self.position: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -96,7 +100,24 @@ class AlertEvaluator:
         self, *, since: dt.datetime | None = None, now: dt.datetime | None = None
     ) -> ScanResult:
         """Run the rules over the events new since the last scan (or at and after
-        `since`), write the alerts not written before, and move the position on."""
+        `since`), write the alerts not written before, and move the position on;
+        then file every alert not filed yet into its security mailbox."""
+        result = await self._scan(since, now)
+        await self.file_alerts()
+        return result
+
+    async def file_alerts(self) -> int:
+        """Alerts of every source filed into their security mailboxes (when a mailer
+        is set); a failure is logged and counted by the mailer, never raised."""
+        if self._mailer is None:
+            return 0
+        try:
+            return await self._mailer.file_pending()
+        except Exception as exc:
+            log.error("alert filing failed", extra={"error": type(exc).__name__})
+            return 0
+
+    async def _scan(self, since: dt.datetime | None, now: dt.datetime | None) -> ScanResult:
         moment = now or dt.datetime.now(dt.UTC)
         window = await self._window(since, moment)
         if window is None:

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.config import security_mailboxes
+
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
@@ -415,6 +417,16 @@ class AlertsSettings(Section):
     webhook_timeout_seconds: float = _f(
         5.0, "Give up a webhook delivery after this long (logged and counted).", gt=0, le=60
     )
+    security_mailboxes: str = _f(
+        "",
+        "Each alert is filed into its agency's security mailbox (a directory employee):"
+        ' "MOH=security@moh.gov.example; MOF=ciso@mof.gov.example" (empty: none).',
+    )
+    default_security_mailbox: str = _f(
+        "",
+        "The mailbox for alerts that concern no configured agency (verification spikes,"
+        " peer TLS, lockouts); empty: such alerts are not filed.",
+    )
 
     @field_validator("time_zone")
     @classmethod
@@ -448,6 +460,17 @@ class AlertsSettings(Section):
             raise ValueError("must be an http:// or https:// URL, or empty")
         return value
 
+    @field_validator("security_mailboxes")
+    @classmethod
+    def _mailboxes(cls, value: str) -> str:
+        security_mailboxes.mailboxes(value)
+        return value
+
+    @field_validator("default_security_mailbox")
+    @classmethod
+    def _default_mailbox(cls, value: str) -> str:
+        return security_mailboxes.address(value)
+
     @model_validator(mode="after")
     def _day(self) -> AlertsSettings:
         if _clock_minutes(self.workday_end) <= _clock_minutes(self.workday_start):
@@ -458,6 +481,11 @@ class AlertsSettings(Section):
     def weekend_days(self) -> frozenset[int]:
         """The weekend as Python weekday numbers (Monday 0)."""
         return frozenset(_WEEKDAYS.index(day) for day in self.weekend.split(",") if day)
+
+    @property
+    def mailboxes(self) -> dict[str, str]:
+        """The security mailbox of each configured agency code."""
+        return security_mailboxes.mailboxes(self.security_mailboxes)
 
     @property
     def workday_minutes(self) -> tuple[int, int]:

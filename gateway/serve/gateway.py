@@ -14,6 +14,7 @@ import logging
 
 from gateway import metrics
 from gateway.alerts.evaluator import AlertEvaluator
+from gateway.alerts.mailer import AlertMailer
 from gateway.checks.policy import PolicyRuntime
 from gateway.config import Settings
 from gateway.delivery.local import MailWorker
@@ -136,7 +137,11 @@ class Gateway:
         worker.start()
         self.checkpointer = AuditCheckpointer(settings, sessions, keys, audit_key)
         self.checkpointer.start()
-        self.alert_rules = AlertEvaluator(settings.alerts, sessions, audit_key)
+        mailer = AlertMailer(
+            settings.alerts, sessions, mailboxes, cipher,
+            describe=worker.describe, hostname=settings.server.hostname,
+        )  # fmt: skip
+        self.alert_rules = AlertEvaluator(settings.alerts, sessions, audit_key, mailer=mailer)
         self.alert_rules.start()
         self.imap = await listeners.start_imap_listeners(
             settings, self._imap_context(audit_key), tls, self.imap_ports

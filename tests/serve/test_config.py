@@ -58,6 +58,22 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("", {"BARID_SMTP__NOPE": "1"}, "smtp.nope"),
         ("", {"BARID_NOPE__X": "1"}, "BARID_NOPE__X"),
         ("[smtp\n", {}, "not valid TOML"),
+        (
+            '[alerts]\nsecurity_mailboxes = "MOH security@moh.gov.example"\n',
+            {},
+            "alerts.security_mailboxes",
+        ),
+        ('[alerts]\nsecurity_mailboxes = "MOH=security"\n', {}, "alerts.security_mailboxes"),
+        (
+            '[alerts]\nsecurity_mailboxes = "MOH=a@moh.gov.example;MOH=b@moh.gov.example"\n',
+            {},
+            "alerts.security_mailboxes",
+        ),
+        (
+            "",
+            {"BARID_ALERTS__DEFAULT_SECURITY_MAILBOX": "nobody"},
+            "alerts.default_security_mailbox",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(
