@@ -109,11 +109,16 @@ async def posted(
         session.check_csrf(fields, frame.csrf)
     except session.FormTooLarge as exc:
         return page(request, "message.html", 413, frame=frame, message="form.too_large",
-                    args={"size": f"{exc.limit // 1024} KiB"}, back=back)  # fmt: skip
+                    args={"size": _size(exc.limit)}, back=back)  # fmt: skip
     except session.FormRefused:
         return page(request, "message.html", 403, frame=frame, message="signin.form_expired",
                     back=None)  # fmt: skip
     return frame, fields
+
+
+def _size(limit: int) -> str:
+    mib, rest = divmod(limit, 1024 * 1024)
+    return f"{mib} MiB" if mib and not rest else f"{limit // 1024} KiB"
 
 
 # Service refusals as pages: (catalogue key, status). The service's own message is

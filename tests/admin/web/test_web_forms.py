@@ -90,7 +90,7 @@ async def test_a_large_arabic_policy_is_applied_and_an_oversized_one_refused(
         refused = await client.post("/admin/policy?lang=en", data={
             "csrf": csrf, "text": huge, "action": "apply"})  # fmt: skip
         shown = _page(refused, 413)
-        assert word("en", "form.too_large").format(size="1024 KiB") in shown
+        assert word("en", "form.too_large").format(size="1 MiB") in shown
         assert 'href="/admin/policy"' in shown
         assert await _versions(web) == [first] and await _audit_count(web) == before
         # Case tables take large texts too (the report, not a 413).
