@@ -1,10 +1,12 @@
-"""The dashboard's figures: documents accepted per day and per agency, the delivery
-queue's depth and oldest age per target kind, open alerts and the audit chain.
+"""The dashboard's figures: documents accepted per day and per agency, their copies
+by delivery state, the delivery queue's depth and oldest age per target kind, open
+alerts, the audit chain, and when the gateway's TLS certificate and keys expire.
 
 Owns: reading these figures for one actor, within its scope: a scoped actor
 (agency administrator, registrar) counts only messages its subtree issued and
 queue entries of those messages; alerts and the audit chain are read only by
-the roles that may read them (otherwise None, not an error). Must not: write
+the roles that may read them, the gateway's credentials only by unscoped roles
+(otherwise None, not an error). Must not: write
 anything or lay anything out (admin.web renders).
 
 Failure behaviour: a role that may not read messages gets `Forbidden`; a database
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.context import App
 from admin.services import alerts, audit
-from admin.services.actor import Actor, Area, may
+from admin.services.actor import SCOPED_ROLES, Actor, Area, may
 from admin.services.errors import Unavailable
 from admin.services.model import Frozen
 from admin.services.scope import actor_subtree, check, home_path, tree
@@ -29,10 +31,13 @@ from gateway.store.db import iso
 from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.models import Agency, DeliveryQueueEntry, Message, MessageCopy
 from gateway.store.queue import WAITING
+from keys import expiry
 
 DAYS = 30
 TOP_AGENCIES = 10
 RECENT_ALERTS = 5
+EXPIRY_WARNING_DAYS = 30
+COPY_STATES = ("queued", "delivering", "held", "delivered", "failed")
 
 
 class DayCount(Frozen):
@@ -53,12 +58,29 @@ class QueueFigure(Frozen):
     oldest_seconds: int  # age of the oldest waiting entry
 
 
+class StateCount(Frozen):
+    state: str  # a delivery state of COPY_STATES
+    count: int
+
+
+class CredentialFigure(Frozen):
+    kind: str  # tls | signing | signing-retired | dkim-rsa | dkim-ed25519
+    name: str  # the certificate's subject, or the key's id or file
+    not_after: str | None  # ISO time; None: no expiry date (tls: also unreadable)
+    days_left: int | None
+    soon: bool  # expires within EXPIRY_WARNING_DAYS (or has expired)
+    since: str | None  # the file's last change (created or rotated)
+    readable: bool = True
+
+
 class Dashboard(Frozen):
     days: list[DayCount]  # the last DAYS days, oldest first, empty days included
     agencies: list[AgencyCount]  # the busiest TOP_AGENCIES over those days
+    copies: list[StateCount]  # copies of those days' messages by delivery state
     queue: list[QueueFigure] | None  # None: the role may not read the queue
     alerts: list[alerts.AlertView] | None  # open alerts, newest first; None: may not
     chain: audit.ChainReport | None  # None: the role may not verify the chain
+    credentials: list[CredentialFigure] | None  # None: a scoped role
 
 
 def _scoped(query: Select, agencies: Collection[str] | None) -> Select:  # type: ignore[type-arg]
@@ -122,6 +144,43 @@ async def _queue(
     ]
 
 
+async def _copies(
+    session: AsyncSession, agencies: Collection[str] | None, since: str
+) -> list[StateCount]:
+    query = (
+        select(DeliveryQueueEntry.state, func.count())
+        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+        .join(Message, Message.id == MessageCopy.message_id)
+        .join(Agency, Agency.id == Message.agency_id)
+        .where(Message.accepted_at >= since)
+        .group_by(DeliveryQueueEntry.state)
+    )
+    counts = {str(s): int(n) for s, n in (await session.execute(_scoped(query, agencies))).all()}
+    return [StateCount(state=state, count=counts.get(state, 0)) for state in COPY_STATES]
+
+
+def _figure(found: expiry.Credential, now: dt.datetime) -> CredentialFigure:
+    since = iso(found.since) if found.since else None
+    if found.not_after is None:
+        return CredentialFigure(kind=found.kind, name=found.name, not_after=None,
+                                days_left=None, soon=False, since=since)  # fmt: skip
+    left = (found.not_after - now).days
+    return CredentialFigure(kind=found.kind, name=found.name, not_after=iso(found.not_after),
+                            days_left=left, soon=left < EXPIRY_WARNING_DAYS,
+                            since=since)  # fmt: skip
+
+
+def credentials(app: App, now: dt.datetime) -> list[CredentialFigure]:
+    """The TLS certificate (or that it cannot be read) and the gateway's key files."""
+    cert = expiry.tls_certificate(app.settings.tls_cert)
+    if cert is None:
+        tls = CredentialFigure(kind="tls", name=app.settings.tls_cert.name, not_after=None,
+                               days_left=None, soon=True, since=None, readable=False)  # fmt: skip
+    else:
+        tls = _figure(cert, now)
+    return [tls] + [_figure(found, now) for found in expiry.key_files(app.keys)]
+
+
 def _age(now: dt.datetime, stamp: str) -> int:
     then = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return max(0, int((now - then).total_seconds()))
@@ -143,6 +202,7 @@ async def dashboard(actor: Actor, app: App, *, now: dt.datetime | None = None) -
         async with app.sessions() as session:
             days = await _days(session, subtree, now.date())
             busiest = await _agencies(session, subtree, since)
+            copies = await _copies(session, subtree, since)
             queue = None
             if may(actor, Area.QUEUE, write=False, agency_path=home):
                 queue = await _queue(session, subtree, now)
@@ -155,4 +215,6 @@ async def dashboard(actor: Actor, app: App, *, now: dt.datetime | None = None) -
     chain = None
     if may(actor, Area.AUDIT, write=False, agency_path=None):
         chain = await audit.verify_chain(actor, app)
-    return Dashboard(days=days, agencies=busiest, queue=queue, alerts=open_alerts, chain=chain)
+    held = None if actor.role in SCOPED_ROLES or actor.agency else credentials(app, now)
+    return Dashboard(days=days, agencies=busiest, copies=copies, queue=queue,
+                     alerts=open_alerts, chain=chain, credentials=held)  # fmt: skip

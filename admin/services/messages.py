@@ -1,9 +1,11 @@
 """Official messages for administrators: tracking by registry number, and revocation.
 
 Owns: `show_message` (every copy: target, state, attempts, delivered-at,
-receipts; never the content) and `revoke_message`, each taking the `Actor` first.
+receipts; never the content), `sender_messages` (a sender's newest messages, at
+most 50) and `revoke_message`, each taking the `Actor` first.
 A message belongs to its issuing agency: scoped actors (agency-admin, registrar)
-see and revoke only messages issued inside their subtree. Must not: read message
+see, list and revoke only messages issued inside their subtree (a sender's
+messages issued elsewhere are simply not listed). Must not: read message
 content or write rows itself (gateway.store does).
 """
 
@@ -15,12 +17,16 @@ from admin.context import App
 from admin.services.actor import Actor, Area
 from admin.services.errors import Conflict, InvalidInput, NotFound, Unavailable
 from admin.services.model import Frozen
-from admin.services.scope import acting, check, tree
+from admin.services.scope import acting, actor_subtree, check, home_path, tree
 from gateway.store.directory.scope import message_agency
 from gateway.store.errors import DATABASE_ERRORS, AlreadyRevoked, StoreUnavailable, UnknownMessage
 from gateway.store.messages import MessageStore
 from gateway.store.revocation import check_revoke_reason
+from gateway.store.tracking import sender_messages as stored_sender_messages
 from gateway.store.tracking import track_message
+
+SENDER_LIST = 50
+MAX_ADDRESS = 320
 
 
 class Receipt(Frozen):
@@ -56,6 +62,15 @@ class MessageTracking(Frozen):
     revoked_reason: str | None
     receipts: list[Receipt]
     copies: list[CopyTracking]
+
+
+class SentMessage(Frozen):
+    registry: str
+    agency: str
+    classification: str
+    accepted_at: str
+    status: str
+    copies: int
 
 
 class Revocation(Frozen):
@@ -95,6 +110,33 @@ async def show_message(actor: Actor, app: App, registry: str) -> MessageTracking
     if facts is None:  # removed since the check: the same answer as never there
         raise unknown_message(registry)
     return MessageTracking.model_validate(asdict(facts))
+
+
+def _sender_address(sender: str) -> str:
+    address = sender.strip().lower()
+    local, at, domain = address.partition("@")
+    if not at or not local or not domain or len(address) > MAX_ADDRESS or " " in address:
+        raise InvalidInput("sender: not an e-mail address")
+    return address
+
+
+async def sender_messages(
+    actor: Actor, app: App, sender: str, *, limit: int = SENDER_LIST
+) -> list[SentMessage]:
+    """The newest messages (at most 50) sent by `sender`, newest first; a scoped
+    actor sees only those issued inside its subtree (none is no error)."""
+    address = _sender_address(sender)
+    try:
+        agencies = await tree(app)
+        check(actor, Area.MESSAGES, write=False, path=home_path(actor, agencies))
+        async with app.sessions() as session:
+            found = await stored_sender_messages(
+                session, address, agencies=actor_subtree(actor, agencies),
+                limit=max(1, min(limit, SENDER_LIST)),
+            )  # fmt: skip
+    except DATABASE_ERRORS:
+        raise Unavailable("the database is not reachable") from None
+    return [SentMessage.model_validate(asdict(facts)) for facts in found]
 
 
 async def revoke_message(

@@ -11,7 +11,8 @@ that may read its area, so controls a role cannot use are absent).
 Call order for a page handler: `frame = await signed_in(request)` (a Response
 means: return it), call one service function with `frame.actor`, render with
 `page(request, name, frame=frame, ...)`. For a form post: `posted(request)`
-instead of `signed_in`, which also returns the form's fields.
+instead of `signed_in`, which also returns the form's fields (`max_bytes=
+session.LARGE_FORM` for a form that carries a policy, a CSV or a key).
 """
 
 from __future__ import annotations
@@ -95,18 +96,29 @@ async def signed_in(request: Request) -> Frame | Response:
     return Frame(current.actor, current.csrf_secret, request.app.state.context)
 
 
-async def posted(request: Request) -> tuple[Frame, dict[str, str]] | Response:
-    """A form post's frame and fields, its CSRF field checked; else the answer to give."""
+async def posted(
+    request: Request, max_bytes: int = session.MAX_FORM, back: str | None = None
+) -> tuple[Frame, session.Fields] | Response:
+    """A form post's frame and fields, its CSRF field checked; else the answer to give
+    (a body over `max_bytes`: 413, nothing read further or done)."""
     frame = await signed_in(request)
     if isinstance(frame, Response):
         return frame
     try:
-        fields = await session.form(request)
+        fields = await session.form(request, max_bytes)
         session.check_csrf(fields, frame.csrf)
+    except session.FormTooLarge as exc:
+        return page(request, "message.html", 413, frame=frame, message="form.too_large",
+                    args={"size": _size(exc.limit)}, back=back)  # fmt: skip
     except session.FormRefused:
         return page(request, "message.html", 403, frame=frame, message="signin.form_expired",
                     back=None)  # fmt: skip
     return frame, fields
+
+
+def _size(limit: int) -> str:
+    mib, rest = divmod(limit, 1024 * 1024)
+    return f"{mib} MiB" if mib and not rest else f"{limit // 1024} KiB"
 
 
 # Service refusals as pages: (catalogue key, status). The service's own message is

@@ -24,6 +24,7 @@ from admin.services import directory, employees
 from admin.services.actor import Actor, Area, may
 from admin.services.errors import SERVICE_ERRORS
 from admin.web.pages import PREFIX, Frame, page, posted, refusal, signed_in, to
+from admin.web.session import LARGE_FORM, MAX_FORM, Fields
 
 router = APIRouter(include_in_schema=False)
 HOME = f"{PREFIX}/directory"
@@ -78,13 +79,15 @@ async def agency_page(request: Request, code: str) -> Response:
                 url=agency_url(detail.code))  # fmt: skip
 
 
-Change = Callable[[Frame, dict[str, str]], Awaitable[str]]
+Change = Callable[[Frame, Fields], Awaitable[str]]
 
 
-async def change_form(request: Request, back: str, change: Change) -> Response:
+async def change_form(
+    request: Request, back: str, change: Change, max_bytes: int = MAX_FORM
+) -> Response:
     """A form post: its frame and CSRF checked, then one service call (`change`,
     which answers where to go next); a refusal as a page, nothing changed."""
-    got = await posted(request)
+    got = await posted(request, max_bytes, back=back)
     if isinstance(got, Response):
         return got
     frame, fields = got
@@ -102,7 +105,7 @@ def optional(fields: dict[str, str], name: str) -> str | None:
 
 @router.post(f"{HOME}/agencies/{{code}}/children")
 async def add_child(request: Request, code: str) -> Response:
-    async def change(frame: Frame, fields: dict[str, str]) -> str:
+    async def change(frame: Frame, fields: Fields) -> str:
         data = directory.AgencyAdd(
             code=fields.get("code", ""), name_en=fields.get("name_en", ""),
             name_ar=fields.get("name_ar", ""), kind=fields.get("kind", ""),
@@ -116,7 +119,7 @@ async def add_child(request: Request, code: str) -> Response:
 
 @router.post(f"{HOME}/agencies/{{code}}/employees")
 async def add_employee(request: Request, code: str) -> Response:
-    async def change(frame: Frame, fields: dict[str, str]) -> str:
+    async def change(frame: Frame, fields: Fields) -> str:
         password = fields.get("password", "")
         data = employees.EmployeeAdd(
             address=fields.get("address", ""), agency=code, name_en=fields.get("name_en", ""),
@@ -132,7 +135,7 @@ async def add_employee(request: Request, code: str) -> Response:
 
 @router.post(f"{HOME}/agencies/{{code}}/names")
 async def change_names(request: Request, code: str) -> Response:
-    async def change(frame: Frame, fields: dict[str, str]) -> str:
+    async def change(frame: Frame, fields: Fields) -> str:
         data = directory.AgencyChange(
             code=code, name_en=optional(fields, "name_en"), name_ar=optional(fields, "name_ar")
         )
@@ -144,7 +147,7 @@ async def change_names(request: Request, code: str) -> Response:
 
 @router.post(f"{HOME}/agencies/{{code}}/move")
 async def move(request: Request, code: str) -> Response:
-    async def change(frame: Frame, fields: dict[str, str]) -> str:
+    async def change(frame: Frame, fields: Fields) -> str:
         data = directory.AgencyMove(code=code, parent=optional(fields, "parent"))
         moved = await directory.move_agency(frame.actor, frame.app, data)
         return agency_url(moved.code) + "?done=agency-moved"
@@ -154,12 +157,13 @@ async def move(request: Request, code: str) -> Response:
 
 @router.post(f"{HOME}/agencies/{{code}}/trusted-cas")
 async def trust_ca(request: Request, code: str) -> Response:
-    async def change(frame: Frame, fields: dict[str, str]) -> str:
-        data = directory.TrustCa(code=code, pem=fields.get("pem", "").encode(), source="PEM")
+    async def change(frame: Frame, fields: Fields) -> str:
+        pem = fields.text_or_file("pem", "pem_file")
+        data = directory.TrustCa(code=code, pem=pem, source="PEM")
         trusted = await directory.trust_ca(frame.actor, frame.app, data)
         return agency_url(trusted.agency) + "?done=ca-trusted"
 
-    return await change_form(request, agency_url(code), change)
+    return await change_form(request, agency_url(code), change, LARGE_FORM)
 
 
 @router.get(f"{HOME}/agencies/{{code}}/retire")
@@ -182,7 +186,7 @@ async def retire_page(request: Request, code: str) -> Response:
 
 @router.post(f"{HOME}/agencies/{{code}}/retire")
 async def retire(request: Request, code: str) -> Response:
-    async def change(frame: Frame, fields: dict[str, str]) -> str:
+    async def change(frame: Frame, fields: Fields) -> str:
         retired = await directory.retire_agency(frame.actor, frame.app, code)
         return agency_url(retired.code) + "?done=agency-retired"
 

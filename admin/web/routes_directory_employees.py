@@ -1,7 +1,7 @@
 """An employee's page in the web admin: details and signing identities, with the
 forms a role that may change the directory is shown (change names, role and
 clearance; suspend or reactivate; reset the password; register a key or
-certificate pasted as text; revoke an identity).
+certificate pasted as text or uploaded as a file, up to 1 MiB; revoke an identity).
 
 Owns: the HTTP shape of these pages. Must not: check permissions or scope, or
 read the database: every page calls admin.services.employees with the actor.
@@ -27,6 +27,7 @@ from admin.web.routes_directory import (
     may_write,
     optional,
 )
+from admin.web.session import LARGE_FORM, Fields
 from policies.directory import EmployeeStatus
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +53,7 @@ async def employee_page(request: Request, address: str) -> Response:
 
 @router.post(f"{PAGE}/change")
 async def change(request: Request, address: str) -> Response:
-    async def act(frame: Frame, fields: dict[str, str]) -> str:
+    async def act(frame: Frame, fields: Fields) -> str:
         data = employees.EmployeeChange(
             address=address, name_en=optional(fields, "name_en"),
             name_ar=optional(fields, "name_ar"), role=optional(fields, "role"),
@@ -66,7 +67,7 @@ async def change(request: Request, address: str) -> Response:
 
 @router.post(f"{PAGE}/status")
 async def status(request: Request, address: str) -> Response:
-    async def act(frame: Frame, fields: dict[str, str]) -> str:
+    async def act(frame: Frame, fields: Fields) -> str:
         wanted = fields.get("status", "")
         if wanted not in (EmployeeStatus.ACTIVE.value, EmployeeStatus.SUSPENDED.value):
             wanted = EmployeeStatus.SUSPENDED.value
@@ -79,7 +80,7 @@ async def status(request: Request, address: str) -> Response:
 
 @router.post(f"{PAGE}/password")
 async def password(request: Request, address: str) -> Response:
-    async def act(frame: Frame, fields: dict[str, str]) -> str:
+    async def act(frame: Frame, fields: Fields) -> str:
         data = employees.PasswordReset(address=address,
                                        password=SecretStr(fields.get("password", "")))  # fmt: skip
         done = await employees.reset_password(frame.actor, frame.app, data)
@@ -90,19 +91,18 @@ async def password(request: Request, address: str) -> Response:
 
 @router.post(f"{PAGE}/identities")
 async def register(request: Request, address: str) -> Response:
-    async def act(frame: Frame, fields: dict[str, str]) -> str:
-        data = employees.IdentityRegister(
-            address=address, material=fields.get("material", "").encode("utf-8"), source="key"
-        )
+    async def act(frame: Frame, fields: Fields) -> str:
+        material = fields.text_or_file("material", "material_file")
+        data = employees.IdentityRegister(address=address, material=material, source="key")
         done = await employees.register_identity(frame.actor, frame.app, data)
         return employee_url(done.address) + "?done=identity-registered"
 
-    return await change_form(request, employee_url(address), act)
+    return await change_form(request, employee_url(address), act, LARGE_FORM)
 
 
 @router.post(f"{PAGE}/identities/revoke")
 async def revoke(request: Request, address: str) -> Response:
-    async def act(frame: Frame, fields: dict[str, str]) -> str:
+    async def act(frame: Frame, fields: Fields) -> str:
         data = employees.IdentityRevoke(address=address, fingerprint=fields.get("fingerprint", ""))
         done = await employees.revoke_identity(frame.actor, frame.app, data)
         return employee_url(done.address) + "?done=identity-revoked"

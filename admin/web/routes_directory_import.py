@@ -1,7 +1,8 @@
 """The directory import pages of the web admin: paste a CSV, see every bad row, or
 follow the import job to its end.
 
-Owns: the HTTP shape of the import (the form with the pasted CSV; the check of
+Owns: the HTTP shape of the import (the form with the pasted or uploaded CSV, up
+to 1 MiB; the check of
 every row before anything starts; the job started in the admin app's job
 registry, as the API's POST /api/v1/directory/imports does; the job's page, which
 refreshes itself every 2 s while the job runs). Must not: parse, check or import
@@ -22,6 +23,7 @@ from admin.services import bulk_import
 from admin.services.errors import SERVICE_ERRORS, InvalidInput
 from admin.web.pages import PREFIX, Frame, page, posted, refusal, signed_in, to
 from admin.web.routes_directory import HOME, may_write
+from admin.web.session import LARGE_FORM
 
 router = APIRouter(include_in_schema=False)
 IMPORT = f"{HOME}/import"
@@ -48,12 +50,13 @@ async def import_page(request: Request) -> Response:
 
 @router.post(IMPORT)
 async def start_import(request: Request) -> Response:
-    got = await posted(request)
+    got = await posted(request, LARGE_FORM, back=IMPORT)
     if isinstance(got, Response):
         return got
     frame, fields = got
-    text = fields.get("csv", "")
-    data = bulk_import.DirectoryImport(data=text.encode("utf-8"), source="import")
+    raw = fields.text_or_file("csv", "csv_file")
+    text = raw.decode("utf-8", errors="replace")
+    data = bulk_import.DirectoryImport(data=raw, source="import")
     actor, app = frame.actor, frame.app
     try:
         await bulk_import.check_import(actor, app, data)

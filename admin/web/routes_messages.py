@@ -1,7 +1,8 @@
 """The web admin's message-tracking pages, under /admin/messages.
 
-Owns: the HTTP shape of these pages: the search (by registry number, or by a
-typed trace code for roles that may read the access trail), one message's
+Owns: the HTTP shape of these pages: the search (by registry number, by sender
+address, listing that sender's newest messages the caller may see, or by a typed
+trace code for roles that may read the access trail), one message's
 tracking (every copy: target, state, attempts, delivered at, failure reason;
 receipts) and revocation with a reason and a confirmation step. Must not: read
 or change messages itself (admin.services.messages and .leaks do, and check role
@@ -15,6 +16,7 @@ pages.refusal; a bad reason -> the confirmation form again (422), nothing revoke
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
@@ -37,7 +39,8 @@ def _may(frame: Frame, area: Area, write: bool) -> bool:
 
 
 def _search(frame: Frame, request: Request, status: int = 200, **context: object) -> Response:
-    shown: dict[str, object] = {"error": None, "typed": "", "trace": None} | context
+    shown: dict[str, object] = {"error": None, "typed": "", "trace": None, "sender": "",
+                                "sent": None} | context  # fmt: skip
     return page(request, "messages_search.html", status, frame=frame,
                 may_trace=_may(frame, Area.ACCESS_TRAIL, False), **shown)  # fmt: skip
 
@@ -49,17 +52,27 @@ async def search_page(request: Request) -> Response:
         return frame
     if not _may(frame, Area.MESSAGES, False):
         return refusal(request, frame, Forbidden("messages"))
-    return _search(frame, request)
+    sender = request.query_params.get("sender", "").strip()[:320]
+    if not sender:
+        return _search(frame, request)
+    try:
+        sent = await messages.sender_messages(frame.actor, frame.app, sender)
+    except REFUSED as exc:
+        return refusal(request, frame, exc, back=HOME)
+    return _search(frame, request, sender=sender, sent=sent)
 
 
 @router.post(f"{HOME}/find")
 async def find(request: Request) -> Response:
-    """A registry number leads to its page; a trace code to the copy it names."""
+    """A registry number leads to its page; a sender to the list of its messages; a
+    trace code to the copy it names."""
     answer = await posted(request)
     if isinstance(answer, Response):
         return answer
     frame, fields = answer
-    typed = fields.get("value", "").strip()[:100]
+    typed = fields.get("value", "").strip()[:320]
+    if fields.get("by") == "sender":
+        return to(f"{HOME}?sender={quote(typed, safe='@')}")
     if fields.get("by") != "code":
         if REGISTRY.fullmatch(typed):
             return to(f"{HOME}/{typed.upper()}")

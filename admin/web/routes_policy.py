@@ -22,6 +22,7 @@ from admin.services import audit, policy, policy_versions
 from admin.services.actor import Actor, Area, Forbidden, OutOfScope, may
 from admin.services.errors import ServiceError
 from admin.web.pages import PREFIX, Frame, page, posted, refusal, signed_in, to
+from admin.web.session import LARGE_FORM
 from policies.problems import Problem
 
 router = APIRouter(include_in_schema=False)
@@ -83,7 +84,7 @@ async def policy_home(request: Request) -> Response:
 @router.post(HOME)
 async def policy_edit(request: Request) -> Response:
     """The editor's two buttons: check (changes nothing) and apply."""
-    answer = await posted(request)
+    answer = await posted(request, LARGE_FORM, back=HOME)
     if isinstance(answer, Response):
         return answer
     frame, fields = answer
@@ -193,7 +194,7 @@ async def cases_page(request: Request) -> Response:
 @router.post(f"{HOME}/cases")
 async def run_cases(request: Request) -> Response:
     """Run a pasted case table against the running policy; the report (changes nothing)."""
-    answer = await posted(request)
+    answer = await posted(request, LARGE_FORM, back=f"{HOME}/cases")
     if isinstance(answer, Response):
         return answer
     frame, fields = answer

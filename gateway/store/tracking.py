@@ -2,7 +2,8 @@
 every copy's delivery state and the receipts owed or sent for it.
 
 Owns: one read of the message's facts, its copies with their queue entries, and
-its receipt jobs. Must not: read or return any message content (body, subject,
+its receipt jobs; and a sender's newest messages (facts only, within a set of
+issuing agencies when asked). Must not: read or return any message content (body, subject,
 blobs, documents), nor change anything.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.models import Agency, DeliveryQueueEntry, Message, MessageCopy, ReceiptJob
@@ -110,3 +111,48 @@ async def track_message(session: AsyncSession, registry: str) -> MessageFacts | 
             for copy, entry in copies
         ),
     )
+
+
+@dataclass(frozen=True)
+class SentFacts:
+    """One message of a sender, as listed: no content, no copies."""
+
+    registry: str
+    agency: str
+    classification: str
+    accepted_at: str
+    status: str  # valid | revoked
+    copies: int
+
+
+async def sender_messages(
+    session: AsyncSession, sender: str, *, agencies: frozenset[str] | None, limit: int
+) -> list[SentFacts]:
+    """The newest `limit` messages sent by `sender` (exact address), issued by one of
+    `agencies` (None: any agency)."""
+    copies = (
+        select(func.count(MessageCopy.id))
+        .where(MessageCopy.message_id == Message.id)
+        .scalar_subquery()
+    )
+    query = (
+        select(Message, Agency.code, copies)
+        .join(Agency, Agency.id == Message.agency_id)
+        .where(Message.sender_address == sender)
+        .order_by(Message.accepted_at.desc(), Message.id.desc())
+        .limit(limit)
+    )
+    if agencies is not None:
+        query = query.where(Agency.code.in_(sorted(agencies)))
+    rows = (await session.execute(query)).all()
+    return [
+        SentFacts(
+            registry=message.registry_number,
+            agency=agency,
+            classification=Clearance(message.classification).label,
+            accepted_at=message.accepted_at,
+            status=message.status,
+            copies=count,
+        )
+        for message, agency, count in rows
+    ]
