@@ -82,3 +82,21 @@ async def sign_in_page(page: Any, base: str, address: str, password: str, code: 
     await page.locator("#code").fill(code)
     await page.get_by_role("button", name=word("ar", "signin.submit")).click()
     await page.wait_for_url("**/admin/dashboard")
+
+
+class Shots:
+    """Screenshots of the open page at every width, kept in `taken`."""
+
+    def __init__(self, page: Any, out: Path, console: list[str]) -> None:
+        self.page, self.out, self.console = page, out, console
+        self.taken: list[Path] = []
+
+    async def all(self, name: str, path: str) -> None:
+        """`path` in both languages at both widths."""
+        for lang in LANGS:
+            await self.page.goto(f"{path}{'&' if '?' in path else '?'}lang={lang}")
+            await self.here(name, lang)
+
+    async def here(self, name: str, lang: str) -> None:
+        for width in WIDTHS:
+            self.taken.append(await shoot(self.page, lang, name, width, self.out, self.console))

@@ -16,7 +16,7 @@ import pytest
 from admin.web.catalogue import word
 from testkit.admin_web import PASSWORD, SYSTEM_ADMIN, WebWorld, web_world
 from testkit.chromium import screenshot_dir
-from testkit.web_browser import LANGS, WIDTHS, open_browser, shoot, sign_in_page
+from testkit.web_browser import LANGS, Shots, open_browser, sign_in_page
 from tests.admin.web.test_web_directory import BAD_CSV, GOOD_CSV
 
 
@@ -24,21 +24,6 @@ from tests.admin.web.test_web_directory import BAD_CSV, GOOD_CSV
 async def web(barid: object, tmp_path: Path) -> AsyncIterator[WebWorld]:
     async with web_world(tmp_path / "data") as world:
         yield world
-
-
-class Shots:
-    def __init__(self, page: Any, out: Path, console: list[str]) -> None:
-        self.page, self.out, self.console, self.taken = page, out, console, []
-
-    async def all(self, name: str, path: str) -> None:
-        """`path` in both languages at both widths."""
-        for lang in LANGS:
-            await self.page.goto(f"{path}{'&' if '?' in path else '?'}lang={lang}")
-            await self.here(name, lang)
-
-    async def here(self, name: str, lang: str) -> None:
-        for width in WIDTHS:
-            self.taken.append(await shoot(self.page, lang, name, width, self.out, self.console))
 
 
 async def _add_employee(page: Any, lang: str, address: str) -> None:

@@ -8,7 +8,6 @@ page at every width (testkit.chromium's directory)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,10 @@ from admin.web.catalogue import word
 from admin.web.session import LARGE_FORM
 from keys.tls import ensure_dev_certificate
 from testkit.admin_use_cases import MOH_DOCTOR
-from testkit.admin_web import WebWorld, web_world
+from testkit.admin_web import PASSWORD, SYSTEM_ADMIN, WebWorld, web_world
 from testkit.chromium import screenshot_dir
-from testkit.tools import missing
-from tests.admin.web.test_web_browser import _LISTEN, LANGS
+from testkit.web_browser import LANGS, Shots, open_browser, sign_in_page
 from tests.admin.web.test_web_directory import GOOD_CSV
-from tests.admin.web.test_web_directory_browser import Shots, _sign_in
 
 
 @pytest.fixture
@@ -74,30 +71,15 @@ async def _too_large(page: Any, shots: Shots, base: str) -> None:
 async def test_uploads_sender_search_and_dashboard_in_chromium(
     web: WebWorld, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    binary = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(binary).exists():
-        missing("chromium is not installed")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("playwright is not installed")
     out = screenshot_dir(tmp_path_factory.getbasetemp())
-    console: list[str] = []
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=binary)
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            await context.add_init_script(_LISTEN)
-            page = await context.new_page()
-            page.on("console", lambda message: console.append(message.text))
-            shots = Shots(page, out, console)
-            await _sign_in(page, web)
-            base = web.base
-            await shots.all("dashboard-figures", f"{base}/admin/dashboard")
-            assert await page.locator("#credentials tbody tr").count() == 4
-            await _sender_search(page, shots, base)
-            await _import_file(page, shots, base, tmp_path)
-            await _too_large(page, shots, base)
-        finally:
-            await browser.close()
+    async with open_browser() as (context, console):
+        page = await context.new_page()
+        shots = Shots(page, out, console)
+        await sign_in_page(page, web.base, SYSTEM_ADMIN, PASSWORD, web.code(SYSTEM_ADMIN))
+        base = web.base
+        await shots.all("dashboard-figures", f"{base}/admin/dashboard")
+        assert await page.locator("#credentials tbody tr").count() == 4
+        await _sender_search(page, shots, base)
+        await _import_file(page, shots, base, tmp_path)
+        await _too_large(page, shots, base)
     print("screenshots:", *shots.taken, sep="\n  ")
