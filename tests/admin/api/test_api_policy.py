@@ -13,33 +13,9 @@ import pytest
 from gateway.store import audit
 from gateway.store.db import transaction
 from testkit.admin_api_server import Served, served_world
+from testkit.admin_policies import BROKEN, CASES, CHANGED, POLICY
 from testkit.admin_use_cases import MOH_DOCTOR, TAX_CLERK
 
-POLICY = """\
-version: 1
-default:
-  effect: deny
-  reason: {en: Not allowed., ar: غير مسموح.}
-rules:
-  - id: finance-to-health
-    description: The tax directorate writes to health.
-    sender: {agency: MOF-TAX}
-    recipient: {agency: MOH}
-    effect: allow
-"""
-CHANGED = POLICY.replace("finance-to-health", "tax-to-health")
-BROKEN = ("version: 1\nrules:\n  - id: a\n    sender: {agency: NOPE}\n    effect: allow\n"
-          "  - id: a\n    effect: alow\n")  # fmt: skip
-CASES = """\
-- name: tax writes to health
-  from: clerk@tax.mof.gov.example
-  to: doctor@moh.gov.example
-  expect: allow
-- name: wrong expectation
-  from: doctor@moh.gov.example
-  to: clerk@tax.mof.gov.example
-  expect: allow
-"""
 TEXT = {"content-type": "text/plain; charset=utf-8"}
 
 

@@ -17,34 +17,9 @@ import pytest
 from admin.services import policy_versions
 from admin.web.catalogue import word
 from gateway.store import audit
+from testkit.admin_policies import BROKEN, CASES, CHANGED, POLICY
 from testkit.admin_web import CLI, MOF_ADMIN, SYSTEM_ADMIN, WebWorld, web_world
 from testkit.admin_web_roles import AUDITOR, add_person, signed_in_as
-
-POLICY = """\
-version: 1
-default:
-  effect: deny
-  reason: {en: Not allowed., ar: غير مسموح.}
-rules:
-  - id: finance-to-health
-    description: The tax directorate writes to health.
-    sender: {agency: MOF-TAX}
-    recipient: {agency: MOH}
-    effect: allow
-"""
-CHANGED = POLICY.replace("finance-to-health", "tax-to-health")
-BROKEN = ("version: 1\nrules:\n  - id: a\n    sender: {agency: NOPE}\n    effect: allow\n"
-          "  - id: a\n    effect: alow\n")  # fmt: skip
-CASES = """\
-- name: tax writes to health
-  from: clerk@tax.mof.gov.example
-  to: doctor@moh.gov.example
-  expect: allow
-- name: wrong expectation
-  from: doctor@moh.gov.example
-  to: clerk@tax.mof.gov.example
-  expect: allow
-"""
 
 
 @pytest.fixture

@@ -15,33 +15,10 @@ import pytest
 
 from admin.services import policy_versions
 from admin.web.catalogue import word
+from testkit.admin_policies import CASES, CHANGED, POLICY
 from testkit.admin_web import CLI, PASSWORD, SYSTEM_ADMIN, WebWorld, web_world
 from testkit.chromium import screenshot_dir
 from testkit.web_browser import LANGS, WIDTHS, open_browser, shoot, sign_in_page
-
-POLICY = """\
-version: 1
-default:
-  effect: deny
-  reason: {en: Not allowed., ar: غير مسموح.}
-rules:
-  - id: finance-to-health
-    description: The tax directorate writes to health.
-    sender: {agency: MOF-TAX}
-    recipient: {agency: MOH}
-    effect: allow
-"""
-CHANGED = POLICY.replace("finance-to-health", "tax-to-health")
-CASES = """\
-- name: tax writes to health
-  from: clerk@tax.mof.gov.example
-  to: doctor@moh.gov.example
-  expect: allow
-- name: wrong expectation
-  from: doctor@moh.gov.example
-  to: clerk@tax.mof.gov.example
-  expect: allow
-"""
 
 
 @pytest.fixture
