@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from testkit.gateway import clean_env
 
@@ -66,3 +67,29 @@ def run_cli(data: Path | None, *args: str, stdin: str = "", timeout: float = 180
         tail = done.stderr.decode(errors="replace")[-2000:]
         raise RuntimeError(f"barid {' '.join(args)} exited with {done.returncode}: {tail}")
     return done.stdout.decode()
+
+
+# `barid agency add` arguments for the Ministry of Health (the CLI tests' first agency).
+AGENCY_MOH = ["agency", "add", "MOH", "--name-en", "Ministry of Health", "--name-ar", "وزارة الصحة",
+              "--kind", "ministry", "--domain", "moh.gov.example"]  # fmt: skip
+
+
+def ok(result: Any) -> Any:
+    """A command that succeeded: its output, parsed when it is JSON."""
+    assert result.code == 0, result.err
+    return json.loads(result.out) if result.out.strip().startswith(("{", "[")) else result.out
+
+
+def refused(result: Any, *words: str, code: int | None = None) -> str:
+    """A command refused with one line on stderr ("barid: ..."), no traceback, naming
+    every one of `words`; exit status `code` (any but 0 when None). Returns the line."""
+    if code is None:
+        assert result.code != 0
+    else:
+        assert result.code == code, (result.code, result.out, result.err)
+    line = str(result.err).strip()
+    assert line.startswith("barid: ") and "\n" not in line, result.err
+    assert "Traceback" not in result.err
+    for word in words:
+        assert word in line, line
+    return line

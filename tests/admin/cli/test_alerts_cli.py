@@ -16,24 +16,14 @@ from gateway.intake.smtp.throttle import Lockout
 from gateway.store import audit
 from gateway.store.db import transaction
 from gateway.verification.radar import Alert, audit_alerts
+from testkit.cli import ok, refused
 
 ACCOUNT = "clerk@moh.gov.xx"
 REGISTRY = "MOH/2026/000042"
 
 
-def ok(result: Any) -> Any:
-    assert result.code == 0, result.err
-    return json.loads(result.out) if result.out.strip().startswith(("{", "[")) else result.out
-
-
 def fails(result: Any, code: int, *words: str) -> str:
-    assert result.code == code, (result.code, result.out, result.err)
-    line = result.err.strip()
-    assert line.startswith("barid: ") and "\n" not in line, result.err
-    assert "Traceback" not in result.err
-    for word in words:
-        assert word in line, line
-    return line
+    return refused(result, *words, code=code)
 
 
 def raise_alerts(cli: Any) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from gateway.config import load_settings
 from gateway.store import audit
 from gateway.store.access_trail import ACCESS_ACTION
 from gateway.store.db import transaction
+from testkit.cli import ok, refused
 
 MINISTER = "minister@moh.gov.xx"
 CLERK = "clerk@moh.gov.xx"
@@ -23,19 +24,8 @@ LINE = re.compile(
 )
 
 
-def ok(result: Any) -> Any:
-    assert result.code == 0, result.err
-    return json.loads(result.out) if result.out.strip().startswith(("{", "[")) else result.out
-
-
 def fails(result: Any, code: int, *words: str) -> str:
-    assert result.code == code, (result.code, result.err)
-    line = result.err.strip()
-    assert line.startswith("barid: ") and "\n" not in line, result.err
-    assert "Traceback" not in result.err
-    for word in words:
-        assert word in line, line
-    return line
+    return refused(result, *words, code=code)
 
 
 def access(

@@ -23,21 +23,11 @@ from gateway.store.db import transaction
 from gateway.store.models import AuditCheckpoint, AuditEvent, AuditHead
 from gateway.verification.service import public_key_b64url
 from keys.gateway_keys import key_id, load_gateway_keys
-
-
-def ok(result: Any) -> Any:
-    assert result.code == 0, result.err
-    return json.loads(result.out) if result.out.strip().startswith(("{", "[")) else result.out
+from testkit.cli import ok, refused
 
 
 def fails(result: Any, *words: str) -> str:
-    assert result.code == 1, (result.code, result.out, result.err)
-    line = result.err.strip()
-    assert line.startswith("barid: ") and "\n" not in line, result.err
-    assert "Traceback" not in result.err
-    for word in words:
-        assert word in line, line
-    return line
+    return refused(result, *words, code=1)
 
 
 def in_app(cli: Any, work: Callable[[Any, Any], Any]) -> None:

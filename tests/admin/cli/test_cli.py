@@ -12,25 +12,13 @@ from typing import Any
 import pytest
 
 from keys.demo_material import make_openpgp_key, stop_gpg_agent
+from testkit.cli import AGENCY_MOH, ok
+from testkit.cli import refused as fails
 
-AGENCY = ["agency", "add", "MOH", "--name-en", "Ministry of Health", "--name-ar", "وزارة الصحة",
-          "--kind", "ministry", "--domain", "moh.gov.example"]  # fmt: skip
+AGENCY = AGENCY_MOH
 PASSWORD = "correct horse battery"
 
 
-def ok(result: Any) -> Any:
-    assert result.code == 0, result.err
-    return json.loads(result.out) if result.out.strip().startswith(("{", "[")) else result.out
-
-
-def fails(result: Any, *words: str) -> str:
-    assert result.code != 0
-    line = result.err.strip()
-    assert line.startswith("barid: ") and "\n" not in line, result.err
-    assert "Traceback" not in result.err
-    for word in words:
-        assert word in line, line
-    return line
 
 
 def test_init_is_idempotent(tmp_path: Path, make_cli: Any) -> None:

@@ -13,24 +13,13 @@ import pyotp
 import zxingcpp
 from PIL import Image
 
-AGENCY = ["agency", "add", "MOH", "--name-en", "Ministry of Health", "--name-ar", "وزارة الصحة",
-          "--kind", "ministry", "--domain", "moh.gov.example"]  # fmt: skip
+from testkit.cli import AGENCY_MOH, ok
+from testkit.cli import refused as fails
+
+AGENCY = AGENCY_MOH
 ADDRESS = "karim@moh.gov.example"
 
 
-def ok(result: Any) -> Any:
-    assert result.code == 0, result.err
-    return json.loads(result.out) if result.out.strip().startswith(("{", "[")) else result.out
-
-
-def fails(result: Any, *words: str) -> str:
-    assert result.code != 0
-    line = result.err.strip()
-    assert line.startswith("barid: ") and "\n" not in line, result.err
-    assert "Traceback" not in result.err
-    for word in words:
-        assert word in line, line
-    return line
 
 
 def test_admin_commands_round_trip(barid_any: Any, tmp_path: Path) -> None:
