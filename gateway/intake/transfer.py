@@ -97,8 +97,13 @@ class TransferSMTP(BaridSMTP):
                 extra={"client": str(peer[0]) if peer else "", "error": str(exc.__cause__)},
             )
             metrics.TRANSFERS.labels("refused", "tls").inc()
-            if self.transport is not None:
-                self.transport.close()
+            # The TLS layer is dead and will not report the lost connection: close
+            # the socket and end the session here, or it would keep its connection
+            # slot until the gateway stops (a stranger could fill the table).
+            original = self._original_transport
+            if original is not None:
+                original.close()
+            self.connection_lost(exc)
 
 
 class TransferHandler:

@@ -227,6 +227,13 @@ async def test_unknown_host_is_refused_at_the_transfer_port(pair: Any, tmp_path:
         client.close()
     refusals = await scalar(region, select(func.count()).select_from(InboundCopy))
     assert refusals == 0
+    # A refused handshake ends its session: no connection slot is kept.
+    transfer = next(lst for lst in region.gateway._smtp if lst.name == "transfer")
+    for _ in range(50):
+        if not transfer.shared.sessions:
+            break
+        await asyncio.sleep(0.1)
+    assert not transfer.shared.sessions
 
 
 async def test_forged_dkim_is_refused(pair: Any, gnupghome: Path) -> None:
