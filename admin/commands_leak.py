@@ -60,7 +60,8 @@ def _text(trace: LeakTrace) -> str:
 @click.argument("value", metavar="INPUT")
 @click.option(
     "--case-file", "case_dir", default=None, metavar="DIR",
-    help="Also write a signed case file into DIR (a new or empty directory).",
+    help="Also write a signed case file into DIR (a new or empty directory): case.json,"
+    " its PDF summary case.pdf in Arabic and English, the signature and the public keys.",
 )  # fmt: skip
 @click.pass_context
 def leak_trace(ctx: click.Context, value: str, case_dir: str | None) -> None:
@@ -73,7 +74,8 @@ def leak_trace(ctx: click.Context, value: str, case_dir: str | None) -> None:
     done = call(ctx, lambda actor, app: leak_case.trace_with_case(actor, app, value, case_dir))
     text = _text(done.trace)
     if done.case_dir:
-        text += f"\ncase file written to {done.case_dir}, signed by key {done.key_id}"
+        text += (f"\ncase file written to {done.case_dir} (case.json, case.pdf),"
+                 f" signed by key {done.key_id}")  # fmt: skip
     emit(done.model_dump(mode="json"), text, as_json=want_json(ctx))
 
 
@@ -88,11 +90,12 @@ def leak_trace(ctx: click.Context, value: str, case_dir: str | None) -> None:
 @click.pass_context
 def leak_verify_case(ctx: click.Context, case_dir: str, trusted_keys: str | None) -> None:
     """Check a case file offline: its signature, by a key of the case dir's keys.json
-    (or of --keys)."""
+    (or of --keys), and that the PDF summary (case.pdf) is the one it lists."""
     checked = leak_case.verify_case(case_dir, trusted_keys=trusted_keys)
     result = checked.model_dump()
     if not checked.ok:
         reason = f"case file broken: {checked.problems[0]}"
         raise CliError(reason, details={k: v for k, v in result.items() if k != "ok"})
-    text = f"case file intact: signed by key {checked.key_id} (keys from {checked.keys_from})"
+    text = (f"case file intact: {' and '.join(checked.files)} signed by key {checked.key_id}"
+            f" (keys from {checked.keys_from})")  # fmt: skip
     emit(result, text, as_json=want_json(ctx))

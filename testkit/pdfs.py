@@ -1,6 +1,7 @@
 """Small real PDF documents for the marking tests, made with pikepdf.
 
-Owns: `sample_pdf` (pages of text, each page's text unique to the call) and
+Owns: `sample_pdf` (pages of text, each page's text unique to the call),
+`turned_pdf` (pages with /Rotate 0, 90, 180 and 270 and boxes not at 0,0) and
 `original_with_pdf` (a sender's original message carrying it). Must not: mark
 anything (the tests use the gateway's own marking).
 """
@@ -28,6 +29,35 @@ def sample_pdf(pages: int = 3, title: str = "Quarterly report") -> bytes:
         name = page.add_resource(font, Name.Font)
         text = f"{title} {nonce}, page {n} of {pages}"
         page.contents_add(pdf.make_stream(f"BT {name} 20 Tf 72 760 Td ({text}) Tj ET".encode()))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+# (/Rotate, MediaBox) of each page of `turned_pdf`.
+TURNED_PAGES = (
+    (0, (0, 0, 595, 842)),
+    (90, (0, 0, 595, 842)),
+    (180, (100, 200, 695, 1042)),
+    (270, (-50, 30, 545, 872)),
+    (90, (10, -20, 852, 575)),
+)
+
+
+def turned_pdf() -> bytes:
+    """A PDF whose pages are turned (/Rotate) and whose boxes start away from 0,0."""
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(
+        Dictionary(Type=Name.Font, Subtype=Name.Type1, BaseFont=Name.Helvetica)
+    )
+    for n, (turn, box) in enumerate(TURNED_PAGES, start=1):
+        pdf.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
+        page = pdf.pages[-1]
+        page.obj.MediaBox = pikepdf.Array(box)
+        page.obj.Rotate = turn
+        name = page.add_resource(font, Name.Font)
+        text = f"BT {name} 20 Tf {box[0] + 72} {box[1] + 300} Td (Page {n}, /Rotate {turn}) Tj ET"
+        page.contents_add(pdf.make_stream(text.encode()))
     out = io.BytesIO()
     pdf.save(out)
     return out.getvalue()

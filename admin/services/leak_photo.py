@@ -7,7 +7,8 @@ and the one-line account of what was tried. A marked page's QR code holds
 names a copy only when the URL is this gateway's verify URL, the token is signed
 by one of this gateway's keys (which gives the registry number) and `copy` is a
 canonical trace code. Must not: touch the database, guess a copy from a partial
-read, or read the printed text (no OCR: the QR code is the only source).
+read, or read the printed text (admin.services.leak_ocr does, when no QR code
+here names a copy).
 Failure: an image that cannot be decoded or holds no QR code naming a copy is
 an empty answer with the reason; never an exception.
 """
@@ -36,6 +37,7 @@ _ONLY_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 class PhotoCopies:
     named: list[tuple[str, str]] = field(default_factory=list)  # (registry, trace code)
     tried: list[str] = field(default_factory=list)  # why each other QR code names no copy
+    unreadable: bool = False  # the data is no image Pillow decodes
 
 
 def _qr_texts(data: bytes) -> list[str] | None:
@@ -73,7 +75,9 @@ def copies_in_photo(
     """The copies the image's per-copy QR codes name, and what else was found."""
     texts = _qr_texts(data)
     if texts is None:
-        return PhotoCopies(tried=["the image cannot be read (not a PNG or JPEG Pillow decodes)"])
+        return PhotoCopies(
+            tried=["the image cannot be read (not a PNG or JPEG Pillow decodes)"], unreadable=True
+        )
     if not texts:
         return PhotoCopies(tried=["no QR code found in the image"])
     found = PhotoCopies()

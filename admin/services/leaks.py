@@ -17,7 +17,11 @@ reading copy a recipient got of a confidential or secret message, also after a
 re-save) names its one copy by its embedded mark; any other document names the
 message(s) and every copy that held it, never one recipient (`recipient_named`
 is false and `note` says why). A photo or scan of a printed marked page names
-its one copy by the per-copy QR code in the footer (admin.services.leak_photo).
+its one copy by the per-copy QR code in the footer (admin.services.leak_photo)
+or, when no QR code in it names a copy, by the trace code printed in the footer,
+read by OCR (admin.services.leak_ocr) and matched with the forgiving reading of a
+typed code; the registry number read with it narrows the match, and more than
+one matching copy is a refusal as for a typed code.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from admin.services.actor import Actor, Area, in_scope, require
 from admin.services.errors import InvalidInput, NotFound, Unavailable
 from admin.services.leak_audit import audited, record_refused_input
 from admin.services.leak_input import LeakInput, code_candidates, read_input
+from admin.services.leak_ocr import printed_codes
 from admin.services.leak_photo import copies_in_photo
 from admin.services.model import Frozen
 from admin.services.scope import home_path, tree
@@ -299,6 +304,30 @@ async def _by_document(actor: Actor, app: App, agencies: AgencyTree, given: Leak
     )
 
 
+async def _by_printed_code(
+    actor: Actor, app: App, agencies: AgencyTree, given: LeakInput, tried: list[str]
+) -> LeakTrace:
+    """No QR code names a copy: the trace code printed in the footer, read by OCR."""
+    printed = printed_codes(given.data)
+    tried = tried + printed.tried
+    refs: dict[int, CopyRef] = {}
+    for code in printed.codes:
+        async with app.sessions() as session:
+            found = await copies_by_trace(session, code_candidates(code))
+        refs.update((ref.copy_id, ref) for ref in await _scoped(actor, agencies, found))
+    named = [ref for ref in refs.values() if ref.registry in printed.registries]
+    matches = named or list(refs.values())
+    if len(matches) != 1:
+        held = {0: "no stored copy has it", 1: ""}.get(len(matches), "more than one copy matches")
+        held = f", and {held}" if printed.codes else ""
+        raise _no_match(f"{given.text}: {'; '.join(tried)}{held}")
+    ref = matches[0]
+    also = " and its registry number" if named else ""
+    matched_by = (f"trace code printed in the photo, read by OCR{also}: {ref.registry}"
+                  f" trace code {ref.trace_code}")  # fmt: skip
+    return await _one_copy(app, given, ref, matched_by, None)
+
+
 async def _by_photo(actor: Actor, app: App, agencies: AgencyTree, given: LeakInput) -> LeakTrace:
     found = copies_in_photo(given.data, app.settings.http.public_url, app.keys.verification_keys)
     refs: list[CopyRef] = []
@@ -308,6 +337,8 @@ async def _by_photo(actor: Actor, app: App, agencies: AgencyTree, given: LeakInp
         refs += [ref for ref in matches if ref.registry == registry]
     tried = [f"the per-copy QR code names {r} trace code {c}" for r, c in found.named]
     tried += found.tried
+    if not found.named and not found.unreadable:
+        return await _by_printed_code(actor, app, agencies, given, tried)
     if len(refs) != 1:
         held = f", and {'no stored copy is that' if not refs else 'more than one copy matches'}"
         raise _no_match(f"{given.text}: {'; '.join(tried)}{held if found.named else ''}")

@@ -5,7 +5,8 @@ rendered by pdftoppm and in pdftotext's text; the original in the store is
 byte-identical to what the sender sent and its token still verifies; certificate.json's
 signed marking record verifies; the marked PDF, and the same PDF re-saved by qpdf,
 trace to their one recipient and no other; so does a photo of a printed page (rendered
-by pdftoppm, rotated 5 degrees, blurred, JPEG-compressed) by its per-copy QR code."""
+by pdftoppm, rotated 5 degrees, blurred, JPEG-compressed) by its per-copy QR code, and
+with that QR code blacked out, by the trace code printed in its footer (Tesseract)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from admin.context import open_app
-from admin.services import leaks
+from admin.services import leak_ocr, leaks
+from admin.services.errors import NotFound
 from gateway.config import load_settings
 from gateway.stamping.marked_copies import verify_marking_record
 from gateway.stamping.pdf_mark import FOOTER_HEIGHT, read_mark
@@ -137,15 +139,21 @@ async def test_marked_pdf_and_its_qpdf_resave_trace_to_one_recipient(
             assert found.matched_by.startswith("per-copy mark in the PDF")
 
 
-def _photo(pdf: Path, tmp_path: Path, *, as_png: bool) -> bytes:
+def _photo(pdf: Path, tmp_path: Path, *, as_png: bool, no_qr: bool = False) -> bytes:
     """Page 1 printed and photographed: 300 dpi, turned 5 degrees, blurred, JPEG
-    quality 60 (then, `as_png`, saved again as PNG, as a scan tool would)."""
+    quality 60 (then, `as_png`, saved again as PNG, as a scan tool would); `no_qr`:
+    the footer's QR code blacked out first."""
     pdftoppm = require_tool("pdftoppm")
     subprocess.run([pdftoppm, "-r", "300", "-f", "1", "-l", "1", "-png", str(pdf),
                     str(tmp_path / "page")], check=True)  # fmt: skip
     [png] = tmp_path.glob("page-*.png")
     with Image.open(png) as page:
-        turned = page.convert("RGB").rotate(5, expand=True, fillcolor="white",
+        page = page.convert("RGB")
+        if no_qr:
+            width, height = page.size
+            side = 50 * 300 // 72  # the QR code (40 points) and its margin
+            ImageDraw.Draw(page).rectangle((width - side, height - side, width, height), "black")
+        turned = page.rotate(5, expand=True, fillcolor="white",
                                             resample=Image.Resampling.BICUBIC)  # fmt: skip
     png.unlink()
     jpeg = io.BytesIO()
@@ -178,3 +186,30 @@ async def test_a_photo_of_a_printed_page_traces_to_one_recipient(
             f"per-copy QR code in the photo: {world.registry} trace code {world.codes[recipient]}"
         )
         assert found.input_sha256 == hashlib.sha256(photo).hexdigest()
+
+
+async def test_a_photo_without_its_qr_code_traces_by_the_printed_code(
+    world: LeakWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_tool("tesseract")
+    reader = _reader(world)
+    for n, recipient in enumerate(RECIPIENTS[:2]):
+        marked, _certificate = _parts(await reader.load_copy(world.copy_ids[recipient]))
+        pdf = tmp_path / "leaked.pdf"
+        pdf.write_bytes(marked)
+        leaked = tmp_path / "blacked.jpg"
+        leaked.write_bytes(_photo(pdf, tmp_path, as_png=n % 2 == 1, no_qr=True))
+        found = await leaks.trace_leak(AUDITOR, world.app, str(leaked))
+        assert [c.recipient for c in found.copies] == [recipient]
+        assert found.kind == "photo" and found.recipient_named
+        assert found.matched_by == (
+            "trace code printed in the photo, read by OCR and its registry number:"
+            f" {world.registry} trace code {world.codes[recipient]}"
+        )
+    # Without tesseract the answer says so plainly.
+    monkeypatch.setattr(leak_ocr.shutil, "which", lambda _name: None)
+    with pytest.raises(NotFound) as refused:
+        await leaks.trace_leak(AUDITOR, world.app, str(leaked))
+    assert str(refused.value) == (
+        "no copy matches: blacked.jpg: no QR code found in the image; " + leak_ocr.NO_TESSERACT
+    )
