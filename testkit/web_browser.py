@@ -41,9 +41,7 @@ document.addEventListener('securitypolicyviolation',
 
 
 @contextlib.asynccontextmanager
-async def open_browser(
-    *, self_signed: bool = False
-) -> AsyncIterator[tuple[Any, list[str]]]:
+async def open_browser(*, self_signed: bool = False) -> AsyncIterator[tuple[Any, list[str]]]:
     """A Playwright browser context (1280 px wide) with the CSP listener, and the
     list the pages' console messages are collected in; `self_signed`: accepting
     the test gateway's own TLS certificate (its admin listener speaks HTTPS only)."""
