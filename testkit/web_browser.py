@@ -21,8 +21,19 @@ WIDTHS = (1280, 390)
 LANGS = ("ar", "en")
 CHECKS = """() => {
   const root = document.documentElement;
+  const wide = [];
+  if (root.scrollWidth > window.innerWidth) {
+    for (const e of document.body.querySelectorAll('*')) {
+      const r = e.getBoundingClientRect();
+      if (r.right > window.innerWidth + 0.5 || r.left < -0.5) {
+        wide.push(e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className + ' ' +
+                  Math.round(r.left) + '..' + Math.round(r.right));
+        if (wide.length >= 8) { break; }
+      }
+    }
+  }
   return {scroll: root.scrollWidth, inner: window.innerWidth, lang: root.lang, dir: root.dir,
-          violations: window.__csp || []};
+          violations: window.__csp || [], wide: wide};
 }"""
 LISTEN = """window.__csp = [];
 document.addEventListener('securitypolicyviolation',
@@ -30,9 +41,10 @@ document.addEventListener('securitypolicyviolation',
 
 
 @contextlib.asynccontextmanager
-async def open_browser() -> AsyncIterator[tuple[Any, list[str]]]:
+async def open_browser(*, self_signed: bool = False) -> AsyncIterator[tuple[Any, list[str]]]:
     """A Playwright browser context (1280 px wide) with the CSP listener, and the
-    list the pages' console messages are collected in."""
+    list the pages' console messages are collected in; `self_signed`: accepting
+    the test gateway's own TLS certificate (its admin listener speaks HTTPS only)."""
     binary = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(binary).exists():
         missing("chromium is not installed")
@@ -44,7 +56,9 @@ async def open_browser() -> AsyncIterator[tuple[Any, list[str]]]:
     async with async_playwright() as driver:
         browser = await driver.chromium.launch(executable_path=binary)
         try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 900}, ignore_https_errors=self_signed
+            )
             await context.add_init_script(LISTEN)
             context.on("console", lambda message: console.append(message.text))
             yield context, console

@@ -35,6 +35,7 @@ from admin.web import (
     routes_messages,
     routes_policy,
     routes_security,
+    routes_security_radar,
     session,
 )
 from admin.web.pages import PREFIX, page, signed_in, to
@@ -54,6 +55,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     routes_policy.router,
     routes_messages.router,
     routes_security.router,
+    routes_security_radar.router,
     routes_account.router,
 )
 

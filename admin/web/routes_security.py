@@ -75,16 +75,19 @@ def _paged(
     return kept, f"{request.url.path}?{urlencode(shown | {'cursor': cursor})}"
 
 
-def _sections(frame: Frame) -> list[tuple[str, str]]:
+def sections(frame: Frame) -> list[tuple[str, str]]:
     """The security pages this caller may read: (path, catalogue key)."""
     home = [frame.actor.agency] if frame.actor.agency else None
     wanted = [(Area.AUDIT, "audit", "sec.audit"), (Area.ACCESS_TRAIL, "access", "sec.access"),
               (Area.ALERTS, "alerts", "sec.alerts")]  # fmt: skip
-    return [
+    found = [
         (f"{HOME}/{path}", key)
         for area, path, key in wanted
         if may(frame.actor, area, write=False, agency_path=home)
     ]
+    if frame.actor.agency is None and may(frame.actor, Area.ALERTS, write=False, agency_path=None):
+        found.append((f"{HOME}/radar", "sec.radar"))  # gateway-wide: unscoped roles only
+    return found
 
 
 @router.get(HOME)
@@ -114,7 +117,7 @@ async def audit_page(request: Request) -> Response:
     except SERVICE_ERRORS as exc:
         return refusal(request, frame, exc, back=f"{HOME}/audit")
     events, more = _paged(request, found, lambda event: event.id, EVENTS, shown)
-    return page(request, "security_audit.html", frame=frame, sections=_sections(frame),
+    return page(request, "security_audit.html", frame=frame, sections=sections(frame),
                 shown=shown, events=events, more=more, chain=chain,
                 cursor="cursor" in request.query_params)  # fmt: skip
 
@@ -138,7 +141,7 @@ async def access_page(request: Request) -> Response:
         return refusal(request, frame, exc, back=f"{HOME}/access")
     entries, more = _paged(request, found, lambda entry: entry.event_id, ACCESSES, shown)
     export = f"{HOME}/access.csv" + (f"?{urlencode(shown)}" if shown else "")
-    return page(request, "security_access.html", frame=frame, sections=_sections(frame),
+    return page(request, "security_access.html", frame=frame, sections=sections(frame),
                 shown=shown, entries=entries, more=more, export=export,
                 cursor="cursor" in request.query_params)  # fmt: skip
 
@@ -189,7 +192,7 @@ async def alerts_page(request: Request) -> Response:
     shown = {"state": state} | ({"kind": kind.value} if kind else {})
     listed, more = _paged(request, found, lambda alert: alert.id, ALERTS, shown)
     done = request.query_params.get("done", "")
-    return page(request, "security_alerts.html", frame=frame, sections=_sections(frame),
+    return page(request, "security_alerts.html", frame=frame, sections=sections(frame),
                 shown=shown, alerts=listed, more=more, kinds=list(alerts.AlertKind),
                 states=list(STATES), done=done if done.isdigit() else "",
                 may_ack=may(frame.actor, Area.ALERTS, write=True, agency_path=None),
