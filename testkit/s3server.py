@@ -54,9 +54,13 @@ class S3Server:
             "BARID_BLOBS__S3_ENDPOINT": self.endpoint,
             "BARID_BLOBS__S3_BUCKET": BUCKET,
             "BARID_BLOBS__S3_PREFIX": prefix,
-            "BARID_S3_ACCESS_KEY": ACCESS_KEY,
-            "BARID_S3_SECRET_KEY": SECRET_KEY,
+            "BARID_BLOBS__S3_CREDENTIALS_FILE": str(self.credentials_file),
         }
+
+    @property
+    def credentials_file(self) -> Path:
+        """The keys in the form `[blobs] s3_credentials_file` reads (written by `start`)."""
+        return self.directory.parent / f"{self.directory.name}.credentials"
 
     def blob_store(self, prefix: str) -> S3BlobStore:
         """A client of this server's bucket, its keys under `prefix`."""
@@ -69,6 +73,9 @@ class S3Server:
         if not exe.exists():
             missing(f"s3rver is not installed at {exe} (npm install s3rver@3)")
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.credentials_file.write_text(
+            f"access_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\n", encoding="utf-8"
+        )
         self.port = free_port()
         self.proc = subprocess.Popen(
             [str(exe), "-d", str(self.directory), "-a", "127.0.0.1", "-p", str(self.port),
