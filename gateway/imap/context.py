@@ -27,7 +27,7 @@ from pysasl.hashing import BuiltinHash
 
 from gateway.imap.access import AccessRecorder
 from gateway.intake.login import Authenticator
-from gateway.store.blobs import BlobIntegrityError, BlobUnavailable
+from gateway.store.blobs import BlobIntegrityError
 from gateway.store.mailbox.store import (
     MailboxError,
     MailboxStore,
@@ -66,7 +66,7 @@ async def guard(call: Awaitable[_T]) -> _T:
     """Store errors as IMAP answers."""
     try:
         return await call
-    except (StoreUnavailable, BlobUnavailable):
+    except StoreUnavailable:  # the database or a blob store (BlobUnavailable)
         raise Unavailable() from None
     except BlobIntegrityError:
         # Tampered or foreign bytes: the command fails, the session goes on.

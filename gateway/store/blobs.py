@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from collections.abc import Iterable
@@ -54,7 +55,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, object_key
 from gateway.store.db import utcnow
+from gateway.store.errors import StoreUnavailable
 from gateway.store.models import Blob
+
+log = logging.getLogger("barid.blobs")
 
 BLOB_KEK_PURPOSE = "blob-kek"  # HKDF purpose of the KEK (keys.gateway_keys.derive_key)
 NONCE_BYTES = 12
@@ -176,8 +180,14 @@ async def read_blob(session: AsyncSession, cipher: BlobCipher, blob_id: str) -> 
     return open_blob(cipher, blob)
 
 
-class BlobUnavailable(BlobError):
-    """The blob store could not be reached or refused: try again later (451 / NO)."""
+class BlobUnavailable(BlobError, StoreUnavailable):
+    """The blob store could not be reached or refused: try again later. A
+    StoreUnavailable too, so every caller answers it like a database outage
+    (SMTP 451 4.3.0, IMAP NO [UNAVAILABLE], delivery retried); `detail` is for logs."""
+
+    def __init__(self, detail: str) -> None:
+        StoreUnavailable.__init__(self)
+        self.detail = detail
 
 
 async def store_outside(cipher: BlobCipher, blobs: Iterable[Blob]) -> None:
@@ -194,6 +204,7 @@ async def store_outside(cipher: BlobCipher, blobs: Iterable[Blob]) -> None:
         try:
             await stores.write.put(key, blob.ciphertext, digest)
         except BlobStoreError as exc:
+            log.error("blob store unavailable", extra={"operation": "put", "detail": str(exc)})
             raise BlobUnavailable(str(exc)) from None
         blob.location = f"{stores.write.scheme}:{key}"
         blob.location_sha256 = digest
@@ -206,6 +217,7 @@ async def _fetch_one(stores: BlobStores, blob: Blob) -> None:
         store, key = stores.resolve(blob.location)
         data = await store.get(key)
     except BlobStoreError as exc:
+        log.error("blob store unavailable", extra={"operation": "get", "detail": str(exc)})
         raise BlobUnavailable(str(exc)) from None
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), blob.location_sha256 or ""):
         raise BlobIntegrityError(f"blob {blob.id}: the stored object does not match its digest")

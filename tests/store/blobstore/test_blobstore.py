@@ -16,12 +16,16 @@ from gateway.store.blobstore import BlobStore, BlobStoreError, BlobStoreMissing,
 from gateway.store.blobstore.filesystem import FilesystemBlobStore
 from gateway.store.blobstore.gc import collect, collector_lock
 from gateway.store.blobstore.migrate import migrate_blobs
+from gateway.store.blobstore.s3 import S3BlobStore
+from gateway.store.blobstore.sigv4 import Credentials
+from gateway.store.errors import StoreUnavailable
 from gateway.store.messages import MessageStore
 from gateway.store.models import Blob
 from keys.gateway_keys import derive_key
+from testkit.ports import free_port
 from testkit.s3server import INLINE_MAX, S3Server
 from testkit.store import AUDIT_KEY as AUDIT
-from testkit.store import MASTER, stamper, store_env, submission
+from testkit.store import MASTER, counts, stamper, store_env, submission
 
 
 async def _keys(store: BlobStore) -> set[str]:
@@ -152,3 +156,16 @@ def test_message_size_is_capped_by_the_store(tmp_path: Path) -> None:
         load_settings(toml, environ={})
     toml.write_text('[smtp]\nmax_message_size = 300000000\n[blobs]\nbackend = "filesystem"\n')
     assert load_settings(toml, environ={}).blobs.backend == "filesystem"
+
+
+async def test_an_unreachable_store_refuses_the_submission_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    dead = S3BlobStore(f"http://127.0.0.1:{free_port()}", "b", Credentials("k", "s"))
+    stores = BlobStores(write=dead, inline_max=INLINE_MAX, by_scheme={"s3": dead})
+    async with store_env(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}") as env:
+        store = MessageStore(env.sessions, MASTER, AUDIT, stores)
+        with pytest.raises(StoreUnavailable, match="temporarily unavailable"):
+            await _accept(store)
+        assert (await counts(env.sessions))["messages"] == 0
+    await dead.close()
