@@ -82,6 +82,7 @@ def _register() -> None:
         commands_alerts,
         commands_audit,
         commands_backup,
+        commands_blobs,
         commands_directory,
         commands_dns,
         commands_keys,
@@ -106,6 +107,7 @@ def _register() -> None:
     commands_queue.register(cli)
     commands_peer.register(cli)
     commands_admin.register(cli)
+    commands_blobs.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from admin.errors import EXIT_USAGE, CliError
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.store import migrate
 from gateway.store.audit import AUDIT_KEY_PURPOSE
+from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, stores_from_settings
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from keys.gateway_keys import GatewayKeys, derive_key, load_gateway_keys
@@ -38,6 +39,7 @@ class App:
     sessions: async_sessionmaker[AsyncSession]
     keys: GatewayKeys
     directory: Directory
+    blob_stores: BlobStores = DATABASE_ONLY
 
     @property
     def audit_key(self) -> bytes:
@@ -78,12 +80,20 @@ async def open_app(settings: Settings) -> AsyncIterator[App]:
                 f" {migrate.head_revision()}: run `barid init` to migrate"
             )
         sessions = session_factory(engine)
-        yield App(
-            settings=settings,
-            engine=engine,
-            sessions=sessions,
-            keys=keys,
-            directory=Directory(sessions, derive_key(keys.master_key, AUDIT_KEY_PURPOSE)),
-        )
+        try:
+            stores = stores_from_settings(settings)
+        except BlobStoreError as exc:
+            raise CliError(f"blob store: {exc}") from None
+        try:
+            yield App(
+                settings=settings,
+                engine=engine,
+                sessions=sessions,
+                keys=keys,
+                directory=Directory(sessions, derive_key(keys.master_key, AUDIT_KEY_PURPOSE)),
+                blob_stores=stores,
+            )
+        finally:
+            await stores.close()
     finally:
         await engine.dispose()

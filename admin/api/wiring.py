@@ -64,7 +64,7 @@ def admin_app_for(gateway: AdminResources) -> ASGIApp:
     """The admin API app over a running gateway's own resources (the serve hook)."""
     keys, settings, sessions = gateway.keys, gateway.settings, gateway.sessions
     context = App(settings=settings, engine=gateway.engine, sessions=sessions, keys=keys,
-                  directory=gateway.directory)  # fmt: skip
+                  directory=gateway.directory, blob_stores=gateway.blob_stores)  # fmt: skip
     services = AccountServices.build(
         sessions, AccountKeys.from_gateway(keys), authenticator=gateway.login_throttle,
         limits=settings.admin,

@@ -214,8 +214,8 @@ def _sameness(leaked: bytes, stored: bytes) -> str | None:
 
 
 async def _stored_copy(app: App, copy_id: int) -> bytes:
-    reader = MessageReader(app.sessions, BlobCipher(derive_key(app.keys.master_key,
-                                                               BLOB_KEK_PURPOSE)))  # fmt: skip
+    cipher = BlobCipher(derive_key(app.keys.master_key, BLOB_KEK_PURPOSE), app.blob_stores)
+    reader = MessageReader(app.sessions, cipher)
     try:
         return await reader.load_copy(copy_id)
     except (UnknownMessage, BlobError):

@@ -94,6 +94,12 @@ def _anchor_paths(settings: Settings, base: Path | None) -> Settings:
             ),
             "policy": settings.policy.model_copy(update={"file": anchored(settings.policy.file)}),
             "keys": settings.keys.model_copy(update={"dir": anchored(settings.keys.dir)}),
+            "blobs": settings.blobs.model_copy(
+                update={
+                    "path": anchored(settings.blobs.path),
+                    "s3_credentials_file": anchored(settings.blobs.s3_credentials_file),
+                }
+            ),
             "peers": {
                 name: peer.model_copy(
                     update={

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from gateway.config.blobs import BlobsSettings, check_message_size
 from gateway.config.marking import MarkingSettings
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.sections import (
@@ -49,6 +50,12 @@ class Settings(Section):
     marking: MarkingSettings = MarkingSettings()
     peers: dict[str, PeerSettings] = Field(default_factory=dict)
     mailservers: dict[str, MailServerSettings] = Field(default_factory=dict)
+    blobs: BlobsSettings = BlobsSettings()
+
+    @model_validator(mode="after")
+    def _message_fits_blob_store(self) -> Settings:
+        check_message_size(self.blobs, self.smtp.max_message_size)
+        return self
 
     @field_validator("peers", "mailservers")
     @classmethod
@@ -106,6 +113,10 @@ class Settings(Section):
         return (
             Path(self.tls.key).expanduser() if self.tls.key else self.data_dir / "tls" / "key.pem"
         )
+
+    @property
+    def blobs_dir(self) -> Path:
+        return Path(self.blobs.path).expanduser() if self.blobs.path else self.data_dir / "blobs"
 
     @property
     def policy_file(self) -> Path:

@@ -48,7 +48,7 @@ from gateway.delivery.receipt_writer import ReceiptWriter
 from gateway.model.target import LOCAL, DeliveryTarget
 from gateway.stamping.dkim import DkimSigner
 from gateway.store import audit
-from gateway.store.blobs import BlobCipher, open_blob
+from gateway.store.blobs import BlobCipher, fetch_outside, open_blob
 from gateway.store.db import utcnow
 from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.mailbox.folders import INBOX
@@ -292,6 +292,7 @@ class MailWorker(WorkerLoop):
                 }
         except DATABASE_ERRORS:
             raise StoreUnavailable() from None
+        await fetch_outside(self._cipher, blobs.values())
         return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
 
     async def _deliver_batch(self, scope: WriteScope, prepared: list[_Prepared]) -> list[str]:

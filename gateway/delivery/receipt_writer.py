@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway import metrics
 from gateway.delivery.receipts import ReceiptFacts, ReceiptKind, build_receipt
 from gateway.stamping.dkim import DkimSigner
-from gateway.store.blobs import BlobCipher, open_blob
+from gateway.store.blobs import BlobCipher, fetch_outside, open_blob
 from gateway.store.db import utcnow
 from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.mailbox.folders import RECEIPTS, SENT
@@ -167,6 +167,7 @@ class ReceiptWriter:
         if kind is ReceiptKind.ACCEPTANCE:
             blob = await session.get(Blob, message.original_blob_id)
             assert blob is not None
+            await fetch_outside(self._cipher, [blob])
             original = open_blob(self._cipher, blob)
             original_meta = await self._describe(original)
         return _Receipt(

@@ -56,7 +56,7 @@ from gateway.federation.peers import Federation
 from gateway.model.target import DeliveryTarget, TargetKind
 from gateway.stamping.dkim import DkimSigner
 from gateway.store import audit
-from gateway.store.blobs import BlobCipher, open_blob
+from gateway.store.blobs import BlobCipher, fetch_outside, open_blob
 from gateway.store.db import writing
 from gateway.store.errors import DATABASE_ERRORS, database_trouble
 from gateway.store.models import (
@@ -151,12 +151,14 @@ class RelayWorker(WorkerLoop):
         wanted = {blob_id for unit in work for blob_id in unit.blob_ids}
         try:
             async with self._sessions() as session:
-                return {
+                found = {
                     b.id: b
                     for b in (await session.scalars(select(Blob).where(Blob.id.in_(wanted)))).all()
                 }
         except DATABASE_ERRORS as exc:
             raise database_trouble("relay", exc) from None
+        await fetch_outside(self._cipher, found.values())
+        return found
 
     # ---- sending ---------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from pysasl.hashing import BuiltinHash
 
 from gateway.imap.access import AccessRecorder
 from gateway.intake.login import Authenticator
+from gateway.store.blobs import BlobIntegrityError
 from gateway.store.mailbox.store import (
     MailboxError,
     MailboxStore,
@@ -65,8 +66,11 @@ async def guard(call: Awaitable[_T]) -> _T:
     """Store errors as IMAP answers."""
     try:
         return await call
-    except StoreUnavailable:
+    except StoreUnavailable:  # the database or a blob store (BlobUnavailable)
         raise Unavailable() from None
+    except BlobIntegrityError:
+        # Tampered or foreign bytes: the command fails, the session goes on.
+        raise Refused("message cannot be read: it failed its integrity check") from None
     except (NoSuchMailbox, KeyError):
         raise
     except (MailboxError, _NameError) as exc:

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from gateway.config import Settings
 from gateway.intake.login import Authenticator
+from gateway.store.blobstore import DATABASE_ONLY, BlobStores
 from gateway.store.directory import Directory
 from keys.gateway_keys import GatewayKeys
 
@@ -30,6 +31,7 @@ class AdminResources:
     keys: GatewayKeys
     directory: Directory
     login_throttle: Authenticator
+    blob_stores: BlobStores = DATABASE_ONLY  # where documents outside the database live
 
 
 AdminAppFactory = Callable[[AdminResources], ASGIApp]

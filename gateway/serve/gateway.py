@@ -32,8 +32,11 @@ from gateway.serve import listeners, services, workers
 from gateway.serve.admin_hook import AdminAppFactory, AdminResources
 from gateway.serve.audit_checkpointer import AuditCheckpointer
 from gateway.serve.listeners import QuietUvicorn
+from gateway.serve.sockets import StartupError
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
+from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, stores_from_settings
+from gateway.store.blobstore.gc import collect_forever
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
@@ -78,6 +81,8 @@ class Gateway:
         self.directory: Directory | None = None
         self.policy: PolicyRuntime | None = None
         self.store: MessageStore | None = None
+        self.blob_stores: BlobStores = DATABASE_ONLY
+        self._blob_gc: asyncio.Task[None] | None = None
         self.authenticator: Authenticator | None = None
         self.pipeline: SubmissionPipeline | None = None
         self.checkpointer: AuditCheckpointer | None = None
@@ -93,12 +98,13 @@ class Gateway:
         tls = services.load_tls(settings)
         self.federation = federation = services.load_federation(settings)
         await services.clear_spool_of_last_run(settings)
+        self._start_blob_stores()
         pipeline = self._build_submission(keys, audit_key)
         # The listeners and workers, one start function each, in start order.
         self._add_smtp(
             await listeners.start_submission_listeners(settings, self._submission_handler(), tls)
         )
-        cipher = BlobCipher(derive_key(keys.master_key, BLOB_KEK_PURPOSE))
+        cipher = BlobCipher(derive_key(keys.master_key, BLOB_KEK_PURPOSE), self.blob_stores)
         self.mailboxes = mailboxes = MailboxStore(sessions, cipher, self.notifier)
         self.notifier.start_listening(self.engine)
         signer_for = workers.DkimSigners(keys, settings.keys.dkim_selector)
@@ -161,6 +167,26 @@ class Gateway:
         )
         self._tasks += [http_task, asyncio.create_task(self._watch_directory())]
 
+    def _start_blob_stores(self) -> None:
+        """The configured blob stores and their collector (gateway.store.blobstore.gc)."""
+        try:
+            self.blob_stores = stores_from_settings(self.settings)
+        except BlobStoreError as exc:
+            raise StartupError(f"blob store: {exc}") from None
+        conf = self.settings.blobs
+        if self.blob_stores.by_scheme and conf.gc_interval_seconds:
+            self._blob_gc = asyncio.create_task(
+                collect_forever(
+                    self.engine,
+                    self.sessions,
+                    self.blob_stores,
+                    grace_seconds=conf.gc_grace_seconds,
+                    interval_seconds=conf.gc_interval_seconds,
+                    lock_path=self.settings.data_dir / "blob-gc.lock",
+                ),
+                name="barid-blob-gc",
+            )
+
     async def _start_admin(self, keys: GatewayKeys) -> None:
         """The admin listener, when `barid serve` gave the app's factory."""
         if self._admin_app is None:
@@ -168,7 +194,13 @@ class Gateway:
         assert self.directory is not None and self.authenticator is not None
         app = self._admin_app(
             AdminResources(
-                self.settings, self.engine, self.sessions, keys, self.directory, self.authenticator
+                self.settings,
+                self.engine,
+                self.sessions,
+                keys,
+                self.directory,
+                self.authenticator,
+                self.blob_stores,
             )
         )
         self._admin, self._admin_task, self.admin_port = await listeners.start_admin_listener(
@@ -188,7 +220,7 @@ class Gateway:
     def _build_submission(self, keys: GatewayKeys, audit_key: bytes) -> SubmissionPipeline:
         """The message store, the login throttle and the submission pipeline."""
         assert self.directory is not None
-        self.store = MessageStore(self.sessions, keys.master_key, audit_key)
+        self.store = MessageStore(self.sessions, keys.master_key, audit_key, self.blob_stores)
         self.authenticator = services.build_authenticator(
             self.settings, self.directory, self.sessions, audit_key
         )
@@ -313,4 +345,8 @@ class Gateway:
         admin = [self._admin_task] if self._admin_task is not None else []
         await asyncio.gather(*self._tasks, *admin, return_exceptions=True)
         metrics.UP.set(0)
+        if self._blob_gc is not None:
+            self._blob_gc.cancel()
+            await asyncio.gather(self._blob_gc, return_exceptions=True)
+        await self.blob_stores.close()
         await self.engine.dispose()

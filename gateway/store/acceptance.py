@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.model.message import Accepted, Recipient, Stamp, Submission
 from gateway.model.target import DeliveryTarget, target_for
 from gateway.store import acceptance_rows as rows
-from gateway.store.blobs import BlobCipher, seal_blob
+from gateway.store.blobs import BlobCipher, seal_blob, store_outside
 from gateway.store.db import iso, writing
 from gateway.store.errors import (
     DATABASE_ERRORS,
@@ -124,6 +124,9 @@ class AcceptanceWriter:
             seal_blob(self._cipher, submission.raw, purpose=rows.PURPOSE_ORIGINAL),
             hashlib.sha256(submission.raw).hexdigest(),
         )
+        # Written (and checked) before the commit that will reference it; a store
+        # outage raises BlobUnavailable, a StoreUnavailable (451 4.3.0).
+        await store_outside(self._cipher, [sealed.original])
         try:
             ids = await self._sender_ids(submission)
             # A client that did not get our reply (a lost connection after the commit)

@@ -1,7 +1,9 @@
-"""Encryption at rest for message bytes: AES-256-GCM blobs stored inside the database.
+"""Encryption at rest for message bytes: AES-256-GCM blobs, in the database or a blob store.
 
-Owns: sealing and opening blob bytes, and writing/reading `blobs` rows in the
-caller's transaction. Must not: commit, keep bytes in files, or log plaintext or keys.
+Owns: sealing and opening blob bytes, writing/reading `blobs` rows in the
+caller's transaction, and moving a sealed blob's ciphertext to the configured
+store (`store_outside`, before the commit) and back (`fetch_outside`). Must not:
+commit, or log plaintext, ciphertext or keys.
 
 Scheme (v1). Each blob gets a fresh random 256-bit data key and a random 96-bit
 nonce; the plaintext is encrypted with AES-256-GCM. The data key is wrapped with
@@ -23,21 +25,40 @@ synchronous=FULL; PostgreSQL's WAL flush on commit). A crash can leave neither
 an orphan file nor a message row whose file is missing or half-written, several
 gateway nodes sharing one PostgreSQL see the same blobs, and backups of the
 database are complete.
+
+Outside the database (gateway.store.blobstore, issue of scale: terabytes of
+documents make multi-terabyte database backups). With the filesystem or S3
+backend, a blob whose ciphertext is larger than `[blobs] inline_max_bytes` is
+written to the store, durably and checked against its SHA-256, BEFORE the commit
+of the row that references it; the row keeps the nonce, the wrapped key, the
+digests and `location`, with an empty `ciphertext`. A crash between the write
+and the commit leaves an orphan object, which the collector (blobstore.gc)
+removes after a grace period; it can never leave a row without its object.
+Reading checks the object's SHA-256 (`location_sha256`) and then, as always,
+the GCM tags and the plaintext digest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import secrets
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, object_key
 from gateway.store.db import utcnow
+from gateway.store.errors import StoreUnavailable
 from gateway.store.models import Blob
+
+log = logging.getLogger("barid.blobs")
 
 BLOB_KEK_PURPOSE = "blob-kek"  # HKDF purpose of the KEK (keys.gateway_keys.derive_key)
 NONCE_BYTES = 12
@@ -65,11 +86,15 @@ def blob_aad(blob_id: str, purpose: str) -> bytes:
 
 
 class BlobCipher:
-    """Seals and opens blob bytes under one KEK. Holds no plaintext; `repr` shows no key."""
+    """Seals and opens blob bytes under one KEK. Holds no plaintext; `repr` shows no key.
 
-    __slots__ = ("_kek", "kek_id")
+    `stores` says where ciphertext larger than the inline threshold lives (default:
+    the database); it travels with the cipher so every reader and writer sees it."""
 
-    def __init__(self, kek: bytes) -> None:
+    __slots__ = ("_kek", "kek_id", "stores")
+
+    def __init__(self, kek: bytes, stores: BlobStores = DATABASE_ONLY) -> None:
+        self.stores = stores
         if len(kek) != DATA_KEY_BITS // 8:
             raise ValueError("the blob key-encryption key must be 32 bytes")
         self._kek = AESGCM(kek)
@@ -125,6 +150,8 @@ def seal_blob(cipher: BlobCipher, data: bytes, *, purpose: str) -> Blob:
 
 def open_blob(cipher: BlobCipher, blob: Blob) -> bytes:
     """Decrypt a loaded row and check its size and digest; BlobIntegrityError otherwise."""
+    if blob.location is not None and not blob.ciphertext:
+        raise BlobError(f"blob {blob.id} lives in a blob store: fetch_outside it first")
     if blob.kek_id != cipher.kek_id:
         raise BlobIntegrityError(f"blob {blob.id} was sealed under another key ({blob.kek_id})")
     data = cipher.open(
@@ -149,4 +176,58 @@ async def read_blob(session: AsyncSession, cipher: BlobCipher, blob_id: str) -> 
     blob = await session.get(Blob, blob_id)
     if blob is None:
         raise BlobNotFound(f"blob {blob_id} not found")
+    await fetch_outside(cipher, [blob])
     return open_blob(cipher, blob)
+
+
+class BlobUnavailable(BlobError, StoreUnavailable):
+    """The blob store could not be reached or refused: try again later. A
+    StoreUnavailable too, so every caller answers it like a database outage
+    (SMTP 451 4.3.0, IMAP NO [UNAVAILABLE], delivery retried); `detail` is for logs."""
+
+    def __init__(self, detail: str) -> None:
+        StoreUnavailable.__init__(self)
+        self.detail = detail
+
+
+async def store_outside(cipher: BlobCipher, blobs: Iterable[Blob]) -> None:
+    """Write the ciphertext of each new (unsaved) blob over the inline threshold to
+    the configured store, durably and verified, and leave the row pointing at it.
+    Call BEFORE the commit that references them; BlobUnavailable if the store fails."""
+    stores = cipher.stores
+    for blob in blobs:
+        if blob.location is not None or not stores.goes_outside(len(blob.ciphertext)):
+            continue
+        assert stores.write is not None
+        key = object_key(blob.id)
+        digest = hashlib.sha256(blob.ciphertext).hexdigest()
+        try:
+            await stores.write.put(key, blob.ciphertext, digest)
+        except BlobStoreError as exc:
+            log.error("blob store unavailable", extra={"operation": "put", "detail": str(exc)})
+            raise BlobUnavailable(str(exc)) from None
+        blob.location = f"{stores.write.scheme}:{key}"
+        blob.location_sha256 = digest
+        blob.ciphertext = b""
+
+
+async def _fetch_one(stores: BlobStores, blob: Blob) -> None:
+    assert blob.location is not None
+    try:
+        store, key = stores.resolve(blob.location)
+        data = await store.get(key)
+    except BlobStoreError as exc:
+        log.error("blob store unavailable", extra={"operation": "get", "detail": str(exc)})
+        raise BlobUnavailable(str(exc)) from None
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), blob.location_sha256 or ""):
+        raise BlobIntegrityError(f"blob {blob.id}: the stored object does not match its digest")
+    # Loaded, not changed: a later flush must not write the bytes into the row.
+    set_committed_value(blob, "ciphertext", data)
+
+
+async def fetch_outside(cipher: BlobCipher, blobs: Iterable[Blob]) -> None:
+    """Bring the ciphertext of located blobs into their (loaded) rows, checked against
+    `location_sha256`; then `open_blob` works as for inline rows."""
+    wanted = [b for b in blobs if b.location is not None and not b.ciphertext]
+    if wanted:
+        await asyncio.gather(*(_fetch_one(cipher.stores, b) for b in wanted))

@@ -17,6 +17,7 @@ from gateway.model.message import Accepted, Submission
 from gateway.store import audit, revocation
 from gateway.store.acceptance import AcceptanceWriter, StampFunction
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
+from gateway.store.blobstore import DATABASE_ONLY, BlobStores
 from gateway.store.db import writing
 from gateway.store.errors import DATABASE_ERRORS, UnknownMessage, database_trouble
 from gateway.store.readers import MessageReader, StoredMessage
@@ -35,8 +36,9 @@ class MessageStore(MessageReader):
         sessions: async_sessionmaker[AsyncSession],
         master_key: bytes,
         audit_key: bytes,
+        blob_stores: BlobStores = DATABASE_ONLY,
     ) -> None:
-        cipher = BlobCipher(derive_key(master_key, BLOB_KEK_PURPOSE))
+        cipher = BlobCipher(derive_key(master_key, BLOB_KEK_PURPOSE), blob_stores)
         super().__init__(sessions, cipher)
         self._audit_key = audit_key
         self._writer = AcceptanceWriter(sessions, cipher, audit_key)

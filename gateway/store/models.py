@@ -172,6 +172,7 @@ class Blob(Base):
     """Encrypted bytes (AES-256-GCM, per-blob data key wrapped by the KEK); see blobs.py."""
 
     __tablename__ = "blobs"
+    __table_args__ = (Index("ix_blobs_location", "location"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, bound into the AAD
     purpose: Mapped[str] = mapped_column(String(32))  # bound into the AAD
@@ -180,8 +181,12 @@ class Blob(Base):
     kek_id: Mapped[str] = mapped_column(String(16))
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
-    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # empty when `location` is set
     created_at: Mapped[str] = mapped_column(String(32))
+    # Outside the database (gateway.store.blobstore): "<scheme>:<key>", and the
+    # SHA-256 of the stored ciphertext object. NULL: the ciphertext is in the row.
+    location: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
+    location_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
 
 
 class Message(Base):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, select
 
-from gateway.store.blobs import open_blob
+from gateway.store.blobs import fetch_outside, open_blob
 from gateway.store.mailbox.base import StoreBase
 from gateway.store.mailbox.records import ContentFacts, MailboxError, chunks
 from gateway.store.models import Blob, InboundCopy, MailContent, Message, MessageCopy
@@ -32,7 +32,9 @@ class ContentReads(StoreBase):
                     .join(Blob, Blob.id == MailContent.meta_blob_id)
                     .where(MailContent.id.in_(chunk))
                 )
-                for content_id, blob in found.all():
+                pairs = found.all()
+                await fetch_outside(self._cipher, [blob for _, blob in pairs])
+                for content_id, blob in pairs:
                     out[content_id] = open_blob(self._cipher, blob)
         return out
 
@@ -48,6 +50,7 @@ class ContentReads(StoreBase):
             blobs = {
                 b.id: b for b in (await session.scalars(select(Blob).where(Blob.id.in_(ids)))).all()
             }
+        await fetch_outside(self._cipher, blobs.values())
         return b"".join(open_blob(self._cipher, blobs[i]) for i in ids)
 
     async def content_facts(self, content_ids: Iterable[int]) -> dict[int, ContentFacts]:

@@ -18,7 +18,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.store.blobs import BlobCipher, seal_blob
+from gateway.store.blobs import BlobCipher, seal_blob, store_outside
 from gateway.store.db import utcnow
 from gateway.store.mailbox.folders import STANDARD_FOLDERS
 from gateway.store.mailbox.records import NoSuchMailbox, flags_text, format_time
@@ -130,6 +130,7 @@ async def insert_content(
         ids.append(blob.id)
     meta_blob = seal_blob(cipher, meta, purpose=PURPOSE_META)
     blobs.append(meta_blob)
+    await store_outside(cipher, blobs)
     session.add_all(blobs)
     await session.flush()
     total = size if size is not None else sum(len(chunk) for chunk in data)
