@@ -7,6 +7,7 @@ files or the environment (gateway.config.loading does), nor derive paths.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,6 +48,30 @@ class ServerSettings(Section):
     def _hostname(cls, value: str) -> str:
         if not value or len(value) > 253 or any(c.isspace() for c in value):
             raise ValueError("must be a host name without spaces")
+        return value
+
+    # PROXY protocol (docs/OPERATIONS.md "Behind a load balancer").
+    trusted_proxies: list[str] = _f(
+        [],
+        "Load balancers (addresses or CIDR networks) whose connections to every"
+        " listener must start with a PROXY protocol header (v1 or v2) giving the"
+        " client's address; from other addresses no header is parsed. Empty: off.",
+    )
+    proxy_header_timeout_seconds: float = _f(
+        5.0, "Seconds a trusted proxy has to send its PROXY header.", gt=0, le=60
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: comma-separated
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an address or network: {str(item)[:64]!r}") from None
         return value
 
 

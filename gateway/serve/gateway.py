@@ -34,6 +34,7 @@ from gateway.serve.audit_checkpointer import AuditCheckpointer
 from gateway.serve.listeners import QuietUvicorn
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
+from gateway.store.counters import COUNTER_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
@@ -190,7 +191,11 @@ class Gateway:
         assert self.directory is not None
         self.store = MessageStore(self.sessions, keys.master_key, audit_key)
         self.authenticator = services.build_authenticator(
-            self.settings, self.directory, self.sessions, audit_key
+            self.settings,
+            self.directory,
+            self.sessions,
+            audit_key,
+            keys.derive(COUNTER_KEY_PURPOSE),
         )
         self.pipeline = services.build_pipeline(
             self.settings,
