@@ -7,12 +7,11 @@ files or the environment (gateway.config.loading does), nor derive paths.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.config import security_mailboxes
+from gateway.config import proxies, security_mailboxes
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -51,28 +50,9 @@ class ServerSettings(Section):
         return value
 
     # PROXY protocol (docs/OPERATIONS.md "Behind a load balancer").
-    trusted_proxies: list[str] = _f(
-        [],
-        "Load balancers (addresses or CIDR networks) whose connections to every"
-        " listener must start with a PROXY protocol header (v1 or v2) giving the"
-        " client's address; from other addresses no header is parsed. Empty: off.",
-    )
-    proxy_header_timeout_seconds: float = _f(
-        5.0, "Seconds a trusted proxy has to send its PROXY header.", gt=0, le=60
-    )
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _trusted_proxies(cls, value: Any) -> Any:
-        if isinstance(value, str):  # from the environment: comma-separated
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, list):
-            for item in value:
-                try:
-                    ipaddress.ip_network(str(item), strict=False)
-                except ValueError:
-                    raise ValueError(f"not an address or network: {str(item)[:64]!r}") from None
-        return value
+    trusted_proxies: list[str] = _f([], proxies.TRUSTED_DOC)
+    proxy_header_timeout_seconds: float = _f(5.0, proxies.TIMEOUT_DOC, gt=0, le=60)
+    _proxies = field_validator("trusted_proxies", mode="before")(proxies.networks)
 
 
 class DatabaseSettings(Section):
