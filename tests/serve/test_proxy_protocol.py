@@ -12,6 +12,7 @@ import base64
 import contextlib
 import ipaddress
 import socket
+import ssl
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
+from gateway.serve import listeners
 from gateway.serve.proxy_header import (
     V2_SIGNATURE,
     ProxyHeader,
@@ -232,3 +234,39 @@ def test_no_trusted_proxies_leave_the_socket_alone() -> None:
         assert accept_through(sock, None, "x") is sock
     finally:
         sock.close()
+
+
+async def echo_client(scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI app answering with the client address it was given."""
+    body = str(scope["client"][0]).encode()
+    length = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": length})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_the_admin_listener_reads_the_header_before_tls(behind: Running) -> None:
+    server, task, port = await listeners.start_admin_listener(behind.gateway.settings, echo_client)
+    try:
+        request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        conn = await connect(port, v2(CLIENT6))
+        await conn.writer.start_tls(behind.tls)
+        await conn.send(request)
+        answer = await asyncio.wait_for(conn.reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(CLIENT6.encode())
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await conn.close()
+        # From an untrusted address the listener is plain HTTPS with its own peer.
+        conn = await connect(port, b"", source=UNTRUSTED)
+        await conn.writer.start_tls(behind.tls)
+        await conn.send(request)
+        answer = await asyncio.wait_for(conn.reader.read(), 10)
+        assert answer.endswith(UNTRUSTED.encode())
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await conn.close()
+        # A header from there is data: HTTP answers 400.
+        conn = await connect(behind.gateway.http_port, v1() + request, source=UNTRUSTED)
+        assert (await conn.line()).startswith(b"HTTP/1.1 400")
+        await conn.close()
+    finally:
+        server.should_exit = True
+        await task
