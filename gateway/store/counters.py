@@ -26,7 +26,7 @@ import hmac
 import math
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.store.db import writing
@@ -42,10 +42,11 @@ _UPSERT = text(
     " DO UPDATE SET hits = edge_counters.hits + :step"
     " RETURNING hits"
 )
-_SUM = text(
-    "SELECT COALESCE(SUM(hits), 0) FROM edge_counters"
-    " WHERE kind = :kind AND key_hash = :key AND window_start > :after"
-)
+# The keyed hash covers the kind, so the hash alone names a counter.
+_SUMS = text(
+    "SELECT key_hash, SUM(hits) FROM edge_counters"
+    " WHERE key_hash IN :keys AND window_start > :after GROUP BY key_hash"
+).bindparams(bindparam("keys", expanding=True))
 _GET = text(
     "SELECT COALESCE(SUM(hits), 0) FROM edge_counters"
     " WHERE kind = :kind AND key_hash = :key AND window_start = :start"
@@ -101,16 +102,14 @@ class SharedCounters:
     async def recent(
         self, items: Iterable[tuple[str, str]], now: float, window: float
     ) -> list[int]:
-        """Hits of each (kind, key) in buckets overlapping the last `window` seconds."""
+        """Hits of each (kind, key) in buckets overlapping the last `window` seconds
+        (one query)."""
+        hashes = [self.key_hash(kind, key) for kind, key in items]
         after = now - window - bucket_length(window)
         async with self._sessions() as session:
-            out = []
-            for kind, key in items:
-                row = await session.execute(
-                    _SUM, {"kind": kind, "key": self.key_hash(kind, key), "after": after}
-                )
-                out.append(int(row.scalar_one()))
-            return out
+            rows = await session.execute(_SUMS, {"keys": hashes, "after": after})
+            found = {key_hash: int(hits) for key_hash, hits in rows}
+        return [found.get(h, 0) for h in hashes]
 
     async def current_fixed(self, kind: str, key: str, now: float, length: float) -> int:
         """Hits in the aligned window holding `now` (no change)."""

@@ -78,6 +78,10 @@ async def test_a_limit_of_n_holds_across_two_nodes(nodes: Nodes) -> None:
     assert await b.known("user@moh.gov", "192.0.2.7", now + 7)
     assert not await b.known("user@moh.gov", "192.0.2.9", now + 7)
     assert verdict.pair_failures == 0
+    # Another right password from there, without failures: no write at all.
+    before = [(r.kind, r.key_hash, r.window_start, r.hits) for r in await nodes.rows()]
+    await a.succeeded("user@moh.gov", "192.0.2.7", now + 8, pair_failures=0)
+    assert [(r.kind, r.key_hash, r.window_start, r.hits) for r in await nodes.rows()] == before
     # Nothing in clear: neither the login nor the address.
     rows = await nodes.rows()
     assert rows and all(len(r.key_hash) == 64 for r in rows)
