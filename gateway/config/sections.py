@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.config import security_mailboxes
+from gateway.config import proxies, security_mailboxes
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -48,6 +48,11 @@ class ServerSettings(Section):
         if not value or len(value) > 253 or any(c.isspace() for c in value):
             raise ValueError("must be a host name without spaces")
         return value
+
+    # PROXY protocol (docs/OPERATIONS.md "Behind a load balancer").
+    trusted_proxies: list[str] = _f([], proxies.TRUSTED_DOC)
+    proxy_header_timeout_seconds: float = _f(5.0, proxies.TIMEOUT_DOC, gt=0, le=60)
+    _proxies = field_validator("trusted_proxies", mode="before")(proxies.networks)
 
 
 class DatabaseSettings(Section):

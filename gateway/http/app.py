@@ -127,7 +127,7 @@ def verification_routes(
 
     async def verify_token(request: Request) -> Response:
         client = client_address(request)
-        wait = radar.check(client, "token")
+        wait = await radar.check(client, "token")
         if wait is not None:
             return too_many(wait)
         token = str(request.path_params["token"])
@@ -146,7 +146,7 @@ def verification_routes(
 
     async def verify_document(request: Request) -> Response:
         client = client_address(request)
-        wait = radar.check(client, "document")
+        wait = await radar.check(client, "document")
         if wait is not None:
             return too_many(wait)
         declared = request.headers.get("content-length", "")

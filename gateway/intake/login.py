@@ -4,7 +4,10 @@ Owns: checking one login attempt (Argon2id off the event loop; unknown users
 cost the same time), asking the failure throttle (gateway.intake.smtp.throttle: per
 account and client address, per address, and a slow-down per account that
 spares addresses the account logged in from before; one throttle for every
-protocol, so guesses cannot be spread across SMTP and IMAP), reporting lockouts
+protocol, so guesses cannot be spread across SMTP and IMAP; its counts in the
+database when several nodes share it, so they cannot be spread across nodes
+either; counts that cannot be read or written make the attempt "unavailable",
+never an unthrottled check), reporting lockouts
 to the audit trail (gateway.intake.lockout_events), and serializing attempts (one at a
 time per account and client address, at most `PER_ADDRESS` at once per address)
 so parallel sessions cannot guess past the throttle while earlier checks still
@@ -26,7 +29,7 @@ from typing import Any
 
 from gateway import metrics
 from gateway.intake.lockout_events import LockoutEvents, LockoutSink
-from gateway.intake.smtp.throttle import LoginThrottle, ThrottleRules
+from gateway.intake.smtp.throttle import FailureCounters, LoginThrottle, ThrottleRules
 from gateway.store.directory import Directory
 from keys import passwords
 from policies.directory import EmployeeStatus
@@ -61,13 +64,14 @@ class Authenticator:
         self,
         directory: Directory,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         rules: ThrottleRules | None = None,
         audit: LockoutSink | None = None,
+        counters: FailureCounters | None = None,
     ):
         self._directory = directory
         self._clock = clock
-        self.throttle = LoginThrottle(rules or ThrottleRules())
+        self.throttle = LoginThrottle(rules or ThrottleRules(), counters)
         self._gates = _Gates()
         self._events = LockoutEvents(audit)
 
@@ -104,10 +108,15 @@ class Authenticator:
         protocol: str,
         second_factor: SecondFactor | None,
     ) -> Outcome:
-        verdict = self.throttle.check(account, peer, self._clock())
-        if verdict.refuse:
-            self._events.report(self.throttle.refused(peer, self._clock()), protocol)
-            return Outcome.THROTTLED
+        try:
+            verdict = await self.throttle.check(account, peer, self._clock())
+            if verdict.refuse:
+                self._events.report(await self.throttle.refused(peer, self._clock()), protocol)
+                return Outcome.THROTTLED
+        except Exception:
+            # Shared counters unreadable: no password is checked unthrottled.
+            log.warning("login throttle unavailable", exc_info=True)
+            return Outcome.UNAVAILABLE
         if verdict.delay:
             # The account fails from everywhere: slow down addresses it never logged
             # in from (never its known ones); no lock an attacker could set off.
@@ -130,10 +139,16 @@ class Authenticator:
             except Exception:
                 log.warning("second factor unavailable during login", exc_info=True)
                 return Outcome.UNAVAILABLE
-        if ok and status == EmployeeStatus.ACTIVE.value:
-            self.throttle.succeeded(account, peer)
-            return Outcome.OK
-        self._events.report(self.throttle.failed(account, peer, self._clock()), protocol)
+        try:
+            if ok and status == EmployeeStatus.ACTIVE.value:
+                await self.throttle.succeeded(
+                    account, peer, self._clock(), pair_failures=verdict.pair_failures
+                )
+                return Outcome.OK
+            self._events.report(await self.throttle.failed(account, peer, self._clock()), protocol)
+        except Exception:
+            log.warning("login throttle unavailable", exc_info=True)
+            return Outcome.UNAVAILABLE
         return Outcome.FAILED
 
     async def drain(self) -> None:

@@ -37,6 +37,7 @@ from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
 from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, stores_from_settings
 from gateway.store.blobstore.gc import collect_forever
+from gateway.store.counters import COUNTER_KEY_PURPOSE
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
 from gateway.store.directory import directory_version as read_version
@@ -222,7 +223,11 @@ class Gateway:
         assert self.directory is not None
         self.store = MessageStore(self.sessions, keys.master_key, audit_key, self.blob_stores)
         self.authenticator = services.build_authenticator(
-            self.settings, self.directory, self.sessions, audit_key
+            self.settings,
+            self.directory,
+            self.sessions,
+            audit_key,
+            keys.derive(COUNTER_KEY_PURPOSE),
         )
         self.pipeline = services.build_pipeline(
             self.settings,

@@ -1,9 +1,11 @@
 """The listeners of `barid serve`, one start function each: submission (STARTTLS and
 implicit TLS), transfer (mutual TLS), IMAP (STARTTLS and implicit TLS), HTTP.
 
-Owns: binding each listener's socket, the handler it serves and the limits it
-runs with, and logging "listening". Must not: build the services behind the
-handlers (gateway.serve.services) or choose the start order (gateway.serve.gateway).
+Owns: binding each listener's socket (behind the PROXY protocol when
+`[server] trusted_proxies` is set: gateway.serve.proxy_listener), the handler
+it serves and the limits it runs with, and logging "listening". Must not: build
+the services behind the handlers (gateway.serve.services) or choose the start
+order (gateway.serve.gateway).
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ from gateway.intake.smtp.sessions import SessionLimits, SmtpShared, shared_for
 from gateway.intake.smtp.slots import SlotTable
 from gateway.intake.smtp.spool import SPOOL_DIR_NAME
 from gateway.intake.transfer import TransferHandler, TransferSMTP
+from gateway.serve.proxy_listener import ProxyRules, accept_through
 from gateway.serve.sockets import StartupError, bind
 from gateway.stamping.dkim import DkimSigner
 from gateway.store.blobs import BlobCipher
+from gateway.store.counters import COUNTER_KEY_PURPOSE, SharedCounters
 from gateway.store.mailbox.store import MailboxStore
 from gateway.store.transfers import FederationStore
 from gateway.verification import VerificationService
 from gateway.verification.radar import Radar, RadarLimits, audit_alerts
+from gateway.verification.radar_windows import SharedWindows
 from keys.gateway_keys import GatewayKeys, KeyFileError
 from policies.directory import DirectorySnapshot
 from policies.holder import PolicyHolder
@@ -55,6 +60,13 @@ class QuietUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def _listen(settings: Settings, host: str, port: int, name: str) -> socket.socket:
+    """The listener's bound socket, behind the PROXY protocol when proxies are trusted."""
+    server = settings.server
+    rules = ProxyRules.parse(server.trusted_proxies, server.proxy_header_timeout_seconds)
+    return accept_through(bind(host, port), rules, name)
 
 
 def _listening(name: str, address: str, port: int) -> None:
@@ -94,7 +106,7 @@ async def start_submission_listeners(
     ):
         listener = await start_listener(
             name,
-            bind(settings.smtp.listen, port),
+            _listen(settings, settings.smtp.listen, port, name),
             handler,
             hostname=settings.server.hostname,
             tls_context=tls,
@@ -136,7 +148,7 @@ async def start_transfer_listener(
     )
     listener = await start_listener(
         "transfer",
-        bind(settings.smtp.listen, settings.smtp.transfer_port),
+        _listen(settings, settings.smtp.listen, settings.smtp.transfer_port, "transfer"),
         handler,
         hostname=settings.server.hostname,
         tls_context=tls,
@@ -175,7 +187,7 @@ async def start_imap_listeners(
     )
     for name, port, implicit in (("imap", imap.port, False), ("imaps", imap.imaps_port, True)):
         ports[name] = await service.start_listener(
-            name, bind(imap.listen, port), implicit_tls=implicit
+            name, _listen(settings, imap.listen, port, name), implicit_tls=implicit
         )
         _listening(name, imap.listen, ports[name])
     return service
@@ -194,7 +206,7 @@ async def start_http_listener(
     """The HTTP listener (admin, API, verification, metrics), serving once it returns:
     the server, its task and its port."""
     http = settings.http
-    sock = bind(http.listen, http.port)
+    sock = _listen(settings, http.listen, http.port, "http")
     port = sock.getsockname()[1]
     app = build_app(
         engine,
@@ -207,6 +219,7 @@ async def start_http_listener(
                 failures=http.verify_failures_per_10_minutes,
             ),
             alerts=audit_alerts(sessions, audit_key),
+            windows=SharedWindows(SharedCounters(sessions, keys.derive(COUNTER_KEY_PURPOSE))),
         ),
         client_setup=ClientSetup(endpoints, snapshot),
     )
@@ -230,7 +243,7 @@ async def start_admin_listener(
     """The admin listener (DESIGN §10): HTTPS only, on `http.admin_address`, serving the
     app `admin` builds (the gateway never imports it); the server, its task, its port."""
     http = settings.http
-    sock = bind(http.admin_address, http.admin_port)
+    sock = _listen(settings, http.admin_address, http.admin_port, "admin")
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,

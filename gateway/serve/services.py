@@ -28,6 +28,7 @@ from gateway.serve.sockets import StartupError
 from gateway.stamping.stamper import Stamper
 from gateway.stamping.trace import TRACE_KEY_PURPOSE
 from gateway.store import migrate
+from gateway.store.counters import LoginFailureCounters, SharedCounters
 from gateway.store.db import durability_problems
 from gateway.store.directory import Directory
 from gateway.store.messages import MessageStore
@@ -126,8 +127,10 @@ def build_authenticator(
     directory: Directory,
     sessions: async_sessionmaker[AsyncSession],
     audit_key: bytes,
+    counter_key: bytes,
 ) -> Authenticator:
-    """The password check with its throttle, shared by SMTP AUTH and IMAP LOGIN."""
+    """The password check with its throttle, shared by SMTP AUTH and IMAP LOGIN (and
+    the admin sign-in), its counts in the database shared by every node."""
     login = settings.login
     return Authenticator(
         directory,
@@ -140,6 +143,7 @@ def build_authenticator(
             known_per_account=login.known_addresses_per_account,
         ),
         audit=audit_lockouts(sessions, audit_key),
+        counters=LoginFailureCounters(SharedCounters(sessions, counter_key), login.window_seconds),
     )
 
 

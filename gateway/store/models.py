@@ -441,6 +441,22 @@ class PolicyVersion(Base):
     client: Mapped[str] = mapped_column(String(100))
 
 
+# ---------------------------------------------------------------- cluster-wide counters
+
+
+class EdgeCounter(Base):
+    """One window of a cluster-wide counter (login failures, verification radar):
+    `key_hash` is a keyed hash of the counted thing, never the address or login.
+    Owned by gateway.store.counters."""
+
+    __tablename__ = "edge_counters"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 # The management plane's accounts live in their own module on the same `Base`;
 # importing it here puts them in `Base.metadata` for migrations and schema checks.
 from gateway.store import admin_models as _admin_models  # noqa: E402, F401

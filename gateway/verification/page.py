@@ -227,7 +227,7 @@ def page_routes(
     async def token_view(request: Request) -> Response:
         lang = page_lang(request.query_params.get("lang"))
         client = client_of(request)
-        wait = radar.check(client, "token")
+        wait = await radar.check(client, "token")
         if wait is not None:
             return _too_many(lang, wait)
         token = str(request.path_params["token"])
@@ -246,7 +246,7 @@ def page_routes(
         if request.method == "GET":
             return html_response(check_page(None, lang))
         client = client_of(request)
-        wait = radar.check(client, "document")
+        wait = await radar.check(client, "document")
         if wait is not None:
             return _too_many(lang, wait)
         declared = request.headers.get("content-length", "")

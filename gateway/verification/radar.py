@@ -25,18 +25,21 @@ event counted in it and lasting its length):
   the registry number, "forgery-spike" with the count), never one per lookup;
   the alert names at most 10 client addresses and never a token.
 
-Memory is bounded: at most `max_keys` (100,000) client addresses and as many
-registry numbers are tracked; beyond that the least recently seen are evicted.
+The counts live behind `RadarWindows` (gateway.verification.radar_windows): in
+this process's memory (bounded: at most `max_keys` (100,000) client addresses
+and as many registry numbers, the least recently seen evicted), or in the
+database shared by every node (`barid serve`), so the limits hold for the
+cluster. A radar whose counts cannot be kept lets lookups through (logged).
 
-The client is the ASGI client host (`request.client.host`): behind a reverse
-proxy that does not set X-Forwarded-For (uvicorn's proxy headers, trusted from
-127.0.0.1 only), all clients share one address.
+The client is the ASGI client host (`request.client.host`): the connection's
+peer, or the client address a trusted proxy gave in its PROXY protocol header
+(gateway.serve.proxy_protocol).
 
 Hook for every route that answers verification lookups (the API in
 gateway/http/app.py; the HTML pages /v/... may use the same instance,
 `app.state.verify_radar`):
 
-    wait = radar.check(client, "token")            # before any work
+    wait = await radar.check(client, "token")      # before any work
     if wait is not None: answer 429, Retry-After: wait
     ... make the lookup ...
     wait = await radar.record(client, "token", verdict.status, [verdict.registry])
@@ -49,11 +52,9 @@ gateway/http/app.py; the HTML pages /v/... may use the same instance,
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,6 +63,7 @@ from gateway import metrics
 from gateway.alerts import kinds
 from gateway.store import audit
 from gateway.store.db import writing
+from gateway.verification.radar_windows import MAX_ALERT_CLIENTS, MemoryWindows, RadarWindows
 
 log = logging.getLogger("barid.verification.radar")
 
@@ -69,7 +71,6 @@ LookupKind = Literal["token", "document"]
 Outcome = Literal["valid", "revoked", "unknown", "forged", "match", "no-match"]
 FAILURES: frozenset[str] = frozenset({"unknown", "forged", "no-match"})
 THROTTLED = "throttled"
-MAX_ALERT_CLIENTS = 10
 ALERT_ACTION = kinds.VERIFY_ALERT_ACTION
 ALERT_ACTOR = "verify-radar"
 TOO_MANY = "too many failed lookups, try again later"
@@ -120,42 +121,6 @@ class Observed:
 AlertSink = Callable[[Alert], Awaitable[None]]
 
 
-@dataclass(slots=True)
-class _Window:
-    """A fixed window of counted events: opened at `start`, `count` events in it."""
-
-    start: float = -math.inf
-    count: int = 0
-    alerted: bool = False
-    clients: list[str] = field(default_factory=list)
-
-    def add(self, now: float, length: float, client: str | None = None) -> int:
-        if now - self.start >= length:
-            self.start, self.count, self.alerted = now, 0, False
-            self.clients = []
-        self.count += 1
-        if (
-            client is not None
-            and len(self.clients) < MAX_ALERT_CLIENTS
-            and client not in self.clients
-        ):
-            self.clients.append(client)
-        return self.count
-
-    def current(self, now: float, length: float) -> int:
-        return self.count if now - self.start < length else 0
-
-    def left(self, now: float, length: float) -> int:
-        """Whole seconds until the window ends (at least 1)."""
-        return max(1, math.ceil(self.start + length - now))
-
-
-@dataclass(slots=True)
-class _Client:
-    minute: _Window = field(default_factory=_Window)
-    failures: _Window = field(default_factory=_Window)
-
-
 class Radar:
     """Throttling and spike detection for verification lookups (see the module doc)."""
 
@@ -163,100 +128,81 @@ class Radar:
         self,
         limits: RadarLimits | None = None,
         *,
-        clock: Clock = time.monotonic,
+        clock: Clock = time.time,
         alerts: AlertSink | None = None,
+        windows: RadarWindows | None = None,
     ) -> None:
         self.limits = limits or RadarLimits()
         self._clock = clock
         self._sink = alerts
-        self._clients: OrderedDict[str, _Client] = OrderedDict()
-        self._registries: OrderedDict[str, _Window] = OrderedDict()
-        self._forgeries = _Window()
-
-    # ---- state (bounded)
-
-    def _client(self, client: str) -> _Client:
-        state = self._clients.get(client)
-        if state is None:
-            state = self._clients[client] = _Client()
-            while len(self._clients) > self.limits.max_keys:
-                self._clients.popitem(last=False)
-        else:
-            self._clients.move_to_end(client)
-        return state
-
-    def _registry(self, registry: str) -> _Window:
-        window = self._registries.get(registry)
-        if window is None:
-            window = self._registries[registry] = _Window()
-            while len(self._registries) > self.limits.max_keys:
-                self._registries.popitem(last=False)
-        else:
-            self._registries.move_to_end(registry)
-        return window
+        self.windows: RadarWindows = windows or MemoryWindows(self.limits.max_keys)
 
     @property
     def tracked(self) -> tuple[int, int]:
-        """(client addresses, registry numbers) tracked now."""
-        return len(self._clients), len(self._registries)
+        """(client addresses, registry numbers) tracked now in this process's memory."""
+        windows = self.windows
+        return windows.tracked if isinstance(windows, MemoryWindows) else (0, 0)
 
     # ---- the hook
 
-    def check(self, client: str, kind: LookupKind) -> int | None:
+    async def check(self, client: str, kind: LookupKind) -> int | None:
         """Before a lookup: None to go ahead, else the Retry-After seconds (the
         per-minute ceiling). Counts the lookup towards the ceiling."""
-        now = self._clock()
-        state = self._client(client)
-        if state.minute.add(now, 60.0) > self.limits.per_minute:
+        try:
+            minute = await self.windows.bump("minute", client, self._clock(), 60.0)
+        except Exception as exc:
+            log.warning("verify radar unavailable", extra={"error": type(exc).__name__})
+            return None  # fail open: the lookup itself needs the database anyway
+        if minute.count > self.limits.per_minute:
             metrics.VERIFY_LOOKUPS.labels(kind, THROTTLED).inc()
-            return state.minute.left(now, 60.0)
+            return minute.left
         return None
 
-    def throttled(self, client: str) -> bool:
+    async def throttled(self, client: str) -> bool:
         """Whether the client's failing lookups are refused now (no state change)."""
-        state = self._clients.get(client)
-        if state is None:
-            return False
-        return state.failures.current(self._clock(), self.limits.failure_window) > (
-            self.limits.failures
-        )
+        limits = self.limits
+        failures = await self.windows.current("fail", client, self._clock(), limits.failure_window)
+        return failures > limits.failures
 
-    def observe(
+    async def observe(
         self, client: str, kind: LookupKind, outcome: Outcome, registries: Iterable[str] = ()
     ) -> Observed:
         """After a lookup with this outcome: whether to refuse the answer, and the
-        spike alerts that this lookup raised (to be written by the caller)."""
+        spike alerts that this lookup raised (to be written by the caller). A
+        window's alert goes to the one lookup that crosses its limit (one per
+        window, also across nodes sharing the counts)."""
         now = self._clock()
-        limits = self.limits
-        state = self._client(client)
+        limits, windows = self.limits, self.windows
         retry_after = None
         if outcome in FAILURES:
-            failures = state.failures.add(now, limits.failure_window)
-            if failures > limits.failures:
-                retry_after = state.failures.left(now, limits.failure_window)
+            failures = await windows.bump("fail", client, now, limits.failure_window)
+            if failures.count > limits.failures:
+                retry_after = failures.left
         metrics.VERIFY_LOOKUPS.labels(kind, outcome if retry_after is None else THROTTLED).inc()
 
         alerts: list[Alert] = []
         window = int(limits.spike_window)
         for registry in dict.fromkeys(r for r in registries if r):
-            seen = self._registry(registry)
-            count = seen.add(now, limits.spike_window, client)
-            if count > limits.registry_spike and not seen.alerted:
-                seen.alerted = True
-                alerts.append(Alert("document-spike", count, window, tuple(seen.clients), registry))
+            seen = await windows.bump("registry", registry, now, limits.spike_window, client)
+            if seen.count == limits.registry_spike + 1:
+                alerts.append(Alert("document-spike", seen.count, window, seen.clients, registry))
         if outcome == "forged":
-            count = self._forgeries.add(now, limits.spike_window, client)
-            if count > limits.forgery_spike and not self._forgeries.alerted:
-                self._forgeries.alerted = True
-                alerts.append(Alert("forgery-spike", count, window, tuple(self._forgeries.clients)))
+            seen = await windows.bump("forged", "", now, limits.spike_window, client)
+            if seen.count == limits.forgery_spike + 1:
+                alerts.append(Alert("forgery-spike", seen.count, window, seen.clients))
         return Observed(retry_after, tuple(alerts))
 
     async def record(
         self, client: str, kind: LookupKind, outcome: Outcome, registries: Iterable[str] = ()
     ) -> int | None:
         """`observe`, then the alerts to the sink (a failing sink is logged, never
-        raised): None to answer the verdict, else the Retry-After seconds."""
-        observed = self.observe(client, kind, outcome, registries)
+        raised): None to answer the verdict, else the Retry-After seconds. Counts
+        that cannot be kept (database unavailable) let the verdict through."""
+        try:
+            observed = await self.observe(client, kind, outcome, registries)
+        except Exception as exc:
+            log.warning("verify radar unavailable", extra={"error": type(exc).__name__})
+            return None
         for alert in observed.alerts:
             log.warning(
                 "verification lookups spike", extra={"kind": alert.kind, "count": alert.count}

@@ -19,6 +19,7 @@ from gateway.intake.lockout_events import EVENTS_PER_MINUTE, LOCKOUT_ACTION, Loc
 from gateway.intake.smtp.throttle import Lockout, LoginThrottle, ThrottleRules
 from gateway.store.models import AuditEvent
 from testkit.imap_hostile import MOF, Raw, Running, assert_no_server_errors, gateway_with, password
+from testkit.throttle_rules import check_throttle_rules
 
 USUAL, ATTACKER, NEW = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 
@@ -126,36 +127,16 @@ async def test_wrong_passwords_from_one_address_do_not_lock_out_the_user(
 # ---- the rules on their own ----------------------------------------------------------------
 
 
-def test_throttle_rules() -> None:
-    rules = ThrottleRules(per_pair=3, per_address=5, per_account=2, slowdown_max=8.0)
-    throttle = LoginThrottle(rules)
-    throttle.succeeded("user", "10.0.0.1")
-    crossed: list[Lockout] = []
-    for n in range(3):
-        assert not throttle.check("user", "10.0.0.9", n).refuse
-        crossed += throttle.failed("USER", "10.0.0.9", n)
-    assert throttle.check("user", "10.0.0.9", 3).refuse  # the pair
-    assert not throttle.check("other", "10.0.0.9", 3).refuse  # another account, same address
-    assert throttle.check("user", "10.0.0.1", 3).delay == 0.0  # known: no wait
-    assert throttle.check("user", "10.0.0.2", 3).delay == 2.0  # 3 failures, 2 allowed: 1 s * 2
-    assert [c.kind for c in crossed] == ["account-slowdown", "account-address"]
-    for n in range(10):  # more failures from elsewhere: the delay doubles up to its maximum
-        throttle.failed("user", f"10.1.0.{n}", 4)
-    assert throttle.check("user", "10.0.0.2", 5).delay == 8.0
-    assert throttle.check("user", "10.0.0.1", 5) == throttle.check("nobody", "10.0.0.1", 5)
-    # The window passes: everything is forgiven.
-    assert throttle.check("user", "10.0.0.9", 10_000) == throttle.check("x", "10.0.0.3", 10_000)
-    # 5 failures from one address across accounts: that address is refused for all.
-    events = [e for n in range(5) for e in throttle.failed(f"a{n}", "10.0.0.7", 20_000)]
-    assert [e.kind for e in events] == ["address"]
-    assert throttle.check("someone", "10.0.0.7", 20_000).refuse
+async def test_throttle_rules() -> None:
+    await check_throttle_rules(LoginThrottle)
 
 
-def test_known_addresses_are_bounded() -> None:
+async def test_known_addresses_are_bounded() -> None:
     throttle = LoginThrottle(ThrottleRules(known_per_account=3))
     for n in range(10):
-        throttle.succeeded("user", f"10.0.0.{n}")
-    assert [throttle.known("user", f"10.0.0.{n}") for n in range(10)] == [False] * 7 + [True] * 3
+        await throttle.succeeded("user", f"10.0.0.{n}", 0)
+    known = [await throttle.known("user", f"10.0.0.{n}", 0) for n in range(10)]
+    assert known == [False] * 7 + [True] * 3
 
 
 async def test_lockout_events_are_rate_limited() -> None:

@@ -50,66 +50,70 @@ def lookups(kind: str, outcome: str) -> float:
 # ---------------------------------------------------------------- pure logic
 
 
-def test_more_than_30_failures_in_10_minutes_throttle_failing_lookups_only() -> None:
+async def test_more_than_30_failures_in_10_minutes_throttle_failing_lookups_only() -> None:
     clock = FakeClock()
     radar = Radar(clock=clock)
     for i in range(30):
         assert (
-            radar.observe("10.0.0.1", "token", "forged" if i % 2 else "unknown").retry_after is None
-        )
+            await radar.observe("10.0.0.1", "token", "forged" if i % 2 else "unknown")
+        ).retry_after is None
         clock.now += 1
-    assert not radar.throttled("10.0.0.1")
-    refused = radar.observe("10.0.0.1", "document", "no-match").retry_after
+    assert not (await radar.throttled("10.0.0.1"))
+    refused = (await radar.observe("10.0.0.1", "document", "no-match")).retry_after
     assert refused == 600 - 30  # until the window opened by the first failure ends
-    assert radar.throttled("10.0.0.1")
+    assert await radar.throttled("10.0.0.1")
     # Successful lookups are never refused by the failure rule; other clients are unaffected.
-    assert radar.observe("10.0.0.1", "token", "valid", ["MOH-2026-000001"]).retry_after is None
-    assert radar.observe("10.0.0.1", "document", "match", ["MOH-2026-000001"]).retry_after is None
-    assert radar.observe("10.0.0.2", "token", "forged").retry_after is None
-    assert radar.check("10.0.0.1", "token") is None  # the ceiling is far away
+    assert (
+        await radar.observe("10.0.0.1", "token", "valid", ["MOH-2026-000001"])
+    ).retry_after is None
+    assert (
+        await radar.observe("10.0.0.1", "document", "match", ["MOH-2026-000001"])
+    ).retry_after is None
+    assert (await radar.observe("10.0.0.2", "token", "forged")).retry_after is None
+    assert (await radar.check("10.0.0.1", "token")) is None  # the ceiling is far away
     clock.now += 570  # the window has ended
-    assert not radar.throttled("10.0.0.1")
-    assert radar.observe("10.0.0.1", "token", "forged").retry_after is None
+    assert not (await radar.throttled("10.0.0.1"))
+    assert (await radar.observe("10.0.0.1", "token", "forged")).retry_after is None
 
 
-def test_failures_spread_over_windows_are_not_throttled() -> None:
+async def test_failures_spread_over_windows_are_not_throttled() -> None:
     clock = FakeClock()
     radar = Radar(clock=clock)
     for _ in range(300):
-        assert radar.observe("10.0.0.1", "token", "forged").retry_after is None
+        assert (await radar.observe("10.0.0.1", "token", "forged")).retry_after is None
         clock.now += 21  # 30 failures take 609 s: never more than 30 in one window
 
 
-def test_per_minute_ceiling_counts_every_lookup_per_address() -> None:
+async def test_per_minute_ceiling_counts_every_lookup_per_address() -> None:
     clock = FakeClock()
     radar = Radar(RadarLimits(per_minute=5), clock=clock)
     before = lookups("token", "throttled")
     for _ in range(5):
-        assert radar.check("10.0.0.1", "token") is None
+        assert (await radar.check("10.0.0.1", "token")) is None
     clock.now += 20
-    assert radar.check("10.0.0.1", "token") == 40
-    assert radar.check("10.0.0.2", "document") is None
+    assert (await radar.check("10.0.0.1", "token")) == 40
+    assert (await radar.check("10.0.0.2", "document")) is None
     assert lookups("token", "throttled") == before + 1
     clock.now += 40
-    assert radar.check("10.0.0.1", "token") is None
+    assert (await radar.check("10.0.0.1", "token")) is None
 
 
-def test_memory_is_bounded_by_evicting_the_least_recently_seen() -> None:
+async def test_memory_is_bounded_by_evicting_the_least_recently_seen() -> None:
     clock = FakeClock()
     radar = Radar(RadarLimits(failures=2, max_keys=3), clock=clock)
     for _ in range(3):
-        radar.observe("a", "token", "forged")
-    assert radar.throttled("a")
+        await radar.observe("a", "token", "forged")
+    assert await radar.throttled("a")
     for name in ["b", "c"]:
-        radar.observe(name, "token", "forged", [f"R-{name}"])
-    radar.observe("a", "token", "valid")  # "a" is the most recent again
-    radar.observe("d", "token", "forged", ["R-d", "R-e"])
+        await radar.observe(name, "token", "forged", [f"R-{name}"])
+    await radar.check("a", "token")  # a lookup: "a" is the most recent again
+    await radar.observe("d", "token", "forged", ["R-d", "R-e"])
     assert radar.tracked == (3, 3)
-    assert radar.throttled("a")  # kept; "b" was evicted
+    assert await radar.throttled("a")  # kept; "b" was evicted
     for i in range(1000):
-        radar.check(f"10.1.{i // 256}.{i % 256}", "token")
+        await radar.check(f"10.1.{i // 256}.{i % 256}", "token")
     assert radar.tracked == (3, 3)
-    assert not radar.throttled("a")
+    assert not (await radar.throttled("a"))
 
 
 def test_default_limits() -> None:
@@ -119,12 +123,12 @@ def test_default_limits() -> None:
     assert limits.max_keys == 100_000
 
 
-def test_one_document_spike_alert_per_window_and_registry() -> None:
+async def test_one_document_spike_alert_per_window_and_registry() -> None:
     clock = FakeClock()
     radar = Radar(RadarLimits(registry_spike=3), clock=clock)
     alerts: list[Alert] = []
     for i in range(20):
-        observed = radar.observe(f"10.0.0.{i}", "document", "match", ["MOH-2026-000001"])
+        observed = await radar.observe(f"10.0.0.{i}", "document", "match", ["MOH-2026-000001"])
         alerts += observed.alerts
         clock.now += 1
     assert len(alerts) == 1
@@ -136,29 +140,29 @@ def test_one_document_spike_alert_per_window_and_registry() -> None:
     assert details["clients"] == [f"10.0.0.{i}" for i in range(4)]
     # Another registry number has its own window; the first one alerts again in a new window.
     for _ in range(4):
-        alerts += radar.observe("x", "token", "valid", ["MOF-2026-000002"]).alerts
+        alerts += (await radar.observe("x", "token", "valid", ["MOF-2026-000002"])).alerts
     assert [a.registry for a in alerts] == ["MOH-2026-000001", "MOF-2026-000002"]
     clock.now += 600
     for _ in range(4):
-        alerts += radar.observe("x", "document", "match", ["MOH-2026-000001"]).alerts
+        alerts += (await radar.observe("x", "document", "match", ["MOH-2026-000001"])).alerts
     assert len(alerts) == 3
 
 
-def test_one_forgery_spike_alert_per_window_with_at_most_ten_clients() -> None:
+async def test_one_forgery_spike_alert_per_window_with_at_most_ten_clients() -> None:
     clock = FakeClock()
     radar = Radar(RadarLimits(forgery_spike=100), clock=clock)
     alerts: list[Alert] = []
     for i in range(500):
-        alerts += radar.observe(f"10.0.{i % 50}.1", "token", "forged").alerts
+        alerts += (await radar.observe(f"10.0.{i % 50}.1", "token", "forged")).alerts
     assert len(alerts) == 1
     details = alerts[0].details()
     assert details["kind"] == "forgery-spike" and details["count"] == 101
     assert "registry" not in details
     assert len(details["clients"]) == 10
-    assert not any(a.alerts for a in [radar.observe("y", "token", "unknown", ["R"])])
+    assert not any(a.alerts for a in [(await radar.observe("y", "token", "unknown", ["R"]))])
     clock.now += 600
     for _ in range(101):
-        alerts += radar.observe("z", "token", "forged").alerts
+        alerts += (await radar.observe("z", "token", "forged")).alerts
     assert len(alerts) == 2 and alerts[1].clients == ("z",)
 
 
@@ -180,12 +184,12 @@ async def test_record_sends_each_alert_once_and_survives_a_failing_sink() -> Non
     assert await radar.record("a", "token", "forged") == 600
 
 
-def test_metrics_count_outcomes_by_kind() -> None:
+async def test_metrics_count_outcomes_by_kind() -> None:
     radar = Radar(RadarLimits(failures=1), clock=FakeClock())
     before = {o: lookups("document", o) for o in ["match", "no-match", "throttled"]}
-    radar.observe("m", "document", "match", ["R"])
-    radar.observe("m", "document", "no-match")
-    radar.observe("m", "document", "no-match")  # the second failure: refused
+    await radar.observe("m", "document", "match", ["R"])
+    await radar.observe("m", "document", "no-match")
+    await radar.observe("m", "document", "no-match")  # the second failure: refused
     assert lookups("document", "match") == before["match"] + 1
     assert lookups("document", "no-match") == before["no-match"] + 1
     assert lookups("document", "throttled") == before["throttled"] + 1

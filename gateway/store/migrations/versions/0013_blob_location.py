@@ -1,7 +1,7 @@
 """Blobs may live outside the database: where (`location`) and the object's SHA-256.
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 Create Date: 2026-12-04
 
 Existing rows keep their ciphertext in the row (both columns NULL). The index on
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0009"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
