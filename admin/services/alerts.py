@@ -24,7 +24,7 @@ from admin.services.scope import acting, check
 from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts.kinds import ACTION_OF, KINDS, AlertKind, KindInfo
 from gateway.alerts.progress import Progress
-from gateway.alerts.standalone import standalone_mailer
+from gateway.serve.alert_mailer import standalone_mailer
 from gateway.store import audit_alerts
 from gateway.store.access_trail import parse_since
 from gateway.store.db import transaction

@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from gateway import metrics
 from gateway.alerts import kinds
-from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts import mailer as mailer_module
+from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts.mailer import AlertMailer
 from gateway.alerts.progress import Progress
 from gateway.alerts.rules import ACCESS_ACTION
