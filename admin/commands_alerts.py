@@ -14,6 +14,7 @@ from admin.cli import common, want_json
 from admin.output import emit
 from admin.service_call import call
 from admin.services import alerts
+from gateway.alerts.progress import Progress
 
 SINCE_HELP = (
     "an ISO 8601 date or date-time (UTC unless an offset is given) or a span back"
@@ -100,18 +101,24 @@ def alerts_ack(ctx: click.Context, alert_id: int, note: str) -> None:
 @common
 @click.option(
     "--since", default=None,
-    help=f"Treat the events at or after this time as new: {SINCE_HELP}"
-    " (default: every event in the rules' lookback).",
+    help=f"Evaluate the events at or after this time again: {SINCE_HELP}"
+    " (default: the events new since the last scan, the running gateway's or this"
+    " command's).",
 )  # fmt: skip
 @click.pass_context
 def alerts_scan(ctx: click.Context, since: str | None) -> None:
     """Run the alert rules now (the running gateway does every [alerts]
     scan_every_seconds): each alert not raised before is written to the audit
-    trail, counted and sent to the webhook; one line per alert raised."""
-    report = call(ctx, lambda actor, app: alerts.scan(actor, app, since))
+    trail, counted and sent to the webhook; then every alert not filed yet goes
+    into its agency's security mailbox. One line per alert raised and a summary;
+    a long scan says how far it is on standard error."""
+    progress = Progress(lambda line: click.echo(line, err=True))
+    report = call(ctx, lambda actor, app: alerts.scan(actor, app, since, progress=progress))
     summary = f"{report.events} events read, {len(report.raised)} alerts raised"
     if report.fired > len(report.raised):
         summary += f", {report.fired - len(report.raised)} raised before"
+    if report.filed:
+        summary += f", {report.filed} alert messages filed"
     emit(
         report.model_dump(mode="json"),
         lambda: "\n".join([*(_line(alert) for alert in report.raised), summary]),

@@ -23,6 +23,8 @@ from admin.services.model import Frozen
 from admin.services.scope import acting, check
 from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts.kinds import ACTION_OF, KINDS, AlertKind, KindInfo
+from gateway.alerts.progress import Progress
+from gateway.serve.alert_mailer import standalone_mailer
 from gateway.store import audit_alerts
 from gateway.store.access_trail import parse_since
 from gateway.store.db import transaction
@@ -187,24 +189,33 @@ class ScanReport(Frozen):
     events: int  # audit events the rules read (new ones and their history)
     fired: int  # alerts the events call for, written now or before
     raised: list[AlertView]  # the alerts written by this scan
+    filed: int = 0  # alert messages filed into security mailboxes (of any scan or source)
 
 
 async def scan(
-    actor: Actor, app: App, since: str | None = None, *, now: dt.datetime | None = None
+    actor: Actor,
+    app: App,
+    since: str | None = None,
+    *,
+    now: dt.datetime | None = None,
+    progress: Progress | None = None,
 ) -> ScanReport:
-    """Run the alert rules at once over the events at or after `since` (default: the
-    rules' whole lookback), writing each alert not written before (audit event,
-    metric, the webhook if configured)."""
+    """Run the alert rules at once over the events new since the last scan (the
+    running gateway's or this command's; the position is shared), or over those at
+    or after `since` (leaving the position alone), writing each alert not written
+    before (audit event, metric, the webhook if configured); then file every alert
+    not filed yet into its security mailbox, through the gateway's own mailer."""
     check(actor, Area.ALERTS, write=True, path=None)
     moment = now or dt.datetime.now(dt.UTC)
     start = _time("since", since, moment)
-    evaluator = AlertEvaluator(app.settings.alerts, app.sessions, app.audit_key)
+    mailer = standalone_mailer(app.settings, app.sessions, app.keys)
+    evaluator = AlertEvaluator(app.settings.alerts, app.sessions, app.audit_key, mailer=mailer)
     try:
         with acting(actor):
             result = await evaluator.scan(
                 since=dt.datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None,
-                now=moment,
-            )
+                now=moment, drain=True, progress=progress,
+            )  # fmt: skip
         async with app.sessions() as session:
             events = [await audit_alerts.alert_event(session, r.event_id) for r in result.raised]
     except DATABASE_ERRORS:
@@ -212,4 +223,4 @@ async def scan(
     finally:
         await evaluator.stop()  # waits for the webhook deliveries
     raised = [_view(event, None) for event in events if event is not None]
-    return ScanReport(events=result.events, fired=result.fired, raised=raised)
+    return ScanReport(events=result.events, fired=result.fired, raised=raised, filed=result.filed)

@@ -5,10 +5,13 @@ about, the kind's named facts, how to acknowledge it) rendered with the
 templates `alert.txt` and `alert.html` (Arabic first, then English), and the
 MIME bytes: From the gateway's own address at the mailbox's domain, a bilingual
 RFC 2047 Subject, `Barid-Alert: <id>`, `Auto-Submitted: auto-generated`, a
-deterministic Message-ID (the same alert gives the same message). Must not:
+deterministic Message-ID (the same alert gives the same message), and, given
+the gateway's DKIM signer for the mailbox's domain, both DKIM-Signature fields
+on top (timestamp: the alert's time), as receipts are signed, so a mail client
+can check the message is the gateway's own. Must not:
 show any detail of the event beyond the kind's named facts (kinds.KINDS), read
 the database or the clock, or deliver anything. Failure: an unknown kind or a
-header that cannot be written raises ValueError.
+header that cannot be written, or a signer for another domain, raises ValueError.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from gateway.alerts.kinds import KINDS
 from gateway.presentation import Value, render_mail_html, render_mail_text, say
+from gateway.stamping.dkim import DkimSigner
 from gateway.stamping.envelope import (
     CRLF,
     MAX_LINE,
@@ -103,10 +107,20 @@ def alert_message_id(alert_id: int, hostname: str) -> str:
     return f"<alert.{alert_id}@{hostname}>"
 
 
-def build_alert_mail(alert: AlertFacts, *, to: str, hostname: str, admin_url: str = "") -> bytes:
-    """The message's bytes (CRLF, 7-bit, base64 bodies) for the mailbox `to`."""
+def build_alert_mail(
+    alert: AlertFacts,
+    *,
+    to: str,
+    hostname: str,
+    admin_url: str = "",
+    signer: DkimSigner | None = None,
+) -> bytes:
+    """The message's bytes (CRLF, 7-bit, base64 bodies) for the mailbox `to`,
+    DKIM-signed by `signer` (whose domain must be the mailbox's) unless None."""
     content = alert_content(alert, admin_url)
     domain = to.rpartition("@")[2]
+    if signer is not None and signer.domain != domain.lower().removesuffix("."):
+        raise ValueError(f"the DKIM signer is for {signer.domain!r}, the alert for {domain!r}")
     title = f"{say('ar', 'alert.title')} / {say('en', 'alert.title')}"
     subject = f"{title}: {content.kind} #{alert.id}"
     if alert.subject:
@@ -140,4 +154,7 @@ def build_alert_mail(alert: AlertFacts, *, to: str, hostname: str, admin_url: st
             close_delimiter(boundary),
         )
     )
-    return b"".join((*fields, CRLF, body))
+    message = b"".join((*fields, CRLF, body))
+    if signer is None:
+        return message
+    return signer.signed(message, timestamp=int(alert.at.timestamp()))

@@ -147,6 +147,7 @@ class Gateway:
         mailer = AlertMailer(
             settings.alerts, sessions, mailboxes, cipher,
             describe=worker.describe, hostname=settings.server.hostname,
+            signer_for=signer_for,
         )  # fmt: skip
         self.alert_rules = AlertEvaluator(settings.alerts, sessions, audit_key, mailer=mailer)
         self.alert_rules.start()

@@ -46,6 +46,8 @@ SIGNED_HEADERS = (
     "barid-receipt",
     "barid-recipient",
     "auto-submitted",
+    "barid-alert",
+    "barid-alert-kind",
 )
 # Runs of WSP that relaxed canonicalization changes: any run with a tab, or two or more
 # characters (a lone space is already canonical, and skipping it is much faster).
