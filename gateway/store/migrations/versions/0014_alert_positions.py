@@ -1,7 +1,7 @@
 """The alert rules' and the alert mailer's positions start at the end of the audit trail.
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0013
 Create Date: 2026-12-14
 
 Two rows of `meta` (gateway.store.alert_positions): `alert_scan_position` (audit
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0009"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
