@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import cast
 
 from sqlalchemy import func, select
 
@@ -16,6 +17,18 @@ from gateway.store.blobs import open_blob
 from gateway.store.mailbox.base import StoreBase
 from gateway.store.mailbox.records import ContentFacts, MailboxError, chunks
 from gateway.store.models import Blob, InboundCopy, MailContent, Message, MessageCopy
+
+# What open_blob reads of a blob row, selected as columns (Core rows, not ORM objects).
+_BLOB_COLUMNS = (
+    Blob.id,
+    Blob.purpose,
+    Blob.sha256,
+    Blob.size,
+    Blob.kek_id,
+    Blob.nonce,
+    Blob.wrapped_key,
+    Blob.ciphertext,
+)
 
 
 class ContentReads(StoreBase):
@@ -28,12 +41,13 @@ class ContentReads(StoreBase):
         async with self.reading("load_meta") as session:
             for chunk in chunks(wanted, 500):
                 found = await session.execute(
-                    select(MailContent.id, Blob)
+                    select(MailContent.id.label("content_id"), *_BLOB_COLUMNS)
                     .join(Blob, Blob.id == MailContent.meta_blob_id)
                     .where(MailContent.id.in_(chunk))
                 )
-                for content_id, blob in found.all():
-                    out[content_id] = open_blob(self._cipher, blob)
+                for values in found.all():
+                    # The row has the Blob attributes open_blob reads; no ORM object made.
+                    out[values.content_id] = open_blob(self._cipher, cast(Blob, values))
         return out
 
     async def load_bytes(self, content_id: int) -> bytes:
@@ -45,9 +59,8 @@ class ContentReads(StoreBase):
             if parts_json is None:
                 raise MailboxError("message no longer exists")
             ids: list[str] = json.loads(parts_json)
-            blobs = {
-                b.id: b for b in (await session.scalars(select(Blob).where(Blob.id.in_(ids)))).all()
-            }
+            found = await session.execute(select(*_BLOB_COLUMNS).where(Blob.id.in_(ids)))
+            blobs = {values.id: cast(Blob, values) for values in found.all()}
         return b"".join(open_blob(self._cipher, blobs[i]) for i in ids)
 
     async def content_facts(self, content_ids: Iterable[int]) -> dict[int, ContentFacts]:
