@@ -32,6 +32,7 @@ while acceptances wait; large copies are described in a second process
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -45,6 +46,9 @@ from gateway import metrics
 from gateway.delivery.loop import WorkerLoop
 from gateway.delivery.pool import ParsePool
 from gateway.delivery.receipt_writer import ReceiptWriter
+from gateway.imap.describe import describe as describe_mail
+from gateway.imap.describe_copy import MAGIC as COPY_MAGIC
+from gateway.imap.describe_copy import copy_request
 from gateway.model.target import LOCAL, DeliveryTarget
 from gateway.stamping.dkim import DkimSigner
 from gateway.store import audit
@@ -76,6 +80,8 @@ log = logging.getLogger("barid.delivery")
 BATCH = 8  # units per write transaction: short holds of the SQLite write lock
 BATCH_BYTES = 64 * 1024 * 1024
 DEFER_SECONDS = 300.0
+# The parse process's function that takes a copy's parts (gateway.imap.describe_copy).
+COPY_DESCRIBE = "gateway.imap.describe_copy:describe_job"
 QUEUE_GAUGE_SECONDS = 10.0  # queue depth gauges are refreshed at most this often
 
 
@@ -121,6 +127,7 @@ class MailWorker(WorkerLoop):
         # `describe` names the function ("module:function"); large copies are
         # described in a second process (see gateway.delivery.pool).
         self._pool = ParsePool(describe)
+        self._copy_requests = describe == COPY_DESCRIBE
         self._describe = self._pool
         self._audit_key = audit_key
         self._gauges_at: float | None = None
@@ -128,7 +135,7 @@ class MailWorker(WorkerLoop):
             sessions,
             cipher,
             mailboxes,
-            describe=self._pool,
+            describe=self.describe,
             signer_for=signer_for,
             verify_url=verify_url,
             hostname=hostname,
@@ -140,6 +147,9 @@ class MailWorker(WorkerLoop):
 
     async def describe(self, raw: bytes) -> bytes:
         """The stored description of a mail (parsed in the parse process when large)."""
+        if self._copy_requests and raw.startswith(COPY_MAGIC):
+            # Bytes from outside that look like a copy request are described as a mail.
+            return await asyncio.to_thread(describe_mail, raw)
         return await self._describe(raw)
 
     async def close(self) -> None:
@@ -180,8 +190,8 @@ class MailWorker(WorkerLoop):
         broken: list[_Copy] = []
         for copy in copies:
             try:
-                raw = await self._copy_bytes(copy)
-                meta = await self._describe(raw)
+                parts = await self._copy_parts(copy)
+                meta = await self._describe(self._describe_request(*parts))
             except StoreUnavailable:
                 raise
             except Exception:
@@ -192,7 +202,7 @@ class MailWorker(WorkerLoop):
                 )
                 broken.append(copy)
                 continue
-            prepared.append(_Prepared(copy, meta, len(raw)))
+            prepared.append(_Prepared(copy, meta, sum(len(part) for part in parts)))
         outcomes: list[str] = []
         async with self._mailboxes.writing("deliver") as scope:
             outcomes = await self._deliver_batch(scope, prepared)
@@ -281,7 +291,8 @@ class MailWorker(WorkerLoop):
             )
         return out
 
-    async def _copy_bytes(self, copy: _Copy) -> bytes:
+    async def _copy_parts(self, copy: _Copy) -> tuple[bytes, bytes, bytes]:
+        """(prefix, original, suffix) of a copy, decrypted."""
         try:
             async with self._sessions() as session:
                 blobs = {
@@ -292,7 +303,15 @@ class MailWorker(WorkerLoop):
                 }
         except DATABASE_ERRORS:
             raise StoreUnavailable() from None
-        return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
+        prefix, original, suffix = (open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
+        return prefix, original, suffix
+
+    def _describe_request(self, prefix: bytes, original: bytes, suffix: bytes) -> bytes:
+        """What the parse process gets for a copy: the parts apart when its function
+        describes copies (the original parsed once per message), else the whole mail."""
+        if self._copy_requests:
+            return copy_request(prefix, original, suffix)
+        return prefix + original + suffix
 
     async def _deliver_batch(self, scope: WriteScope, prepared: list[_Prepared]) -> list[str]:
         """Store the prepared copies in one transaction; an outcome ("delivered" or
