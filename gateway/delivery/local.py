@@ -58,11 +58,11 @@ from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.mailbox.folders import INBOX
 from gateway.store.mailbox.store import (
     MailboxStore,
+    NewCopy,
     StoreUnavailable,
     WriteScope,
-    append_in,
     ensure_folders_in,
-    insert_content,
+    file_copies_in,
 )
 from gateway.store.models import (
     Blob,
@@ -188,9 +188,11 @@ class MailWorker(WorkerLoop):
             return 0
         prepared = []
         broken: list[_Copy] = []
+        blobs = await self._blob_rows(copies)
+        plain: dict[str, bytes] = {}  # an original shared by copies is decrypted once
         for copy in copies:
             try:
-                parts = await self._copy_parts(copy)
+                parts = self._copy_parts(copy, blobs, plain)
                 meta = await self._describe(self._describe_request(*parts))
             except StoreUnavailable:
                 raise
@@ -291,19 +293,24 @@ class MailWorker(WorkerLoop):
             )
         return out
 
-    async def _copy_parts(self, copy: _Copy) -> tuple[bytes, bytes, bytes]:
-        """(prefix, original, suffix) of a copy, decrypted."""
+    async def _blob_rows(self, copies: list[_Copy]) -> dict[str, Blob]:
+        """The stored blobs of a batch of copies, in one read."""
+        wanted = sorted({blob_id for copy in copies for blob_id in copy.blob_ids})
         try:
             async with self._sessions() as session:
-                blobs = {
-                    b.id: b
-                    for b in (
-                        await session.scalars(select(Blob).where(Blob.id.in_(copy.blob_ids)))
-                    ).all()
-                }
+                found = await session.scalars(select(Blob).where(Blob.id.in_(wanted)))
+                return {blob.id: blob for blob in found.all()}
         except DATABASE_ERRORS:
             raise StoreUnavailable() from None
-        prefix, original, suffix = (open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
+
+    def _copy_parts(
+        self, copy: _Copy, blobs: dict[str, Blob], plain: dict[str, bytes]
+    ) -> tuple[bytes, bytes, bytes]:
+        """(prefix, original, suffix) of a copy, decrypted (KeyError: a blob is missing)."""
+        for blob_id in copy.blob_ids:
+            if blob_id not in plain:
+                plain[blob_id] = open_blob(self._cipher, blobs[blob_id])
+        prefix, original, suffix = (plain[blob_id] for blob_id in copy.blob_ids)
         return prefix, original, suffix
 
     def _describe_request(self, prefix: bytes, original: bytes, suffix: bytes) -> bytes:
@@ -348,26 +355,21 @@ class MailWorker(WorkerLoop):
         events: list[audit.Event] = []
         outcomes: list[str] = []
         folders: dict[int, dict[str, int]] = {}
+        filed: list[NewCopy] = []
         for item, employee_id in deliverable:
             copy = item.copy
             if copy.entry_id not in claimed:
                 continue  # another worker delivered it
             if employee_id not in folders:
                 folders[employee_id] = await ensure_folders_in(session, employee_id)
-            content_id = await insert_content(
-                session,
-                self._cipher,
-                kind="copy",
-                meta=item.meta,
-                blob_ids=copy.blob_ids,
-                size=item.size,
-                message_id=copy.message_id,
-                copy_id=copy.copy_id,
+            inbox = folders[employee_id][INBOX]
+            filed.append(
+                NewCopy(inbox, item.meta, copy.blob_ids, item.size, copy.message_id, copy.copy_id)
             )
-            await append_in(scope, folders[employee_id][INBOX], content_id)
             jobs.append(_receipt_job(copy.message_id, "delivery", copy.recipient, now))
             events.append(self._event("message.deliver", copy, {"mailbox": INBOX}))
             outcomes.append("delivered")
+        await file_copies_in(scope, self._cipher, filed)  # a few statements for the batch
         for item, reason in failing:
             copy = item.copy
             if not await _claim(session, [copy.entry_id], now, delivered=False, error=reason):
