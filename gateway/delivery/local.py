@@ -32,7 +32,6 @@ while acceptances wait; large copies are described in a second process
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -44,11 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
 from gateway.delivery.loop import WorkerLoop
+from gateway.delivery.parse_worker import COPY_MAGIC, copy_request
 from gateway.delivery.pool import ParsePool
 from gateway.delivery.receipt_writer import ReceiptWriter
-from gateway.imap.describe import describe as describe_mail
-from gateway.imap.describe_copy import MAGIC as COPY_MAGIC
-from gateway.imap.describe_copy import copy_request
 from gateway.model.target import LOCAL, DeliveryTarget
 from gateway.stamping.dkim import DkimSigner
 from gateway.store import audit
@@ -148,8 +145,9 @@ class MailWorker(WorkerLoop):
     async def describe(self, raw: bytes) -> bytes:
         """The stored description of a mail (parsed in the parse process when large)."""
         if self._copy_requests and raw.startswith(COPY_MAGIC):
-            # Bytes from outside that look like a copy request are described as a mail.
-            return await asyncio.to_thread(describe_mail, raw)
+            # Bytes from outside that look like a copy request: sent as a copy with no
+            # prefix or suffix, which the parse process describes whole.
+            raw = copy_request(b"", raw, b"")
         return await self._describe(raw)
 
     async def close(self) -> None:

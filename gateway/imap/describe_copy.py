@@ -10,8 +10,9 @@ ENVELOPE, BODYSTRUCTURE, size and lines are then replaced by the original's. The
 result is byte for byte what `describe(prefix + original + suffix)` makes (the
 tests compare them).
 
-Owns: `describe_copy`, the request format the parse process takes
-(`copy_request`, `describe_job`) and the original's cache. Must not: touch the
+Owns: `describe_copy`, `describe_job` (the parse process's function: copy
+requests of gateway.delivery.parse_worker, or whole mails) and the original's
+cache. Must not: touch the
 store. Failure behaviour: a copy whose layout is not the stamper's (no
 message/rfc822 part holding the stand-in, a suffix that does not open with a
 delimiter) is described whole, as before; malformed requests raise ValueError.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,10 +32,9 @@ from pymap.mime import MessageContent
 from pymap.parsing.response.fetch import BodyStructure, EnvelopeStructure
 from pymap.parsing.specials import FetchRequirement
 
+from gateway.delivery.parse_worker import split_copy_request
 from gateway.imap.describe import Unloadable, describe, serialize
 
-MAGIC = b"\x00barid-copy/1\x00"  # a request for the parse process, never a mail's first bytes
-_LENGTHS = struct.Struct(">II")
 STANDIN = b"X-Barid-Standin: original\r\n\r\n"
 _CACHE_SIZE = 32
 
@@ -51,26 +50,12 @@ _cache: OrderedDict[bytes, _Original] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def copy_request(prefix: bytes, original: bytes, suffix: bytes) -> bytes:
-    """The payload `describe_job` answers with the copy's description."""
-    return MAGIC + _LENGTHS.pack(len(prefix), len(original)) + prefix + original + suffix
-
-
 def describe_job(payload: bytes) -> bytes:
     """The parse process's function: a `copy_request`, or a whole mail as `describe`."""
-    if not payload.startswith(MAGIC):
+    parts = split_copy_request(payload)
+    if parts is None:
         return describe(payload)
-    at = len(MAGIC) + _LENGTHS.size
-    if len(payload) < at:
-        raise ValueError("truncated copy request")
-    prefix_len, original_len = _LENGTHS.unpack_from(payload, len(MAGIC))
-    if at + prefix_len + original_len > len(payload):
-        raise ValueError("truncated copy request")
-    view = memoryview(payload)
-    prefix = bytes(view[at : at + prefix_len])
-    original = bytes(view[at + prefix_len : at + prefix_len + original_len])
-    suffix = bytes(view[at + prefix_len + original_len :])
-    return describe_copy(prefix, original, suffix)
+    return describe_copy(*parts)
 
 
 def describe_copy(prefix: bytes, original: bytes, suffix: bytes) -> bytes:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.delivery.parse_worker import COPY_MAGIC, copy_request
 from gateway.delivery.pool import ParsePool
 from gateway.imap.describe import describe
-from gateway.imap.describe_copy import MAGIC, copy_request, describe_copy, describe_job
+from gateway.imap.describe_copy import describe_copy, describe_job
 from gateway.stamping import TRACE_KEY_PURPOSE, Stamper
 from keys.gateway_keys import default_keys_dir, ensure_gateway_keys, load_gateway_keys
 from testkit.stamp import ISSUED_AT, PUBLIC_URL, make_submission, plain_original
@@ -57,7 +58,12 @@ def test_other_layouts_are_described_whole(stamper: Stamper) -> None:
     # A whole mail passes through describe_job unchanged; a cut request is refused.
     assert describe_job(original) == describe(original)
     with pytest.raises(ValueError):
-        describe_job(MAGIC + b"\x00\x00")
+        describe_job(COPY_MAGIC + b"\x00\x00")
+    with pytest.raises(ValueError):
+        describe_job(copy_request(b"a", b"bc", b"")[:-1])
+    # A mail that opens like a request, sent as a copy with no parts around it.
+    odd = COPY_MAGIC + original
+    assert describe_job(copy_request(b"", odd, b"")) == describe(odd)
 
 
 async def test_the_parse_process_describes_copy_requests(stamper: Stamper, tmp_path: Path) -> None:
