@@ -3,8 +3,6 @@ copy's description, byte for byte; the parse process takes both kinds of request
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gateway.delivery.parse_worker import COPY_MAGIC, copy_request
@@ -66,7 +64,7 @@ def test_other_layouts_are_described_whole(stamper: Stamper) -> None:
     assert describe_job(copy_request(b"", odd, b"")) == describe(odd)
 
 
-async def test_the_parse_process_describes_copy_requests(stamper: Stamper, tmp_path: Path) -> None:
+async def test_the_parse_process_describes_copy_requests(stamper: Stamper) -> None:
     original = plain_original(40_000)
     prefix, suffix = _copies(stamper, original)[0]
     pool = ParsePool("gateway.imap.describe_copy:describe_job", in_process_below=1024)
