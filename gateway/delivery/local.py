@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
 from gateway.delivery.loop import WorkerLoop
+from gateway.delivery.parse_worker import COPY_MAGIC, copy_request
 from gateway.delivery.pool import ParsePool
 from gateway.delivery.receipt_writer import ReceiptWriter
 from gateway.model.target import LOCAL, DeliveryTarget
@@ -54,11 +55,11 @@ from gateway.store.errors import DATABASE_ERRORS
 from gateway.store.mailbox.folders import INBOX
 from gateway.store.mailbox.store import (
     MailboxStore,
+    NewCopy,
     StoreUnavailable,
     WriteScope,
-    append_in,
     ensure_folders_in,
-    insert_content,
+    file_copies_in,
 )
 from gateway.store.models import (
     Blob,
@@ -76,6 +77,8 @@ log = logging.getLogger("barid.delivery")
 BATCH = 8  # units per write transaction: short holds of the SQLite write lock
 BATCH_BYTES = 64 * 1024 * 1024
 DEFER_SECONDS = 300.0
+# The parse process's function that takes a copy's parts (gateway.imap.describe_copy).
+COPY_DESCRIBE = "gateway.imap.describe_copy:describe_job"
 QUEUE_GAUGE_SECONDS = 10.0  # queue depth gauges are refreshed at most this often
 
 
@@ -121,6 +124,7 @@ class MailWorker(WorkerLoop):
         # `describe` names the function ("module:function"); large copies are
         # described in a second process (see gateway.delivery.pool).
         self._pool = ParsePool(describe)
+        self._copy_requests = describe == COPY_DESCRIBE
         self._describe = self._pool
         self._audit_key = audit_key
         self._gauges_at: float | None = None
@@ -128,7 +132,7 @@ class MailWorker(WorkerLoop):
             sessions,
             cipher,
             mailboxes,
-            describe=self._pool,
+            describe=self.describe,
             signer_for=signer_for,
             verify_url=verify_url,
             hostname=hostname,
@@ -140,6 +144,10 @@ class MailWorker(WorkerLoop):
 
     async def describe(self, raw: bytes) -> bytes:
         """The stored description of a mail (parsed in the parse process when large)."""
+        if self._copy_requests and raw.startswith(COPY_MAGIC):
+            # Bytes from outside that look like a copy request: sent as a copy with no
+            # prefix or suffix, which the parse process describes whole.
+            raw = copy_request(b"", raw, b"")
         return await self._describe(raw)
 
     async def close(self) -> None:
@@ -178,10 +186,15 @@ class MailWorker(WorkerLoop):
             return 0
         prepared = []
         broken: list[_Copy] = []
+        blobs = await self._blob_rows(copies)
+        plain: dict[str, bytes] = {}  # an original shared by copies is decrypted once
         for copy in copies:
             try:
-                raw = await self._copy_bytes(copy)
-                meta = await self._describe(raw)
+                # Blobs kept in a blob store are fetched per copy (a shared original
+                # once), so one damaged object holds up only its own copy.
+                await fetch_outside(self._cipher, [blobs[b] for b in copy.blob_ids if b in blobs])
+                parts = self._copy_parts(copy, blobs, plain)
+                meta = await self._describe(self._describe_request(*parts))
             except StoreUnavailable:
                 raise
             except Exception:
@@ -192,7 +205,7 @@ class MailWorker(WorkerLoop):
                 )
                 broken.append(copy)
                 continue
-            prepared.append(_Prepared(copy, meta, len(raw)))
+            prepared.append(_Prepared(copy, meta, sum(len(part) for part in parts)))
         outcomes: list[str] = []
         async with self._mailboxes.writing("deliver") as scope:
             outcomes = await self._deliver_batch(scope, prepared)
@@ -281,19 +294,32 @@ class MailWorker(WorkerLoop):
             )
         return out
 
-    async def _copy_bytes(self, copy: _Copy) -> bytes:
+    async def _blob_rows(self, copies: list[_Copy]) -> dict[str, Blob]:
+        """The stored blobs of a batch of copies, in one read."""
+        wanted = sorted({blob_id for copy in copies for blob_id in copy.blob_ids})
         try:
             async with self._sessions() as session:
-                blobs = {
-                    b.id: b
-                    for b in (
-                        await session.scalars(select(Blob).where(Blob.id.in_(copy.blob_ids)))
-                    ).all()
-                }
+                found = await session.scalars(select(Blob).where(Blob.id.in_(wanted)))
+                return {blob.id: blob for blob in found.all()}
         except DATABASE_ERRORS:
             raise StoreUnavailable() from None
-        await fetch_outside(self._cipher, blobs.values())
-        return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
+
+    def _copy_parts(
+        self, copy: _Copy, blobs: dict[str, Blob], plain: dict[str, bytes]
+    ) -> tuple[bytes, bytes, bytes]:
+        """(prefix, original, suffix) of a copy, decrypted (KeyError: a blob is missing)."""
+        for blob_id in copy.blob_ids:
+            if blob_id not in plain:
+                plain[blob_id] = open_blob(self._cipher, blobs[blob_id])
+        prefix, original, suffix = (plain[blob_id] for blob_id in copy.blob_ids)
+        return prefix, original, suffix
+
+    def _describe_request(self, prefix: bytes, original: bytes, suffix: bytes) -> bytes:
+        """What the parse process gets for a copy: the parts apart when its function
+        describes copies (the original parsed once per message), else the whole mail."""
+        if self._copy_requests:
+            return copy_request(prefix, original, suffix)
+        return prefix + original + suffix
 
     async def _deliver_batch(self, scope: WriteScope, prepared: list[_Prepared]) -> list[str]:
         """Store the prepared copies in one transaction; an outcome ("delivered" or
@@ -330,26 +356,21 @@ class MailWorker(WorkerLoop):
         events: list[audit.Event] = []
         outcomes: list[str] = []
         folders: dict[int, dict[str, int]] = {}
+        filed: list[NewCopy] = []
         for item, employee_id in deliverable:
             copy = item.copy
             if copy.entry_id not in claimed:
                 continue  # another worker delivered it
             if employee_id not in folders:
                 folders[employee_id] = await ensure_folders_in(session, employee_id)
-            content_id = await insert_content(
-                session,
-                self._cipher,
-                kind="copy",
-                meta=item.meta,
-                blob_ids=copy.blob_ids,
-                size=item.size,
-                message_id=copy.message_id,
-                copy_id=copy.copy_id,
+            inbox = folders[employee_id][INBOX]
+            filed.append(
+                NewCopy(inbox, item.meta, copy.blob_ids, item.size, copy.message_id, copy.copy_id)
             )
-            await append_in(scope, folders[employee_id][INBOX], content_id)
             jobs.append(_receipt_job(copy.message_id, "delivery", copy.recipient, now))
             events.append(self._event("message.deliver", copy, {"mailbox": INBOX}))
             outcomes.append("delivered")
+        await file_copies_in(scope, self._cipher, filed)  # a few statements for the batch
         for item, reason in failing:
             copy = item.copy
             if not await _claim(session, [copy.entry_id], now, delivered=False, error=reason):

@@ -7,6 +7,10 @@ function raised) then a 4-byte length and the result (or the exception's class
 name). The child ends at end of input. It imports nothing of the parent's
 program, so any program may start it (unlike multiprocessing's spawn, which
 re-imports the parent's main module).
+
+Also owns the copy request format (`copy_request`, `split_copy_request`): a
+delivered copy sent as its three parts, so that the child's function
+(gateway.imap.describe_copy.describe_job) can parse the shared original once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,33 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 _LENGTH = struct.Struct(">I")
+COPY_MAGIC = b"\x00barid-copy/1\x00"  # opens a copy request, never a mail of ours
+_PARTS = struct.Struct(">II")
+
+
+def copy_request(prefix: bytes, original: bytes, suffix: bytes) -> bytes:
+    """One payload holding a copy's prefix, original and suffix."""
+    return COPY_MAGIC + _PARTS.pack(len(prefix), len(original)) + prefix + original + suffix
+
+
+def split_copy_request(payload: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(prefix, original, suffix) of a `copy_request`; None for any other payload;
+    ValueError for a cut one."""
+    if not payload.startswith(COPY_MAGIC):
+        return None
+    at = len(COPY_MAGIC) + _PARTS.size
+    if len(payload) < at:
+        raise ValueError("truncated copy request")
+    prefix_len, original_len = _PARTS.unpack_from(payload, len(COPY_MAGIC))
+    middle = at + prefix_len
+    if middle + original_len > len(payload):
+        raise ValueError("truncated copy request")
+    view = memoryview(payload)
+    return (
+        bytes(view[at:middle]),
+        bytes(view[middle : middle + original_len]),
+        bytes(view[middle + original_len :]),
+    )
 
 
 def load(spec: str) -> Callable[[bytes], bytes]:

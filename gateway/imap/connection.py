@@ -31,10 +31,12 @@ from pymap.parsing.response import (
 )
 from pymap.parsing.state import ParsingInterrupt, ParsingState
 
+from gateway.imap import fast_format
 from gateway.imap.limits import LiteralBudget, TransferRules
 from gateway.imap.scan import Announcement, CommandScan
 
 log = logging.getLogger("barid.imap")
+fast_format.install()  # pymap's response formatting without Protocol isinstance checks
 
 MAX_LINE = 64 * 1024
 MAX_PREAUTH_LITERAL = 4096

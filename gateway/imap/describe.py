@@ -18,10 +18,13 @@ from pymap.message import BaseLoadedMessage, BaseMessage
 from pymap.mime import MessageContent
 from pymap.parsing.specials import FetchRequirement
 
+from gateway.imap import fast_format
+
 VERSION = 1
+fast_format.install()  # also in the parse process, which writes BODYSTRUCTUREs
 
 
-class _Unloadable(BaseMessage):
+class Unloadable(BaseMessage):
     """Stands in for the message object pymap's loaded view wants; never loaded."""
 
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
@@ -42,22 +45,28 @@ def describe(raw: bytes) -> bytes:
     """The description of `raw` (a whole RFC 5322 message), serialized."""
     content = MessageContent.parse(raw)
     loaded = BaseLoadedMessage(
-        _Unloadable(1, dt.datetime.now(dt.UTC), ()), FetchRequirement.CONTENT, content
+        Unloadable(1, dt.datetime.now(dt.UTC), ()), FetchRequirement.CONTENT, content
     )
     structure = loaded.get_body_structure()
-    fields = {
-        "v": VERSION,
-        "header": bytes(content.header),
-        "envelope": bytes(loaded.get_envelope_structure()),
-        "body": bytes(structure),
-        "bodystructure": bytes(structure.extended),
-    }
-    out: dict[str, object] = {
-        k: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v
-        for k, v in fields.items()
-    }
-    out["size"] = len(raw)
-    out["lines"] = content.lines
+    return serialize(
+        header=bytes(content.header),
+        envelope=bytes(loaded.get_envelope_structure()),
+        body=bytes(structure),
+        bodystructure=bytes(structure.extended),
+        size=len(raw),
+        lines=content.lines,
+    )
+
+
+def serialize(
+    *, header: bytes, envelope: bytes, body: bytes, bodystructure: bytes, size: int, lines: int
+) -> bytes:
+    """A description's stored form (the fields of `Description`)."""
+    fields = {"header": header, "envelope": envelope, "body": body, "bodystructure": bodystructure}
+    out: dict[str, object] = {"v": VERSION}
+    out.update((k, base64.b64encode(v).decode("ascii")) for k, v in fields.items())
+    out["size"] = size
+    out["lines"] = lines
     return json.dumps(out, separators=(",", ":")).encode("ascii")
 
 

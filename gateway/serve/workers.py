@@ -28,7 +28,9 @@ from gateway.store.messages import MessageStore
 from keys.gateway_keys import GatewayKeys
 
 log = logging.getLogger("barid.serve")
-DESCRIBE = "gateway.imap.describe:describe"  # run by the mail worker's parse process
+# Run by the mail worker's parse process: whole mails, and copies whose original
+# is parsed once per message (gateway.imap.describe_copy).
+DESCRIBE = "gateway.imap.describe_copy:describe_job"
 
 
 class DkimSigners:

@@ -47,6 +47,8 @@ import logging
 import os
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -148,7 +150,33 @@ def seal_blob(cipher: BlobCipher, data: bytes, *, purpose: str) -> Blob:
     )
 
 
-def open_blob(cipher: BlobCipher, blob: Blob) -> bytes:
+@dataclass(slots=True)
+class BlobValues:
+    """A blob row read as plain columns (`BLOB_COLUMNS`), no ORM object made: what
+    `open_blob` and `fetch_outside` read, on the hot read paths."""
+
+    id: str
+    purpose: str
+    sha256: str
+    size: int
+    kek_id: str
+    nonce: bytes
+    wrapped_key: bytes
+    ciphertext: bytes
+    location: str | None
+    location_sha256: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> BlobValues:
+        return cls(*(getattr(row, name) for name in _VALUE_NAMES))
+
+
+_VALUE_NAMES = tuple(f.name for f in fields(BlobValues))
+# Select these (e.g. beside other columns) and build BlobValues.of(row).
+BLOB_COLUMNS = tuple(getattr(Blob, name) for name in _VALUE_NAMES)
+
+
+def open_blob(cipher: BlobCipher, blob: Blob | BlobValues) -> bytes:
     """Decrypt a loaded row and check its size and digest; BlobIntegrityError otherwise."""
     if blob.location is not None and not blob.ciphertext:
         raise BlobError(f"blob {blob.id} lives in a blob store: fetch_outside it first")
@@ -211,7 +239,7 @@ async def store_outside(cipher: BlobCipher, blobs: Iterable[Blob]) -> None:
         blob.ciphertext = b""
 
 
-async def _fetch_one(stores: BlobStores, blob: Blob) -> None:
+async def _fetch_one(stores: BlobStores, blob: Blob | BlobValues) -> None:
     assert blob.location is not None
     try:
         store, key = stores.resolve(blob.location)
@@ -221,11 +249,14 @@ async def _fetch_one(stores: BlobStores, blob: Blob) -> None:
         raise BlobUnavailable(str(exc)) from None
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), blob.location_sha256 or ""):
         raise BlobIntegrityError(f"blob {blob.id}: the stored object does not match its digest")
-    # Loaded, not changed: a later flush must not write the bytes into the row.
-    set_committed_value(blob, "ciphertext", data)
+    if isinstance(blob, Blob):
+        # Loaded, not changed: a later flush must not write the bytes into the row.
+        set_committed_value(blob, "ciphertext", data)
+    else:  # BlobValues, read as plain columns
+        blob.ciphertext = data
 
 
-async def fetch_outside(cipher: BlobCipher, blobs: Iterable[Blob]) -> None:
+async def fetch_outside(cipher: BlobCipher, blobs: Iterable[Blob | BlobValues]) -> None:
     """Bring the ciphertext of located blobs into their (loaded) rows, checked against
     `location_sha256`; then `open_blob` works as for inline rows."""
     wanted = [b for b in blobs if b.location is not None and not b.ciphertext]

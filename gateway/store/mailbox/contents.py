@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, select
 
-from gateway.store.blobs import fetch_outside, open_blob
+from gateway.store.blobs import BLOB_COLUMNS, BlobValues, fetch_outside, open_blob
 from gateway.store.mailbox.base import StoreBase
 from gateway.store.mailbox.records import ContentFacts, MailboxError, chunks
 from gateway.store.models import Blob, InboundCopy, MailContent, Message, MessageCopy
@@ -28,13 +28,13 @@ class ContentReads(StoreBase):
         async with self.reading("load_meta") as session:
             for chunk in chunks(wanted, 500):
                 found = await session.execute(
-                    select(MailContent.id, Blob)
+                    select(MailContent.id.label("content_id"), *BLOB_COLUMNS)
                     .join(Blob, Blob.id == MailContent.meta_blob_id)
                     .where(MailContent.id.in_(chunk))
                 )
-                pairs = found.all()
-                await fetch_outside(self._cipher, [blob for _, blob in pairs])
-                for content_id, blob in pairs:
+                values = {row.content_id: BlobValues.of(row) for row in found.all()}
+                await fetch_outside(self._cipher, values.values())
+                for content_id, blob in values.items():
                     out[content_id] = open_blob(self._cipher, blob)
         return out
 
@@ -47,9 +47,8 @@ class ContentReads(StoreBase):
             if parts_json is None:
                 raise MailboxError("message no longer exists")
             ids: list[str] = json.loads(parts_json)
-            blobs = {
-                b.id: b for b in (await session.scalars(select(Blob).where(Blob.id.in_(ids)))).all()
-            }
+            found = await session.execute(select(*BLOB_COLUMNS).where(Blob.id.in_(ids)))
+            blobs = {row.id: BlobValues.of(row) for row in found.all()}
         await fetch_outside(self._cipher, blobs.values())
         return b"".join(open_blob(self._cipher, blobs[i]) for i in ids)
 

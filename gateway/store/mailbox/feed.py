@@ -13,13 +13,14 @@ from sqlalchemy import func, select, update
 
 from gateway.store.mailbox.base import StoreBase
 from gateway.store.mailbox.records import (
+    MAIL_ROW_COLUMNS,
     Changes,
     MailboxStatus,
     MailRow,
     NoSuchMailbox,
     chunks,
     flags_of,
-    mail_row,
+    row_of,
 )
 from gateway.store.models import Mailbox, MailboxExpunge, MailboxMessage, MailContent
 
@@ -61,19 +62,21 @@ class ChangeFeed(StoreBase):
     async def changes(self, mailbox_id: int, since: int | None) -> Changes:
         """Mails changed (or all, for since=None) and UIDs expunged after `since`."""
         async with self.reading("changes") as session:
-            box = await session.get(Mailbox, mailbox_id)
-            if box is None:
+            highest = await session.scalar(
+                select(Mailbox.highest_modseq).where(Mailbox.id == mailbox_id)
+            )
+            if highest is None:
                 raise NoSuchMailbox("no such mailbox")
             query = (
-                select(MailboxMessage, MailContent)
+                select(*MAIL_ROW_COLUMNS)
                 .join(MailContent, MailContent.id == MailboxMessage.content_id)
                 .where(MailboxMessage.mailbox_id == mailbox_id)
                 .order_by(MailboxMessage.uid)
             )
             expunged: list[int] = []
             if since is not None:
-                if since >= box.highest_modseq:
-                    return Changes(box.highest_modseq, [], [])
+                if since >= highest:
+                    return Changes(highest, [], [])
                 query = query.where(MailboxMessage.modseq > since)
                 expunged = list(
                     (
@@ -85,21 +88,40 @@ class ChangeFeed(StoreBase):
                         )
                     ).all()
                 )
-            rows = [mail_row(m, c) for m, c in (await session.execute(query)).all()]
-        return Changes(box.highest_modseq, rows, expunged)
+            rows = [row_of(r) for r in (await session.execute(query)).all()]
+        return Changes(highest, rows, expunged)
 
     async def rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MailRow]:
         """The current rows of `uids` (missing ones were expunged)."""
+        wanted = sorted(set(uids))
         out: dict[int, MailRow] = {}
+        if not wanted:
+            return out
+        query = select(*MAIL_ROW_COLUMNS).join(
+            MailContent, MailContent.id == MailboxMessage.content_id
+        )
         async with self.reading("rows") as session:
-            for chunk in chunks(sorted(set(uids)), 500):
+            if wanted[-1] - wanted[0] < 2 * len(wanted) + 64:
+                # A dense set (1:*, a page of a folder): one range read, filtered here.
                 found = await session.execute(
-                    select(MailboxMessage, MailContent)
-                    .join(MailContent, MailContent.id == MailboxMessage.content_id)
-                    .where(MailboxMessage.mailbox_id == mailbox_id, MailboxMessage.uid.in_(chunk))
+                    query.where(
+                        MailboxMessage.mailbox_id == mailbox_id,
+                        MailboxMessage.uid.between(wanted[0], wanted[-1]),
+                    )
                 )
-                for message, content in found.all():
-                    out[message.uid] = mail_row(message, content)
+                chosen = set(wanted)
+                for values in found.all():
+                    if values[0] in chosen:
+                        out[values[0]] = row_of(values)
+                return out
+            for chunk in chunks(wanted, 500):
+                found = await session.execute(
+                    query.where(
+                        MailboxMessage.mailbox_id == mailbox_id, MailboxMessage.uid.in_(chunk)
+                    )
+                )
+                for values in found.all():
+                    out[values[0]] = row_of(values)
         return out
 
     async def claim_recent(self, mailbox_id: int) -> list[int]:

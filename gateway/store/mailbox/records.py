@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.store.models import Mailbox, MailboxMessage, MailContent
 
@@ -82,6 +83,9 @@ class ContentFacts:
 
 
 def parse_time(value: str) -> dt.datetime:
+    """A stored time (`format_time`'s form); fromisoformat is C, strptime is not."""
+    if len(value) == 27 and value[-1] == "Z":
+        return dt.datetime.fromisoformat(value[:-1]).replace(tzinfo=dt.UTC)
     return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
@@ -123,15 +127,23 @@ def check_flags(flags: Iterable[str]) -> frozenset[str]:
     return out
 
 
-def mail_row(message: MailboxMessage, content: MailContent) -> MailRow:
+# The columns `row_of` reads, in its order: a Core select of these builds no ORM objects.
+MAIL_ROW_COLUMNS = (
+    MailboxMessage.uid,
+    MailboxMessage.flags,
+    MailboxMessage.internal_date,
+    MailboxMessage.content_id,
+    MailContent.size,
+    MailContent.kind,
+    MailboxMessage.recent,
+)
+
+
+def row_of(values: Any) -> MailRow:
+    """A MailRow from a result row of MAIL_ROW_COLUMNS."""
+    uid, flags, internal_date, content_id, size, kind, recent = values
     return MailRow(
-        uid=message.uid,
-        flags=flags_of(message.flags),
-        internal_date=parse_time(message.internal_date),
-        content_id=message.content_id,
-        size=content.size,
-        kind=content.kind,
-        recent=message.recent,
+        uid, flags_of(flags), parse_time(internal_date), content_id, size, kind, bool(recent)
     )
 
 

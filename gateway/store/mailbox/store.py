@@ -55,10 +55,12 @@ from gateway.store.mailbox.records import (
 from gateway.store.mailbox.writes import (
     PURPOSE_MAIL,
     PURPOSE_META,
+    NewCopy,
     WriteScope,
     append_in,
     ensure_folders_in,
     expunge_in,
+    file_copies_in,
     insert_content,
     new_uid_validity,
 )
@@ -88,6 +90,7 @@ __all__ = [
     "MailboxNameError",
     "MailboxStatus",
     "MailboxStore",
+    "NewCopy",
     "NoSuchMailbox",
     "StoreBase",
     "StoreUnavailable",
@@ -97,6 +100,7 @@ __all__ = [
     "check_flags",
     "ensure_folders_in",
     "expunge_in",
+    "file_copies_in",
     "flags_of",
     "flags_text",
     "format_time",
