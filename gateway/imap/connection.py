@@ -14,6 +14,7 @@ import logging
 import re
 from typing import Any
 
+from pymap.exceptions import ResponseError
 from pymap.imap import IMAPConnection
 from pymap.imap.state import ConnectionState
 from pymap.parsing import Params
@@ -191,7 +192,18 @@ class Connection(IMAPConnection):
         # of a thousand headers is some nine fragments per message).
         buffer = _Coalesced(self.writer)
         try:
-            await resp.async_write(buffer)
+            try:
+                await resp.async_write(buffer)
+            except ResponseError as refusal:
+                # pymap loads a message's content in the writing hook of its FETCH
+                # response, before any byte of that response is written; a store error
+                # there (a blob that fails its integrity check, a store outage) ends
+                # the command with its NO after the responses already sent, and the
+                # session goes on (RFC 3501 §7.1).
+                if not isinstance(resp, CommandResponse) or resp.tag == b"*":
+                    raise
+                resp = refusal.get_response(resp.tag)
+                resp.write(buffer)
             buffer.flush()
             await self._drain()
         except ConnectionError:
