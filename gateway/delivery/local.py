@@ -68,7 +68,7 @@ from gateway.store.models import (
     MessageCopy,
     ReceiptJob,
 )
-from gateway.store.queue import QueueAdmin
+from gateway.store.queue import QueueAdmin, shares_work, skip_locked
 from policies.directory import EmployeeStatus
 
 log = logging.getLogger("barid.delivery")
@@ -124,6 +124,7 @@ class MailWorker(WorkerLoop):
         self._describe = self._pool
         self._audit_key = audit_key
         self._gauges_at: float | None = None
+        self._shared = shares_work(sessions)  # PostgreSQL: claims skip locked rows
         self._receipts = ReceiptWriter(
             sessions,
             cipher,
@@ -173,17 +174,49 @@ class MailWorker(WorkerLoop):
     # ---- deliveries ------------------------------------------------------------------------
 
     async def deliver_local(self) -> int:
-        copies = await self._due_copies()
-        if not copies:
+        if self._shared:
+            return await self._deliver_locked()
+        try:
+            async with self._sessions() as session:
+                copies = await self._due_copies(session)
+                prepared, broken = await self._prepare(session, copies)
+        except DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        if not prepared and not broken:
             return 0
-        prepared = []
+        async with self._mailboxes.writing("deliver") as scope:
+            outcomes = await self._deliver_batch(scope, prepared)
+            for copy in broken:
+                await self._defer(scope.session, copy.entry_id)
+        return self._count(outcomes, broken)
+
+    async def _deliver_locked(self) -> int:
+        """PostgreSQL: take the due entries FOR UPDATE SKIP LOCKED in the transaction
+        that stores them, so several nodes share the queue without overlap or waits."""
+        async with self._mailboxes.writing("deliver") as scope:
+            copies = await self._due_copies(scope.session, lock=True)
+            prepared, broken = await self._prepare(scope.session, copies)
+            outcomes = await self._deliver_batch(scope, prepared)
+            for copy in broken:
+                await self._defer(scope.session, copy.entry_id)
+        return self._count(outcomes, broken)
+
+    @staticmethod
+    def _count(outcomes: list[str], broken: list[_Copy]) -> int:
+        for outcome in outcomes:  # counted once committed
+            metrics.DELIVERIES.labels(outcome).inc()
+        return len(outcomes) + len(broken)
+
+    async def _prepare(
+        self, session: AsyncSession, copies: list[_Copy]
+    ) -> tuple[list[_Prepared], list[_Copy]]:
+        prepared: list[_Prepared] = []
         broken: list[_Copy] = []
         for copy in copies:
+            blobs = await self._copy_blobs(session, copy)
             try:
-                raw = await self._copy_bytes(copy)
+                raw = b"".join(open_blob(self._cipher, _present(blob)) for blob in blobs)
                 meta = await self._describe(raw)
-            except StoreUnavailable:
-                raise
             except Exception:
                 # A copy that cannot be read (a damaged blob, a bug) must not hold up
                 # the others: it waits DEFER_SECONDS and is tried again.
@@ -193,14 +226,7 @@ class MailWorker(WorkerLoop):
                 broken.append(copy)
                 continue
             prepared.append(_Prepared(copy, meta, len(raw)))
-        outcomes: list[str] = []
-        async with self._mailboxes.writing("deliver") as scope:
-            outcomes = await self._deliver_batch(scope, prepared)
-            for copy in broken:
-                await self._defer(scope.session, copy.entry_id)
-        for outcome in outcomes:  # counted once committed
-            metrics.DELIVERIES.labels(outcome).inc()
-        return len(outcomes) + len(broken)
+        return prepared, broken
 
     @staticmethod
     async def _defer(session: AsyncSession, entry_id: int) -> None:
@@ -216,51 +242,48 @@ class MailWorker(WorkerLoop):
             )
         )
 
-    async def _due_copies(self) -> list[_Copy]:
+    async def _due_copies(self, session: AsyncSession, *, lock: bool = False) -> list[_Copy]:
         now = utcnow()
-        try:
-            async with self._sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(
-                            DeliveryQueueEntry.id,
-                            MessageCopy.id,
-                            MessageCopy.message_id,
-                            MessageCopy.recipient,
-                            MessageCopy.trace_code,
-                            Message.registry_number,
-                            MessageCopy.prefix_blob_id,
-                            Message.original_blob_id,
-                            MessageCopy.suffix_blob_id,
-                            Message.size,
-                        )
-                        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
-                        .join(Message, Message.id == MessageCopy.message_id)
-                        .where(
-                            DeliveryQueueEntry.target == LOCAL.column,
-                            DeliveryQueueEntry.state == "queued",
-                            DeliveryQueueEntry.next_attempt_at <= now,
-                        )
-                        .order_by(DeliveryQueueEntry.id)
-                        .limit(BATCH)
+        query = (
+            select(
+                DeliveryQueueEntry.id,
+                MessageCopy.id,
+                MessageCopy.message_id,
+                MessageCopy.recipient,
+                MessageCopy.trace_code,
+                Message.registry_number,
+                MessageCopy.prefix_blob_id,
+                Message.original_blob_id,
+                MessageCopy.suffix_blob_id,
+                Message.size,
+            )
+            .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+            .join(Message, Message.id == MessageCopy.message_id)
+            .where(
+                DeliveryQueueEntry.target == LOCAL.column,
+                DeliveryQueueEntry.state == "queued",
+                DeliveryQueueEntry.next_attempt_at <= now,
+            )
+            .order_by(DeliveryQueueEntry.id)
+            .limit(BATCH)
+        )
+        if lock:
+            query = skip_locked(query, session, DeliveryQueueEntry)
+        rows = (await session.execute(query)).all()
+        backlog = len(rows)
+        if backlog == BATCH:
+            backlog = int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(DeliveryQueueEntry)
+                    .where(
+                        DeliveryQueueEntry.target == LOCAL.column,
+                        DeliveryQueueEntry.state == "queued",
                     )
-                ).all()
-                backlog = len(rows)
-                if backlog == BATCH:
-                    backlog = int(
-                        await session.scalar(
-                            select(func.count())
-                            .select_from(DeliveryQueueEntry)
-                            .where(
-                                DeliveryQueueEntry.target == LOCAL.column,
-                                DeliveryQueueEntry.state == "queued",
-                            )
-                        )
-                        or 0
-                    )
-                metrics.DELIVERY_QUEUE_LAG.set(backlog)
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+                )
+                or 0
+            )
+        metrics.DELIVERY_QUEUE_LAG.set(backlog)
         out: list[_Copy] = []
         total = 0
         for row in rows:
@@ -281,18 +304,11 @@ class MailWorker(WorkerLoop):
             )
         return out
 
-    async def _copy_bytes(self, copy: _Copy) -> bytes:
-        try:
-            async with self._sessions() as session:
-                blobs = {
-                    b.id: b
-                    for b in (
-                        await session.scalars(select(Blob).where(Blob.id.in_(copy.blob_ids)))
-                    ).all()
-                }
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
-        return b"".join(open_blob(self._cipher, blobs[i]) for i in copy.blob_ids)
+    @staticmethod
+    async def _copy_blobs(session: AsyncSession, copy: _Copy) -> list[Blob | None]:
+        found = (await session.scalars(select(Blob).where(Blob.id.in_(copy.blob_ids)))).all()
+        blobs = {b.id: b for b in found}
+        return [blobs.get(i) for i in copy.blob_ids]
 
     async def _deliver_batch(self, scope: WriteScope, prepared: list[_Prepared]) -> list[str]:
         """Store the prepared copies in one transaction; an outcome ("delivered" or
@@ -405,6 +421,12 @@ async def _claim(
         .execution_options(synchronize_session=False)
     )
     return set(result.scalars().all())
+
+
+def _present(blob: Blob | None) -> Blob:
+    if blob is None:
+        raise LookupError("a blob of the copy is missing")
+    return blob
 
 
 def _receipt_job(
