@@ -71,6 +71,7 @@ class AuditEventView(Frozen):
     target: str
     outcome: str
     details: dict[str, Any]
+    node: str | None = None  # the gateway node that appended it (None: before nodes)
 
 
 class ChainReport(Frozen):

@@ -49,6 +49,9 @@ class ServerSettings(Section):
             raise ValueError("must be a host name without spaces")
         return value
 
+    node_id: str = _f("", "This node's name in audit events, the access trail and log lines"
+                      " (empty: this machine's host name).", max_length=64, pattern=r"^\S*$")
+
 
 class DatabaseSettings(Section):
     url: str = _f(

@@ -28,11 +28,13 @@ from gateway.intake.acceptance import SubmissionPipeline
 from gateway.intake.login import Authenticator
 from gateway.intake.smtp.listeners import Listener, stop_listeners
 from gateway.intake.submission import SubmissionHandler
+from gateway.logs import node_name
 from gateway.serve import listeners, services, workers
 from gateway.serve.admin_hook import AdminAppFactory, AdminResources
 from gateway.serve.audit_checkpointer import AuditCheckpointer
 from gateway.serve.listeners import QuietUvicorn
 from gateway.store.audit import AUDIT_KEY_PURPOSE
+from gateway.store.audit import set_node as set_audit_node
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
@@ -86,6 +88,9 @@ class Gateway:
     async def start(self) -> None:
         """Start everything, in this order; a failure raises StartupError (then `stop`)."""
         settings, sessions = self.settings, self.sessions
+        set_audit_node(
+            node_name(settings.server.node_id)
+        )  # every event this process appends names it
         keys = services.load_keys(settings)
         await services.check_database(settings, self.engine)
         audit_key = keys.derive(AUDIT_KEY_PURPOSE)

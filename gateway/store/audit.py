@@ -23,6 +23,12 @@ accepts an unsealed head only while nothing shows a seal ever existed (the
 append never launders a head whose MAC is wrong: it keeps the head marked
 broken (BROKEN_HEAD_MAC), so the break stays visible to `verify`.
 
+Nodes: every event records the node that appended it (`node`, the gateway's
+`server.node_id`, set once per process by `set_node`; the host name until then).
+An event with a node has it in its MAC as a ninth element; events from before
+the column (node NULL) keep their eight-element MAC, so old chains still verify
+and a node added to or removed from an event breaks it.
+
 `acting(...)` names who acts beyond the `actor` string (role, client address,
 channel): every event appended inside it carries those facts under "acting".
 """
@@ -33,6 +39,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -56,6 +63,18 @@ VERIFY_BATCH = 2000
 # An audit-mode policy rule matched one recipient of a submission (details: rule,
 # sender, recipient, registry when accepted; target: the registry, else the sender).
 POLICY_AUDIT_HIT = "policy.audit-hit"
+
+_NODE = {"id": (socket.gethostname() or "node")[:64]}
+
+
+def set_node(node_id: str) -> None:
+    """Name this process's node in the events it appends (at start, from the config)."""
+    _NODE["id"] = node_id[:64]
+
+
+def node() -> str:
+    return _NODE["id"]
+
 
 _ACTING: ContextVar[Mapping[str, Any] | None] = ContextVar("barid_audit_acting", default=None)
 
@@ -96,9 +115,13 @@ def event_mac(
     outcome: str,
     details: str,
     prev_mac: str,
+    node: str | None = None,
 ) -> str:
+    fields: list[object] = [event_id, at, actor, action, target, outcome, details, prev_mac]
+    if node is not None:
+        fields.append(node)
     body = json.dumps(
-        [event_id, at, actor, action, target, outcome, details, prev_mac],
+        fields,
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -218,6 +241,7 @@ async def append(
         outcome=outcome,
         details=canonical_details(_with_acting(details)),
         prev_mac=head.last_mac,
+        node=node(),
     )
     event.mac = event_mac(
         key,
@@ -229,6 +253,7 @@ async def append(
         outcome=event.outcome,
         details=event.details,
         prev_mac=event.prev_mac,
+        node=event.node,
     )
     session.add(event)
     head.last_id = event.id
@@ -258,6 +283,7 @@ async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]
     intact = await _head_intact(session, key, head)
     rows = []
     prev, event_id = head.last_mac, head.last_id
+    here = node()
     for event in events:
         event_id += 1
         at = utcnow()
@@ -272,6 +298,7 @@ async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]
             outcome=event.outcome,
             details=details,
             prev_mac=prev,
+            node=here,
         )
         rows.append(
             {
@@ -284,6 +311,7 @@ async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]
                 "details": details,
                 "prev_mac": prev,
                 "mac": mac,
+                "node": here,
             }
         )
         prev = mac
@@ -346,6 +374,7 @@ async def _walk_chain(
                 outcome=ev.outcome,
                 details=ev.details,
                 prev_mac=ev.prev_mac,
+                node=ev.node,
             )
             if not hmac.compare_digest(mac, ev.mac):
                 report.problems.append(f"event {ev.id}: content changed (MAC mismatch)")
@@ -436,6 +465,7 @@ async def recent(
             "target": ev.target,
             "outcome": ev.outcome,
             "details": json.loads(ev.details),
+            "node": ev.node,
         }
         for ev in reversed(rows)
     ]

@@ -109,6 +109,7 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_mac: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)  # server.node_id
 
 
 class AuditHead(Base):
