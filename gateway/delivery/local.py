@@ -8,10 +8,12 @@ message bytes beyond calling gateway.delivery.receipts, or speak IMAP/SMTP.
 Exactly once, across crashes and several workers (nodes): each unit of work is
 claimed *inside* the transaction that stores its result, by a guarded update
 (`UPDATE delivery_queue SET state='delivered' ... WHERE id=:id AND
-state='queued'`, and likewise for receipt jobs). A second worker's update
-waits on the first's row lock (PostgreSQL) or the write lock (SQLite) and then
-matches nothing, so its transaction stores nothing; a crash before the commit
-leaves the entry queued and nothing stored, to be done again after restart.
+state='queued'`, and likewise for receipt jobs). On PostgreSQL (several nodes)
+the due entries are selected FOR UPDATE SKIP LOCKED inside that same
+transaction, so two nodes take disjoint entries and never wait on each other;
+on SQLite a second worker's update waits on the write lock and then matches
+nothing, so its transaction stores nothing. A crash before the commit leaves
+the entry queued and nothing stored, to be done again after restart.
 
 Per delivered copy, in one transaction: the queue entry becomes "delivered"
 with its delivery time; the copy (prefix + stored original + suffix, by blob

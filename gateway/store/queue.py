@@ -7,7 +7,9 @@ claims only 'queued' entries the same way): the change applies to the state it
 was meant for or does nothing and raises `QueueStateError` naming the current
 state. Every change is audited ("queue.retry", "queue.hold", "queue.release",
 "queue.purge"). A purge owes the sender a non-delivery receipt (reason
-"withdrawn"), rendered by the worker. Must not: deliver anything.
+"withdrawn"), rendered by the worker. Also owns `skip_locked`, the candidate
+select of every queue claim on PostgreSQL (FOR UPDATE SKIP LOCKED), so several
+nodes share the work. Must not: deliver anything.
 """
 
 from __future__ import annotations
