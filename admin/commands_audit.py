@@ -58,6 +58,7 @@ def audit_verify(ctx: click.Context, archive: str | None, trusted_keys: str | No
         text = (
             f"audit chain intact: {result['events']} events, {result['checkpoints']}"
             f" signed checkpoint(s), head {'sealed' if result['head_sealed'] else 'not sealed yet'}"
+            + (f", {result['staged']} staged (not chained yet)" if result["staged"] else "")
         )
         _verdict(ctx, result, text, "audit chain broken")
         return

@@ -80,6 +80,7 @@ class ChainReport(Frozen):
     checkpoints: int  # signed checkpoints checked
     head_sealed: bool  # the head row carries a MAC
     problems: list[str]
+    staged: int = 0  # of `events`, appended but not chained yet (PostgreSQL, about a second)
 
 
 class CheckpointView(Frozen):
@@ -195,6 +196,7 @@ async def verify_chain(actor: Actor, app: App) -> ChainReport:
         checkpoints=count,
         head_sealed=head_sealed,
         problems=report.problems + problems,
+        staged=report.staged,
     )
 
 

@@ -437,6 +437,24 @@ class PolicyVersion(Base):
     client: Mapped[str] = mapped_column(String(100))
 
 
+class AuditPending(Base):
+    """An audit event staged on PostgreSQL while another transaction held the head:
+    no chain position yet; `mac` covers the event alone. Moved into the chain, in
+    `id` order, by the next transaction that holds the head (gateway.store.audit_pending)."""
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(400))
+    outcome: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str] = mapped_column(Text)
+    node: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 # The management plane's accounts live in their own module on the same `Base`;
 # importing it here puts them in `Base.metadata` for migrations and schema checks.
 from gateway.store import admin_models as _admin_models  # noqa: E402, F401
