@@ -58,6 +58,7 @@ def audit_verify(ctx: click.Context, archive: str | None, trusted_keys: str | No
         text = (
             f"audit chain intact: {result['events']} events, {result['checkpoints']}"
             f" signed checkpoint(s), head {'sealed' if result['head_sealed'] else 'not sealed yet'}"
+            + (f", {result['staged']} staged (not chained yet)" if result["staged"] else "")
         )
         _verdict(ctx, result, text, "audit chain broken")
         return
@@ -143,7 +144,7 @@ def audit_log(ctx: click.Context, action: str | None, since: str | None, limit: 
     rows = [event.model_dump() for event in found]
     emit(
         rows,
-        lambda: table(rows, ["id", "at", "actor", "action", "target", "outcome"]),
+        lambda: table(rows, ["id", "at", "node", "actor", "action", "target", "outcome"]),
         as_json=want_json(ctx),
     )
 
@@ -159,6 +160,7 @@ def _access_lines(entries: list[AccessEntry], limit: int) -> str:
             f"trace={e.trace}" if e.trace is not None else f"trace=- ({e.copy or '?'} copy)",
             f"{e.protocol or '-'} {e.client or '-'}",
             f"{e.mailbox or '-'} uid={'-' if e.uid is None else e.uid}",
+            f"node={e.node or '-'}",
             " ".join(e.items) or "-",
         ]
         for e in entries

@@ -57,7 +57,8 @@ def running_as_root(allow_root: bool, *, euid: int | None = None) -> bool:
 
 
 def _serve(settings: Settings) -> None:
-    logs.configure(settings.server.log_level, settings.server.log_format)
+    server = settings.server
+    logs.configure(server.log_level, server.log_format, logs.node_name(server.node_id))
     try:
         from admin.api.wiring import admin_app_for  # FastAPI loads only for `serve`
 

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from admin.errors import EXIT_USAGE, CliError
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.logs import node_name
 from gateway.store import migrate
 from gateway.store.audit import AUDIT_KEY_PURPOSE
+from gateway.store.audit import set_node as set_audit_node
 from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, stores_from_settings
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
@@ -27,9 +29,11 @@ from keys.key_files import KeyFileError
 def settings_from(config: str | None) -> Settings:
     """Settings from --config FILE, else $BARID_CONFIG, else defaults; exit 2 when bad."""
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as exc:
         raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
+    set_audit_node(node_name(settings.server.node_id))  # the CLI's audit events name this node
+    return settings
 
 
 @dataclass

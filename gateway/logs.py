@@ -3,8 +3,10 @@
 Owns: log set-up and the rule that log records carry facts, never secrets
 (passwords, keys, message bodies): an error's traceback keeps its frames, but
 exception texts are cut short and scrubbed of credentials and SQL parameters.
-Must not: write audit events; those go to the audit chain, which is durable and
-tamper-evident, unlike logs.
+Every line names the node (`server.node_id`) that wrote it, so the logs of
+several gateways sharing one database can be merged. Must not: write audit
+events; those go to the audit chain, which is durable and tamper-evident,
+unlike logs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import sys
 import time
 import traceback
@@ -69,10 +72,20 @@ def safe_traceback(exc: BaseException, tb: TracebackType | None) -> list[str]:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record; `node` (the gateway's server.node_id) on every line."""
+
+    def __init__(self, node: str | None = None) -> None:
+        super().__init__()
+        self.node = node
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
+        }
+        if self.node is not None:
+            entry["node"] = self.node
+        entry |= {
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -87,12 +100,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure(level: str = "info", fmt: str = "json") -> None:
+def node_name(configured: str = "") -> str:
+    """This node's name: `server.node_id` when set, else the machine's host name."""
+    return (configured or socket.gethostname() or "node")[:64]
+
+
+def configure(level: str = "info", fmt: str = "json", node: str | None = None) -> None:
+    """Log to stderr; every line names `node` (server.node_id) when given."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(node))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        where = "" if node is None else node.replace("%", "%%") + " "
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {where}%(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -38,7 +38,7 @@ EVENTS = "audit-events"
 ACCESSES = "access-trail"
 CSV_BATCH = 1000
 CSV_COLUMNS = ("at", "employee", "registry", "trace", "copy", "protocol", "client", "mailbox",
-               "uid", "items", "event_id")  # fmt: skip
+               "uid", "items", "event_id", "node")  # fmt: skip
 
 
 class AccessEntryOut(BaseModel):
@@ -53,6 +53,7 @@ class AccessEntryOut(BaseModel):
     uid: int | None
     items: list[str]
     event_id: int
+    node: str | None = None  # the gateway node that served the fetch
 
 
 class AccessFilters(BaseModel):

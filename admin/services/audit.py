@@ -71,6 +71,7 @@ class AuditEventView(Frozen):
     target: str
     outcome: str
     details: dict[str, Any]
+    node: str | None = None  # the gateway node that appended it (None: before nodes)
 
 
 class ChainReport(Frozen):
@@ -79,6 +80,7 @@ class ChainReport(Frozen):
     checkpoints: int  # signed checkpoints checked
     head_sealed: bool  # the head row carries a MAC
     problems: list[str]
+    staged: int = 0  # of `events`, appended but not chained yet (PostgreSQL, about a second)
 
 
 class CheckpointView(Frozen):
@@ -194,6 +196,7 @@ async def verify_chain(actor: Actor, app: App) -> ChainReport:
         checkpoints=count,
         head_sealed=head_sealed,
         problems=report.problems + problems,
+        staged=report.staged,
     )
 
 

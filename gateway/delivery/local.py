@@ -8,10 +8,12 @@ message bytes beyond calling gateway.delivery.receipts, or speak IMAP/SMTP.
 Exactly once, across crashes and several workers (nodes): each unit of work is
 claimed *inside* the transaction that stores its result, by a guarded update
 (`UPDATE delivery_queue SET state='delivered' ... WHERE id=:id AND
-state='queued'`, and likewise for receipt jobs). A second worker's update
-waits on the first's row lock (PostgreSQL) or the write lock (SQLite) and then
-matches nothing, so its transaction stores nothing; a crash before the commit
-leaves the entry queued and nothing stored, to be done again after restart.
+state='queued'`, and likewise for receipt jobs). On PostgreSQL (several nodes)
+the due entries are selected FOR UPDATE SKIP LOCKED inside that same
+transaction, so two nodes take disjoint entries and never wait on each other;
+on SQLite a second worker's update waits on the write lock and then matches
+nothing, so its transaction stores nothing. A crash before the commit leaves
+the entry queued and nothing stored, to be done again after restart.
 
 Per delivered copy, in one transaction: the queue entry becomes "delivered"
 with its delivery time; the copy (prefix + stored original + suffix, by blob
@@ -69,7 +71,7 @@ from gateway.store.models import (
     MessageCopy,
     ReceiptJob,
 )
-from gateway.store.queue import QueueAdmin
+from gateway.store.queue import QueueAdmin, shares_work, skip_locked
 from policies.directory import EmployeeStatus
 
 log = logging.getLogger("barid.delivery")
@@ -128,6 +130,7 @@ class MailWorker(WorkerLoop):
         self._describe = self._pool
         self._audit_key = audit_key
         self._gauges_at: float | None = None
+        self._shared = shares_work(sessions)  # PostgreSQL: claims skip locked rows
         self._receipts = ReceiptWriter(
             sessions,
             cipher,
@@ -181,12 +184,45 @@ class MailWorker(WorkerLoop):
     # ---- deliveries ------------------------------------------------------------------------
 
     async def deliver_local(self) -> int:
-        copies = await self._due_copies()
-        if not copies:
+        if self._shared:
+            return await self._deliver_locked()
+        try:
+            async with self._sessions() as session:
+                copies = await self._due_copies(session)
+                prepared, broken = await self._prepare(session, copies)
+        except DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        if not prepared and not broken:
             return 0
-        prepared = []
+        async with self._mailboxes.writing("deliver") as scope:
+            outcomes = await self._deliver_batch(scope, prepared)
+            for copy in broken:
+                await self._defer(scope.session, copy.entry_id)
+        return self._count(outcomes, broken)
+
+    async def _deliver_locked(self) -> int:
+        """PostgreSQL: take the due entries FOR UPDATE SKIP LOCKED in the transaction
+        that stores them, so several nodes share the queue without overlap or waits."""
+        async with self._mailboxes.writing("deliver") as scope:
+            copies = await self._due_copies(scope.session, lock=True)
+            prepared, broken = await self._prepare(scope.session, copies)
+            outcomes = await self._deliver_batch(scope, prepared)
+            for copy in broken:
+                await self._defer(scope.session, copy.entry_id)
+        return self._count(outcomes, broken)
+
+    @staticmethod
+    def _count(outcomes: list[str], broken: list[_Copy]) -> int:
+        for outcome in outcomes:  # counted once committed
+            metrics.DELIVERIES.labels(outcome).inc()
+        return len(outcomes) + len(broken)
+
+    async def _prepare(
+        self, session: AsyncSession, copies: list[_Copy]
+    ) -> tuple[list[_Prepared], list[_Copy]]:
+        prepared: list[_Prepared] = []
         broken: list[_Copy] = []
-        blobs = await self._blob_rows(copies)
+        blobs = await self._blob_rows(session, copies)
         plain: dict[str, bytes] = {}  # an original shared by copies is decrypted once
         for copy in copies:
             try:
@@ -206,14 +242,7 @@ class MailWorker(WorkerLoop):
                 broken.append(copy)
                 continue
             prepared.append(_Prepared(copy, meta, sum(len(part) for part in parts)))
-        outcomes: list[str] = []
-        async with self._mailboxes.writing("deliver") as scope:
-            outcomes = await self._deliver_batch(scope, prepared)
-            for copy in broken:
-                await self._defer(scope.session, copy.entry_id)
-        for outcome in outcomes:  # counted once committed
-            metrics.DELIVERIES.labels(outcome).inc()
-        return len(outcomes) + len(broken)
+        return prepared, broken
 
     @staticmethod
     async def _defer(session: AsyncSession, entry_id: int) -> None:
@@ -229,51 +258,48 @@ class MailWorker(WorkerLoop):
             )
         )
 
-    async def _due_copies(self) -> list[_Copy]:
+    async def _due_copies(self, session: AsyncSession, *, lock: bool = False) -> list[_Copy]:
         now = utcnow()
-        try:
-            async with self._sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(
-                            DeliveryQueueEntry.id,
-                            MessageCopy.id,
-                            MessageCopy.message_id,
-                            MessageCopy.recipient,
-                            MessageCopy.trace_code,
-                            Message.registry_number,
-                            MessageCopy.prefix_blob_id,
-                            Message.original_blob_id,
-                            MessageCopy.suffix_blob_id,
-                            Message.size,
-                        )
-                        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
-                        .join(Message, Message.id == MessageCopy.message_id)
-                        .where(
-                            DeliveryQueueEntry.target == LOCAL.column,
-                            DeliveryQueueEntry.state == "queued",
-                            DeliveryQueueEntry.next_attempt_at <= now,
-                        )
-                        .order_by(DeliveryQueueEntry.id)
-                        .limit(BATCH)
+        query = (
+            select(
+                DeliveryQueueEntry.id,
+                MessageCopy.id,
+                MessageCopy.message_id,
+                MessageCopy.recipient,
+                MessageCopy.trace_code,
+                Message.registry_number,
+                MessageCopy.prefix_blob_id,
+                Message.original_blob_id,
+                MessageCopy.suffix_blob_id,
+                Message.size,
+            )
+            .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+            .join(Message, Message.id == MessageCopy.message_id)
+            .where(
+                DeliveryQueueEntry.target == LOCAL.column,
+                DeliveryQueueEntry.state == "queued",
+                DeliveryQueueEntry.next_attempt_at <= now,
+            )
+            .order_by(DeliveryQueueEntry.id)
+            .limit(BATCH)
+        )
+        if lock:
+            query = skip_locked(query, session, DeliveryQueueEntry)
+        rows = (await session.execute(query)).all()
+        backlog = len(rows)
+        if backlog == BATCH:
+            backlog = int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(DeliveryQueueEntry)
+                    .where(
+                        DeliveryQueueEntry.target == LOCAL.column,
+                        DeliveryQueueEntry.state == "queued",
                     )
-                ).all()
-                backlog = len(rows)
-                if backlog == BATCH:
-                    backlog = int(
-                        await session.scalar(
-                            select(func.count())
-                            .select_from(DeliveryQueueEntry)
-                            .where(
-                                DeliveryQueueEntry.target == LOCAL.column,
-                                DeliveryQueueEntry.state == "queued",
-                            )
-                        )
-                        or 0
-                    )
-                metrics.DELIVERY_QUEUE_LAG.set(backlog)
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+                )
+                or 0
+            )
+        metrics.DELIVERY_QUEUE_LAG.set(backlog)
         out: list[_Copy] = []
         total = 0
         for row in rows:
@@ -294,15 +320,14 @@ class MailWorker(WorkerLoop):
             )
         return out
 
-    async def _blob_rows(self, copies: list[_Copy]) -> dict[str, Blob]:
+    @staticmethod
+    async def _blob_rows(session: AsyncSession, copies: list[_Copy]) -> dict[str, Blob]:
         """The stored blobs of a batch of copies, in one read."""
         wanted = sorted({blob_id for copy in copies for blob_id in copy.blob_ids})
-        try:
-            async with self._sessions() as session:
-                found = await session.scalars(select(Blob).where(Blob.id.in_(wanted)))
-                return {blob.id: blob for blob in found.all()}
-        except DATABASE_ERRORS:
-            raise StoreUnavailable() from None
+        if not wanted:
+            return {}
+        found = await session.scalars(select(Blob).where(Blob.id.in_(wanted)))
+        return {blob.id: blob for blob in found.all()}
 
     def _copy_parts(
         self, copy: _Copy, blobs: dict[str, Blob], plain: dict[str, bytes]

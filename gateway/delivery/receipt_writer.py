@@ -3,7 +3,9 @@
 Owns: `ReceiptWriter`: each pending `receipt_jobs` row rendered with
 gateway.delivery.receipts (DKIM-signed with the sender agency's domain) and stored in the
 sender's Receipts (an acceptance also files the sender's original into Sent,
-\\Seen), the job claimed inside the transaction that stores it. Must not:
+\\Seen), the job claimed inside the transaction that stores it (on PostgreSQL the
+pending jobs are selected FOR UPDATE SKIP LOCKED in that transaction, so nodes
+never render the same jobs). Must not:
 build receipt bytes itself or touch the delivery queue.
 """
 
@@ -40,6 +42,7 @@ from gateway.store.models import (
     MessageDocument,
     ReceiptJob,
 )
+from gateway.store.queue import shares_work, skip_locked
 from policies.directory import Clearance
 
 log = logging.getLogger("barid.delivery")
@@ -68,55 +71,78 @@ class ReceiptWriter:
         self._verify_url = verify_url
         self._hostname = hostname
         self._batch = batch
+        self._shared = shares_work(sessions)  # PostgreSQL: claims skip locked rows
 
     async def write_receipts(self) -> int:
-        broken: list[int] = []
+        if self._shared:
+            async with self._mailboxes.writing("receipts") as scope:
+                rendered, broken = await self._pending(scope.session, lock=True)
+                kinds = await self._file(scope, rendered, broken)
+            return self._count(kinds, broken)
         try:
             async with self._sessions() as session:
-                jobs = (
-                    await session.scalars(
-                        select(ReceiptJob)
-                        .where(ReceiptJob.state == "pending")
-                        .order_by(ReceiptJob.id)
-                        .limit(self._batch)
-                    )
-                ).all()
-                rendered = []
-                for job in jobs:
-                    try:
-                        rendered.append(await self._render(session, job))
-                    except ValueError:
-                        # Facts a receipt cannot state (a bug, not a client's doing):
-                        # logged, and the job set aside so the others go on.
-                        log.exception("receipt cannot be built", extra={"job": job.id})
-                        broken.append(job.id)
+                rendered, broken = await self._pending(session)
         except DATABASE_ERRORS:
             raise StoreUnavailable() from None
         if not rendered and not broken:
             return 0
-        done = 0
-        kinds: list[str] = []
         async with self._mailboxes.writing("receipts") as scope:
-            if broken:
-                await scope.session.execute(
-                    update(ReceiptJob)
-                    .where(ReceiptJob.id.in_(broken))
-                    .values(state="done", done_at=utcnow(), detail="receipt could not be built")
-                )
-                done += len(broken)
-            claimed = await _claim_receipts(scope.session, [item.job_id for item in rendered])
-            folders: dict[int, dict[str, int]] = {}
-            for item in rendered:
-                if item.job_id not in claimed:
-                    continue  # another worker stored it
-                employee = item.sender_employee_id
-                if employee not in folders:
-                    folders[employee] = await ensure_folders_in(scope.session, employee)
-                await self._store_receipt(scope, item, folders[employee])
-                kinds.append(item.kind)
-        for kind in kinds:
+            kinds = await self._file(scope, rendered, broken)
+        return self._count(kinds, broken)
+
+    @staticmethod
+    def _count(kinds: list[str], broken: list[int]) -> int:
+        for kind in kinds:  # counted once committed
             metrics.RECEIPTS.labels(kind).inc()
-        return done + len(kinds)
+        return len(broken) + len(kinds)
+
+    async def _pending(
+        self, session: AsyncSession, *, lock: bool = False
+    ) -> tuple[list[_Receipt], list[int]]:
+        """The pending jobs rendered, and the ids of those that cannot be."""
+        query = (
+            select(ReceiptJob)
+            .where(ReceiptJob.state == "pending")
+            .order_by(ReceiptJob.id)
+            .limit(self._batch)
+        )
+        if lock:
+            query = skip_locked(query, session, ReceiptJob)
+        jobs = (await session.scalars(query)).all()
+        rendered: list[_Receipt] = []
+        broken: list[int] = []
+        for job in jobs:
+            try:
+                rendered.append(await self._render(session, job))
+            except ValueError:
+                # Facts a receipt cannot state (a bug, not a client's doing):
+                # logged, and the job set aside so the others go on.
+                log.exception("receipt cannot be built", extra={"job": job.id})
+                broken.append(job.id)
+        return rendered, broken
+
+    async def _file(
+        self, scope: WriteScope, rendered: list[_Receipt], broken: list[int]
+    ) -> list[str]:
+        """Claim and store the rendered receipts in the scope's transaction; their kinds."""
+        if broken:
+            await scope.session.execute(
+                update(ReceiptJob)
+                .where(ReceiptJob.id.in_(broken))
+                .values(state="done", done_at=utcnow(), detail="receipt could not be built")
+            )
+        claimed = await _claim_receipts(scope.session, [item.job_id for item in rendered])
+        folders: dict[int, dict[str, int]] = {}
+        kinds: list[str] = []
+        for item in rendered:
+            if item.job_id not in claimed:
+                continue  # another worker stored it
+            employee = item.sender_employee_id
+            if employee not in folders:
+                folders[employee] = await ensure_folders_in(scope.session, employee)
+            await self._store_receipt(scope, item, folders[employee])
+            kinds.append(item.kind)
+        return kinds
 
     async def _render(self, session: AsyncSession, job: ReceiptJob) -> _Receipt:
         message = await session.get(Message, job.message_id)

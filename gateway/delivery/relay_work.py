@@ -3,7 +3,9 @@
 Owns: `Work` (one claimed copy of `delivery_queue` for a peer gateway or an
 agency IMAP server, or one `relay_outbox` entry) and `claim_due`: read what is due, then take each
 entry by a guarded update (`state='delivering'`, `next_attempt_at` = the lease
-end) in one short transaction before anything is sent. Must not: send or
+end) in one short transaction before anything is sent. On PostgreSQL (several
+nodes) the due rows are read FOR UPDATE SKIP LOCKED in that same transaction,
+so two nodes never take, or wait on, the same rows. Must not: send or
 record outcomes (gateway.delivery.relay does).
 """
 
@@ -21,6 +23,7 @@ from gateway.model.target import REMOTE_KINDS, DeliveryTarget, column_prefix, pe
 from gateway.store.db import writing
 from gateway.store.errors import DATABASE_ERRORS, database_trouble
 from gateway.store.models import Agency, DeliveryQueueEntry, Message, MessageCopy, RelayOutboxEntry
+from gateway.store.queue import shares_work, skip_locked
 
 ROUND = 256  # entries taken per round
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -59,6 +62,8 @@ async def claim_due(sessions: async_sessionmaker[AsyncSession], lease: dt.timede
     now = dt.datetime.now(dt.UTC)
     now_text = stamp(now)
     lease_end = stamp(now + lease)
+    if shares_work(sessions):
+        return await _claim_locked(sessions, now_text, lease_end)
     try:
         async with sessions() as session:
             copies = await _due_copies(session, now_text)
@@ -67,82 +72,108 @@ async def claim_due(sessions: async_sessionmaker[AsyncSession], lease: dt.timede
         raise database_trouble("relay", exc) from None
     if not copies and not outbox:
         return []
-    claimed: list[Work] = []
     try:
         async with writing(sessions) as session:
-            for row in copies:
-                if await _take(session, DeliveryQueueEntry, row, now_text, lease_end):
-                    claimed.append(_copy_work(row))
-            for row in outbox:
-                if await _take(session, RelayOutboxEntry, row, now_text, lease_end):
-                    claimed.append(_outbox_work(row))
+            return await _take_all(session, copies, outbox, now_text, lease_end)
     except DATABASE_ERRORS as exc:
         raise database_trouble("relay", exc) from None
+
+
+async def _claim_locked(
+    sessions: async_sessionmaker[AsyncSession], now_text: str, lease_end: str
+) -> list[Work]:
+    """PostgreSQL: the due rows are selected FOR UPDATE SKIP LOCKED and taken in the
+    same transaction, so nodes never read (and race for) each other's rows."""
+    try:
+        async with writing(sessions) as session:
+            copies = await _due_copies(session, now_text, lock=True)
+            outbox = await _due_outbox(session, now_text, lock=True)
+            return await _take_all(session, copies, outbox, now_text, lease_end)
+    except DATABASE_ERRORS as exc:
+        raise database_trouble("relay", exc) from None
+
+
+async def _take_all(
+    session: AsyncSession,
+    copies: Sequence[Any],
+    outbox: Sequence[Any],
+    now_text: str,
+    lease_end: str,
+) -> list[Work]:
+    claimed: list[Work] = []
+    for row in copies:
+        if await _take(session, DeliveryQueueEntry, row, now_text, lease_end):
+            claimed.append(_copy_work(row))
+    for row in outbox:
+        if await _take(session, RelayOutboxEntry, row, now_text, lease_end):
+            claimed.append(_outbox_work(row))
     return claimed
 
 
-async def _due_copies(session: AsyncSession, now_text: str) -> Sequence[Any]:
-    return (
-        await session.execute(
-            select(
-                DeliveryQueueEntry.id,
-                DeliveryQueueEntry.state,
-                DeliveryQueueEntry.next_attempt_at,
-                DeliveryQueueEntry.target,
-                DeliveryQueueEntry.attempts,
-                DeliveryQueueEntry.created_at,
-                Message.sender_address,
-                MessageCopy.recipient,
-                Message.registry_number,
-                MessageCopy.prefix_blob_id,
-                Message.original_blob_id,
-                MessageCopy.suffix_blob_id,
-                Message.id,
-                MessageCopy.trace_code,
-                Agency.domain,
-            )
-            .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
-            .join(Message, Message.id == MessageCopy.message_id)
-            .join(Agency, Agency.id == Message.agency_id)
-            .where(
-                or_(
-                    *(
-                        DeliveryQueueEntry.target.startswith(column_prefix(kind))
-                        for kind in REMOTE_KINDS
-                    )
-                ),
-                DeliveryQueueEntry.state.in_(("queued", "delivering")),
-                DeliveryQueueEntry.next_attempt_at <= now_text,
-            )
-            .order_by(DeliveryQueueEntry.next_attempt_at, DeliveryQueueEntry.id)
-            .limit(ROUND)
+async def _due_copies(session: AsyncSession, now_text: str, *, lock: bool = False) -> Sequence[Any]:
+    query = (
+        select(
+            DeliveryQueueEntry.id,
+            DeliveryQueueEntry.state,
+            DeliveryQueueEntry.next_attempt_at,
+            DeliveryQueueEntry.target,
+            DeliveryQueueEntry.attempts,
+            DeliveryQueueEntry.created_at,
+            Message.sender_address,
+            MessageCopy.recipient,
+            Message.registry_number,
+            MessageCopy.prefix_blob_id,
+            Message.original_blob_id,
+            MessageCopy.suffix_blob_id,
+            Message.id,
+            MessageCopy.trace_code,
+            Agency.domain,
         )
-    ).all()
+        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+        .join(Message, Message.id == MessageCopy.message_id)
+        .join(Agency, Agency.id == Message.agency_id)
+        .where(
+            or_(
+                *(
+                    DeliveryQueueEntry.target.startswith(column_prefix(kind))
+                    for kind in REMOTE_KINDS
+                )
+            ),
+            DeliveryQueueEntry.state.in_(("queued", "delivering")),
+            DeliveryQueueEntry.next_attempt_at <= now_text,
+        )
+        .order_by(DeliveryQueueEntry.next_attempt_at, DeliveryQueueEntry.id)
+        .limit(ROUND)
+    )
+    if lock:
+        query = skip_locked(query, session, DeliveryQueueEntry)
+    return (await session.execute(query)).all()
 
 
-async def _due_outbox(session: AsyncSession, now_text: str) -> Sequence[Any]:
-    return (
-        await session.execute(
-            select(
-                RelayOutboxEntry.id,
-                RelayOutboxEntry.state,
-                RelayOutboxEntry.next_attempt_at,
-                RelayOutboxEntry.peer,
-                RelayOutboxEntry.attempts,
-                RelayOutboxEntry.created_at,
-                RelayOutboxEntry.mail_from,
-                RelayOutboxEntry.recipient,
-                RelayOutboxEntry.registry_number,
-                RelayOutboxEntry.blob_id,
-            )
-            .where(
-                RelayOutboxEntry.state.in_(("queued", "delivering")),
-                RelayOutboxEntry.next_attempt_at <= now_text,
-            )
-            .order_by(RelayOutboxEntry.next_attempt_at, RelayOutboxEntry.id)
-            .limit(ROUND)
+async def _due_outbox(session: AsyncSession, now_text: str, *, lock: bool = False) -> Sequence[Any]:
+    query = (
+        select(
+            RelayOutboxEntry.id,
+            RelayOutboxEntry.state,
+            RelayOutboxEntry.next_attempt_at,
+            RelayOutboxEntry.peer,
+            RelayOutboxEntry.attempts,
+            RelayOutboxEntry.created_at,
+            RelayOutboxEntry.mail_from,
+            RelayOutboxEntry.recipient,
+            RelayOutboxEntry.registry_number,
+            RelayOutboxEntry.blob_id,
         )
-    ).all()
+        .where(
+            RelayOutboxEntry.state.in_(("queued", "delivering")),
+            RelayOutboxEntry.next_attempt_at <= now_text,
+        )
+        .order_by(RelayOutboxEntry.next_attempt_at, RelayOutboxEntry.id)
+        .limit(ROUND)
+    )
+    if lock:
+        query = skip_locked(query, session, RelayOutboxEntry)
+    return (await session.execute(query)).all()
 
 
 def _copy_work(row: Any) -> Work:

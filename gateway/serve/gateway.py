@@ -28,12 +28,15 @@ from gateway.intake.acceptance import SubmissionPipeline
 from gateway.intake.login import Authenticator
 from gateway.intake.smtp.listeners import Listener, stop_listeners
 from gateway.intake.submission import SubmissionHandler
+from gateway.logs import node_name
 from gateway.serve import listeners, services, workers
 from gateway.serve.admin_hook import AdminAppFactory, AdminResources
 from gateway.serve.audit_checkpointer import AuditCheckpointer
+from gateway.serve.audit_linker import AuditLinker
 from gateway.serve.listeners import QuietUvicorn
 from gateway.serve.sockets import StartupError
 from gateway.store.audit import AUDIT_KEY_PURPOSE
+from gateway.store.audit import set_node as set_audit_node
 from gateway.store.blobs import BLOB_KEK_PURPOSE, BlobCipher
 from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, stores_from_settings
 from gateway.store.blobstore.gc import collect_forever
@@ -87,11 +90,13 @@ class Gateway:
         self.authenticator: Authenticator | None = None
         self.pipeline: SubmissionPipeline | None = None
         self.checkpointer: AuditCheckpointer | None = None
+        self.linker: AuditLinker | None = None
         self.alert_rules: AlertEvaluator | None = None
 
     async def start(self) -> None:
         """Start everything, in this order; a failure raises StartupError (then `stop`)."""
         settings, sessions = self.settings, self.sessions
+        set_audit_node(node_name(settings.server.node_id))  # named in the events it appends
         keys = services.load_keys(settings)
         await services.check_database(settings, self.engine)
         audit_key = keys.derive(AUDIT_KEY_PURPOSE)
@@ -142,8 +147,7 @@ class Gateway:
         )
         self._add_smtp([transfer])
         worker.start()
-        self.checkpointer = AuditCheckpointer(settings, sessions, keys, audit_key)
-        self.checkpointer.start()
+        self._start_audit_tasks(keys, audit_key)
         mailer = AlertMailer(
             settings.alerts, sessions, mailboxes, cipher,
             describe=worker.describe, hostname=settings.server.hostname,
@@ -188,6 +192,13 @@ class Gateway:
                 ),
                 name="barid-blob-gc",
             )
+
+    def _start_audit_tasks(self, keys: GatewayKeys, audit_key: bytes) -> None:
+        """The periodic checkpoint, and (PostgreSQL) the linker of staged events."""
+        self.checkpointer = AuditCheckpointer(self.settings, self.sessions, keys, audit_key)
+        self.checkpointer.start()
+        self.linker = AuditLinker(self.sessions, audit_key)
+        self.linker.start()
 
     async def _start_admin(self, keys: GatewayKeys) -> None:
         """The admin listener, when `barid serve` gave the app's factory."""
@@ -341,6 +352,8 @@ class Gateway:
             await self.worker.close()
         if self.checkpointer is not None:
             await self.checkpointer.stop()
+        if self.linker is not None:
+            await self.linker.stop()
         if self.alert_rules is not None:
             await self.alert_rules.stop()
         await self.notifier.stop()

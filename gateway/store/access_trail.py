@@ -9,7 +9,9 @@ fetch) through `audit.append_many`, so they stay inside the keyed hash chain.
 Each event has action "message.access", actor = the employee's lower-cased
 address, target = the registry number and details = {"trace", "copy",
 "protocol", "client", "mailbox", "uid", "items"}; `trace` is null for the
-sender's own Sent copy. Registry number, employee and time are filtered in SQL.
+sender's own Sent copy. `node` is the event's node column (the gateway node that
+served the fetch; null for events from before nodes were recorded). Registry
+number, employee and time are filtered in SQL.
 The trace code is narrowed in SQL with a LIKE on the canonical details JSON and
 then compared exactly on the parsed details, so a LIKE that matches too much
 (SQLite's LIKE ignores ASCII case; a nested "trace" key) never leaks through.
@@ -50,6 +52,7 @@ class AccessEntry:
     uid: int | None
     items: tuple[str, ...]
     event_id: int
+    node: str | None = None  # the gateway node that served the fetch (None: before nodes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class AccessEntry:
             "uid": self.uid,
             "items": list(self.items),
             "event_id": self.event_id,
+            "node": self.node,
         }
 
 
@@ -124,6 +128,7 @@ def _entry(event: AuditEvent) -> AccessEntry:
         uid=uid if isinstance(uid, int) and not isinstance(uid, bool) else None,
         items=tuple(str(i) for i in items) if isinstance(items, list) else (),
         event_id=event.id,
+        node=event.node,
     )
 
 

@@ -7,7 +7,14 @@ secrets; `details` is for facts (codes, fingerprints, reasons), never passwords.
 Each event's MAC is HMAC-SHA256(audit key, canonical JSON of [id, at, actor,
 action, target, outcome, details, prev_mac]). Ids are consecutive; the single
 `audit_head` row holds the newest id, MAC and count, and is row-locked by every
-append, so appends are serialised on SQLite and PostgreSQL alike. The head row
+transaction that chains events, so chain ids are given in commit order. On
+SQLite every append chains (one writer anyway). On PostgreSQL `append_many`
+(the hot paths: deliveries, IMAP access records, acceptances, the relay) does
+not wait for the head: when another transaction holds it, its events are staged
+(gateway.store.audit_pending, each with a MAC of its own) and chained, oldest
+first, by the next transaction that holds the head or by the gateway's linker
+(gateway.serve.audit_linker), about a second later; `verify` counts them as
+staged. `append` (one event, returned with its id and MAC) always chains. The head row
 is itself authenticated: its `mac` is HMAC(audit key, ["barid-audit-head/v1",
 last_id, last_mac, count, seq, sealed_at]), `seq` counting every head write. A
 changed, deleted, inserted or reordered event, a truncated tail, or a head row
@@ -23,6 +30,12 @@ accepts an unsealed head only while nothing shows a seal ever existed (the
 append never launders a head whose MAC is wrong: it keeps the head marked
 broken (BROKEN_HEAD_MAC), so the break stays visible to `verify`.
 
+Nodes: every event records the node that appended it (`node`, the gateway's
+`server.node_id`, set once per process by `set_node`; the host name until then).
+An event with a node has it in its MAC as a ninth element; events from before
+the column (node NULL) keep their eight-element MAC, so old chains still verify
+and a node added to or removed from an event breaks it.
+
 `acting(...)` names who acts beyond the `actor` string (role, client address,
 channel): every event appended inside it carries those facts under "acting".
 """
@@ -33,17 +46,27 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.store import audit_pending
 from gateway.store.db import utcnow
-from gateway.store.models import Agency, AuditCheckpoint, AuditEvent, AuditHead, Employee, Meta
+from gateway.store.models import (
+    Agency,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditHead,
+    AuditPending,
+    Employee,
+    Meta,
+)
 
 log = logging.getLogger("barid.audit")
 GENESIS_MAC = "0" * 64
@@ -56,6 +79,20 @@ VERIFY_BATCH = 2000
 # An audit-mode policy rule matched one recipient of a submission (details: rule,
 # sender, recipient, registry when accepted; target: the registry, else the sender).
 POLICY_AUDIT_HIT = "policy.audit-hit"
+# Staged events whose MAC failed when they were chained (details: staged_ids).
+PENDING_CHANGED = "audit.staged-changed"
+
+_NODE = {"id": (socket.gethostname() or "node")[:64]}
+
+
+def set_node(node_id: str) -> None:
+    """Name this process's node in the events it appends (at start, from the config)."""
+    _NODE["id"] = node_id[:64]
+
+
+def node() -> str:
+    return _NODE["id"]
+
 
 _ACTING: ContextVar[Mapping[str, Any] | None] = ContextVar("barid_audit_acting", default=None)
 
@@ -96,9 +133,13 @@ def event_mac(
     outcome: str,
     details: str,
     prev_mac: str,
+    node: str | None = None,
 ) -> str:
+    fields: list[object] = [event_id, at, actor, action, target, outcome, details, prev_mac]
+    if node is not None:
+        fields.append(node)
     body = json.dumps(
-        [event_id, at, actor, action, target, outcome, details, prev_mac],
+        fields,
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -206,37 +247,11 @@ async def append(
     outcome: str = "ok",
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event in the session's open transaction; returns it (flushed)."""
-    head = await _locked_head(session)
-    intact = await _head_intact(session, key, head)
-    event = AuditEvent(
-        id=head.last_id + 1,
-        at=utcnow(),
-        actor=actor,
-        action=action,
-        target=target,
-        outcome=outcome,
-        details=canonical_details(_with_acting(details)),
-        prev_mac=head.last_mac,
-    )
-    event.mac = event_mac(
-        key,
-        event_id=event.id,
-        at=event.at,
-        actor=event.actor,
-        action=event.action,
-        target=event.target,
-        outcome=event.outcome,
-        details=event.details,
-        prev_mac=event.prev_mac,
-    )
-    session.add(event)
-    head.last_id = event.id
-    head.last_mac = event.mac
-    head.count += 1
-    await _reseal(session, key, head, intact=intact, at=event.at)
-    await session.flush()
-    return event
+    """Append one event in the session's open transaction, in the chain at once
+    (waiting for the head); returns it (flushed)."""
+    item = _item(Event(actor, action, target, outcome, details))
+    rows = await _chain(session, key, await _locked_head(session), [item])
+    return AuditEvent(**rows[-1])
 
 
 @dataclass(frozen=True)
@@ -250,53 +265,82 @@ class Event:
     details: Mapping[str, Any] | None = None
 
 
+def _item(event: Event) -> audit_pending.Item:
+    details = canonical_details(_with_acting(event.details))
+    return audit_pending.Item(
+        utcnow(), event.actor, event.action, event.target, event.outcome, details, node()
+    )
+
+
 async def append_many(session: AsyncSession, key: bytes, events: Sequence[Event]) -> None:
-    """Append `events` in order in the session's transaction: one head lock, one insert."""
+    """Append `events` in order in the session's transaction, with one insert.
+
+    SQLite: in the chain at once (the head lock). PostgreSQL: in the chain at once
+    when no other transaction holds the head; else staged (gateway.store.audit_pending)
+    without waiting, to be linked by the next transaction that holds it."""
     if not events:
         return
-    head = await _locked_head(session)
+    items = [_item(event) for event in events]
+    if _postgres(session):
+        head = await session.get(
+            AuditHead, 1, with_for_update={"skip_locked": True}, populate_existing=True
+        )
+        if head is None:  # another transaction holds it (the row always exists)
+            await audit_pending.stage(session, key, items)
+            return
+    else:
+        head = await _locked_head(session)
+    await _chain(session, key, head, items)
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _chain(
+    session: AsyncSession, key: bytes, head: AuditHead, items: list[audit_pending.Item]
+) -> list[dict[str, Any]]:
+    """Chain the staged backlog (PostgreSQL), then `items`, after the locked head."""
     intact = await _head_intact(session, key, head)
+    if _postgres(session):
+        backlog, changed = await audit_pending.take(session, key)
+        if changed:
+            log.error("staged audit events changed before they were chained: %s", changed[:20])
+            backlog.append(_item(Event("gateway", PENDING_CHANGED, outcome="failed",
+                                       details={"staged_ids": changed[:100]})))  # fmt: skip
+        items = backlog + items
+    if not items:
+        return []
     rows = []
     prev, event_id = head.last_mac, head.last_id
-    for event in events:
+    for item in items:
         event_id += 1
-        at = utcnow()
-        details = canonical_details(_with_acting(event.details))
-        mac = event_mac(
-            key,
-            event_id=event_id,
-            at=at,
-            actor=event.actor,
-            action=event.action,
-            target=event.target,
-            outcome=event.outcome,
-            details=details,
-            prev_mac=prev,
-        )
-        rows.append(
-            {
-                "id": event_id,
-                "at": at,
-                "actor": event.actor,
-                "action": event.action,
-                "target": event.target,
-                "outcome": event.outcome,
-                "details": details,
-                "prev_mac": prev,
-                "mac": mac,
-            }
-        )
+        mac = event_mac(key, event_id=event_id, prev_mac=prev, **asdict(item))
+        rows.append({"id": event_id, "at": item.at, "actor": item.actor, "action": item.action,
+                     "target": item.target, "outcome": item.outcome, "details": item.details,
+                     "prev_mac": prev, "mac": mac, "node": item.node})  # fmt: skip
         prev = mac
     await session.execute(insert(AuditEvent), rows)
     head.last_id, head.last_mac, head.count = event_id, prev, head.count + len(rows)
     await _reseal(session, key, head, intact=intact, at=str(rows[-1]["at"]))
     await session.flush()
+    return rows
+
+
+async def link_pending(session: AsyncSession, key: bytes) -> int:
+    """Chain the staged backlog now (PostgreSQL; waits for the head): how many."""
+    if not _postgres(session):
+        return 0
+    if not await session.scalar(select(AuditPending.id).limit(1)):
+        return 0
+    return len(await _chain(session, key, await _locked_head(session), []))
 
 
 @dataclass
 class AuditReport:
-    events: int = 0
+    events: int = 0  # in the chain, plus `staged`
     problems: list[str] = field(default_factory=list)
+    staged: int = 0  # PostgreSQL: appended, not chained yet (gateway.store.audit_pending)
 
     @property
     def ok(self) -> bool:
@@ -304,11 +348,15 @@ class AuditReport:
 
 
 async def verify(session: AsyncSession, key: bytes, *, max_problems: int = 20) -> AuditReport:
-    """Walk the whole chain in id order, then check the head row and its MAC; report
-    every break (up to max_problems)."""
+    """Walk the whole chain in id order, then check the head row and its MAC, then
+    the staged events' MACs (PostgreSQL); report every break (up to max_problems)."""
     report = AuditReport()
     last_id, prev = await _walk_chain(session, key, report, max_problems)
     await _check_head(session, key, report, last_id=last_id, last_mac=prev)
+    if _postgres(session):
+        report.staged, changed = await audit_pending.tail(session, key)
+        report.events += report.staged
+        report.problems += [f"staged event {i}: content changed (MAC mismatch)" for i in changed]
     return report
 
 
@@ -346,6 +394,7 @@ async def _walk_chain(
                 outcome=ev.outcome,
                 details=ev.details,
                 prev_mac=ev.prev_mac,
+                node=ev.node,
             )
             if not hmac.compare_digest(mac, ev.mac):
                 report.problems.append(f"event {ev.id}: content changed (MAC mismatch)")
@@ -436,6 +485,7 @@ async def recent(
             "target": ev.target,
             "outcome": ev.outcome,
             "details": json.loads(ev.details),
+            "node": ev.node,
         }
         for ev in reversed(rows)
     ]

@@ -109,6 +109,7 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_mac: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)  # server.node_id
 
 
 class AuditHead(Base):
@@ -455,6 +456,23 @@ class EdgeCounter(Base):
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
+
+class AuditPending(Base):
+    """An audit event staged on PostgreSQL while another transaction held the head:
+    no chain position yet; `mac` covers the event alone. Moved into the chain, in
+    `id` order, by the next transaction that holds the head (gateway.store.audit_pending)."""
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(400))
+    outcome: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str] = mapped_column(Text)
+    node: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
 
 
 # The management plane's accounts live in their own module on the same `Base`;

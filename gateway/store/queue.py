@@ -7,7 +7,9 @@ claims only 'queued' entries the same way): the change applies to the state it
 was meant for or does nothing and raises `QueueStateError` naming the current
 state. Every change is audited ("queue.retry", "queue.hold", "queue.release",
 "queue.purge"). A purge owes the sender a non-delivery receipt (reason
-"withdrawn"), rendered by the worker. Must not: deliver anything.
+"withdrawn"), rendered by the worker. Also owns `skip_locked`, the candidate
+select of every queue claim on PostgreSQL (FOR UPDATE SKIP LOCKED), so several
+nodes share the work. Must not: deliver anything.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +31,23 @@ STATES = ("queued", "delivering", "delivered", "failed", "held")
 WAITING = ("queued", "held")  # counted in the queue depth
 WITHDRAWN = "withdrawn"  # the non-delivery reason of a purged entry
 MAX_LIMIT = 10_000
+_S = TypeVar("_S", bound=Select)  # type: ignore[type-arg]
+
+
+def shares_work(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """True when several nodes may claim from this database (PostgreSQL)."""
+    bind = sessions.kw.get("bind")
+    return getattr(getattr(bind, "dialect", None), "name", "sqlite") != "sqlite"
+
+
+def skip_locked(stmt: _S, session: AsyncSession, *of: Any) -> _S:
+    """`stmt` as a claim's candidate select for several nodes: on PostgreSQL it locks
+    the rows of `of` it returns and skips rows another transaction holds (FOR UPDATE
+    SKIP LOCKED), so two workers never take the same rows and never wait on each
+    other. SQLite keeps its single writer (the write lock), so `stmt` is unchanged."""
+    if session.get_bind().dialect.name == "sqlite":
+        return stmt
+    return stmt.with_for_update(skip_locked=True, of=list(of) or None)
 
 
 class QueueError(Exception):

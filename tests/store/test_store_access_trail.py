@@ -130,7 +130,7 @@ async def test_everything_oldest_first_with_fields_parsed(env: Env) -> None:
     assert first == AccessEntry(
         at=first.at, employee=MINISTER, registry=REG_A, trace="AAAAA-11111", copy="recipient",
         protocol="imaps", client="127.0.0.1", mailbox="INBOX", uid=3, items=("BODY[]",),
-        event_id=5,
+        event_id=5, node=audit.node(),
     )  # fmt: skip
     assert (clerk.protocol, clerk.client, clerk.uid, clerk.items) == (
         "imap", "10.0.0.7", 9, ("BODY[]", "FLAGS"),
@@ -138,7 +138,7 @@ async def test_everything_oldest_first_with_fields_parsed(env: Env) -> None:
     assert (sent.trace, sent.copy, sent.mailbox, sent.employee) == (None, "sender", "Sent", SENDER)
     as_dict = first.as_dict()
     assert list(as_dict) == ["at", "employee", "registry", "trace", "copy", "protocol", "client",
-                             "mailbox", "uid", "items", "event_id"]  # fmt: skip
+                             "mailbox", "uid", "items", "event_id", "node"]  # fmt: skip
     assert as_dict["items"] == ["BODY[]"] and as_dict["event_id"] == 5
     assert json.loads(json.dumps(as_dict)) == as_dict
     report = await env.verify()

@@ -23,6 +23,7 @@ from gateway.store.mailbox.records import (
     row_of,
 )
 from gateway.store.models import Mailbox, MailboxExpunge, MailboxMessage, MailContent
+from gateway.store.queue import skip_locked
 
 
 class ChangeFeed(StoreBase):
@@ -136,10 +137,15 @@ class ChangeFeed(StoreBase):
         if not waiting:
             return []
         async with self.writing("claim_recent") as scope:
+            recent = (MailboxMessage.mailbox_id == mailbox_id, MailboxMessage.recent.is_(True))
+            if self._postgres:  # another session's claim in flight: skip, never wait
+                locked = skip_locked(
+                    select(MailboxMessage.id).where(*recent), scope.session, MailboxMessage
+                )
+                rows = update(MailboxMessage).where(MailboxMessage.id.in_(locked), *recent)
+            else:
+                rows = update(MailboxMessage).where(*recent)
             result = await scope.session.execute(
-                update(MailboxMessage)
-                .where(MailboxMessage.mailbox_id == mailbox_id, MailboxMessage.recent.is_(True))
-                .values(recent=False)
-                .returning(MailboxMessage.uid)
+                rows.values(recent=False).returning(MailboxMessage.uid)
             )
             return sorted(result.scalars().all())

@@ -46,6 +46,7 @@ async def test_events_paged_by_id_filtered_and_scoped(api: Served) -> None:
         assert seen == ids
         reads = (await admin.get("/audit/events", params={"kind": "message.access"})).json()
         assert len(reads["items"]) == 3
+        assert {e["node"] for e in reads["items"]} == {audit.node()}  # the node that wrote it
         by = (await admin.get("/audit/events", params={"actor": MOH_NURSE})).json()["items"]
         assert [e["target"] for e in by] == [api.world.moh_message]
         none = (await admin.get("/audit/events", params={"until": "2000-01-01"})).json()
@@ -81,6 +82,7 @@ async def test_access_trail_pages_filters_and_scope(api: Served) -> None:
         assert [e["employee"] for e in rest.json()["items"]] == [MOH_DOCTOR]
         assert rest.json()["next"] is None
         assert rest.json()["items"][0]["copy"] == "recipient"
+        assert rest.json()["items"][0]["node"] == audit.node()
         one = (await auditor.get("/access-trail", params={"registry": tax})).json()["items"]
         assert [e["employee"] for e in one] == [MOH_DOCTOR]
         mine = (await auditor.get("/access-trail", params={"employee": MOH_NURSE})).json()
@@ -120,6 +122,7 @@ async def test_access_trail_csv_quotes_and_guards_formulas(api: Served) -> None:
         newest = dict(zip(rows[0], rows[1], strict=True))
         assert newest["mailbox"] == '\'=HYPERLINK("http://x","a, b")'
         assert newest["client"] == "'@SUM(1)" and newest["items"] == "BODY[]"
+        assert newest["node"] == audit.node()
         assert '"\'=HYPERLINK(""http://x"",""a, b"")"' in text  # RFC 4180 quoting
         filtered = await auditor.get("/access-trail.csv", params={"employee": MOH_NURSE})
         assert len(list(csv.reader(io.StringIO(filtered.text)))) == 2

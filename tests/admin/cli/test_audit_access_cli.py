@@ -20,7 +20,7 @@ REG_A = "MOH/2026/000042"
 REG_B = "MOH/2026/000043"
 LINE = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +(\S+) +(trace=\S+(?: \(\w+ copy\))?) +"
-    r"(\S+) (\S+) +(\S+) uid=(\S+) +(.+)"
+    r"(\S+) (\S+) +(\S+) uid=(\S+) +node=(\S+) +(.+)"
 )
 
 
@@ -81,11 +81,12 @@ def test_lists_accesses_as_text_and_json(barid_any: Any) -> None:
     assert len(lines) == 4 and lines[-1] == "3 accesses"
     parsed = [LINE.fullmatch(line) for line in lines[:3]]
     assert all(parsed), lines
+    node = audit.node()  # the CLI's node: server.node_id, else this host's name
     assert [m.groups() for m in parsed if m] == [
-        (MINISTER, REG_A, "trace=7Q4MZ-K2D9X", "imaps", "127.0.0.1", "INBOX", "3", "BODY[]"),
-        (CLERK, REG_B, "trace=ABCDE-FGH12", "imap", "127.0.0.1", "INBOX", "5", "BODY[]"),
+        (MINISTER, REG_A, "trace=7Q4MZ-K2D9X", "imaps", "127.0.0.1", "INBOX", "3", node, "BODY[]"),
+        (CLERK, REG_B, "trace=ABCDE-FGH12", "imap", "127.0.0.1", "INBOX", "5", node, "BODY[]"),
         ("sender@moh.gov.xx", REG_A, "trace=- (sender copy)", "imaps", "127.0.0.1", "Sent", "1",
-         "BODY[]"),
+         node, "BODY[]"),
     ]  # fmt: skip
     assert lines[0].split("  ")[1:3] == [MINISTER, REG_A]  # two-space separated columns
 
@@ -95,7 +96,7 @@ def test_lists_accesses_as_text_and_json(barid_any: Any) -> None:
     assert first == {
         "at": first["at"], "employee": MINISTER, "registry": REG_A, "trace": "7Q4MZ-K2D9X",
         "copy": "recipient", "protocol": "imaps", "client": "127.0.0.1", "mailbox": "INBOX",
-        "uid": 3, "items": ["BODY[]"], "event_id": first["event_id"],
+        "uid": 3, "items": ["BODY[]"], "event_id": first["event_id"], "node": node,
     }  # fmt: skip
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", first["at"])
     assert [r["event_id"] for r in rows] == sorted(r["event_id"] for r in rows)

@@ -53,7 +53,7 @@ def test_fresh_init_and_ordinary_activity_stay_green(barid_any: Any) -> None:
     cli = barid_any
     fresh = ok(cli("audit", "verify", "--json"))
     assert fresh == {"ok": True, "events": 0, "checkpoints": 0, "head_sealed": True,
-                     "problems": []}  # fmt: skip
+                     "problems": [], "staged": 0}  # fmt: skip
     assert ok(cli("audit", "verify")) == (
         "audit chain intact: 0 events, 0 signed checkpoint(s), head sealed\n"
     )

@@ -1,7 +1,7 @@
 """Cluster-wide counters: login-failure throttles and the verification radar.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-04
 
 Several gateway nodes on one database must share their abuse limits, or a limit
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
