@@ -16,7 +16,6 @@ from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.render import render_toml
 from gateway.config.sections import (
     AdminSettings,
-    AlertsSettings,
     DatabaseSettings,
     DeliverySettings,
     HttpSettings,
@@ -29,6 +28,7 @@ from gateway.config.sections import (
     SmtpSettings,
     TlsSettings,
 )
+from gateway.config.sections_trail import AlertsSettings
 from gateway.config.settings import Settings
 
 __all__ = [

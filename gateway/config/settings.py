@@ -17,8 +17,6 @@ from gateway.config.marking import MarkingSettings
 from gateway.config.remote import MailServerSettings, PeerSettings
 from gateway.config.sections import (
     AdminSettings,
-    AlertsSettings,
-    AuditSettings,
     DatabaseSettings,
     DeliverySettings,
     HttpSettings,
@@ -31,6 +29,7 @@ from gateway.config.sections import (
     SmtpSettings,
     TlsSettings,
 )
+from gateway.config.sections_trail import AlertsSettings, AuditSettings
 
 
 class Settings(Section):
