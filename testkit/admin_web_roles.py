@@ -6,18 +6,16 @@ its two people."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator
 
 import httpx
-import pyotp
 from pydantic import SecretStr
 
 from admin.services import employees
 from admin.web.session import LANG_COOKIE
 from testkit.admin_api import account_services
 from testkit.admin_use_cases import MOH_NURSE, TAX_OTHER
-from testkit.admin_web import CLI, PASSWORD, WebWorld, sign_in
+from testkit.admin_web import CLI, PASSWORD, WebWorld, confirm_enrolment, sign_in
 
 AUDITOR = MOH_NURSE
 MOF_REGISTRAR = TAX_OTHER
@@ -35,7 +33,7 @@ async def add_person(web: WebWorld, address: str, role: str, agency: str | None)
     await services.grants.grant(CLI, address, role, agency=agency)
     enrolment = await services.two_factor.enrol(CLI, address)
     secret = enrolment.uri.split("secret=")[1].split("&")[0]
-    await services.two_factor.confirm(CLI, address, pyotp.TOTP(secret).at(time.time() - 30))
+    await confirm_enrolment(services, address, secret)
     web.totp[address] = secret
 
 

@@ -125,6 +125,8 @@ async def test_two_nodes_deliver_each_local_copy_once(pg_url: str) -> None:
                 await worker.close()
         local = await entry_ids(env.sessions, local=True)
         assert sum(done) == len(local) == 2 * MESSAGES
+        async with env.sessions.begin() as s:  # events staged while the head was busy
+            await audit.link_pending(s, AUDIT_KEY)
         async with env.sessions() as s:
             states = set(
                 (await s.scalars(select(DeliveryQueueEntry.state).where(
