@@ -16,6 +16,7 @@ from gateway import metrics
 from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts.mailer import AlertMailer
 from gateway.checks.policy import PolicyRuntime
+from gateway.checks.pool import CheckPool
 from gateway.config import Settings
 from gateway.delivery.local import MailWorker
 from gateway.delivery.relay import RelayWorker
@@ -89,6 +90,7 @@ class Gateway:
         self._blob_gc: asyncio.Task[None] | None = None
         self.authenticator: Authenticator | None = None
         self.pipeline: SubmissionPipeline | None = None
+        self.check_pool: CheckPool | None = None
         self.checkpointer: AuditCheckpointer | None = None
         self.linker: AuditLinker | None = None
         self.alert_rules: AlertEvaluator | None = None
@@ -106,6 +108,8 @@ class Gateway:
         await services.clear_spool_of_last_run(settings)
         self._start_blob_stores()
         pipeline = self._build_submission(keys, audit_key)
+        if self.check_pool is not None:
+            await self.check_pool.start()
         # The listeners and workers, one start function each, in start order.
         self._add_smtp(
             await listeners.start_submission_listeners(settings, self._submission_handler(), tls)
@@ -241,6 +245,7 @@ class Gateway:
             audit_key,
             keys.derive(COUNTER_KEY_PURPOSE),
         )
+        self.check_pool = services.build_check_pool(self.settings)
         self.pipeline = services.build_pipeline(
             self.settings,
             keys,
@@ -249,6 +254,7 @@ class Gateway:
             store=self.store,
             policy=self._policy_holder,
             directory_version=lambda: self.snapshot_version,
+            checks=self.check_pool,
         )
         return self.pipeline
 
@@ -343,6 +349,8 @@ class Gateway:
         await asyncio.gather(stop_listeners(self._smtp, grace), self._stop_imap(grace))
         if self.authenticator is not None:
             await self.authenticator.drain()
+        if self.check_pool is not None:
+            await self.check_pool.close()
         if self.store is not None:
             await self.store.close()
         if self.relay is not None:
