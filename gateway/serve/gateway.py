@@ -107,9 +107,7 @@ class Gateway:
         self.federation = federation = services.load_federation(settings)
         await services.clear_spool_of_last_run(settings)
         self._start_blob_stores()
-        pipeline = self._build_submission(keys, audit_key)
-        if self.check_pool is not None:
-            await self.check_pool.start()
+        pipeline = await self._build_submission(keys, audit_key)
         # The listeners and workers, one start function each, in start order.
         self._add_smtp(
             await listeners.start_submission_listeners(settings, self._submission_handler(), tls)
@@ -234,8 +232,9 @@ class Gateway:
         )
         self.policy.start_watching(self.engine)
 
-    def _build_submission(self, keys: GatewayKeys, audit_key: bytes) -> SubmissionPipeline:
-        """The message store, the login throttle and the submission pipeline."""
+    async def _build_submission(self, keys: GatewayKeys, audit_key: bytes) -> SubmissionPipeline:
+        """The message store, the login throttle, the check processes (started now:
+        their imports overlap the rest of the start) and the submission pipeline."""
         assert self.directory is not None
         self.store = MessageStore(self.sessions, keys.master_key, audit_key, self.blob_stores)
         self.authenticator = services.build_authenticator(
@@ -246,6 +245,8 @@ class Gateway:
             keys.derive(COUNTER_KEY_PURPOSE),
         )
         self.check_pool = services.build_check_pool(self.settings)
+        if self.check_pool is not None:
+            await self.check_pool.start()
         self.pipeline = services.build_pipeline(
             self.settings,
             keys,
