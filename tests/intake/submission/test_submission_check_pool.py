@@ -6,7 +6,9 @@ graceful stop ends the child."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import pickle
 import shutil
 import signal
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from test_submission_e2e import MOF, MOH, MOH_REGISTRAR, accepted, code_of, refused, stored
 
+from gateway.checks.check_worker import LENGTH, RAISED, STALE, frame, serve
 from gateway.checks.facts import Inputs
 from gateway.checks.pool import CheckPool, Result, workers_for
 from gateway.checks.submission import check_submission
@@ -61,6 +64,19 @@ def recording(live: Any) -> list[tuple[Inputs, Result]]:
 def test_workers_setting() -> None:
     assert workers_for(0) == 0 and workers_for(3) == 3
     assert workers_for(-1) == (1 if len(os.sched_getaffinity(0)) >= 2 else 0)
+
+
+def test_the_child_answers_stale_values_and_raising_checks_with_a_status() -> None:
+    requests = [("check", 1, {}), ("shared", 1, {}), ("check", 1, {}), ("check", 2, {})]
+    sink = io.BytesIO()
+    serve(io.BytesIO(b"".join(frame(pickle.dumps(r)) for r in requests)), sink)
+    answers, out = [], sink.getvalue()
+    while out:
+        size = LENGTH.unpack(out[1 : 1 + LENGTH.size])[0]
+        answers.append((out[0], out[1 + LENGTH.size : 1 + LENGTH.size + size]))
+        out = out[1 + LENGTH.size + size :]
+    # no values yet; the checks raised (the class name only); values of another version
+    assert answers == [(STALE, b"stale"), (RAISED, b"TypeError"), (STALE, b"stale")]
 
 
 async def test_the_pool_gives_the_thread_verdicts(pooled: Any, gnupghome: Path) -> None:
