@@ -45,6 +45,7 @@ from gateway.model.message import PolicyAuditHit, Submission
 
 log = logging.getLogger("barid.submission")
 
+CLOSE_WAIT = 1.0  # seconds a child has to end at end of input on close, then it is killed
 Result = tuple[Submission | Verdict, tuple[PolicyAuditHit, ...]]
 
 
@@ -104,6 +105,7 @@ class _Child:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 env=env,
+                start_new_session=True,  # a terminal's Ctrl-C is for the parent, which stops it
             )
             self.version = -1
         return self.process
@@ -140,8 +142,8 @@ class _Child:
             return
         if process.stdin is not None:
             process.stdin.close()
-        try:
-            await asyncio.wait_for(process.wait(), 5)
+        try:  # it holds nothing to save: a child still importing is not waited for long
+            await asyncio.wait_for(process.wait(), CLOSE_WAIT)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
