@@ -55,9 +55,10 @@ class ServerSettings(Section):
     _proxies = field_validator("trusted_proxies", mode="before")(proxies.networks)
 
     check_workers: int = _f(
-        -1,
+        0,
         "Processes that run the submission checks (MIME, signatures, policy) beside the"
-        " event loop: 0 = a thread of this process, -1 = one when 2+ cores are usable.",
+        " event loop: 0 = a thread of this process, -1 = one when 2+ cores are usable"
+        " (docs/SCALING.md).",
         ge=-1,
         le=64,
     )
