@@ -6,6 +6,7 @@ graceful stop ends the child."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import pickle
@@ -18,7 +19,15 @@ from typing import Any
 import pytest
 from test_submission_e2e import MOF, MOH, MOH_REGISTRAR, accepted, code_of, refused, stored
 
-from gateway.checks.check_worker import LENGTH, RAISED, STALE, frame, serve
+from gateway.checks.check_worker import (
+    LENGTH,
+    MESSAGE_FIELDS,
+    RAISED,
+    SHARED_FIELDS,
+    STALE,
+    frame,
+    serve,
+)
 from gateway.checks.facts import Inputs
 from gateway.checks.pool import CheckPool, Result, workers_for
 from gateway.checks.submission import check_submission
@@ -64,6 +73,12 @@ def recording(live: Any) -> list[tuple[Inputs, Result]]:
 def test_workers_setting() -> None:
     assert workers_for(0) == 0 and workers_for(3) == 3
     assert workers_for(-1) == (1 if len(os.sched_getaffinity(0)) >= 2 else 0)
+
+
+def test_every_input_crosses_the_pipe() -> None:
+    """A new field of `Inputs` must be sent, per version or per message."""
+    names = [f.name for f in dataclasses.fields(Inputs)]
+    assert sorted(names) == sorted(SHARED_FIELDS + MESSAGE_FIELDS)
 
 
 def test_the_child_answers_stale_values_and_raising_checks_with_a_status() -> None:
