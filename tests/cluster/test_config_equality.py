@@ -1,0 +1,57 @@
+"""The cluster-wide configuration (policy, peers, mail servers) is equal on every node:
+a node whose copy differs refuses to start, naming the part; `barid cluster
+adopt-config` makes a deliberate change the cluster's."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from testkit.cli import ok
+from testkit.ports import free_port
+from tests.cluster.conftest import Cluster, counts, serve
+from tests.cluster.test_key_rotation import wait_up
+
+
+def refused_start(data: Path, **env: str) -> str:
+    proc = serve(data, **env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    lines = err.decode().strip().splitlines()
+    assert lines[-1].startswith("barid: ") and "Traceback" not in err.decode()
+    return lines[-1]
+
+
+def test_differing_policy_or_peers_refuse_until_adopted(cluster: Cluster, tmp_path: Path) -> None:
+    b = tmp_path / "b"
+    ok(cluster.join(b, "node-b"))
+    recorded = ok(cluster.a("--json", "cluster", "adopt-config"))
+    assert set(recorded["digests"]) == {"policy", "peers", "mailservers"}
+    # A deliberate change made on node B only: B refuses to start and writes nothing.
+    with (b / "policies.yaml").open("a") as fh:
+        fh.write("# tightened\n")
+    before = counts(cluster.pg_url)
+    line = refused_start(b)
+    assert "policy" in line and "peers" not in line and "adopt-config" in line
+    with (b / "barid.toml").open("a") as fh:
+        fh.write('\n[peers.region]\ndomains = ["region.gov.example"]\n')
+    line = refused_start(b)
+    assert "peers, policy" in line
+    assert counts(cluster.pg_url) == before
+    # Adopted on purpose (audited): B starts, and A, not yet updated, refuses.
+    adopted = ok(cluster.node(b)("--json", "cluster", "adopt-config"))
+    assert adopted["previous"]["policy"] == recorded["digests"]["policy"]
+    port = free_port()
+    proc = serve(b, BARID_HTTP__PORT=str(port))
+    try:
+        wait_up(proc, port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "peers, policy" in refused_start(cluster.first, BARID_DATABASE__URL=cluster.pg_url)
+    events = ok(cluster.a("--json", "audit", "log", "--action", "cluster.adopt-config"))
+    assert len(events) == 2 and events[-1]["target"] == "peers,policy"
+    assert json.dumps(events).count("node-b") >= 1
+    assert cluster.a("audit", "verify").code == 0
