@@ -131,7 +131,8 @@ def lay_out(payload: dict[str, Any], data_dir: Path, database_url: str, node_id:
         raise BundleError("key bundle content is not valid") from None
     staging = data_dir.with_name(f".{data_dir.name}.joining")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(mode=PRIVATE_DIR_MODE, parents=False)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir(mode=PRIVATE_DIR_MODE)
     try:
         written = [CONFIG_NAME]
         write_new_file(staging / CONFIG_NAME, config.encode("utf-8"), PRIVATE_FILE_MODE)

@@ -85,3 +85,16 @@ def test_a_node_with_another_master_key_refuses_and_writes_nothing(
     # A bundle from that stranger is refused by the cluster's database, too.
     rogue = tmp_path / "rogue.keys"
     assert node_c("cluster", "export-keys", str(rogue), stdin=PASSPHRASE).code == 1
+
+
+def test_a_bundle_of_another_cluster_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    node_x = cluster.node(other)  # a gateway of its own (SQLite)
+    assert node_x("init", "--data-dir", str(other)).code == 0
+    foreign = tmp_path / "other.keys"
+    ok(node_x("cluster", "export-keys", str(foreign), stdin=PASSPHRASE + "\n"))
+    before = counts(cluster.pg_url)
+    cluster.bundle = foreign
+    refused(cluster.join(tmp_path / "b", "node-b"), "does not match the database's", code=1)
+    assert not (tmp_path / "b").exists()
+    assert counts(cluster.pg_url) == before
