@@ -70,3 +70,12 @@ def test_differing_policy_or_peers_refuse_until_adopted(cluster: Cluster, tmp_pa
     assert len(events) == 2 and events[-1]["target"] == "peers,policy"
     assert json.dumps(events).count("node-b") >= 1
     assert cluster.a("audit", "verify").code == 0
+
+
+def test_a_node_whose_files_lag_uses_the_shared_key_set(cluster: Cluster, tmp_path: Path) -> None:
+    b = tmp_path / "b"
+    ok(cluster.join(b, "node-b"))
+    rotated = ok(cluster.a("--json", "keys", "rotate"))
+    # B's files still hold the key of the bundle; its commands use the database's set.
+    out = ok(cluster.node(b)("--json", "keys", "rotate"))
+    assert out["retired"] == rotated["current"]

@@ -122,14 +122,3 @@ def test_rotation_on_one_node_reaches_the_other_without_restart(
             proc.communicate(timeout=30)
     print(f"rotation seen by both nodes after {seen_after:.2f} s")
     assert all(proc.returncode == 0 for proc in procs.values())
-
-
-def test_a_joined_node_signs_with_the_shared_current_key(cluster: Cluster, tmp_path: Path) -> None:
-    """A node whose files predate a rotation still signs with the database's key."""
-    b = tmp_path / "b"
-    ok(cluster.join(b, "node-b"))
-    rotated = ok(cluster.a("--json", "keys", "rotate"))
-    node_b = cluster.node(b)
-    # B's files still hold the old key; its commands use the shared set.
-    out = ok(node_b("--json", "keys", "rotate"))
-    assert out["retired"] == rotated["current"]
