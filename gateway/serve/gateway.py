@@ -227,6 +227,7 @@ class Gateway:
                 self.directory,
                 self.authenticator,
                 self.blob_stores,
+                self.key_ring.watch if self.key_ring is not None else None,
             )
         )
         self._admin, self._admin_task, self.admin_port = await listeners.start_admin_listener(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +33,11 @@ class KeyRing:
         self._keys = keys
         self._lock = asyncio.Lock()
         self._last_forced = 0.0
+        self._watchers: list[Callable[[GatewayKeys], None]] = []
+
+    def watch(self, on_change: Callable[[GatewayKeys], None]) -> None:
+        """Call `on_change(keys)` whenever the keys change (the admin app's context)."""
+        self._watchers.append(on_change)
 
     def current(self) -> GatewayKeys:
         return self._keys
@@ -57,6 +62,8 @@ class KeyRing:
             ):
                 return False
             self._keys = fresh
+            for on_change in self._watchers:
+                on_change(fresh)
         log.info("token signing keys changed", extra={"current_key_id": fresh.signing_key_id})
         return True
 

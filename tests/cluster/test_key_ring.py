@@ -33,6 +33,8 @@ def test_unknown_key_ids_re_read_the_set_at_most_once_a_second(barid: Any, tmp_p
                 sessions, await load_shared(sessions, load_gateway_keys(settings.keys_dir))
             )
             first = ring.current_key_id()
+            seen: list[str] = []
+            ring.watch(lambda keys: seen.append(keys.signing_key_id))  # as the admin app does
             assert not await ring.refresh()  # nothing changed
             new = await rotate(sessions, ring.current().master_key)
             assert await ring.refresh_for_unknown()
@@ -44,6 +46,7 @@ def test_unknown_key_ids_re_read_the_set_at_most_once_a_second(barid: Any, tmp_p
             assert await ring.refresh_for_unknown()
             assert ring.current().signing_key_id == newer
             assert set(ring.verification_keys()) == {first, new, newer}
+            assert seen == [new, newer]
         finally:
             await engine.dispose()
 
