@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -107,3 +107,16 @@ async def adopt_config(session: AsyncSession, digests: Mapping[str, str]) -> dic
             insert(ClusterValue).values(name=CONFIG_PREFIX + part, value=digest, updated_at=now)
         )
     return {part: before.get(CONFIG_PREFIX + part, "") for part in digests}
+
+
+async def follow_policy_file(session: AsyncSession, digest: str) -> None:
+    """After a deliberate reload of the policy file (SIGHUP, `barid policy reload`)
+    made it the running version of every node, record its digest as the
+    cluster's, in the caller's transaction, so this node's next start is not
+    refused for the edit it applied; other nodes' stale copies still are. Nothing
+    is recorded where no digest was recorded yet (SQLite, or before the first start)."""
+    await session.execute(
+        update(ClusterValue)
+        .where(ClusterValue.name == CONFIG_PREFIX + "policy")
+        .values(value=digest, updated_at=utcnow())
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from pathlib import Path
 
 from gateway.config import load_settings
@@ -64,10 +65,21 @@ def test_differing_policy_or_peers_refuse_until_adopted(cluster: Cluster, tmp_pa
     proc = serve(b, BARID_HTTP__PORT=str(port))
     try:
         wait_up(proc, port)
+        # A deliberate reload on B (`barid policy reload`: SIGHUP) applies the edited
+        # file as every node's policy and records its digest: B's next start passes.
+        versions = counts(cluster.pg_url, ("policy_versions",))["policy_versions"]
+        with (b / "policies.yaml").open("a") as fh:
+            fh.write("# reviewed\n")
+        ok(cluster.node(b)("--json", "policy", "reload"))
+        deadline = time.monotonic() + 30
+        while counts(cluster.pg_url, ("policy_versions",))["policy_versions"] == versions:
+            assert time.monotonic() < deadline, "the reload was not applied"
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+    assert start_check(b, cluster.pg_url) == ""
     assert "peers, policy" in start_check(cluster.first, cluster.pg_url)
     events = ok(cluster.a("--json", "audit", "log", "--action", "cluster.adopt-config"))
     assert len(events) == 2 and events[-1]["target"] == "peers,policy"
