@@ -47,7 +47,7 @@ from gateway import metrics
 from gateway.delivery.loop import WorkerLoop
 from gateway.delivery.parse_worker import COPY_MAGIC, copy_request
 from gateway.delivery.pool import ParsePool
-from gateway.delivery.receipt_writer import ReceiptWriter
+from gateway.delivery.receipt_writer import ReceiptWriter, Summaries
 from gateway.model.target import LOCAL, DeliveryTarget
 from gateway.stamping.dkim import DkimSigner
 from gateway.store import audit
@@ -118,6 +118,7 @@ class MailWorker(WorkerLoop):
         verify_url: Callable[[str], str],
         hostname: str,
         audit_key: bytes,
+        summaries: Summaries | None = None,
     ) -> None:
         super().__init__()
         self._sessions = sessions
@@ -140,6 +141,7 @@ class MailWorker(WorkerLoop):
             verify_url=verify_url,
             hostname=hostname,
             batch=BATCH,
+            summaries=summaries,
         )
         self._gauge_targets: set[DeliveryTarget] = {LOCAL}
 

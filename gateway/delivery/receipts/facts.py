@@ -25,6 +25,7 @@ class ReceiptKind(enum.StrEnum):
     ACCEPTANCE = "acceptance"
     DELIVERY = "delivery"
     NON_DELIVERY = "non-delivery"
+    SUMMARY = "summary"  # one per message with many copies: delivered, failed, pending
 
 
 # Why a copy could not be delivered: code -> (English, Arabic). Each text completes
@@ -84,7 +85,8 @@ class ReceiptFacts:
     classification: str  # label, e.g. "confidential"
     accepted_at: dt.datetime  # aware
     event_at: dt.datetime  # when accepted / delivered / failed, aware
-    recipients: tuple[str, ...]  # ACCEPTANCE: every recipient; otherwise exactly one
+    # ACCEPTANCE: every recipient; SUMMARY: those delivered to; otherwise exactly one
+    recipients: tuple[str, ...]
     documents: tuple[tuple[str, str], ...] = ()  # (file name, sha256 hex)
     reason: str | None = None  # NON_DELIVERY only, a key of NON_DELIVERY_REASONS
     detail: str | None = None  # NON_DELIVERY only, e.g. a remote "550 5.1.1 ..." reply
@@ -94,6 +96,8 @@ class ReceiptFacts:
     remote_mta: str | None = None  # NON_DELIVERY only, host name of the refusing server
     # NON_DELIVERY only, RFC 3463 "5.1.1"; None: from the detail's reply, else the reason.
     status: str | None = None
+    failed: tuple[str, ...] = ()  # SUMMARY only: the copies that could not be delivered
+    pending: tuple[str, ...] = ()  # SUMMARY only: the copies not settled at its deadline
 
     @property
     def signing_domain(self) -> str:
@@ -204,9 +208,15 @@ def checked(facts: ReceiptFacts) -> ReceiptFacts:
         raise ValueError("an acceptance receipt needs at least one recipient")
     if kind in PER_RECIPIENT and len(recipients) != 1:
         raise ValueError(f"a {kind} receipt is about exactly one recipient, got {len(recipients)}")
-    for address in recipients:
+    failed, pending = tuple(facts.failed), tuple(facts.pending)
+    if kind is not ReceiptKind.SUMMARY and (failed or pending):
+        raise ValueError(f"failed and pending copies belong to summaries, not to {kind}")
+    if kind is ReceiptKind.SUMMARY and not (recipients or failed or pending):
+        raise ValueError("a summary needs at least one copy")
+    everyone = (*recipients, *failed, *pending)
+    for address in everyone:
         _address("recipient", address)
-    if len(set(recipients)) != len(recipients):
+    if len(set(everyone)) != len(everyone):
         raise ValueError("a recipient is listed twice")
     documents: list[tuple[str, str]] = []
     for doc in facts.documents:
@@ -250,6 +260,8 @@ def checked(facts: ReceiptFacts) -> ReceiptFacts:
         accepted_at=_moment("accepted_at", facts.accepted_at),
         event_at=_moment("event_at", facts.event_at),
         recipients=recipients,
+        failed=failed,
+        pending=pending,
         documents=tuple(documents),
         detail=detail,
         issuer_domain=issuer_domain,
