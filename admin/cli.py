@@ -91,6 +91,7 @@ def _register() -> None:
         commands_peer,
         commands_policy,
         commands_queue,
+        commands_receipts,
         commands_verify,
     )
 
@@ -108,6 +109,7 @@ def _register() -> None:
     commands_peer.register(cli)
     commands_admin.register(cli)
     commands_blobs.register(cli)
+    commands_receipts.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,9 +57,9 @@ from typing import Any
 import aiosmtplib
 
 from bench import bench_submission as sub
-from bench.import_data import COLUMNS, build_agencies
 from bench.imap_delivery import in_process_gateway
 from bench.imap_setup import BenchError, clean_env, say, spread
+from bench.import_data import COLUMNS, build_agencies
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "circular.json"
@@ -100,12 +100,14 @@ def directory_csv(agencies: int, employees: int) -> tuple[bytes, list[str]]:
 
 def prepare(data: Path, agencies: int, employees: int) -> tuple[str, list[str], bytes]:
     """The data directory ready; (the sender's password, recipients, the letter)."""
+
     def run(*args: str) -> None:
         done = subprocess.run([sys.executable, "-m", "admin", *args], capture_output=True,
                               timeout=STEP_TIMEOUT, env=clean_env(), cwd=ROOT,
                               stdin=subprocess.DEVNULL)  # fmt: skip
         if done.returncode != 0:
-            raise BenchError(f"barid {args[0]} failed: {done.stderr.decode(errors='replace')[-2000:]}")
+            tail = done.stderr.decode(errors="replace")[-2000:]
+            raise BenchError(f"barid {args[0]} failed: {tail}")
 
     run("demo", "--data-dir", str(data), "--no-serve")
     table, addresses = directory_csv(agencies, employees)
@@ -116,7 +118,8 @@ def prepare(data: Path, agencies: int, employees: int) -> tuple[str, list[str], 
     if count != 1:
         raise BenchError(f"expected one 'rules:' line in {policy}")
     policy.write_text(text)
-    creds = {row["address"]: row for row in json.loads((data / "demo" / "credentials.json").read_text())}
+    rows = json.loads((data / "demo" / "credentials.json").read_text())
+    creds = {row["address"]: row for row in rows}
     letter = (data / "demo" / "letters" / "welcome.eml").read_bytes()
     return str(creds[SENDER]["password"]), addresses, letter
 
@@ -142,15 +145,25 @@ async def one_round(gateway: Any, password: str, recipients: list[str], letter: 
 
     from gateway.store.db import utcnow
     from gateway.store.mailbox.folders import RECEIPTS
-    from gateway.store.models import (DeliveryQueueEntry, Employee, Mailbox, MailboxMessage,
-                                      Message, MessageCopy, ReceiptJob)  # fmt: skip
+    from gateway.store.models import DeliveryQueueEntry as Entry
+    from gateway.store.models import (
+        Employee,
+        Mailbox,
+        MailboxMessage,
+        Message,
+        MessageCopy,
+        ReceiptJob,
+    )
 
     db = Path(gateway.settings.data_dir) / "barid.db"
     since = utcnow()
     before = table_bytes(db)
     async with gateway.sessions() as s:
-        receipts_box = select(Mailbox.id).join(Employee, Employee.id == Mailbox.employee_id).where(
-            Employee.address == SENDER, Mailbox.name == RECEIPTS)
+        receipts_box = (
+            select(Mailbox.id)
+            .join(Employee, Employee.id == Mailbox.employee_id)
+            .where(Employee.address == SENDER, Mailbox.name == RECEIPTS)
+        )
         count_receipts = select(func.count()).select_from(MailboxMessage).where(
             MailboxMessage.mailbox_id.in_(receipts_box))  # fmt: skip
         receipts_before = int(await s.scalar(count_receipts) or 0)
@@ -178,8 +191,9 @@ async def one_round(gateway: Any, password: str, recipients: list[str], letter: 
     async with gateway.sessions() as s:
         message_id = await s.scalar(select(Message.id).where(Message.accepted_at >= since))
     copies = select(MessageCopy.id).where(MessageCopy.message_id == message_id)
-    states = select(DeliveryQueueEntry.state, func.count()).where(
-        DeliveryQueueEntry.copy_id.in_(copies)).group_by(DeliveryQueueEntry.state)
+    states = (
+        select(Entry.state, func.count()).where(Entry.copy_id.in_(copies)).group_by(Entry.state)
+    )
     pending = select(func.count()).select_from(ReceiptJob).where(
         ReceiptJob.message_id == message_id, ReceiptJob.state == "pending")  # fmt: skip
     deliver_s = settle_s = None
@@ -189,8 +203,8 @@ async def one_round(gateway: Any, password: str, recipients: list[str], letter: 
             counts = dict((await s.execute(states)).all())
             settled = counts.get("delivered", 0) + counts.get("failed", 0)
             if deliver_s is None and settled == want:
-                last = await s.scalar(select(func.max(DeliveryQueueEntry.delivered_at)).where(
-                    DeliveryQueueEntry.copy_id.in_(copies)))  # fmt: skip
+                last = await s.scalar(select(func.max(Entry.delivered_at)).where(
+                    Entry.copy_id.in_(copies)))  # fmt: skip
                 deliver_s = _epoch(last) - wall250 if last else time.perf_counter() - t250
             if deliver_s is not None and not int(await s.scalar(pending) or 0):
                 settle_s = time.perf_counter() - t250
@@ -237,7 +251,8 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: spread([float(s[k]) for s in samples]) for k in keys}
     tables = {name for s in samples for name in s["tables_per_copy"]}
     out["tables_per_copy"] = {
-        t: statistics.median(s["tables_per_copy"].get(t, 0) for s in samples) for t in tables}
+        t: statistics.median(s["tables_per_copy"].get(t, 0) for s in samples) for t in tables
+    }
     purposes = {p for s in samples for p in s["blobs_per_copy"]}
     out["blobs_per_copy"] = {
         p: statistics.median(s["blobs_per_copy"].get(p, [0, 0])[1] for s in samples)
@@ -267,8 +282,11 @@ def print_summary(summary: dict[str, Any], copies: int, command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_circular", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_circular",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--recipients", type=int, default=859)
     parser.add_argument("--agencies", type=int, default=859)

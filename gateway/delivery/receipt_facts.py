@@ -46,9 +46,7 @@ async def _base_facts(
 ) -> tuple[ReceiptFacts, str]:
     """Facts of any receipt about `message` (kind ACCEPTANCE, no recipients yet), and
     the sender agency's domain."""
-    domain = str(
-        await session.scalar(select(Agency.domain).where(Agency.id == message.agency_id))
-    )
+    domain = str(await session.scalar(select(Agency.domain).where(Agency.id == message.agency_id)))
     documents = tuple(
         (d.name, d.sha256)
         for d in (

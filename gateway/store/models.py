@@ -462,6 +462,7 @@ class EdgeCounter(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
 
+
 class AuditPending(Base):
     """An audit event staged on PostgreSQL while another transaction held the head:
     no chain position yet; `mac` covers the event alone. Moved into the chain, in

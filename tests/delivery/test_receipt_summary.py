@@ -1,0 +1,170 @@
+"""Receipt summaries: a message with more copies than `[receipts] summary_threshold`
+gets one delivery summary in the sender's Receipts, its delivery receipts are
+kept as signed evidence (rebuilt and verified by `barid receipts evidence`), a
+failure is still reported at once, and a message below the threshold is
+unchanged (a receipt per copy)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from gateway.delivery.receipt_evidence import check_evidence, load_evidence
+from gateway.store.mailbox.folders import RECEIPTS
+from gateway.store.models import (
+    DeliveryQueueEntry,
+    Employee,
+    Mailbox,
+    MailboxMessage,
+    Message,
+    MessageCopy,
+    ReceiptJob,
+)
+from testkit.cli import run_cli
+from testkit.gateway import Live, running
+from testkit.messages import pgp_mime
+
+MOH = "minister@moh.gov.example"
+FIVE = [
+    "minister@mof.gov.example",
+    "director@cab.gov.example",
+    "registrar@moh.gov.example",
+    "clerk@moh.gov.example",
+    "planning.director@moh.gov.example",
+]
+THRESHOLD = 3
+
+
+@pytest.fixture
+async def gw(
+    demo_template: Path, tmp_path: Path, credentials: dict[str, dict[str, Any]]
+) -> AsyncIterator[Live]:
+    data = tmp_path / "d"
+    shutil.copytree(demo_template, data)
+    env = {"BARID_RECEIPTS__SUMMARY_THRESHOLD": str(THRESHOLD)}
+    async with running(data, credentials, env) as live:
+        assert live.gateway.worker is not None
+        await live.gateway.worker.stop()  # the test drives the rounds
+        yield live
+
+
+async def _drain(live: Live) -> None:
+    worker = live.gateway.worker
+    assert worker is not None
+    for _ in range(50):
+        if not await worker.run_once():
+            return
+    raise AssertionError("the worker did not run dry")
+
+
+async def _receipts(live: Live) -> list[bytes]:
+    """The sender's Receipts folder, in UID order."""
+    async with live.gateway.sessions() as s:
+        ids = (
+            await s.scalars(
+                select(MailboxMessage.content_id)
+                .join(Mailbox, Mailbox.id == MailboxMessage.mailbox_id)
+                .join(Employee, Employee.id == Mailbox.employee_id)
+                .where(Employee.address == MOH, Mailbox.name == RECEIPTS)
+                .order_by(MailboxMessage.uid)
+            )
+        ).all()
+    assert live.gateway.mailboxes is not None
+    return [await live.gateway.mailboxes.load_bytes(i) for i in ids]
+
+
+def _kinds(receipts: list[bytes]) -> list[str]:
+    out = []
+    for raw in receipts:
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        line = next(ln for ln in head.split(b"\r\n") if ln.startswith(b"Barid-Receipt:"))
+        out.append(line.split(b":", 1)[1].strip().decode())
+    return out
+
+
+async def _send(live: Live, gnupghome: Path, recipients: list[str]) -> str:
+    raw = pgp_mime(gnupghome, MOH, MOH, recipients)
+    code, text = await live.send(MOH, recipients, raw)
+    assert code == 250, text
+    async with live.gateway.sessions() as s:
+        registry = await s.scalar(select(Message.registry_number).order_by(Message.id.desc()))
+    assert registry is not None
+    return registry
+
+
+async def test_summary_instead_of_receipts_failure_at_once_evidence_verifies(
+    gw: Live, gnupghome: Path
+) -> None:
+    registry = await _send(gw, gnupghome, FIVE)
+    async with gw.gateway.sessions() as s, s.begin():
+        # One recipient is suspended before delivery (a failure); one copy is held.
+        await s.execute(
+            update(Employee).where(Employee.address == FIVE[3]).values(status="suspended")
+        )
+        held = select(MessageCopy.id).where(MessageCopy.recipient == FIVE[4])
+        await s.execute(
+            update(DeliveryQueueEntry)
+            .where(DeliveryQueueEntry.copy_id.in_(held))
+            .values(state="held")
+        )
+    await _drain(gw)
+    # The failure is reported at once; the summary waits for the held copy.
+    assert sorted(_kinds(await _receipts(gw))) == ["acceptance", "non-delivery"]
+    async with gw.gateway.sessions() as s, s.begin():
+        await s.execute(
+            update(DeliveryQueueEntry)
+            .where(DeliveryQueueEntry.state == "held")
+            .values(state="queued")
+        )
+    await _drain(gw)
+    receipts = await _receipts(gw)
+    assert sorted(_kinds(receipts)) == ["acceptance", "non-delivery", "summary"]
+    summary = next(r for r in receipts if b"Barid-Receipt: summary" in r)
+    assert summary.startswith(b"DKIM-Signature:")
+    assert f"Barid-Registry: {registry}".encode() in summary
+    async with gw.gateway.sessions() as s:
+        jobs = (await s.scalars(select(ReceiptJob).where(ReceiptJob.kind == "delivery"))).all()
+    assert len(jobs) == 4 and all(j.state == "done" and j.evidence for j in jobs)
+    # The evidence: each delivery receipt rebuilt with its stored signature verifies.
+    settings = gw.gateway.settings
+    public = settings.http.public_url.rstrip("/")
+    found = await load_evidence(
+        gw.gateway.sessions,
+        registry,
+        recipient=None,
+        hostname=settings.server.hostname,
+        verify_url=lambda token: f"{public}/v/{token}",
+    )
+    assert sorted(e.recipient for e in found) == sorted(a for a in FIVE if a != FIVE[3])
+    for item in found:
+        assert b"Barid-Receipt: delivery" in item.receipt
+        assert check_evidence(item, gw.gateway_keys, settings.keys.dkim_selector)
+    tampered = found[0].receipt.replace(b"Barid-Receipt: delivery", b"Barid-Receipt: Delivery ")
+    assert not check_evidence(
+        type(found[0])(found[0].recipient, found[0].delivered_at, tampered, found[0].domain),
+        gw.gateway_keys,
+        settings.keys.dkim_selector,
+    )
+    # And by the command line, as the registry would ask for it.
+    out = run_cli(gw.data, "receipts", "evidence", registry, "--json")
+    rows = json.loads(out)
+    assert len(rows) == 4 and all(row["verified"] for row in rows)
+
+
+async def test_below_threshold_a_receipt_per_copy(gw: Live, gnupghome: Path) -> None:
+    await _send(gw, gnupghome, FIVE[:THRESHOLD])
+    await _drain(gw)
+    kinds = _kinds(await _receipts(gw))
+    assert sorted(kinds) == ["acceptance"] + ["delivery"] * THRESHOLD
+    async with gw.gateway.sessions() as s:
+        summaries = (await s.scalars(select(ReceiptJob).where(ReceiptJob.kind == "summary"))).all()
+        evidence = (
+            await s.scalars(select(ReceiptJob).where(ReceiptJob.evidence.is_not(None)))
+        ).all()
+    assert not summaries and not evidence
