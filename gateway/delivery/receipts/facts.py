@@ -187,6 +187,28 @@ def _status(facts: ReceiptFacts, reason: str, detail: str | None) -> str:
     return NON_DELIVERY_STATUS[reason]
 
 
+def _recipients(
+    kind: ReceiptKind, facts: ReceiptFacts
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The recipients, failed and pending copies, checked for the kind."""
+    recipients = tuple(facts.recipients)
+    if kind is ReceiptKind.ACCEPTANCE and not recipients:
+        raise ValueError("an acceptance receipt needs at least one recipient")
+    if kind in PER_RECIPIENT and len(recipients) != 1:
+        raise ValueError(f"a {kind} receipt is about exactly one recipient, got {len(recipients)}")
+    failed, pending = tuple(facts.failed), tuple(facts.pending)
+    if kind is not ReceiptKind.SUMMARY and (failed or pending):
+        raise ValueError(f"failed and pending copies belong to summaries, not to {kind}")
+    if kind is ReceiptKind.SUMMARY and not (recipients or failed or pending):
+        raise ValueError("a summary needs at least one copy")
+    everyone = (*recipients, *failed, *pending)
+    for address in everyone:
+        _address("recipient", address)
+    if len(set(everyone)) != len(everyone):
+        raise ValueError("a recipient is listed twice")
+    return recipients, failed, pending
+
+
 def checked(facts: ReceiptFacts) -> ReceiptFacts:
     """`facts` with every value checked, times in whole UTC seconds, the detail cleaned."""
     try:
@@ -203,21 +225,7 @@ def checked(facts: ReceiptFacts) -> ReceiptFacts:
     verify_url = matching("verify_url", facts.verify_url, _URL_RE, "an http(s) URL")
     if not verify_url.endswith(f"/v/{token}"):
         raise ValueError(f"verify_url {verify_url!r} does not end with /v/<token>")
-    recipients = tuple(facts.recipients)
-    if kind is ReceiptKind.ACCEPTANCE and not recipients:
-        raise ValueError("an acceptance receipt needs at least one recipient")
-    if kind in PER_RECIPIENT and len(recipients) != 1:
-        raise ValueError(f"a {kind} receipt is about exactly one recipient, got {len(recipients)}")
-    failed, pending = tuple(facts.failed), tuple(facts.pending)
-    if kind is not ReceiptKind.SUMMARY and (failed or pending):
-        raise ValueError(f"failed and pending copies belong to summaries, not to {kind}")
-    if kind is ReceiptKind.SUMMARY and not (recipients or failed or pending):
-        raise ValueError("a summary needs at least one copy")
-    everyone = (*recipients, *failed, *pending)
-    for address in everyone:
-        _address("recipient", address)
-    if len(set(everyone)) != len(everyone):
-        raise ValueError("a recipient is listed twice")
+    recipients, failed, pending = _recipients(kind, facts)
     documents: list[tuple[str, str]] = []
     for doc in facts.documents:
         if len(doc) != 2:
