@@ -17,10 +17,12 @@ the entry queued and nothing stored, to be done again after restart.
 
 Per delivered copy, in one transaction: the queue entry becomes "delivered"
 with its delivery time; the copy (prefix + stored original + suffix, by blob
-reference) gets the recipient's next INBOX UID; a pending delivery receipt and a
-"message.deliver" audit event are written. A copy that cannot be read (a
-damaged blob) waits `DEFER_SECONDS` and does not hold up the others. A recipient no longer in the
-directory, or suspended, makes the entry "failed" with a non-delivery receipt.
+reference) gets the recipient's next INBOX UID; a pending delivery receipt (for a
+message summarised for its sender, a done one carrying its signed evidence,
+gateway.delivery.evidence) and a "message.deliver" audit event are written. A
+copy that cannot be read (a damaged blob) waits `DEFER_SECONDS` and does not
+hold up the others. A recipient no longer in the directory, or suspended, makes
+the entry "failed" with a non-delivery receipt.
 Per acceptance receipt job: the sender's own original goes to Sent (flagged
 \\Seen) and the acceptance receipt to Receipts. Receipts are DKIM-signed.
 
@@ -44,9 +46,11 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.delivery.evidence import statement
 from gateway.delivery.loop import WorkerLoop
 from gateway.delivery.parse_worker import COPY_MAGIC, copy_request
 from gateway.delivery.pool import ParsePool
+from gateway.delivery.receipt_facts import SummarisedMessages
 from gateway.delivery.receipt_writer import ReceiptWriter, Summaries
 from gateway.model.target import LOCAL, DeliveryTarget
 from gateway.stamping.dkim import DkimSigner
@@ -94,6 +98,7 @@ class _Copy:
     registry: str
     blob_ids: tuple[str, str, str]  # prefix, original, suffix
     size: int
+    message_sha256: str
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,10 @@ class MailWorker(WorkerLoop):
             summaries=summaries,
         )
         self._gauge_targets: set[DeliveryTarget] = {LOCAL}
+        self._summaries = summaries or Summaries()
+        self._many = SummarisedMessages(
+            self._summaries.threshold if self._summaries.signer is not None else 0
+        )
 
     # ---- running ---------------------------------------------------------------------
 
@@ -274,6 +283,7 @@ class MailWorker(WorkerLoop):
                 Message.original_blob_id,
                 MessageCopy.suffix_blob_id,
                 Message.size,
+                Message.sha256,
             )
             .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
             .join(Message, Message.id == MessageCopy.message_id)
@@ -318,6 +328,7 @@ class MailWorker(WorkerLoop):
                     registry=row[5],
                     blob_ids=(row[6], row[7], row[8]),
                     size=int(row[9]),
+                    message_sha256=row[10],
                 )
             )
         return out
@@ -379,6 +390,7 @@ class MailWorker(WorkerLoop):
         claimed = await _claim(
             session, [item.copy.entry_id for item, _ in deliverable], now, delivered=True
         )
+        many = await self._many.among(session, {item.copy.message_id for item, _ in deliverable})
         jobs: list[dict[str, object]] = []
         events: list[audit.Event] = []
         outcomes: list[str] = []
@@ -394,7 +406,7 @@ class MailWorker(WorkerLoop):
             filed.append(
                 NewCopy(inbox, item.meta, copy.blob_ids, item.size, copy.message_id, copy.copy_id)
             )
-            jobs.append(_receipt_job(copy.message_id, "delivery", copy.recipient, now))
+            jobs.append(self._delivery_job(copy, now, copy.message_id in many))
             events.append(self._event("message.deliver", copy, {"mailbox": INBOX}))
             outcomes.append("delivered")
         await file_copies_in(scope, self._cipher, filed)  # a few statements for the batch
@@ -409,6 +421,16 @@ class MailWorker(WorkerLoop):
             await session.execute(insert(ReceiptJob), jobs)
         await audit.append_many(session, self._audit_key, events)
         return outcomes
+
+    def _delivery_job(self, copy: _Copy, now: str, summarised: bool) -> dict[str, object]:
+        """The delivery receipt owed; for a summarised message, its signed evidence
+        instead (done at once: gateway.delivery.evidence)."""
+        job = _receipt_job(copy.message_id, "delivery", copy.recipient, now)
+        signer = self._summaries.signer
+        if summarised and signer is not None:
+            signed = statement(copy.registry, copy.message_sha256, copy.recipient, now)
+            job.update(state="done", done_at=now, evidence=signer.sign(signed))
+        return job
 
     @staticmethod
     def _event(action: str, copy: _Copy, details: dict[str, object]) -> audit.Event:
@@ -468,4 +490,5 @@ def _receipt_job(
         "state": "pending",
         "event_at": now,
         "done_at": None,
+        "evidence": None,
     }

@@ -1,27 +1,27 @@
-"""Delivery evidence of summarised messages, read back: the signed receipts and their check.
+"""Delivery evidence of summarised messages, read back and checked.
 
 Owns: `load_evidence` (for a registry number, and optionally one recipient, the
-delivery receipts kept as evidence, each rebuilt from the stored facts with its
-stored DKIM-Signature fields, gateway.delivery.receipt_facts) and
-`check_evidence` (does such a receipt's DKIM signature verify against this
-gateway's own DKIM keys, as published by `barid dkim dns`). Must not: change
-anything or sign anew: a receipt whose facts changed since (a different
-`http.public_url` or host name) no longer verifies, and says so.
+signed statements kept for its delivered copies, gateway.delivery.evidence,
+each checked against the gateway's current and retired signing keys) and
+`evidence_receipt` (the delivery receipt of one of them, rebuilt from the
+stored facts as it would have been filed, DKIM-signed with the delivery time as
+`t=`). Must not: change anything in the store.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import dkim
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.delivery.receipt_facts import evidence_receipt, job_facts
-from gateway.delivery.receipts import ReceiptKind
+from gateway.delivery.evidence import FORMAT, statement, verify
+from gateway.delivery.receipt_facts import job_facts
+from gateway.delivery.receipts import ReceiptKind, build_receipt
+from gateway.stamping.dkim import DkimSigner
 from gateway.store.models import Message, ReceiptJob
-from keys.dkim_dns import dkim_records
 from keys.gateway_keys import GatewayKeys
 
 
@@ -33,19 +33,31 @@ class EvidenceNotFound(LookupError):
 class Evidence:
     recipient: str
     delivered_at: str
-    receipt: bytes  # the signed delivery receipt (RFC 5322, CRLF)
-    domain: str  # the DKIM signing domain
+    statement: bytes  # the canonical JSON that was signed
+    signature: str  # "<key id>:<base64 Ed25519>"
+    verified: bool
+    receipt: bytes = b""  # the delivery receipt, when asked for
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "format": FORMAT,
+            "statement": json.loads(self.statement),
+            "signature": self.signature,
+            "verified": self.verified,
+        }
 
 
 async def load_evidence(
     sessions: async_sessionmaker[AsyncSession],
+    keys: GatewayKeys,
     registry: str,
     *,
-    recipient: str | None,
-    hostname: str,
-    verify_url: Callable[[str], str],
+    recipient: str | None = None,
+    receipts: tuple[str, str, Callable[[str], str]] | None = None,
 ) -> list[Evidence]:
-    """The kept delivery receipts of `registry` (of one recipient if given), in order."""
+    """The kept evidence of `registry` (of one recipient if given), in delivery order;
+    with `receipts` = (hostname, DKIM selector prefix, verify URL of a token), each
+    with its delivery receipt rebuilt too."""
     async with sessions() as session:
         message = await session.scalar(select(Message).where(Message.registry_number == registry))
         if message is None:
@@ -63,29 +75,18 @@ async def load_evidence(
             query = query.where(ReceiptJob.recipient == recipient.lower())
         out = []
         for job in (await session.scalars(query)).all():
-            facts, domain = await job_facts(session, message, job, verify_url)
             assert job.evidence is not None
-            receipt = evidence_receipt(facts, hostname=hostname, evidence=job.evidence)
-            out.append(Evidence(job.recipient, job.event_at, receipt, domain))
+            signed = statement(registry, message.sha256, job.recipient, job.event_at)
+            ok = verify(job.evidence, signed, keys.verification_keys)
+            receipt = b""
+            if receipts is not None:
+                hostname, selector, verify_url = receipts
+                facts, domain = await job_facts(session, message, job, verify_url)
+                receipt = build_receipt(
+                    facts, hostname=hostname, signer=DkimSigner(keys, domain, selector)
+                )
+            out.append(Evidence(job.recipient, job.event_at, signed, job.evidence, ok, receipt))
     if not out:
         who = f" for {recipient}" if recipient else ""
         raise EvidenceNotFound(f"no delivery evidence kept for {registry}{who}")
     return out
-
-
-def check_evidence(item: Evidence, keys: GatewayKeys, selector_prefix: str) -> bool:
-    """Whether the receipt's DKIM signatures verify against this gateway's keys."""
-    if not item.receipt.startswith(b"DKIM-Signature:"):
-        return False
-    records = {
-        f"{r.name}.".encode(): r.value.encode()
-        for r in dkim_records(keys, selector_prefix, item.domain)
-    }
-
-    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
-        return records.get(name)
-
-    try:
-        return bool(dkim.verify(item.receipt, dnsfunc=lookup))
-    except dkim.DKIMException:
-        return False

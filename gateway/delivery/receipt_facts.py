@@ -1,15 +1,11 @@
-"""The facts of an owed receipt, read from the store; delivery evidence of summarised messages.
+"""The facts of an owed receipt, read from the store; which messages get a summary.
 
 Owns: `job_facts` (a `receipt_jobs` row and its message as `ReceiptFacts`, the
 one reading shared by the receipt writer and `barid receipts evidence`),
 `summary_facts` (the delivery summary of a message: its copies delivered,
-failed and pending), `summarised` (which messages get a summary instead of a
-delivery receipt per copy) and the evidence of a delivery that is not filed as
-mail: `evidence_fields` (the DKIM-Signature fields of its receipt, stored in
-`receipt_jobs.evidence`) and `evidence_receipt` (that signed receipt again,
-rebuilt from the same facts: a receipt is deterministic, so the stored
-signature fits it byte for byte). Must not: claim jobs or file mail
-(gateway.delivery.receipt_writer does).
+failed and pending), `summarised` and `SummarisedMessages` (which messages get
+a summary instead of a delivery receipt per copy). Must not: claim jobs or file
+mail (gateway.delivery.receipt_writer does) or sign anything.
 """
 
 from __future__ import annotations
@@ -21,9 +17,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.delivery.receipts import ReceiptFacts, ReceiptKind, build_receipt
-from gateway.delivery.receipts.facts import checked
-from gateway.stamping.dkim import DkimSigner
+from gateway.delivery.receipts import ReceiptFacts, ReceiptKind
 from gateway.store.models import (
     Agency,
     DeliveryQueueEntry,
@@ -146,16 +140,21 @@ async def summarised(session: AsyncSession, message_ids: Iterable[int], threshol
     return {int(row[0]) for row in rows.all()}
 
 
-def evidence_fields(facts: ReceiptFacts, *, hostname: str, signer: DkimSigner | None) -> str:
-    """The DKIM-Signature fields of the receipt about `facts` ("" when it cannot be
-    signed: the agency domain has no signer), as `build_receipt` would sign it."""
-    if signer is None:
-        return ""
-    unsigned = build_receipt(facts, hostname=hostname, signer=None)
-    moment = checked(facts).event_at
-    return signer.sign(unsigned, timestamp=int(moment.timestamp())).decode("ascii")
+class SummarisedMessages:
+    """Which messages get a summary (more copies than `threshold`; 0: none), each
+    message's copies counted once (they never change after acceptance)."""
 
+    def __init__(self, threshold: int) -> None:
+        self._threshold = threshold
+        self._known: dict[int, bool] = {}
 
-def evidence_receipt(facts: ReceiptFacts, *, hostname: str, evidence: str) -> bytes:
-    """The signed receipt again: the stored signature fields on the rebuilt receipt."""
-    return evidence.encode("ascii") + build_receipt(facts, hostname=hostname, signer=None)
+    async def among(self, session: AsyncSession, message_ids: set[int]) -> set[int]:
+        if self._threshold <= 0:
+            return set()
+        unknown = message_ids - self._known.keys()
+        if unknown:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            found = await summarised(session, unknown, self._threshold)
+            self._known.update({message_id: message_id in found for message_id in unknown})
+        return {message_id for message_id in message_ids if self._known[message_id]}

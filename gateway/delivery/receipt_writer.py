@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from gateway import metrics
+from gateway.delivery.evidence import EvidenceSigner, statement
 from gateway.delivery.receipt_facts import (
     SETTLED,
-    evidence_fields,
     job_facts,
     parse_time,
     summarised,
@@ -118,7 +118,7 @@ class ReceiptWriter:
         if lock:
             query = skip_locked(query, session, ReceiptJob)
         jobs = (await session.scalars(query)).all()
-        threshold = self._summaries.threshold
+        threshold = self._summaries.threshold if self._summaries.signer is not None else 0
         many = await summarised(session, (job.message_id for job in jobs), threshold)
         rendered: list[_Receipt] = []
         broken: list[int] = []
@@ -171,10 +171,11 @@ class ReceiptWriter:
         facts, domain = await job_facts(session, message, job, self._verify_url)
         signer = self._signer_for(domain)
         kind = ReceiptKind(job.kind)
-        if kind is ReceiptKind.DELIVERY and message.id in summarised:
-            # Evidence only: the receipt's signature kept with the job, not filed as mail.
-            fields = evidence_fields(facts, hostname=self._hostname, signer=signer)
-            return _Receipt.of(job, message, evidence=fields)
+        evidence = self._summaries.signer
+        if kind is ReceiptKind.DELIVERY and message.id in summarised and evidence is not None:
+            # Evidence only: a signed statement kept with the job, not filed as mail.
+            signed = statement(message.registry_number, message.sha256, job.recipient, job.event_at)
+            return _Receipt.of(job, message, evidence=evidence.sign(signed))
         receipt = build_receipt(facts, hostname=self._hostname, signer=signer)
         original_meta = None
         if kind is ReceiptKind.ACCEPTANCE:
@@ -265,6 +266,7 @@ class Summaries:
 
     threshold: int = 0  # more copies than this (0: never)
     deadline: dt.timedelta = dt.timedelta(hours=1)  # after acceptance, with what is pending
+    signer: EvidenceSigner | None = None  # signs each delivery's evidence (None: no summaries)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.config import Settings
+from gateway.delivery.evidence import EvidenceSigner
 from gateway.delivery.imap_target import ImapServer
 from gateway.delivery.local import MailWorker
 from gateway.delivery.receipt_writer import Summaries
@@ -62,6 +63,7 @@ def build_mail_worker(
     signer_for: Callable[[str], DkimSigner | None],
     verify_url: Callable[[str], str],
     audit_key: bytes,
+    evidence: EvidenceSigner | None = None,
 ) -> MailWorker:
     """The local delivery and receipts worker, not started yet (the transfer
     listener needs its parse process first)."""
@@ -77,6 +79,7 @@ def build_mail_worker(
         summaries=Summaries(
             threshold=settings.receipts.summary_threshold,
             deadline=dt.timedelta(minutes=settings.receipts.summary_deadline_minutes),
+            signer=evidence,
         ),
     )
 

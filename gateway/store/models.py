@@ -372,8 +372,8 @@ class ReceiptJob(Base):
     # Non-delivery by a remote server: its host name and the RFC 3463 status.
     remote_mta: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str | None] = mapped_column(String(16))
-    # A delivery of a summarised message: the receipt's DKIM-Signature fields (the
-    # receipt itself is rebuilt from the stored facts on request).
+    # A delivery of a summarised message: "<key id>:<Ed25519 signature>" of its
+    # statement (gateway.delivery.evidence); the job is done, nothing is filed.
     evidence: Mapped[str | None] = mapped_column(Text, default=None)
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 from sqlalchemy import select, update
 
-from gateway.delivery.receipt_evidence import check_evidence, load_evidence
+from gateway.delivery.evidence import statement, verify
+from gateway.delivery.receipt_evidence import load_evidence
 from gateway.store.mailbox.folders import RECEIPTS
 from gateway.store.models import (
     DeliveryQueueEntry,
@@ -26,6 +28,7 @@ from gateway.store.models import (
     MessageCopy,
     ReceiptJob,
 )
+from keys.dkim_dns import dkim_records
 from testkit.cli import run_cli
 from testkit.gateway import Live, running
 from testkit.messages import pgp_mime
@@ -131,30 +134,32 @@ async def test_summary_instead_of_receipts_failure_at_once_evidence_verifies(
     async with gw.gateway.sessions() as s:
         jobs = (await s.scalars(select(ReceiptJob).where(ReceiptJob.kind == "delivery"))).all()
     assert len(jobs) == 4 and all(j.state == "done" and j.evidence for j in jobs)
-    # The evidence: each delivery receipt rebuilt with its stored signature verifies.
+    # The evidence: a signed statement per delivered copy, verified by the gateway's key.
     settings = gw.gateway.settings
     public = settings.http.public_url.rstrip("/")
-    found = await load_evidence(
-        gw.gateway.sessions,
-        registry,
-        recipient=None,
-        hostname=settings.server.hostname,
-        verify_url=lambda token: f"{public}/v/{token}",
-    )
+    rebuild = (settings.server.hostname, settings.keys.dkim_selector, lambda t: f"{public}/v/{t}")
+    found = await load_evidence(gw.gateway.sessions, gw.gateway_keys, registry, receipts=rebuild)
     assert sorted(e.recipient for e in found) == sorted(a for a in FIVE if a != FIVE[3])
     for item in found:
-        assert b"Barid-Receipt: delivery" in item.receipt
-        assert check_evidence(item, gw.gateway_keys, settings.keys.dkim_selector)
-    tampered = found[0].receipt.replace(b"Barid-Receipt: delivery", b"Barid-Receipt: Delivery ")
-    assert not check_evidence(
-        type(found[0])(found[0].recipient, found[0].delivered_at, tampered, found[0].domain),
-        gw.gateway_keys,
-        settings.keys.dkim_selector,
-    )
+        assert item.verified
+        assert json.loads(item.statement)["recipient"] == item.recipient
+        assert f"Barid-Recipient: {item.recipient}".encode() in item.receipt
+        assert dkim.verify(item.receipt, dnsfunc=_dns(gw, settings.keys.dkim_selector))
+    forged = statement(registry, "0" * 64, found[0].recipient, found[0].delivered_at)
+    assert not verify(found[0].signature, forged, gw.gateway_keys.verification_keys)
     # And by the command line, as the registry would ask for it.
-    out = run_cli(gw.data, "receipts", "evidence", registry, "--json")
+    out = run_cli(gw.data, "receipts", "evidence", registry, "--json", "--out", str(gw.data / "ev"))
     rows = json.loads(out)
     assert len(rows) == 4 and all(row["verified"] for row in rows)
+    assert len(list((gw.data / "ev").glob("*.eml"))) == 4
+
+
+def _dns(live: Live, selector: str) -> Callable[..., bytes | None]:
+    records = {
+        f"{r.name}.".encode(): r.value.encode()
+        for r in dkim_records(live.gateway_keys, selector, "moh.gov.example")
+    }
+    return lambda name, timeout=5: records.get(name)
 
 
 async def test_below_threshold_a_receipt_per_copy(gw: Live, gnupghome: Path) -> None:

@@ -5,10 +5,10 @@ Revises: 0014
 Create Date: 2026-12-05
 
 A message with more copies than `[receipts] summary_threshold` gets one summary
-in the sender's Receipts; each of its delivery receipts is then not filed as
-mail: its DKIM-Signature fields are kept in `receipt_jobs.evidence`, and the
-signed receipt is rebuilt from the stored facts on request (gateway.delivery.
-receipt_evidence). Existing rows keep NULL.
+in the sender's Receipts; each of its deliveries is then not filed as a
+receipt: a signed statement is kept in `receipt_jobs.evidence` instead
+(gateway.delivery.evidence; `barid receipts evidence` reads it back). Existing
+rows keep NULL.
 """
 
 from __future__ import annotations
