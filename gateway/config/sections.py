@@ -342,7 +342,7 @@ class DeliverySettings(Section):
 
 class ReceiptsSettings(Section):
     summary_threshold: int = _f(
-        20,
+        10,
         "A message with more copies than this gets one delivery summary in the sender's"
         " Receipts instead of one delivery receipt per copy (non-delivery receipts are"
         " still filed one by one, as they happen); 0: always one receipt per copy.",

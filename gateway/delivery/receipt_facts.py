@@ -104,17 +104,36 @@ async def summary_facts(
 ) -> tuple[ReceiptFacts, str]:
     """The delivery summary of `message` at `now`: its copies by outcome."""
     base, domain = await _base_facts(session, message, verify_url)
+    evidence = dict(
+        (
+            await session.execute(
+                select(ReceiptJob.recipient, ReceiptJob.evidence).where(
+                    ReceiptJob.message_id == message.id,
+                    ReceiptJob.kind == ReceiptKind.DELIVERY.value,
+                )
+            )
+        ).all()
+    )
     rows = (
         await session.execute(
-            select(MessageCopy.recipient, DeliveryQueueEntry.state)
+            select(
+                MessageCopy.recipient,
+                DeliveryQueueEntry.state,
+                DeliveryQueueEntry.delivered_at,
+                DeliveryQueueEntry.updated_at,
+            )
             .join(DeliveryQueueEntry, DeliveryQueueEntry.copy_id == MessageCopy.id)
             .where(MessageCopy.message_id == message.id)
             .order_by(MessageCopy.id)
         )
     ).all()
     by_state: dict[str, list[str]] = {"delivered": [], "failed": [], "pending": []}
-    for recipient, state in rows:
-        by_state[state if state in SETTLED else "pending"].append(recipient)
+    copies = []
+    for recipient, state, delivered_at, updated_at in rows:
+        outcome = state if state in SETTLED else "pending"
+        by_state[outcome].append(recipient)
+        at = {"delivered": delivered_at, "failed": updated_at}.get(outcome) or ""
+        copies.append((recipient, outcome, at, evidence.get(recipient) or ""))
     facts = dataclasses.replace(
         base,
         kind=ReceiptKind.SUMMARY,
@@ -122,6 +141,7 @@ async def summary_facts(
         recipients=tuple(by_state["delivered"]),
         failed=tuple(by_state["failed"]),
         pending=tuple(by_state["pending"]),
+        copies=tuple(copies),
     )
     return facts, domain
 

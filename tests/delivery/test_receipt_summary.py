@@ -6,6 +6,8 @@ unchanged (a receipt per copy)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -131,6 +133,11 @@ async def test_summary_instead_of_receipts_failure_at_once_evidence_verifies(
     summary = next(r for r in receipts if b"Barid-Receipt: summary" in r)
     assert summary.startswith(b"DKIM-Signature:")
     assert f"Barid-Registry: {registry}".encode() in summary
+    facts = _receipt_json(summary)
+    outcomes = {c["recipient"]: c for c in facts["copies"]}
+    assert sorted(outcomes) == sorted(FIVE) and outcomes[FIVE[3]]["outcome"] == "failed"
+    delivered = [c for c in facts["copies"] if c["outcome"] == "delivered"]
+    assert len(delivered) == 4 and all(c["at"] and c["evidence"] for c in delivered)
     async with gw.gateway.sessions() as s:
         jobs = (await s.scalars(select(ReceiptJob).where(ReceiptJob.kind == "delivery"))).all()
     assert len(jobs) == 4 and all(j.state == "done" and j.evidence for j in jobs)
@@ -152,6 +159,16 @@ async def test_summary_instead_of_receipts_failure_at_once_evidence_verifies(
     rows = json.loads(out)
     assert len(rows) == 4 and all(row["verified"] for row in rows)
     assert len(list((gw.data / "ev").glob("*.eml"))) == 4
+
+
+def _receipt_json(raw: bytes) -> dict[str, Any]:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    for part in message.walk():
+        if part.get_filename() == "receipt.json":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return dict(json.loads(payload))
+    raise AssertionError("no receipt.json")
 
 
 def _dns(live: Live, selector: str) -> Callable[..., bytes | None]:

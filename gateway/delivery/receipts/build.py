@@ -112,6 +112,10 @@ def _receipt_document(facts: ReceiptFacts) -> dict[str, Any]:
     if facts.kind is ReceiptKind.SUMMARY:
         document["failed"] = list(facts.failed)
         document["pending"] = list(facts.pending)
+        document["copies"] = [
+            {"recipient": r, "outcome": o, "at": at or None, "evidence": e or None}
+            for r, o, at, e in facts.copies
+        ]
     if facts.issuer_domain is not None:
         document["issuer_domain"] = facts.issuer_domain
     return document

@@ -98,6 +98,9 @@ class ReceiptFacts:
     status: str | None = None
     failed: tuple[str, ...] = ()  # SUMMARY only: the copies that could not be delivered
     pending: tuple[str, ...] = ()  # SUMMARY only: the copies not settled at its deadline
+    # SUMMARY only: per copy (recipient, "delivered" | "failed" | "pending", when or "",
+    # the signed evidence of a delivery or ""), as receipt.json lists them.
+    copies: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def signing_domain(self) -> str:
@@ -197,8 +200,13 @@ def _recipients(
     if kind in PER_RECIPIENT and len(recipients) != 1:
         raise ValueError(f"a {kind} receipt is about exactly one recipient, got {len(recipients)}")
     failed, pending = tuple(facts.failed), tuple(facts.pending)
-    if kind is not ReceiptKind.SUMMARY and (failed or pending):
+    if kind is not ReceiptKind.SUMMARY and (failed or pending or facts.copies):
         raise ValueError(f"failed and pending copies belong to summaries, not to {kind}")
+    for row in facts.copies:
+        if len(row) != 4:
+            raise ValueError(f"a copy's outcome must be four values, got {row!r}")
+        for value in row:
+            _one_line("copy outcome", value)
     if kind is ReceiptKind.SUMMARY and not (recipients or failed or pending):
         raise ValueError("a summary needs at least one copy")
     everyone = (*recipients, *failed, *pending)

@@ -106,7 +106,7 @@ def expected_document(facts: ReceiptFacts) -> dict[str, Any]:
         "detail": facts.detail,
     }
     if facts.kind is ReceiptKind.SUMMARY:
-        document |= {"failed": list(facts.failed), "pending": list(facts.pending)}
+        document |= {"failed": list(facts.failed), "pending": list(facts.pending), "copies": []}
     if facts.kind is ReceiptKind.NON_DELIVERY:  # the status taken from the detail
         document["status"] = facts.status or "5.1.1"
         document["remote_mta"] = facts.remote_mta
