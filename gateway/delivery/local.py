@@ -64,7 +64,7 @@ from gateway.store.mailbox.store import (
     NewCopy,
     StoreUnavailable,
     WriteScope,
-    ensure_folders_in,
+    ensure_folders_many,
     file_copies_in,
 )
 from gateway.store.models import (
@@ -394,14 +394,14 @@ class MailWorker(WorkerLoop):
         jobs: list[dict[str, object]] = []
         events: list[audit.Event] = []
         outcomes: list[str] = []
-        folders: dict[int, dict[str, int]] = {}
+        folders = await ensure_folders_many(
+            session, {e for item, e in deliverable if item.copy.entry_id in claimed}
+        )
         filed: list[NewCopy] = []
         for item, employee_id in deliverable:
             copy = item.copy
             if copy.entry_id not in claimed:
                 continue  # another worker delivered it
-            if employee_id not in folders:
-                folders[employee_id] = await ensure_folders_in(session, employee_id)
             inbox = folders[employee_id][INBOX]
             filed.append(
                 NewCopy(inbox, item.meta, copy.blob_ids, item.size, copy.message_id, copy.copy_id)
