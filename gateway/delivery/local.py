@@ -29,9 +29,9 @@ Per acceptance receipt job: the sender's own original goes to Sent (flagged
 Call order: `start()` -> `wake()` whenever work may be waiting (the message
 store calls it after each acceptance) -> `stop()` -> `close()` (ends the parse
 process). `run_once()` does one round (used by tests and the benchmark). Units
-are written eight per transaction, so the SQLite write lock is never held long
-while acceptances wait; large copies are described in a second process
-(gateway.delivery.pool).
+are written a batch per transaction (32 copies, 8 receipts), so the SQLite write
+lock is never held long while acceptances wait; large copies are described in a
+second process (gateway.delivery.pool).
 """
 
 from __future__ import annotations
@@ -80,7 +80,10 @@ from policies.directory import EmployeeStatus
 
 log = logging.getLogger("barid.delivery")
 
-BATCH = 8  # units per write transaction: short holds of the SQLite write lock
+BATCH = 8  # receipts per write transaction: short holds of the SQLite write lock
+# Copies per delivery transaction: a batch is filed in a few statements whatever its
+# size (one folder lookup, one UID reservation per distinct count, bulk inserts).
+DELIVERY_BATCH = 32
 BATCH_BYTES = 64 * 1024 * 1024
 DEFER_SECONDS = 300.0
 # The parse process's function that takes a copy's parts (gateway.imap.describe_copy).
@@ -293,13 +296,13 @@ class MailWorker(WorkerLoop):
                 DeliveryQueueEntry.next_attempt_at <= now,
             )
             .order_by(DeliveryQueueEntry.id)
-            .limit(BATCH)
+            .limit(DELIVERY_BATCH)
         )
         if lock:
             query = skip_locked(query, session, DeliveryQueueEntry)
         rows = (await session.execute(query)).all()
         backlog = len(rows)
-        if backlog == BATCH:
+        if backlog == DELIVERY_BATCH:
             backlog = int(
                 await session.scalar(
                     select(func.count())

@@ -16,6 +16,7 @@ from gateway.delivery.receipts.facts import PER_RECIPIENT, ReceiptFacts, Receipt
 from gateway.presentation import Value, render_mail_html, render_mail_text
 
 JSON_NAME = "receipt.json"
+SUMMARY_LISTED = 100  # a summary names at most this many delivered recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +110,13 @@ def receipt_content(f: ReceiptFacts) -> ReceiptContent:
         lists.append(Listing("receipt.recipients", recipients, "receipt.no_recipients"))
     footer = [Sentence("receipt.automatic")]
     if f.kind is ReceiptKind.SUMMARY:
+        # A circular to hundreds: the delivered are counted and listed in receipt.json
+        # only; those failed or pending (what needs attention) are always named.
+        delivered = f.recipients if len(f.recipients) <= SUMMARY_LISTED else ()
+        empty = "receipt.no_recipients" if delivered == f.recipients else "receipt.summary.in_json"
+        items = tuple((Value(a), None) for a in delivered)
+        lists.append(Listing("receipt.summary.delivered", items, empty))
         for label, addresses in (
-            ("receipt.summary.delivered", f.recipients),
             ("receipt.summary.failed", f.failed),
             ("receipt.summary.pending", f.pending),
         ):
