@@ -9,10 +9,10 @@ Must not: read the store (callers pass the facts) or the clock.
 
 Why a statement and not a filed receipt: a circular to hundreds of agencies
 would otherwise put hundreds of receipts in the sender's Receipts folder, each
-rendered, DKIM-signed, described and stored (about 12 kB and 20 ms a copy). The
-statement costs one Ed25519 signature (about 0.1 ms) and 100 bytes, is signed
-when the copy is delivered, and `barid receipts evidence` turns it back into the
-full delivery receipt on request.
+rendered, DKIM-signed, described and stored (about 12 kB, and over 20 ms, a
+copy). The statement costs one Ed25519 signature (about 0.1 ms) and 100 bytes,
+is signed when the copy is delivered, and `barid receipts evidence` turns it
+back into the full delivery receipt on request.
 """
 
 from __future__ import annotations

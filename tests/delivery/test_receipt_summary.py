@@ -20,6 +20,9 @@ from sqlalchemy import select, update
 
 from gateway.delivery.evidence import statement, verify
 from gateway.delivery.receipt_evidence import load_evidence
+from gateway.delivery.receipt_writer import due_summaries
+from gateway.store import migrate
+from gateway.store.db import create_engine, session_factory
 from gateway.store.mailbox.folders import RECEIPTS
 from gateway.store.models import (
     DeliveryQueueEntry,
@@ -30,6 +33,7 @@ from gateway.store.models import (
     MessageCopy,
     ReceiptJob,
 )
+from gateway.store.queue import skip_locked
 from keys.dkim_dns import dkim_records
 from testkit.cli import run_cli
 from testkit.gateway import Live, running
@@ -190,3 +194,20 @@ async def test_below_threshold_a_receipt_per_copy(gw: Live, gnupghome: Path) -> 
             await s.scalars(select(ReceiptJob).where(ReceiptJob.evidence.is_not(None)))
         ).all()
     assert not summaries and not evidence
+
+
+async def test_due_summaries_claim_runs_on_postgres_and_the_migration_goes_both_ways(
+    pg_url: str,
+) -> None:
+    engine = create_engine(pg_url)
+    try:
+        await migrate.upgrade(engine)
+        async with session_factory(engine)() as s, s.begin():
+            query = skip_locked(due_summaries("2026-01-01T00:00:00.000000Z", 8), s, ReceiptJob)
+            assert "FOR UPDATE" in str(query.compile(dialect=s.get_bind().dialect))
+            assert (await s.scalars(query)).all() == []
+        await migrate.downgrade(engine, "0014")
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()
