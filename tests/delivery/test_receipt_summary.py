@@ -163,6 +163,8 @@ async def test_summary_instead_of_receipts_failure_at_once_evidence_verifies(
     rows = json.loads(out)
     assert len(rows) == 4 and all(row["verified"] for row in rows)
     assert len(list((gw.data / "ev").glob("*.eml"))) == 4
+    with pytest.raises(RuntimeError, match="no message with registry number MOH/2026/999999"):
+        run_cli(gw.data, "receipts", "evidence", "MOH/2026/999999")
 
 
 def _receipt_json(raw: bytes) -> dict[str, Any]:
