@@ -1,8 +1,8 @@
 """Receipt summaries: a message with more copies than `[receipts] summary_threshold`
 gets one delivery summary in the sender's Receipts, its delivery receipts are
 kept as signed evidence (rebuilt and verified by `barid receipts evidence`), a
-failure is still reported at once, and a message below the threshold is
-unchanged (a receipt per copy)."""
+failure is still reported at once, a message below the threshold is unchanged
+(a receipt per copy), and at the deadline the summary lists what is pending."""
 
 from __future__ import annotations
 
@@ -50,13 +50,19 @@ FIVE = [
 THRESHOLD = 3
 
 
-@pytest.fixture
+@pytest.fixture(params=[60.0])
 async def gw(
-    demo_template: Path, tmp_path: Path, credentials: dict[str, dict[str, Any]]
+    demo_template: Path,
+    tmp_path: Path,
+    credentials: dict[str, dict[str, Any]],
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Live]:
     data = tmp_path / "d"
     shutil.copytree(demo_template, data)
-    env = {"BARID_RECEIPTS__SUMMARY_THRESHOLD": str(THRESHOLD)}
+    env = {
+        "BARID_RECEIPTS__SUMMARY_THRESHOLD": str(THRESHOLD),
+        "BARID_RECEIPTS__SUMMARY_DEADLINE_MINUTES": str(request.param),
+    }
     async with running(data, credentials, env) as live:
         assert live.gateway.worker is not None
         await live.gateway.worker.stop()  # the test drives the rounds
@@ -165,6 +171,23 @@ async def test_summary_instead_of_receipts_failure_at_once_evidence_verifies(
     assert len(list((gw.data / "ev").glob("*.eml"))) == 4
     with pytest.raises(RuntimeError, match="no message with registry number MOH/2026/999999"):
         run_cli(gw.data, "receipts", "evidence", "MOH/2026/999999")
+    # Below the threshold nothing changes: a receipt per copy, no summary, no evidence.
+    before = len(receipts)
+    small = await _send(gw, gnupghome, FIVE[:THRESHOLD])
+    await _drain(gw)
+    added = (await _receipts(gw))[before:]
+    assert sorted(_kinds(added)) == ["acceptance"] + ["delivery"] * THRESHOLD
+    assert all(f"Barid-Registry: {small}".encode() in r for r in added)
+    async with gw.gateway.sessions() as s:
+        jobs = (
+            await s.scalars(
+                select(ReceiptJob)
+                .join(Message, Message.id == ReceiptJob.message_id)
+                .where(Message.registry_number == small)
+            )
+        ).all()
+    assert sorted(j.kind for j in jobs) == ["acceptance"] + ["delivery"] * THRESHOLD
+    assert not any(j.evidence for j in jobs)
 
 
 def _receipt_json(raw: bytes) -> dict[str, Any]:
@@ -185,17 +208,20 @@ def _dns(live: Live, selector: str) -> Callable[..., bytes | None]:
     return lambda name, timeout=5: records.get(name)
 
 
-async def test_below_threshold_a_receipt_per_copy(gw: Live, gnupghome: Path) -> None:
-    await _send(gw, gnupghome, FIVE[:THRESHOLD])
+@pytest.mark.parametrize("gw", [0.001], indirect=True)  # a deadline of 60 ms
+async def test_at_the_deadline_the_summary_lists_what_is_pending(gw: Live, gnupghome: Path) -> None:
+    await _send(gw, gnupghome, FIVE[:4])
+    async with gw.gateway.sessions() as s, s.begin():
+        held = select(MessageCopy.id).where(MessageCopy.recipient == FIVE[0])
+        await s.execute(
+            update(DeliveryQueueEntry)
+            .where(DeliveryQueueEntry.copy_id.in_(held))
+            .values(state="held")
+        )
     await _drain(gw)
-    kinds = _kinds(await _receipts(gw))
-    assert sorted(kinds) == ["acceptance"] + ["delivery"] * THRESHOLD
-    async with gw.gateway.sessions() as s:
-        summaries = (await s.scalars(select(ReceiptJob).where(ReceiptJob.kind == "summary"))).all()
-        evidence = (
-            await s.scalars(select(ReceiptJob).where(ReceiptJob.evidence.is_not(None)))
-        ).all()
-    assert not summaries and not evidence
+    summary = next(r for r in await _receipts(gw) if b"Barid-Receipt: summary" in r)
+    facts = _receipt_json(summary)
+    assert facts["pending"] == [FIVE[0]] and sorted(facts["recipients"]) == sorted(FIVE[1:4])
 
 
 async def test_due_summaries_claim_runs_on_postgres_and_the_migration_goes_both_ways(
