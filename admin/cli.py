@@ -92,6 +92,7 @@ def _register() -> None:
         commands_peer,
         commands_policy,
         commands_queue,
+        commands_receipts,
         commands_verify,
     )
 
@@ -110,6 +111,7 @@ def _register() -> None:
     commands_admin.register(cli)
     commands_blobs.register(cli)
     commands_cluster.register(cli)
+    commands_receipts.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,8 +54,13 @@ class ServerSettings(Section):
     proxy_header_timeout_seconds: float = _f(5.0, proxies.TIMEOUT_DOC, gt=0, le=60)
     _proxies = field_validator("trusted_proxies", mode="before")(proxies.networks)
 
-    node_id: str = _f("", "This node's name in audit events, the access trail and log lines"
-                      " (empty: this machine's host name).", max_length=64, pattern=r"^\S*$")
+    node_id: str = _f(
+        "",
+        "This node's name in audit events, the access trail and log lines"
+        " (empty: this machine's host name).",
+        max_length=64,
+        pattern=r"^\S*$",
+    )
 
 
 class DatabaseSettings(Section):
@@ -333,3 +338,21 @@ class DeliverySettings(Section):
         60.0, "Give up one transfer (connect, TLS, send) after this long.", gt=0, le=3600
     )
     concurrency: int = _f(8, "Copies sent to peers and agency servers at once.", ge=1, le=256)
+
+
+class ReceiptsSettings(Section):
+    summary_threshold: int = _f(
+        10,
+        "A message with more copies than this gets one delivery summary in the sender's"
+        " Receipts instead of one delivery receipt per copy (non-delivery receipts are"
+        " still filed one by one, as they happen); 0: always one receipt per copy.",
+        ge=0,
+        le=1_000_000,
+    )
+    summary_deadline_minutes: float = _f(
+        60.0,
+        "The summary is filed when every copy is settled, or this long after acceptance"
+        " with the copies still pending listed as such.",
+        gt=0,
+        le=7 * 24 * 60,
+    )

@@ -17,6 +17,7 @@ from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts.mailer import AlertMailer
 from gateway.checks.policy import PolicyRuntime
 from gateway.config import Settings
+from gateway.delivery.evidence import EvidenceSigner
 from gateway.delivery.local import MailWorker
 from gateway.delivery.relay import RelayWorker
 from gateway.federation.peers import Federation
@@ -123,6 +124,7 @@ class Gateway:
             signer_for=signer_for,
             verify_url=pipeline.stamper.verify_url,
             audit_key=audit_key,
+            evidence=EvidenceSigner(keys.signing_key, keys.signing_key_id),
         )
         assert self.store is not None and self.key_ring is not None
         self.relay = workers.start_relay_worker(

@@ -353,7 +353,9 @@ class ReceiptJob(Base):
     __tablename__ = "receipt_jobs"
     __table_args__ = (
         UniqueConstraint("message_id", "kind", "recipient"),
-        CheckConstraint("kind IN ('acceptance', 'delivery', 'non-delivery')", name="kind"),
+        CheckConstraint(
+            "kind IN ('acceptance', 'delivery', 'non-delivery', 'summary')", name="kind"
+        ),
         CheckConstraint("state IN ('pending', 'done')", name="state"),
         Index("ix_receipt_jobs_state_id", "state", "id"),
     )
@@ -370,6 +372,9 @@ class ReceiptJob(Base):
     # Non-delivery by a remote server: its host name and the RFC 3463 status.
     remote_mta: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str | None] = mapped_column(String(16))
+    # A delivery of a summarised message: "<key id>:<Ed25519 signature>" of its
+    # statement (gateway.delivery.evidence); the job is done, nothing is filed.
+    evidence: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 # ---------------------------------------------------------------- federation
