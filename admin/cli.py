@@ -83,6 +83,7 @@ def _register() -> None:
         commands_audit,
         commands_backup,
         commands_blobs,
+        commands_cluster,
         commands_directory,
         commands_dns,
         commands_keys,
@@ -91,6 +92,7 @@ def _register() -> None:
         commands_peer,
         commands_policy,
         commands_queue,
+        commands_receipts,
         commands_verify,
     )
 
@@ -108,6 +110,8 @@ def _register() -> None:
     commands_peer.register(cli)
     commands_admin.register(cli)
     commands_blobs.register(cli)
+    commands_cluster.register(cli)
+    commands_receipts.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

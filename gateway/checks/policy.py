@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.store import audit, policy_versions
+from gateway.store import audit, cluster_state, policy_versions
 from gateway.store.db import transaction
 from gateway.store.notices import PgListener
 from policies.directory import DirectorySnapshot
@@ -126,6 +126,7 @@ class PolicyRuntime:
             # Edited again since it was validated: the next look validates that edit.
             self._seen_hash = ""
             return
+        file_digest = await asyncio.to_thread(file_hash, path)
         async with transaction(self._sessions) as session:
             written = await policy_versions.add_version(
                 session,
@@ -139,6 +140,8 @@ class PolicyRuntime:
                 newest = await policy_versions.newest(session)
                 assert newest is not None
                 written = newest
+            elif not first:
+                await cluster_state.follow_policy_file(session, file_digest)
         if written.sha256 != self.holder.source_hash:
             result = await asyncio.to_thread(self.holder.reload, written.text.encode("utf-8"))
             if not result.ok:

@@ -346,3 +346,21 @@ class DeliverySettings(Section):
         60.0, "Give up one transfer (connect, TLS, send) after this long.", gt=0, le=3600
     )
     concurrency: int = _f(8, "Copies sent to peers and agency servers at once.", ge=1, le=256)
+
+
+class ReceiptsSettings(Section):
+    summary_threshold: int = _f(
+        10,
+        "A message with more copies than this gets one delivery summary in the sender's"
+        " Receipts instead of one delivery receipt per copy (non-delivery receipts are"
+        " still filed one by one, as they happen); 0: always one receipt per copy.",
+        ge=0,
+        le=1_000_000,
+    )
+    summary_deadline_minutes: float = _f(
+        60.0,
+        "The summary is filed when every copy is settled, or this long after acceptance"
+        " with the copies still pending listed as such.",
+        gt=0,
+        le=7 * 24 * 60,
+    )

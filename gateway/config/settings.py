@@ -24,6 +24,7 @@ from gateway.config.sections import (
     KeysSettings,
     LoginSettings,
     PolicySettings,
+    ReceiptsSettings,
     Section,
     ServerSettings,
     SmtpSettings,
@@ -44,6 +45,7 @@ class Settings(Section):
     policy: PolicySettings = PolicySettings()
     keys: KeysSettings = KeysSettings()
     delivery: DeliverySettings = DeliverySettings()
+    receipts: ReceiptsSettings = ReceiptsSettings()
     audit: AuditSettings = AuditSettings()
     alerts: AlertsSettings = AlertsSettings()
     marking: MarkingSettings = MarkingSettings()

@@ -17,19 +17,21 @@ the entry queued and nothing stored, to be done again after restart.
 
 Per delivered copy, in one transaction: the queue entry becomes "delivered"
 with its delivery time; the copy (prefix + stored original + suffix, by blob
-reference) gets the recipient's next INBOX UID; a pending delivery receipt and a
-"message.deliver" audit event are written. A copy that cannot be read (a
-damaged blob) waits `DEFER_SECONDS` and does not hold up the others. A recipient no longer in the
-directory, or suspended, makes the entry "failed" with a non-delivery receipt.
+reference) gets the recipient's next INBOX UID; a pending delivery receipt (for a
+message summarised for its sender, a done one carrying its signed evidence,
+gateway.delivery.evidence) and a "message.deliver" audit event are written. A
+copy that cannot be read (a damaged blob) waits `DEFER_SECONDS` and does not
+hold up the others. A recipient no longer in the directory, or suspended, makes
+the entry "failed" with a non-delivery receipt.
 Per acceptance receipt job: the sender's own original goes to Sent (flagged
 \\Seen) and the acceptance receipt to Receipts. Receipts are DKIM-signed.
 
 Call order: `start()` -> `wake()` whenever work may be waiting (the message
 store calls it after each acceptance) -> `stop()` -> `close()` (ends the parse
 process). `run_once()` does one round (used by tests and the benchmark). Units
-are written eight per transaction, so the SQLite write lock is never held long
-while acceptances wait; large copies are described in a second process
-(gateway.delivery.pool).
+are written a batch per transaction (32 copies, 8 receipts), so the SQLite write
+lock is never held long while acceptances wait; large copies are described in a
+second process (gateway.delivery.pool).
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
+from gateway.delivery.evidence import statement
 from gateway.delivery.loop import WorkerLoop
 from gateway.delivery.parse_worker import COPY_MAGIC, copy_request
 from gateway.delivery.pool import ParsePool
-from gateway.delivery.receipt_writer import ReceiptWriter
+from gateway.delivery.receipt_facts import SummarisedMessages
+from gateway.delivery.receipt_writer import ReceiptWriter, Summaries
 from gateway.model.target import LOCAL, DeliveryTarget
 from gateway.stamping.dkim import DkimSigner
 from gateway.store import audit
@@ -60,7 +64,7 @@ from gateway.store.mailbox.store import (
     NewCopy,
     StoreUnavailable,
     WriteScope,
-    ensure_folders_in,
+    ensure_folders_many,
     file_copies_in,
 )
 from gateway.store.models import (
@@ -76,7 +80,10 @@ from policies.directory import EmployeeStatus
 
 log = logging.getLogger("barid.delivery")
 
-BATCH = 8  # units per write transaction: short holds of the SQLite write lock
+BATCH = 8  # receipts per write transaction: short holds of the SQLite write lock
+# Copies per delivery transaction: a batch is filed in a few statements whatever its
+# size (one folder lookup, one UID reservation per distinct count, bulk inserts).
+DELIVERY_BATCH = 32
 BATCH_BYTES = 64 * 1024 * 1024
 DEFER_SECONDS = 300.0
 # The parse process's function that takes a copy's parts (gateway.imap.describe_copy).
@@ -94,6 +101,7 @@ class _Copy:
     registry: str
     blob_ids: tuple[str, str, str]  # prefix, original, suffix
     size: int
+    message_sha256: str
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,7 @@ class MailWorker(WorkerLoop):
         verify_url: Callable[[str], str],
         hostname: str,
         audit_key: bytes,
+        summaries: Summaries | None = None,
     ) -> None:
         super().__init__()
         self._sessions = sessions
@@ -140,8 +149,13 @@ class MailWorker(WorkerLoop):
             verify_url=verify_url,
             hostname=hostname,
             batch=BATCH,
+            summaries=summaries,
         )
         self._gauge_targets: set[DeliveryTarget] = {LOCAL}
+        self._summaries = summaries or Summaries()
+        self._many = SummarisedMessages(
+            self._summaries.threshold if self._summaries.signer is not None else 0
+        )
 
     # ---- running ---------------------------------------------------------------------
 
@@ -272,6 +286,7 @@ class MailWorker(WorkerLoop):
                 Message.original_blob_id,
                 MessageCopy.suffix_blob_id,
                 Message.size,
+                Message.sha256,
             )
             .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
             .join(Message, Message.id == MessageCopy.message_id)
@@ -281,13 +296,13 @@ class MailWorker(WorkerLoop):
                 DeliveryQueueEntry.next_attempt_at <= now,
             )
             .order_by(DeliveryQueueEntry.id)
-            .limit(BATCH)
+            .limit(DELIVERY_BATCH)
         )
         if lock:
             query = skip_locked(query, session, DeliveryQueueEntry)
         rows = (await session.execute(query)).all()
         backlog = len(rows)
-        if backlog == BATCH:
+        if backlog == DELIVERY_BATCH:
             backlog = int(
                 await session.scalar(
                     select(func.count())
@@ -316,6 +331,7 @@ class MailWorker(WorkerLoop):
                     registry=row[5],
                     blob_ids=(row[6], row[7], row[8]),
                     size=int(row[9]),
+                    message_sha256=row[10],
                 )
             )
         return out
@@ -377,22 +393,23 @@ class MailWorker(WorkerLoop):
         claimed = await _claim(
             session, [item.copy.entry_id for item, _ in deliverable], now, delivered=True
         )
+        many = await self._many.among(session, {item.copy.message_id for item, _ in deliverable})
         jobs: list[dict[str, object]] = []
         events: list[audit.Event] = []
         outcomes: list[str] = []
-        folders: dict[int, dict[str, int]] = {}
+        folders = await ensure_folders_many(
+            session, {e for item, e in deliverable if item.copy.entry_id in claimed}
+        )
         filed: list[NewCopy] = []
         for item, employee_id in deliverable:
             copy = item.copy
             if copy.entry_id not in claimed:
                 continue  # another worker delivered it
-            if employee_id not in folders:
-                folders[employee_id] = await ensure_folders_in(session, employee_id)
             inbox = folders[employee_id][INBOX]
             filed.append(
                 NewCopy(inbox, item.meta, copy.blob_ids, item.size, copy.message_id, copy.copy_id)
             )
-            jobs.append(_receipt_job(copy.message_id, "delivery", copy.recipient, now))
+            jobs.append(self._delivery_job(copy, now, copy.message_id in many))
             events.append(self._event("message.deliver", copy, {"mailbox": INBOX}))
             outcomes.append("delivered")
         await file_copies_in(scope, self._cipher, filed)  # a few statements for the batch
@@ -407,6 +424,16 @@ class MailWorker(WorkerLoop):
             await session.execute(insert(ReceiptJob), jobs)
         await audit.append_many(session, self._audit_key, events)
         return outcomes
+
+    def _delivery_job(self, copy: _Copy, now: str, summarised: bool) -> dict[str, object]:
+        """The delivery receipt owed; for a summarised message, its signed evidence
+        instead (done at once: gateway.delivery.evidence)."""
+        job = _receipt_job(copy.message_id, "delivery", copy.recipient, now)
+        signer = self._summaries.signer
+        if summarised and signer is not None:
+            signed = statement(copy.registry, copy.message_sha256, copy.recipient, now)
+            job.update(state="done", done_at=now, evidence=signer.sign(signed))
+        return job
 
     @staticmethod
     def _event(action: str, copy: _Copy, details: dict[str, object]) -> audit.Event:
@@ -466,4 +493,5 @@ def _receipt_job(
         "state": "pending",
         "event_at": now,
         "done_at": None,
+        "evidence": None,
     }

@@ -15,12 +15,22 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from gateway import metrics
-from gateway.delivery.receipts import ReceiptFacts, ReceiptKind, build_receipt
+from gateway.delivery.evidence import EvidenceSigner, statement
+from gateway.delivery.receipt_facts import (
+    SETTLED,
+    job_facts,
+    parse_time,
+    summarised,
+    summary_facts,
+)
+from gateway.delivery.receipts import ReceiptKind, build_receipt
 from gateway.stamping.dkim import DkimSigner
 from gateway.store.blobs import BlobCipher, fetch_outside, open_blob
 from gateway.store.db import utcnow
@@ -34,16 +44,8 @@ from gateway.store.mailbox.store import (
     ensure_folders_in,
     insert_content,
 )
-from gateway.store.models import (
-    Agency,
-    Blob,
-    Message,
-    MessageCopy,
-    MessageDocument,
-    ReceiptJob,
-)
+from gateway.store.models import Blob, DeliveryQueueEntry, Message, MessageCopy, ReceiptJob
 from gateway.store.queue import shares_work, skip_locked
-from policies.directory import Clearance
 
 log = logging.getLogger("barid.delivery")
 
@@ -62,6 +64,7 @@ class ReceiptWriter:
         verify_url: Callable[[str], str],
         hostname: str,
         batch: int,
+        summaries: Summaries | None = None,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
@@ -71,9 +74,15 @@ class ReceiptWriter:
         self._verify_url = verify_url
         self._hostname = hostname
         self._batch = batch
+        self._summaries = summaries or Summaries()
         self._shared = shares_work(sessions)  # PostgreSQL: claims skip locked rows
 
     async def write_receipts(self) -> int:
+        """One round: owed receipts (and evidence), then the summaries that are due."""
+        done = await self._write_jobs()
+        return done + await self._write_summaries()
+
+    async def _write_jobs(self) -> int:
         if self._shared:
             async with self._mailboxes.writing("receipts") as scope:
                 rendered, broken = await self._pending(scope.session, lock=True)
@@ -102,18 +111,20 @@ class ReceiptWriter:
         """The pending jobs rendered, and the ids of those that cannot be."""
         query = (
             select(ReceiptJob)
-            .where(ReceiptJob.state == "pending")
+            .where(ReceiptJob.state == "pending", ReceiptJob.kind != ReceiptKind.SUMMARY.value)
             .order_by(ReceiptJob.id)
             .limit(self._batch)
         )
         if lock:
             query = skip_locked(query, session, ReceiptJob)
         jobs = (await session.scalars(query)).all()
+        threshold = self._summaries.threshold if self._summaries.signer is not None else 0
+        many = await summarised(session, (job.message_id for job in jobs), threshold)
         rendered: list[_Receipt] = []
         broken: list[int] = []
         for job in jobs:
             try:
-                rendered.append(await self._render(session, job))
+                rendered.append(await self._render(session, job, many))
             except ValueError:
                 # Facts a receipt cannot state (a bug, not a client's doing):
                 # logged, and the job set aside so the others go on.
@@ -134,61 +145,38 @@ class ReceiptWriter:
         claimed = await _claim_receipts(scope.session, [item.job_id for item in rendered])
         folders: dict[int, dict[str, int]] = {}
         kinds: list[str] = []
+        evidence: list[dict[str, object]] = []
         for item in rendered:
             if item.job_id not in claimed:
                 continue  # another worker stored it
+            kinds.append(item.kind)
+            if item.evidence is not None:
+                evidence.append({"id": item.job_id, "evidence": item.evidence})
+                continue
+            if item.summary_owed:
+                await scope.session.execute(insert(ReceiptJob).values(**_summary_job(item)))
             employee = item.sender_employee_id
             if employee not in folders:
                 folders[employee] = await ensure_folders_in(scope.session, employee)
             await self._store_receipt(scope, item, folders[employee])
-            kinds.append(item.kind)
+        if evidence:
+            await scope.session.execute(update(ReceiptJob), evidence)
         return kinds
 
-    async def _render(self, session: AsyncSession, job: ReceiptJob) -> _Receipt:
+    async def _render(
+        self, session: AsyncSession, job: ReceiptJob, summarised: set[int]
+    ) -> _Receipt:
         message = await session.get(Message, job.message_id)
         assert message is not None
-        domain = await session.scalar(select(Agency.domain).where(Agency.id == message.agency_id))
-        recipients = tuple(
-            (
-                await session.scalars(
-                    select(MessageCopy.recipient)
-                    .where(MessageCopy.message_id == message.id)
-                    .order_by(MessageCopy.id)
-                )
-            ).all()
-        )
-        documents = tuple(
-            (d.name, d.sha256)
-            for d in (
-                await session.scalars(
-                    select(MessageDocument)
-                    .where(MessageDocument.message_id == message.id)
-                    .order_by(MessageDocument.position)
-                )
-            ).all()
-        )
+        facts, domain = await job_facts(session, message, job, self._verify_url)
+        signer = self._signer_for(domain)
         kind = ReceiptKind(job.kind)
-        facts = ReceiptFacts(
-            kind=kind,
-            registry=message.registry_number,
-            token=message.token,
-            verify_url=self._verify_url(message.token),
-            sender_address=message.sender_address,
-            sender_domain=str(domain),
-            subject=" ".join(message.subject.split()),
-            classification=Clearance(message.classification).label,
-            accepted_at=_parse(message.accepted_at),
-            event_at=_parse(job.event_at),
-            recipients=recipients if kind is ReceiptKind.ACCEPTANCE else (job.recipient,),
-            documents=documents,
-            reason=job.reason,
-            detail=job.detail,
-            remote_mta=job.remote_mta,
-            status=job.status,
-        )
-        receipt = build_receipt(
-            facts, hostname=self._hostname, signer=self._signer_for(str(domain))
-        )
+        evidence = self._summaries.signer
+        if kind is ReceiptKind.DELIVERY and message.id in summarised and evidence is not None:
+            # Evidence only: a signed statement kept with the job, not filed as mail.
+            signed = statement(message.registry_number, message.sha256, job.recipient, job.event_at)
+            return _Receipt.of(job, message, evidence=evidence.sign(signed))
+        receipt = build_receipt(facts, hostname=self._hostname, signer=signer)
         original_meta = None
         if kind is ReceiptKind.ACCEPTANCE:
             blob = await session.get(Blob, message.original_blob_id)
@@ -196,18 +184,53 @@ class ReceiptWriter:
             await fetch_outside(self._cipher, [blob])
             original = open_blob(self._cipher, blob)
             original_meta = await self._describe(original)
-        return _Receipt(
-            job_id=job.id,
-            kind=job.kind,
-            message_id=message.id,
-            sender_employee_id=message.sender_employee_id,
-            original_blob_id=message.original_blob_id,
-            original_size=message.size,
+        return _Receipt.of(
+            job,
+            message,
             original_meta=original_meta,
             receipt=receipt,
             receipt_meta=await self._describe(receipt),
-            event_at=_parse(job.event_at),
+            summary_owed=kind is ReceiptKind.ACCEPTANCE and message.id in summarised,
         )
+
+    # ---- summaries ----------------------------------------------------------------------
+
+    async def _write_summaries(self) -> int:
+        """File the delivery summaries that are due: every copy settled (and its
+        evidence stored), or the deadline passed."""
+        if self._shared:
+            async with self._mailboxes.writing("receipts") as scope:
+                rendered = await self._due_summaries(scope.session, lock=True)
+                kinds = await self._file(scope, rendered, [])
+            return self._count(kinds, [])
+        try:
+            async with self._sessions() as session:
+                rendered = await self._due_summaries(session)
+        except DATABASE_ERRORS:
+            raise StoreUnavailable() from None
+        if not rendered:
+            return 0
+        async with self._mailboxes.writing("receipts") as scope:
+            kinds = await self._file(scope, rendered, [])
+        return self._count(kinds, [])
+
+    async def _due_summaries(self, session: AsyncSession, *, lock: bool = False) -> list[_Receipt]:
+        now = dt.datetime.now(dt.UTC)
+        cutoff = (now - self._summaries.deadline).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        query = due_summaries(cutoff, self._batch)
+        if lock:
+            query = skip_locked(query, session, ReceiptJob)
+        jobs = (await session.scalars(query)).all()
+        out = []
+        for job in jobs:
+            message = await session.get(Message, job.message_id)
+            assert message is not None
+            facts, domain = await summary_facts(session, message, now, self._verify_url)
+            signer = self._signer_for(domain)
+            receipt = build_receipt(facts, hostname=self._hostname, signer=signer)
+            meta = await self._describe(receipt)
+            out.append(_Receipt.of(job, message, receipt=receipt, receipt_meta=meta))
+        return out
 
     async def _store_receipt(
         self, scope: WriteScope, item: _Receipt, boxes: dict[str, int]
@@ -238,6 +261,15 @@ class ReceiptWriter:
 
 
 @dataclass(frozen=True)
+class Summaries:
+    """When a message gets one delivery summary instead of a receipt per copy."""
+
+    threshold: int = 0  # more copies than this (0: never)
+    deadline: dt.timedelta = dt.timedelta(hours=1)  # after acceptance, with what is pending
+    signer: EvidenceSigner | None = None  # signs each delivery's evidence (None: no summaries)
+
+
+@dataclass(frozen=True)
 class _Receipt:
     job_id: int
     kind: str
@@ -249,6 +281,61 @@ class _Receipt:
     receipt: bytes
     receipt_meta: bytes
     event_at: dt.datetime
+    evidence: str | None = None  # a delivery of a summarised message: not filed
+    summary_owed: bool = False  # an acceptance whose message gets a summary
+
+    @classmethod
+    def of(cls, job: ReceiptJob, message: Message, **rest: Any) -> _Receipt:
+        rest.setdefault("original_meta", None)
+        rest.setdefault("receipt", b"")
+        rest.setdefault("receipt_meta", b"")
+        return cls(
+            job_id=job.id,
+            kind=job.kind,
+            message_id=message.id,
+            sender_employee_id=message.sender_employee_id,
+            original_blob_id=message.original_blob_id,
+            original_size=message.size,
+            event_at=parse_time(job.event_at),
+            **rest,
+        )
+
+
+def _summary_job(item: _Receipt) -> dict[str, object]:
+    return {
+        "message_id": item.message_id,
+        "kind": ReceiptKind.SUMMARY.value,
+        "recipient": "",
+        "state": "pending",
+        "event_at": utcnow(),
+    }
+
+
+def due_summaries(cutoff: str, limit: int) -> Select[ReceiptJob]:
+    """Pending summary jobs whose message has every copy settled and no receipt
+    pending, or was accepted at or before `cutoff` (the deadline)."""
+    owed = aliased(ReceiptJob)
+    unsettled = (
+        select(DeliveryQueueEntry.id)
+        .join(MessageCopy, MessageCopy.id == DeliveryQueueEntry.copy_id)
+        .where(MessageCopy.message_id == ReceiptJob.message_id)
+        .where(DeliveryQueueEntry.state.not_in(SETTLED))
+        .exists()
+    )
+    pending = (
+        select(owed.id)
+        .where(owed.message_id == ReceiptJob.message_id, owed.state == "pending")
+        .where(owed.kind != ReceiptKind.SUMMARY.value)
+        .exists()
+    )
+    return (
+        select(ReceiptJob)
+        .join(Message, Message.id == ReceiptJob.message_id)
+        .where(ReceiptJob.kind == ReceiptKind.SUMMARY.value, ReceiptJob.state == "pending")
+        .where(or_(Message.accepted_at <= cutoff, and_(~unsettled, ~pending)))
+        .order_by(ReceiptJob.id)
+        .limit(limit)
+    )
 
 
 async def _claim_receipts(session: AsyncSession, job_ids: list[int]) -> set[int]:
@@ -263,7 +350,3 @@ async def _claim_receipts(session: AsyncSession, job_ids: list[int]) -> set[int]
         .execution_options(synchronize_session=False)
     )
     return set(result.scalars().all())
-
-
-def _parse(value: str) -> dt.datetime:
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.checks.policy import PolicyRuntime, PolicyStartupError
 from gateway.checks.pool import CheckPool, thread_checks, workers_for
 from gateway.config import Settings
+from gateway.config.cluster_digest import config_digests
 from gateway.federation.peers import Federation, PeerConfigError
 from gateway.intake.acceptance import SubmissionPipeline
 from gateway.intake.lockout_events import audit_lockouts
@@ -25,14 +26,18 @@ from gateway.intake.login import Authenticator
 from gateway.intake.smtp.spool import SPOOL_DIR_NAME, clear_spool
 from gateway.intake.smtp.throttle import ThrottleRules
 from gateway.mime.limits import MimeLimits
+from gateway.serve.key_ring import KeyRing
 from gateway.serve.sockets import StartupError
 from gateway.stamping.stamper import Stamper
 from gateway.stamping.trace import TRACE_KEY_PURPOSE
 from gateway.store import migrate
+from gateway.store.cluster_state import ClusterMismatch, check_config, check_master_key
 from gateway.store.counters import LoginFailureCounters, SharedCounters
 from gateway.store.db import durability_problems
 from gateway.store.directory import Directory
 from gateway.store.messages import MessageStore
+from gateway.store.signing_keys import load_shared
+from keys.cluster_keys import SealError, key_check_value
 from keys.gateway_keys import GatewayKeys, KeyFileError, load_gateway_keys
 from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot
@@ -76,6 +81,27 @@ async def check_database(settings: Settings, engine: AsyncEngine) -> None:
         f"PostgreSQL runs with {' and '.join(problems)}: a crash could lose acknowledged"
         " mail; turn it back on (see docs/OPERATIONS.md)"
     )
+
+
+async def check_cluster(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys
+) -> None:
+    """Before anything is written: this node's master key and, on PostgreSQL (the
+    only database several nodes share), its cluster-wide configuration (policy,
+    peers, mail servers) are the database's; values the database does not hold
+    yet (a new or upgraded database) are recorded. A SQLite database belongs to
+    one node, whose policy file edits keep becoming versions at start."""
+    try:
+        await check_master_key(sessions, key_check_value(keys.master_key))
+        shared = not settings.database_url.startswith("sqlite")
+        recorded = await check_config(sessions, config_digests(settings)) if shared else []
+    except ClusterMismatch as exc:
+        raise StartupError(str(exc)) from None
+    except Exception:
+        log.exception("database unavailable at start-up")
+        raise StartupError("database unavailable (see the log)") from None
+    if recorded:
+        log.info("cluster configuration digests recorded", extra={"parts": ", ".join(recorded)})
 
 
 async def start_policy(
@@ -148,9 +174,21 @@ def build_authenticator(
     )
 
 
+async def shared_keys(sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys) -> GatewayKeys:
+    """The keys with the database's token key set applied (this node's published
+    first when the database has none; gateway.store.signing_keys)."""
+    try:
+        return await load_shared(sessions, keys)
+    except SealError as exc:
+        raise StartupError(f"token signing keys: {exc}") from None
+    except Exception:
+        log.exception("database unavailable at start-up")
+        raise StartupError("database unavailable (see the log)") from None
+
+
 def build_pipeline(
     settings: Settings,
-    keys: GatewayKeys,
+    keys: KeyRing,
     *,
     directory: Directory,
     sessions: async_sessionmaker[AsyncSession],
@@ -167,10 +205,11 @@ def build_pipeline(
         policy=policy,
         store=store,
         stamper=Stamper(
-            keys,
+            keys.current(),
             settings.http.public_url,
-            keys.derive(TRACE_KEY_PURPOSE),
+            keys.current().derive(TRACE_KEY_PURPOSE),
             settings.marking.policy(),
+            current=keys.current,
         ),
         federation=settings.federation,
         limits=MimeLimits(

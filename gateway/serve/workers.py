@@ -9,6 +9,7 @@ anything about a message.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,10 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.config import Settings
+from gateway.delivery.evidence import EvidenceSigner
 from gateway.delivery.imap_target import ImapServer
 from gateway.delivery.local import MailWorker
+from gateway.delivery.receipt_writer import Summaries
 from gateway.delivery.relay import RelayWorker
 from gateway.federation.peers import Federation
 from gateway.serve.sockets import StartupError
@@ -60,6 +63,7 @@ def build_mail_worker(
     signer_for: Callable[[str], DkimSigner | None],
     verify_url: Callable[[str], str],
     audit_key: bytes,
+    evidence: EvidenceSigner | None = None,
 ) -> MailWorker:
     """The local delivery and receipts worker, not started yet (the transfer
     listener needs its parse process first)."""
@@ -72,6 +76,11 @@ def build_mail_worker(
         verify_url=verify_url,
         hostname=settings.server.hostname,
         audit_key=audit_key,
+        summaries=Summaries(
+            threshold=settings.receipts.summary_threshold,
+            deadline=dt.timedelta(minutes=settings.receipts.summary_deadline_minutes),
+            signer=evidence,
+        ),
     )
 
 

@@ -16,6 +16,10 @@ onto another row id (or relabelled with another purpose) fails to open instead
 of silently returning another message's bytes. After decryption the plaintext's
 size and SHA-256 are compared with the row. One KEK wraps one key per blob with a
 random nonce: far below the 2^32 messages NIST SP 800-38D allows per key.
+A blob sealed with `deflate` (a copy's prefix and suffix: headers, cover,
+certificate.json) holds its plaintext zlib-compressed when that is smaller; the
+row keeps the plaintext's size and SHA-256, so a decrypted payload shorter than
+the size is inflated (never past the size) before the same check.
 
 Why in the database, not in files. docs/CONTRACT.md §5 asks that blobs be fsynced before
 the commit that acknowledges a message. Keeping the ciphertext in a LargeBinary
@@ -46,6 +50,7 @@ import hmac
 import logging
 import os
 import secrets
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -133,10 +138,20 @@ def new_blob_id() -> str:
     return secrets.token_hex(16)
 
 
-def seal_blob(cipher: BlobCipher, data: bytes, *, purpose: str) -> Blob:
-    """A new, unsaved `blobs` row holding `data` encrypted. Pure CPU: safe to call early."""
+def seal_blob(cipher: BlobCipher, data: bytes, *, purpose: str, deflate: bool = False) -> Blob:
+    """A new, unsaved `blobs` row holding `data` encrypted. Pure CPU: safe to call early.
+
+    `deflate`: compress before encrypting when that makes it smaller (text such as a
+    copy's cover); the row's size and SHA-256 stay those of `data`, and a decrypted
+    payload shorter than the size is what tells `open_blob` to inflate it.
+    """
     blob_id = new_blob_id()
-    nonce, wrapped_key, ciphertext = cipher.seal(data, blob_aad(blob_id, purpose))
+    payload = data
+    if deflate:
+        packed = zlib.compress(data, 6)
+        if len(packed) < len(data):
+            payload = packed
+    nonce, wrapped_key, ciphertext = cipher.seal(payload, blob_aad(blob_id, purpose))
     return Blob(
         id=blob_id,
         purpose=purpose,
@@ -185,10 +200,24 @@ def open_blob(cipher: BlobCipher, blob: Blob | BlobValues) -> bytes:
     data = cipher.open(
         blob.nonce, blob.wrapped_key, blob.ciphertext, blob_aad(blob.id, blob.purpose)
     )
+    if len(data) < blob.size:  # sealed with `deflate`
+        data = _inflate(blob.id, data, blob.size)
     if len(data) != blob.size or not hmac.compare_digest(
         hashlib.sha256(data).hexdigest(), blob.sha256
     ):
         raise BlobIntegrityError(f"blob {blob.id} does not match its recorded digest")
+    return data
+
+
+def _inflate(blob_id: str, packed: bytes, size: int) -> bytes:
+    """A deflated payload back, never more than `size` bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(packed, size + 1)
+    except zlib.error:
+        raise BlobIntegrityError(f"blob {blob_id} does not match its recorded digest") from None
+    if not inflater.eof or inflater.unconsumed_tail:
+        raise BlobIntegrityError(f"blob {blob_id} does not match its recorded digest")
     return data
 
 

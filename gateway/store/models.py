@@ -353,7 +353,9 @@ class ReceiptJob(Base):
     __tablename__ = "receipt_jobs"
     __table_args__ = (
         UniqueConstraint("message_id", "kind", "recipient"),
-        CheckConstraint("kind IN ('acceptance', 'delivery', 'non-delivery')", name="kind"),
+        CheckConstraint(
+            "kind IN ('acceptance', 'delivery', 'non-delivery', 'summary')", name="kind"
+        ),
         CheckConstraint("state IN ('pending', 'done')", name="state"),
         Index("ix_receipt_jobs_state_id", "state", "id"),
     )
@@ -370,6 +372,9 @@ class ReceiptJob(Base):
     # Non-delivery by a remote server: its host name and the RFC 3463 status.
     remote_mta: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str | None] = mapped_column(String(16))
+    # A delivery of a summarised message: "<key id>:<Ed25519 signature>" of its
+    # statement (gateway.delivery.evidence); the job is done, nothing is filed.
+    evidence: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 # ---------------------------------------------------------------- federation
@@ -457,6 +462,7 @@ class EdgeCounter(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
 
+
 class AuditPending(Base):
     """An audit event staged on PostgreSQL while another transaction held the head:
     no chain position yet; `mac` covers the event alone. Moved into the chain, in
@@ -478,3 +484,4 @@ class AuditPending(Base):
 # The management plane's accounts live in their own module on the same `Base`;
 # importing it here puts them in `Base.metadata` for migrations and schema checks.
 from gateway.store import admin_models as _admin_models  # noqa: E402, F401
+from gateway.store import cluster_models as _cluster_models  # noqa: E402, F401

@@ -109,6 +109,13 @@ def _receipt_document(facts: ReceiptFacts) -> dict[str, Any]:
     if facts.kind is ReceiptKind.NON_DELIVERY:
         document["status"] = facts.status
         document["remote_mta"] = facts.remote_mta
+    if facts.kind is ReceiptKind.SUMMARY:
+        document["failed"] = list(facts.failed)
+        document["pending"] = list(facts.pending)
+        document["copies"] = [
+            {"recipient": r, "outcome": o, "at": at or None, "evidence": e or None}
+            for r, o, at, e in facts.copies
+        ]
     if facts.issuer_domain is not None:
         document["issuer_domain"] = facts.issuer_domain
     return document
@@ -150,7 +157,9 @@ def receipt_message_id(facts: ReceiptFacts, hostname: str) -> str:
     """
     host = matching("hostname", hostname, HOSTNAME_RE, "a host name such as mail.moh.gov.xx")
     kind = ReceiptKind(facts.kind)
-    identity = json.dumps([str(kind), facts.registry, sorted(facts.recipients)])
+    # A summary is one per message, whatever it lists.
+    listed = [] if kind is ReceiptKind.SUMMARY else sorted(facts.recipients)
+    identity = json.dumps([str(kind), facts.registry, listed])
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()
     return f"<receipt.{kind}.{digest}@{host}>"
 

@@ -16,6 +16,7 @@ from gateway.delivery.receipts.facts import PER_RECIPIENT, ReceiptFacts, Receipt
 from gateway.presentation import Value, render_mail_html, render_mail_text
 
 JSON_NAME = "receipt.json"
+SUMMARY_LISTED = 100  # a summary names at most this many delivered recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,15 @@ def _statement(f: ReceiptFacts) -> tuple[Sentence, ...]:
     if f.kind is ReceiptKind.ACCEPTANCE:
         accepted = Value(_when(f.accepted_at))
         return (Sentence("receipt.accepted", {"registry": registry, "accepted": accepted}),)
+    if f.kind is ReceiptKind.SUMMARY:
+        counts = {
+            "registry": registry,
+            "total": Value(str(len(f.recipients) + len(f.failed) + len(f.pending))),
+            "delivered": Value(str(len(f.recipients))),
+            "failed": Value(str(len(f.failed))),
+            "pending": Value(str(len(f.pending))),
+        }
+        return (Sentence("receipt.summary", counts),)
     recipient, event = Value(f.recipients[0]), Value(_when(f.event_at))
     if f.kind is ReceiptKind.DELIVERY:
         values = {"registry": registry, "recipient": recipient, "event": event}
@@ -81,6 +91,8 @@ def _rows(f: ReceiptFacts) -> tuple[tuple[str, Value], ...]:
     rows.append(("receipt.accepted_at", Value(_when(f.accepted_at))))
     if f.kind is ReceiptKind.DELIVERY:
         rows.append(("receipt.delivered_at", Value(_when(f.event_at))))
+    elif f.kind is ReceiptKind.SUMMARY:
+        rows.append(("receipt.summarised_at", Value(_when(f.event_at))))
     elif f.kind is ReceiptKind.NON_DELIVERY:
         rows.append(("receipt.failed_at", Value(_when(f.event_at))))
         rows.append(("receipt.reason", Value(f"reason.{f.reason}", "key")))
@@ -96,6 +108,22 @@ def receipt_content(f: ReceiptFacts) -> ReceiptContent:
     if f.kind is ReceiptKind.ACCEPTANCE:
         recipients = tuple((Value(a), None) for a in f.recipients)
         lists.append(Listing("receipt.recipients", recipients, "receipt.no_recipients"))
+    footer = [Sentence("receipt.automatic")]
+    if f.kind is ReceiptKind.SUMMARY:
+        # A circular to hundreds: the delivered are counted and listed in receipt.json
+        # only; those failed or pending (what needs attention) are always named.
+        delivered = f.recipients if len(f.recipients) <= SUMMARY_LISTED else ()
+        empty = "receipt.no_recipients" if delivered == f.recipients else "receipt.summary.in_json"
+        items = tuple((Value(a), None) for a in delivered)
+        lists.append(Listing("receipt.summary.delivered", items, empty))
+        for label, addresses in (
+            ("receipt.summary.failed", f.failed),
+            ("receipt.summary.pending", f.pending),
+        ):
+            items = tuple((Value(a), None) for a in addresses)
+            lists.append(Listing(label, items, "receipt.no_recipients"))
+        footer.append(Sentence("receipt.summary.evidence", {"registry": Value(f.registry)}))
+    footer.append(Sentence("receipt.attached_facts", {"file": Value(JSON_NAME)}))
     documents = tuple((Value(name, "user"), sha256) for name, sha256 in f.documents)
     lists.append(Listing("receipt.documents", documents, "receipt.no_documents"))
     return ReceiptContent(
@@ -104,10 +132,7 @@ def receipt_content(f: ReceiptFacts) -> ReceiptContent:
         statement=_statement(f),
         rows=_rows(f),
         lists=tuple(lists),
-        footer=(
-            Sentence("receipt.automatic"),
-            Sentence("receipt.attached_facts", {"file": Value(JSON_NAME)}),
-        ),
+        footer=tuple(footer),
     )
 
 

@@ -25,6 +25,7 @@ class ReceiptKind(enum.StrEnum):
     ACCEPTANCE = "acceptance"
     DELIVERY = "delivery"
     NON_DELIVERY = "non-delivery"
+    SUMMARY = "summary"  # one per message with many copies: delivered, failed, pending
 
 
 # Why a copy could not be delivered: code -> (English, Arabic). Each text completes
@@ -84,7 +85,8 @@ class ReceiptFacts:
     classification: str  # label, e.g. "confidential"
     accepted_at: dt.datetime  # aware
     event_at: dt.datetime  # when accepted / delivered / failed, aware
-    recipients: tuple[str, ...]  # ACCEPTANCE: every recipient; otherwise exactly one
+    # ACCEPTANCE: every recipient; SUMMARY: those delivered to; otherwise exactly one
+    recipients: tuple[str, ...]
     documents: tuple[tuple[str, str], ...] = ()  # (file name, sha256 hex)
     reason: str | None = None  # NON_DELIVERY only, a key of NON_DELIVERY_REASONS
     detail: str | None = None  # NON_DELIVERY only, e.g. a remote "550 5.1.1 ..." reply
@@ -94,6 +96,11 @@ class ReceiptFacts:
     remote_mta: str | None = None  # NON_DELIVERY only, host name of the refusing server
     # NON_DELIVERY only, RFC 3463 "5.1.1"; None: from the detail's reply, else the reason.
     status: str | None = None
+    failed: tuple[str, ...] = ()  # SUMMARY only: the copies that could not be delivered
+    pending: tuple[str, ...] = ()  # SUMMARY only: the copies not settled at its deadline
+    # SUMMARY only: per copy (recipient, "delivered" | "failed" | "pending", when or "",
+    # the signed evidence of a delivery or ""), as receipt.json lists them.
+    copies: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def signing_domain(self) -> str:
@@ -183,6 +190,33 @@ def _status(facts: ReceiptFacts, reason: str, detail: str | None) -> str:
     return NON_DELIVERY_STATUS[reason]
 
 
+def _recipients(
+    kind: ReceiptKind, facts: ReceiptFacts
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The recipients, failed and pending copies, checked for the kind."""
+    recipients = tuple(facts.recipients)
+    if kind is ReceiptKind.ACCEPTANCE and not recipients:
+        raise ValueError("an acceptance receipt needs at least one recipient")
+    if kind in PER_RECIPIENT and len(recipients) != 1:
+        raise ValueError(f"a {kind} receipt is about exactly one recipient, got {len(recipients)}")
+    failed, pending = tuple(facts.failed), tuple(facts.pending)
+    if kind is not ReceiptKind.SUMMARY and (failed or pending or facts.copies):
+        raise ValueError(f"failed and pending copies belong to summaries, not to {kind}")
+    for row in facts.copies:
+        if len(row) != 4:
+            raise ValueError(f"a copy's outcome must be four values, got {row!r}")
+        for value in row:
+            _one_line("copy outcome", value)
+    if kind is ReceiptKind.SUMMARY and not (recipients or failed or pending):
+        raise ValueError("a summary needs at least one copy")
+    everyone = (*recipients, *failed, *pending)
+    for address in everyone:
+        _address("recipient", address)
+    if len(set(everyone)) != len(everyone):
+        raise ValueError("a recipient is listed twice")
+    return recipients, failed, pending
+
+
 def checked(facts: ReceiptFacts) -> ReceiptFacts:
     """`facts` with every value checked, times in whole UTC seconds, the detail cleaned."""
     try:
@@ -199,15 +233,7 @@ def checked(facts: ReceiptFacts) -> ReceiptFacts:
     verify_url = matching("verify_url", facts.verify_url, _URL_RE, "an http(s) URL")
     if not verify_url.endswith(f"/v/{token}"):
         raise ValueError(f"verify_url {verify_url!r} does not end with /v/<token>")
-    recipients = tuple(facts.recipients)
-    if kind is ReceiptKind.ACCEPTANCE and not recipients:
-        raise ValueError("an acceptance receipt needs at least one recipient")
-    if kind in PER_RECIPIENT and len(recipients) != 1:
-        raise ValueError(f"a {kind} receipt is about exactly one recipient, got {len(recipients)}")
-    for address in recipients:
-        _address("recipient", address)
-    if len(set(recipients)) != len(recipients):
-        raise ValueError("a recipient is listed twice")
+    recipients, failed, pending = _recipients(kind, facts)
     documents: list[tuple[str, str]] = []
     for doc in facts.documents:
         if len(doc) != 2:
@@ -250,6 +276,8 @@ def checked(facts: ReceiptFacts) -> ReceiptFacts:
         accepted_at=_moment("accepted_at", facts.accepted_at),
         event_at=_moment("event_at", facts.event_at),
         recipients=recipients,
+        failed=failed,
+        pending=pending,
         documents=tuple(documents),
         detail=detail,
         issuer_domain=issuer_domain,

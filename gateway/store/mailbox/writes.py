@@ -110,6 +110,26 @@ async def ensure_folders_in(session: AsyncSession, employee_id: int) -> dict[str
     return boxes
 
 
+async def ensure_folders_many(
+    session: AsyncSession, employee_ids: set[int]
+) -> dict[int, dict[str, int]]:
+    """`ensure_folders_in` for several employees: one SELECT when every folder exists."""
+    if not employee_ids:
+        return {}
+    found: dict[int, dict[str, int]] = {employee_id: {} for employee_id in employee_ids}
+    rows = await session.execute(
+        select(Mailbox.employee_id, Mailbox.name, Mailbox.id).where(
+            Mailbox.employee_id.in_(sorted(employee_ids))
+        )
+    )
+    for employee_id, name, box_id in rows.all():
+        found[int(employee_id)][name] = box_id
+    for employee_id, boxes in found.items():
+        if any(f.name not in boxes for f in STANDARD_FOLDERS):
+            found[employee_id] = await ensure_folders_in(session, employee_id)
+    return found
+
+
 async def insert_content(
     session: AsyncSession,
     cipher: BlobCipher,
@@ -168,6 +188,33 @@ async def allocate(session: AsyncSession, mailbox_id: int, count: int) -> tuple[
         raise NoSuchMailbox("no such mailbox")
     next_uid, modseq = row
     return int(next_uid) - count, int(modseq)
+
+
+async def allocate_many(
+    session: AsyncSession, counts: dict[int, int]
+) -> dict[int, tuple[int, int]]:
+    """`allocate` for several mailboxes, one UPDATE per distinct count (a circular
+    files one copy into each of many INBOXes: one statement for all of them)."""
+    by_count: dict[int, list[int]] = {}
+    for mailbox_id, count in counts.items():
+        by_count.setdefault(count, []).append(mailbox_id)
+    out: dict[int, tuple[int, int]] = {}
+    for count, ids in by_count.items():
+        result = await session.execute(
+            update(Mailbox)
+            .where(Mailbox.id.in_(ids))
+            .values(
+                next_uid=Mailbox.next_uid + count,
+                highest_modseq=Mailbox.highest_modseq + 1,
+            )
+            .returning(Mailbox.id, Mailbox.next_uid, Mailbox.highest_modseq)
+            .execution_options(synchronize_session=False)
+        )
+        for box_id, next_uid, modseq in result.all():
+            out[int(box_id)] = (int(next_uid) - count, int(modseq))
+    if len(out) != len(counts):
+        raise NoSuchMailbox("no such mailbox")
+    return out
 
 
 async def append_in(
@@ -250,8 +297,9 @@ async def file_copies_in(
     uids = [0] * len(copies)
     rows = []
     internal_date = format_time(dt.datetime.now(dt.UTC))
+    reserved = await allocate_many(session, {box: len(ix) for box, ix in per_box.items()})
     for mailbox_id, indexes in per_box.items():
-        first, modseq = await allocate(session, mailbox_id, len(indexes))
+        first, modseq = reserved[mailbox_id]
         for offset, index in enumerate(indexes):
             uids[index] = first + offset
             rows.append(

@@ -61,8 +61,10 @@ async def _too_large(page: Any, shots: Shots, base: str) -> None:
         await page.locator("#text").evaluate(
             "(area, n) => { area.value = '# ' + 'ح'.repeat(n); }", LARGE_FORM // 5
         )
-        await page.locator('button[value="check"]').click()
-        await page.wait_for_load_state("load")
+        # The answer is a new page: wait for that navigation, not for the old
+        # page's load state, which holds already.
+        async with page.expect_navigation(timeout=60_000):
+            await page.locator('button[value="check"]').click(timeout=60_000)
         text = word(lang, "form.too_large").format(size="1 MiB")
         assert await page.get_by_text(text).count() == 1
         await shots.here("form-too-large", lang)

@@ -34,11 +34,13 @@ TITLES = {
     ReceiptKind.ACCEPTANCE: ("إشعار قبول", "Acceptance receipt"),
     ReceiptKind.DELIVERY: ("إشعار تسليم", "Delivery receipt"),
     ReceiptKind.NON_DELIVERY: ("إشعار عدم تسليم", "Non-delivery receipt"),
+    ReceiptKind.SUMMARY: ("ملخّص التسليم", "Delivery summary"),
 }
 STATEMENTS = {
     ReceiptKind.ACCEPTANCE: ("قُبِلت رسالتك وسُجِّلت برقم القيد", "accepted and registered"),
     ReceiptKind.DELIVERY: ("إلى صندوق بريد", "was delivered to the mailbox of"),
     ReceiptKind.NON_DELIVERY: ("تعذّر تسليم رسالتك", "could not be delivered to"),
+    ReceiptKind.SUMMARY: ("وما زالت", "could not be delivered,"),
 }
 
 
@@ -103,6 +105,8 @@ def expected_document(facts: ReceiptFacts) -> dict[str, Any]:
         "reason": facts.reason,
         "detail": facts.detail,
     }
+    if facts.kind is ReceiptKind.SUMMARY:
+        document |= {"failed": list(facts.failed), "pending": list(facts.pending), "copies": []}
     if facts.kind is ReceiptKind.NON_DELIVERY:  # the status taken from the detail
         document["status"] = facts.status or "5.1.1"
         document["remote_mta"] = facts.remote_mta
@@ -132,7 +136,7 @@ def test_each_kind_reads_back(
     assert message["Barid-Registry"] == "MOH/2026/000042"
     assert message["Barid-Verify"] == facts.verify_url
     assert message["Barid-Receipt"] == kind.value
-    if kind is ReceiptKind.ACCEPTANCE:
+    if kind in (ReceiptKind.ACCEPTANCE, ReceiptKind.SUMMARY):
         assert "Barid-Recipient" not in message
     else:
         assert message["Barid-Recipient"] == "finance@mof.gov.xx"
