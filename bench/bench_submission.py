@@ -29,6 +29,7 @@ Run from the repository root:
 
     .venv/bin/python -m bench.bench_submission [--rounds 3] [--duration 15]
         [--sessions 20] [--messages 200] [--document-kb 100] [--half-duration 15]
+        [--check-workers N]
 
 A JSON summary is written to bench/results/submission.json (git-ignored).
 Everything started (servers, gpg agent, temporary directories) is stopped and
@@ -101,12 +102,19 @@ class Server:
     log: Path
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server process so far (Linux /proc)."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU of the server process and its child processes (the check
+        and parse processes of `barid serve`) so far (Linux /proc)."""
+        pids = [self.proc.pid]
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            pids += [int(pid) for pid in task.read_text().split()]
+        ticks = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -152,7 +160,7 @@ def wait_for_health(proc: subprocess.Popen[bytes], port: int, log: Path) -> None
 
 
 @contextmanager
-def barid_server(data: Path, work: Path) -> Iterator[Server]:
+def barid_server(data: Path, work: Path, check_workers: int | None = None) -> Iterator[Server]:
     submission, smtps, http = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
     env.update({
@@ -165,6 +173,8 @@ def barid_server(data: Path, work: Path) -> Iterator[Server]:
         "BARID_SERVER__LOG_LEVEL": "warning",
         "BARID_ALLOW_ROOT": "1",  # benchmark machines run as root
     })  # fmt: skip
+    if check_workers is not None:  # else the server's default ([server] check_workers)
+        env["BARID_SERVER__CHECK_WORKERS"] = str(check_workers)
     log = work / "barid-serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([str(BARID), "serve", "--config", str(data / "barid.toml")],
@@ -590,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=200, help="Distinct messages pre-built.")
     parser.add_argument("--document-kb", type=int, default=100, help="Signed document size (KiB).")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON summary file.")
+    workers_help = "barid's [server] check_workers (0: checks in a thread; default: its own)."
+    parser.add_argument("--check-workers", type=int, default=None, help=workers_help)
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 20 or not 1.0 <= args.duration <= 120.0:
         parser.error("--rounds must be 1..20 and --duration 1..120")
@@ -620,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
               f" round(s) of {args.duration:.0f} s per server", flush=True)  # fmt: skip
         load = Workload(0, client_tls(data / "tls" / "cert.pem"), SENDER, creds["password"],
                         messages, args.sessions)  # fmt: skip
-        with barid_server(data, work) as barid, sink_server(data, work) as sink:
+        with barid_server(data, work, args.check_workers) as barid, sink_server(data, work) as sink:
             for server in (barid, sink):
                 run_phase(server, load, "warmup", 0, WARMUP_SECONDS)
             for rnd in range(1, args.rounds + 1):
@@ -656,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
             "sessions": args.sessions,
             "messages": args.messages,
             "document_kib": args.document_kb,
+            "check_workers": args.check_workers,
             "message_bytes_median": size,
             "sender": SENDER,
             "recipients": list(RECIPIENTS),

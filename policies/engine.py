@@ -125,6 +125,11 @@ class Policy:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Policy is immutable; build a new one")
 
+    def __reduce__(self) -> tuple[type[Policy], tuple[object, ...]]:
+        """Pickled as what it was compiled from (the compiled rules are closures): the
+        other side compiles it again, once (gateway.checks.pool sends it once per version)."""
+        return Policy, (self.document, self.snapshot, dict(self.federation))
+
     # -- public ------------------------------------------------------------------
 
     @property

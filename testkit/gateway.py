@@ -28,6 +28,9 @@ EPHEMERAL_ENV = {
     "BARID_SMTP__SUBMISSION_PORT": "0", "BARID_SMTP__SMTPS_PORT": "0",
     "BARID_SMTP__TRANSFER_PORT": "0", "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
     "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0", "BARID_SMTP__MIN_FREE_DISK_MB": "0",
+    # Checks in a thread of the test's process (tests patch them there); the check
+    # processes are tested with BARID_SERVER__CHECK_WORKERS=1.
+    "BARID_SERVER__CHECK_WORKERS": "0",
 }  # fmt: skip
 
 

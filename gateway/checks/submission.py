@@ -6,7 +6,8 @@ first permanent refusal ends the run) — MIME limits and structure
 (gateway.mime), From/Sender, signed documents (gateway.checks.signatures),
 the employee code, classification against every clearance, and the policy with
 full facts. Must not: do I/O (the pipeline fetches what is needed first and runs
-this in a worker thread) or word replies outside gateway.model.replies conventions.
+this in a worker thread or a check process, gateway.checks.pool) or word
+replies outside gateway.model.replies conventions.
 
 The order, and so which refusal a message gets: structure (550 5.6.0 / 552
 5.3.4) -> headers (550 5.7.1) -> signatures (554 5.7.5 for a failed signature,

@@ -54,6 +54,14 @@ class ServerSettings(Section):
     proxy_header_timeout_seconds: float = _f(5.0, proxies.TIMEOUT_DOC, gt=0, le=60)
     _proxies = field_validator("trusted_proxies", mode="before")(proxies.networks)
 
+    check_workers: int = _f(
+        0,
+        "Processes that run the submission checks (MIME, signatures, policy) beside the"
+        " event loop: 0 = a thread of this process, -1 = one when 2+ cores are usable"
+        " (docs/SCALING.md).",
+        ge=-1,
+        le=64,
+    )
     node_id: str = _f(
         "",
         "This node's name in audit events, the access trail and log lines"

@@ -2,7 +2,8 @@
 
 Owns: the I/O around `checks.check_message` — disk space (452 4.3.1), the
 sender's signing material and recent sending count, running the checks in a
-worker thread (heavy parsing and crypto stay off the event loop), durable
+worker thread or a check process (gateway.checks.pool: heavy parsing and
+crypto stay off the event loop), durable
 acceptance with stamping inside the transaction, audit of refusals, metrics
 (audit-mode policy hits counted here, audited with the acceptance or refusal),
 and mapping storage trouble to 451 4.3.0. Must not: acknowledge anything
@@ -15,7 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import metrics
 from gateway.checks.facts import Inputs
-from gateway.checks.submission import check_submission
+from gateway.checks.pool import Result, thread_checks
 from gateway.intake.submission import Identity
 from gateway.mime.limits import MimeLimits
 from gateway.mime.verdicts import Verdict
@@ -64,6 +65,7 @@ class SubmissionPipeline:
         directory_version: Callable[[], int] = lambda: -1,
         mailservers: Mapping[str, str] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        checks: Callable[[Inputs], Awaitable[Result]] = thread_checks,
     ) -> None:
         self._directory = directory
         self._sessions = sessions
@@ -80,6 +82,7 @@ class SubmissionPipeline:
         self._directory_version = directory_version
         self._material: dict[str, tuple[int, SigningMaterial]] = {}
         self._clock = clock
+        self._checks = checks
 
     async def _signing_material(self, address: str) -> SigningMaterial:
         """The sender's identities and CAs, cached until the directory changes."""
@@ -154,7 +157,7 @@ class SubmissionPipeline:
             openpgp_backend=self._openpgp_backend,
             mailservers=self._mailservers,
         )
-        verdict, hits = await asyncio.to_thread(check_submission, inputs)
+        verdict, hits = await self._checks(inputs)
         if isinstance(verdict, Verdict):
             await self._record_refusal(sender.address, verdict, recipients, peer, hits)
             _count_audit_hits(hits)

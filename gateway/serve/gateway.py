@@ -16,6 +16,7 @@ from gateway import metrics
 from gateway.alerts.evaluator import AlertEvaluator
 from gateway.alerts.mailer import AlertMailer
 from gateway.checks.policy import PolicyRuntime
+from gateway.checks.pool import CheckPool
 from gateway.config import Settings
 from gateway.delivery.evidence import EvidenceSigner
 from gateway.delivery.local import MailWorker
@@ -91,6 +92,7 @@ class Gateway:
         self._blob_gc: asyncio.Task[None] | None = None
         self.authenticator: Authenticator | None = None
         self.pipeline: SubmissionPipeline | None = None
+        self.check_pool: CheckPool | None = None
         self.checkpointer: AuditCheckpointer | None = None
         self.linker: AuditLinker | None = None
         self.alert_rules: AlertEvaluator | None = None
@@ -107,7 +109,7 @@ class Gateway:
         self.federation = federation = services.load_federation(settings)
         await services.clear_spool_of_last_run(settings)
         self._start_blob_stores()
-        pipeline = self._build_submission(keys, audit_key)
+        pipeline = await self._build_submission(keys, audit_key)
         # The listeners and workers, one start function each, in start order.
         self._add_smtp(
             await listeners.start_submission_listeners(settings, self._submission_handler(), tls)
@@ -246,8 +248,9 @@ class Gateway:
         )
         self.policy.start_watching(self.engine)
 
-    def _build_submission(self, keys: GatewayKeys, audit_key: bytes) -> SubmissionPipeline:
-        """The message store, the login throttle and the submission pipeline."""
+    async def _build_submission(self, keys: GatewayKeys, audit_key: bytes) -> SubmissionPipeline:
+        """The message store, the login throttle, the check processes (started now:
+        their imports overlap the rest of the start) and the submission pipeline."""
         assert self.directory is not None
         self.store = MessageStore(self.sessions, keys.master_key, audit_key, self.blob_stores)
         self.authenticator = services.build_authenticator(
@@ -257,6 +260,9 @@ class Gateway:
             audit_key,
             keys.derive(COUNTER_KEY_PURPOSE),
         )
+        self.check_pool = services.build_check_pool(self.settings)
+        if self.check_pool is not None:
+            await self.check_pool.start()
         assert self.key_ring is not None
         self.pipeline = services.build_pipeline(
             self.settings,
@@ -266,6 +272,7 @@ class Gateway:
             store=self.store,
             policy=self._policy_holder,
             directory_version=lambda: self.snapshot_version,
+            checks=self.check_pool,
         )
         return self.pipeline
 
@@ -365,6 +372,8 @@ class Gateway:
         await asyncio.gather(stop_listeners(self._smtp, grace), self._stop_imap(grace))
         if self.authenticator is not None:
             await self.authenticator.drain()
+        if self.check_pool is not None:
+            await self.check_pool.close()
         if self.store is not None:
             await self.store.close()
         if self.relay is not None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.checks.policy import PolicyRuntime, PolicyStartupError
+from gateway.checks.pool import CheckPool, thread_checks, workers_for
 from gateway.config import Settings
 from gateway.config.cluster_digest import config_digests
 from gateway.federation.peers import Federation, PeerConfigError
@@ -194,8 +195,10 @@ def build_pipeline(
     store: MessageStore,
     policy: Callable[[], PolicyHolder],
     directory_version: Callable[[], int],
+    checks: CheckPool | None = None,
 ) -> SubmissionPipeline:
-    """End of data on the submission listeners: checks, stamping, acceptance."""
+    """End of data on the submission listeners: checks (in `checks`, else a thread),
+    stamping, acceptance."""
     return SubmissionPipeline(
         directory=directory,
         sessions=sessions,
@@ -219,4 +222,11 @@ def build_pipeline(
         openpgp_backend=settings.keys.openpgp_backend,
         directory_version=directory_version,
         mailservers=settings.agency_mailservers,
+        checks=checks or thread_checks,
     )
+
+
+def build_check_pool(settings: Settings) -> CheckPool | None:
+    """The check processes of `[server] check_workers` (None: checks in a thread)."""
+    workers = workers_for(settings.server.check_workers)
+    return CheckPool(workers) if workers > 0 else None

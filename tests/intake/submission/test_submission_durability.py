@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ from testkit.messages import pgp_mime
 from testkit.serve import Server
 
 MOH = "minister@moh.gov.example"
+# The multi-process shape: the checks in a child process of `barid serve`.
+POOL = {"BARID_SERVER__CHECK_WORKERS": "1"}
 RECIPIENTS = ["minister@mof.gov.example", "registrar@moh.gov.example"]
 
 
@@ -56,6 +59,28 @@ async def client(server: Server, tls: Any, password: str, messages: list[bytes],
             smtp.close()
 
 
+def check_children(pid: int) -> list[int]:
+    """The check processes (gateway.checks.check_worker) whose parent is `pid`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"check_worker" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 async def test_sigkill_during_submission_loses_nothing_acknowledged(
     demo_template: Path, tmp_path: Path, gnupghome: Path, credentials: dict[str, Any]
 ) -> None:
@@ -66,7 +91,7 @@ async def test_sigkill_during_submission_loses_nothing_acknowledged(
     code = credentials[MOH]["code"]
     batches = [[pgp_mime(gnupghome, MOH, MOH, RECIPIENTS, extra=[("Barid-Employee-Code", code)])
                 for _ in range(8)] for _ in range(4)]  # fmt: skip
-    server = Server(data)
+    server = Server(data, POOL)
     server.start()
     acked: list[tuple[str, bytes]] = []
     stop = asyncio.Event()
@@ -74,10 +99,16 @@ async def test_sigkill_during_submission_loses_nothing_acknowledged(
     clients = [asyncio.create_task(client(server, tls, credentials[MOH]["password"], b, acked, stop))
                for b in batches]  # fmt: skip
     rng = random.Random(7)
+    children: list[int] = []
     try:
         for _ in range(3):
-            await asyncio.sleep(rng.uniform(0.8, 1.6))
-            server.kill()
+            assert server.proc is not None
+            children += (mine := check_children(server.proc.pid))
+            assert len(mine) == 1  # the checks run in a child process
+            await asyncio.sleep(rng.uniform(0.4, 0.8))
+            os.kill(mine[0], signal.SIGKILL)  # the check process dies mid-stream
+            await asyncio.sleep(rng.uniform(0.4, 0.8))
+            server.kill()  # then the whole server
             await asyncio.sleep(0.2)
             await asyncio.to_thread(server.start)
         async with asyncio.timeout(120):
@@ -89,6 +120,11 @@ async def test_sigkill_during_submission_loses_nothing_acknowledged(
         server.stop()
     assert len(acked) == 32
     assert len({registry for registry, _ in acked}) == 32  # no registry number twice
+    for _ in range(100):  # a child of a killed server ends at end of input
+        if not any(alive(pid) for pid in children):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(alive(pid) for pid in children)
 
     settings = load_settings(data / "barid.toml", environ={})
     keys = load_gateway_keys(settings.keys_dir)
@@ -141,7 +177,7 @@ async def test_database_down_gives_451_and_recovers_without_restart(
         "BARID_SMTP__SMTPS_PORT": "0", "BARID_IMAP__PORT": "0", "BARID_IMAP__IMAPS_PORT": "0",
         "BARID_SMTP__TRANSFER_PORT": "0",
         "BARID_HTTP__PORT": "0", "BARID_HTTP__ADMIN_PORT": "0",
-        "BARID_SMTP__MIN_FREE_DISK_MB": "0",
+        "BARID_SMTP__MIN_FREE_DISK_MB": "0", **POOL,
         # The suite's PostgreSQL runs with fsync off for speed (tests/conftest.py).
         "BARID_DATABASE__ALLOW_UNSAFE_DURABILITY": "1"})  # fmt: skip
     import json
@@ -194,6 +230,7 @@ async def test_database_down_gives_451_and_recovers_without_restart(
             await smtp.rset()
             await asyncio.sleep(0.5)
         assert reply.code == 250, reply
+        assert gateway.check_pool is not None and gateway.check_pool.answered >= 1
         smtp.close()
     finally:
         await gateway.stop()
