@@ -127,7 +127,9 @@ def cluster(datas: Sequence[Path], env: dict[str, str] | None = None) -> Iterato
     with ExitStack() as stack:
         for node in nodes:
             stack.callback(node.stop)
-            node.start()
+            node.launch()
+        for node in nodes:
+            node.wait_ready()
         backends = {"smtp": [("127.0.0.1", n.port) for n in nodes],
                     "imap": [("127.0.0.1", n.imap_port) for n in nodes]}  # fmt: skip
         proxy = stack.enter_context(haproxy_server(backends))

@@ -80,6 +80,11 @@ class HAProxy:
     proc: subprocess.Popen[bytes] | None = field(default=None)
 
     @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
     def config(self) -> Path:
         return self.directory / "haproxy.cfg"
 

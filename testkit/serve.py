@@ -28,6 +28,11 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (several start in parallel)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}
         env |= {"BARID_CONFIG": str(self.data / "barid.toml"),
                 "BARID_SMTP__SUBMISSION_PORT": str(self.port), "BARID_SMTP__SMTPS_PORT": "0", "BARID_SMTP__TRANSFER_PORT": "0",
@@ -42,6 +47,9 @@ class Server:
         finally:
             if self.log:
                 errors.close()  # type: ignore[union-attr]
+
+    def wait_ready(self) -> None:
+        """Until the submission port (and the IMAP port, if any) answers."""
         for port in (self.port, self.imap_port):
             if port:
                 self._wait_for(port)
