@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bench import cluster_cpu
 from bench.bench_submission import (
@@ -62,7 +62,7 @@ from bench.bench_submission import (
     percentile,
 )
 from gateway.store.db import create_engine, session_factory
-from gateway.store.models import DeliveryQueueEntry, ReceiptJob
+from gateway.store.models import DeliveryQueueEntry, Message, ReceiptJob
 from testkit.cluster import Node, make_first_node, make_second_node
 from testkit.gateway import demo_credentials
 from testkit.haproxy import find_haproxy, haproxy_server
@@ -104,6 +104,17 @@ def raise_rate_limit(data: Path) -> None:
     policy.write_text(text)
 
 
+async def database_bytes(url: str) -> int:
+    """The size of the benchmark's database (tables, indexes, TOAST)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+            return int(size or 0)
+    finally:
+        await engine.dispose()
+
+
 async def drain(url: str, limit: float = DRAIN_TIMEOUT) -> float:
     """Seconds until nothing is left to deliver and no receipt is pending."""
     engine = create_engine(url)
@@ -126,6 +137,15 @@ async def drain(url: str, limit: float = DRAIN_TIMEOUT) -> float:
     finally:
         await engine.dispose()
     raise SystemExit(f"deliveries did not finish in {limit:.0f}s")
+
+
+async def message_count(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as s:
+            return int(await s.scalar(select(func.count()).select_from(Message)) or 0)
+    finally:
+        await engine.dispose()
 
 
 def run_phase(mode: str, rnd: int, load: Workload, url: str, roots: dict[str, int],
@@ -175,6 +195,9 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"{row['drain_seconds']:7}  {row['delivered_rate']:15}  {cpu}")  # fmt: skip
     for key, values in summary["ratios"].items():
         print(f"two/one {key}: median {summary['ratio_medians'][key]} (rounds {values})")
+    print(f"database growth: {summary['database_bytes_per_message']} bytes per message"
+          f" of {summary['message_bytes_on_the_wire']} bytes on the wire"
+          f" ({summary['messages_stored']} messages stored)")  # fmt: skip
 
 
 def run(pg: PgCluster, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -187,6 +210,7 @@ def run(pg: PgCluster, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     messages = build_messages(sender["key_files"]["openpgp secret key"], args.messages,
                               args.document_kb * 1024)  # fmt: skip
     a, b = Node(first), Node(second)
+    size0 = asyncio.run(database_bytes(url))
     phases: list[Phase] = []
     try:
         a.launch()
@@ -208,10 +232,18 @@ def run(pg: PgCluster, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     asyncio.run(drain(url))
                     phases.append(run_phase(mode, rnd, load, url, roots, args.duration))
                     print(json.dumps(asdict(phases[-1])), flush=True)
+        stored = sum(p.accepted for p in phases)  # plus the warm-ups, counted below
+        grown = asyncio.run(database_bytes(url)) - size0
+        in_database = asyncio.run(message_count(url))
     finally:
         b.stop()
         a.stop()
-    return {"phases": [asdict(p) for p in phases], "summary": summarise(phases)}
+    summary = summarise(phases)
+    summary["database_bytes_per_message"] = round(grown / max(in_database, 1))
+    summary["messages_stored"] = in_database
+    summary["message_bytes_on_the_wire"] = round(statistics.mean(len(m) for m in messages))
+    summary["messages_measured"] = stored
+    return {"phases": [asdict(p) for p in phases], "summary": summary}
 
 
 def main(argv: list[str] | None = None) -> int:
