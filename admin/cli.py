@@ -83,6 +83,7 @@ def _register() -> None:
         commands_audit,
         commands_backup,
         commands_blobs,
+        commands_cluster,
         commands_directory,
         commands_dns,
         commands_keys,
@@ -108,6 +109,7 @@ def _register() -> None:
     commands_peer.register(cli)
     commands_admin.register(cli)
     commands_blobs.register(cli)
+    commands_cluster.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+from pathlib import Path
 
 import click
 
@@ -32,10 +34,41 @@ def register(cli: click.Group) -> None:
 @common
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Data directory (its barid.toml is created or used).")  # fmt: skip
+@click.option(
+    "--join",
+    "join_bundle",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Join a cluster: make the node from this key bundle (barid cluster export-keys).",
+)
+@click.option("--database-url", default=None, help="With --join: the cluster's database.")
+@click.option("--node-id", default=None, help="With --join: this node's name (default: host name).")
+@click.option("--passphrase-file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="With --join: passphrase file (default: first line of stdin).")  # fmt: skip
 @click.pass_context
-def init_cmd(ctx: click.Context, data_dir: str | None) -> None:
-    """Create the data directory, configuration, keys, TLS certificate and database."""
-    report, _ = run(initialise(data_dir, config_path(ctx)))
+def init_cmd(
+    ctx: click.Context,
+    data_dir: str | None,
+    join_bundle: str | None,
+    database_url: str | None,
+    node_id: str | None,
+    passphrase_file: str | None,
+) -> None:
+    """Create the data directory, configuration, keys, TLS certificate and database;
+    with --join, a new node of an existing cluster from its key bundle."""
+    if join_bundle is not None:
+        if not data_dir or not database_url:
+            raise CliError("--join needs --data-dir and --database-url", 2)
+        from admin.cluster_join import join, read_passphrase
+
+        passphrase = read_passphrase(passphrase_file)
+        node = node_id or socket.gethostname()
+        report = run(join(Path(join_bundle), passphrase, database_url=database_url,
+                          data_dir=Path(data_dir), node_id=node))  # fmt: skip
+    elif database_url or node_id or passphrase_file:
+        raise CliError("--database-url, --node-id and --passphrase-file go with --join", 2)
+    else:
+        report, _ = run(initialise(data_dir, config_path(ctx)))
     emit(report.as_dict(), report.text, as_json=want_json(ctx))
 
 

@@ -20,8 +20,10 @@ from gateway.store import migrate
 from gateway.store.audit import AUDIT_KEY_PURPOSE
 from gateway.store.audit import set_node as set_audit_node
 from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, stores_from_settings
+from gateway.store.cluster_state import ClusterMismatch, check_master_key
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
+from keys.cluster_keys import key_check_value
 from keys.gateway_keys import GatewayKeys, derive_key, load_gateway_keys
 from keys.key_files import KeyFileError
 
@@ -61,6 +63,17 @@ def _require_initialised(settings: Settings) -> None:
         )
 
 
+async def _check_cluster(sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys) -> None:
+    """Before any command writes: this node's master key is the database's (a
+    database without the check value gets this node's)."""
+    try:
+        await check_master_key(sessions, key_check_value(keys.master_key))
+    except ClusterMismatch as exc:
+        raise CliError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"database unavailable ({type(exc).__name__})") from None
+
+
 @asynccontextmanager
 async def open_app(settings: Settings) -> AsyncIterator[App]:
     _require_initialised(settings)
@@ -84,6 +97,7 @@ async def open_app(settings: Settings) -> AsyncIterator[App]:
                 f" {migrate.head_revision()}: run `barid init` to migrate"
             )
         sessions = session_factory(engine)
+        await _check_cluster(sessions, keys)
         try:
             stores = stores_from_settings(settings)
         except BlobStoreError as exc:

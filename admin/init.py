@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin.errors import CliError
 from gateway.config import ConfigError, Settings, load_settings, render_toml
 from gateway.store import audit, audit_checkpoints, migrate
+from gateway.store.cluster_state import ClusterMismatch, check_master_key
 from gateway.store.db import create_engine, session_factory, transaction
+from keys.cluster_keys import key_check_value
 from keys.gateway_keys import ensure_gateway_keys, load_gateway_keys
 from keys.key_files import KeyFileError
 from keys.tls import ensure_dev_certificate
@@ -214,6 +216,13 @@ async def _seal_audit_head(report: InitReport, settings: Settings, engine: Async
         keys = load_gateway_keys(settings.keys_dir)
     except KeyFileError as exc:
         raise CliError(f"gateway keys: {exc}") from None
+    # Before anything is written: a node whose master key differs from the one the
+    # database was made with would seal and chain with the wrong key.
+    try:
+        if await check_master_key(session_factory(engine), key_check_value(keys.master_key)):
+            report.created.append("master key check value in the database")
+    except ClusterMismatch as exc:
+        raise CliError(str(exc)) from None
     audit_key = keys.derive(audit.AUDIT_KEY_PURPOSE)
     async with transaction(session_factory(engine)) as session:
         if not await audit.seal_head(session, audit_key):

@@ -214,5 +214,3 @@ def csv_records(data: bytes) -> list[tuple[str, ...]]:
     reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
     next(reader)
     return [tuple(r) for r in reader]
-
-

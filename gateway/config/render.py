@@ -72,3 +72,20 @@ def render_toml(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str
             f"domains = [{', '.join(_toml_value(d) for d in peer['domains'])}]",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_toml_value(str(k))} = {_inline(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    return _toml_value(value)
+
+
+def render_tables(kind: str, tables: Mapping[str, Mapping[str, Any]]) -> str:
+    """Named tables (`[peers.<name>]`, `[mailservers.<name>]`) with every given key,
+    for a configuration file `barid init --join` writes."""
+    lines: list[str] = []
+    for name, table in tables.items():
+        lines += ["", f"[{kind}.{name}]"]
+        lines += [f"{key} = {_inline(value)}" for key, value in table.items()]
+    return "\n".join(lines) + ("\n" if lines else "")

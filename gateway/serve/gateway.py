@@ -99,6 +99,7 @@ class Gateway:
         set_audit_node(node_name(settings.server.node_id))  # named in the events it appends
         keys = services.load_keys(settings)
         await services.check_database(settings, self.engine)
+        await services.check_cluster(settings, sessions, keys)
         audit_key = keys.derive(AUDIT_KEY_PURPOSE)
         await self._start_directory_and_policy(audit_key)
         tls = services.load_tls(settings)

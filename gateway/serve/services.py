@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.checks.policy import PolicyRuntime, PolicyStartupError
 from gateway.config import Settings
+from gateway.config.cluster_digest import config_digests
 from gateway.federation.peers import Federation, PeerConfigError
 from gateway.intake.acceptance import SubmissionPipeline
 from gateway.intake.lockout_events import audit_lockouts
@@ -28,10 +29,12 @@ from gateway.serve.sockets import StartupError
 from gateway.stamping.stamper import Stamper
 from gateway.stamping.trace import TRACE_KEY_PURPOSE
 from gateway.store import migrate
+from gateway.store.cluster_state import ClusterMismatch, check_config, check_master_key
 from gateway.store.counters import LoginFailureCounters, SharedCounters
 from gateway.store.db import durability_problems
 from gateway.store.directory import Directory
 from gateway.store.messages import MessageStore
+from keys.cluster_keys import key_check_value
 from keys.gateway_keys import GatewayKeys, KeyFileError, load_gateway_keys
 from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot
@@ -75,6 +78,24 @@ async def check_database(settings: Settings, engine: AsyncEngine) -> None:
         f"PostgreSQL runs with {' and '.join(problems)}: a crash could lose acknowledged"
         " mail; turn it back on (see docs/OPERATIONS.md)"
     )
+
+
+async def check_cluster(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys
+) -> None:
+    """Before anything is written: this node's master key and its cluster-wide
+    configuration (policy, peers, mail servers) are the database's; values the
+    database does not hold yet (a new or upgraded database) are recorded."""
+    try:
+        await check_master_key(sessions, key_check_value(keys.master_key))
+        recorded = await check_config(sessions, config_digests(settings))
+    except ClusterMismatch as exc:
+        raise StartupError(str(exc)) from None
+    except Exception:
+        log.exception("database unavailable at start-up")
+        raise StartupError("database unavailable (see the log)") from None
+    if recorded:
+        log.info("cluster configuration digests recorded", extra={"parts": ", ".join(recorded)})
 
 
 async def start_policy(

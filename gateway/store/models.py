@@ -457,6 +457,7 @@ class EdgeCounter(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
 
+
 class AuditPending(Base):
     """An audit event staged on PostgreSQL while another transaction held the head:
     no chain position yet; `mac` covers the event alone. Moved into the chain, in
@@ -478,3 +479,4 @@ class AuditPending(Base):
 # The management plane's accounts live in their own module on the same `Base`;
 # importing it here puts them in `Base.metadata` for migrations and schema checks.
 from gateway.store import admin_models as _admin_models  # noqa: E402, F401
+from gateway.store import cluster_models as _cluster_models  # noqa: E402, F401
