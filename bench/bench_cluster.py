@@ -63,6 +63,7 @@ from bench.bench_submission import (
 )
 from gateway.store.db import create_engine, session_factory
 from gateway.store.models import DeliveryQueueEntry, Message, ReceiptJob
+from testkit.cli import run_cli
 from testkit.cluster import Node, make_first_node, make_second_node
 from testkit.gateway import demo_credentials
 from testkit.haproxy import find_haproxy, haproxy_server
@@ -205,7 +206,8 @@ def run(pg: PgCluster, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     first, second = work / "a", work / "b"
     make_first_node(first, url, "node-a")
     raise_rate_limit(first)
-    make_second_node(first, second, "node-b")
+    run_cli(first, "cluster", "adopt-config")  # the raised policy is the cluster's
+    make_second_node(first, second, "node-b", url)
     sender = demo_credentials(first)[SENDER]
     messages = build_messages(sender["key_files"]["openpgp secret key"], args.messages,
                               args.document_kb * 1024)  # fmt: skip

@@ -5,11 +5,11 @@ real HAProxy (testkit/haproxy.py) that speaks PROXY protocol v2 to them.
 - `make_first_node(path, database_url)`: `barid demo --no-serve` on that
   database (the demo government, its keys, TLS and credentials), then the
   node's settings written into its barid.toml (`configure_node`);
-- `make_second_node(first, path, node_id)`: a further node of the same
-  gateway: its keys/ and tls/ and the policy copied from the first node's data
-  dir, its own barid.toml (the first's, with its own node id); the
-  data dir of a node holds nothing else (mail, blobs and counters are in the
-  database);
+- `make_second_node(first, path, node_id, database_url)`: a further node of
+  the same gateway, made as an operator would: `barid cluster export-keys` on
+  the first node, `barid init --join` for the new one (keys, TLS, policy and
+  settings from the bundle, its own node id); the data dir of a node holds
+  nothing else (mail, blobs and counters are in the database);
 - `Node`: one `barid serve` process (testkit/serve.py `Server`) on free SMTP
   submission and IMAP ports, trusting the balancer's source address; start
   (waits until both ports answer), SIGKILL, restart, stop;
@@ -23,7 +23,6 @@ The suite's PostgreSQL runs with fsync off, so nodes are told
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,12 +30,15 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from testkit.cli import run_cli
 from testkit.gateway import clean_env
 from testkit.haproxy import SOURCE, HAProxy, haproxy_server
 from testkit.ports import free_port
 from testkit.serve import Server
 
 _KEY = re.compile(r"^(\w+)\s*=")
+START_TIMEOUT = 90.0  # seconds for a node to answer on its ports
+JOIN_PASSPHRASE = "cluster test passphrase"  # protects the key bundle between the two steps
 
 
 def configure_node(data: Path, values: Mapping[tuple[str, str], str]) -> None:
@@ -76,22 +78,29 @@ def make_first_node(data: Path, database_url: str, node_id: str = "node-a",
     configure_node(data, node_settings(database_url, node_id))
 
 
-def make_second_node(first: Path, data: Path, node_id: str) -> None:
-    """A further node of the gateway whose first node is `first`: the same keys,
-    TLS and policy, the same database, its own node id."""
-    data.mkdir(parents=True)
-    for name in ("keys", "tls"):
-        shutil.copytree(first / name, data / name)
-    shutil.copy2(first / "policies.yaml", data / "policies.yaml")
-    shutil.copy2(first / "barid.toml", data / "barid.toml")
-    configure_node(data, {("server", "node_id"): f'"{node_id}"'})
+def make_second_node(first: Path, data: Path, node_id: str, database_url: str) -> None:
+    """A further node of the gateway whose first node is `first`, by the documented
+    join procedure (docs/SCALING.md): `barid cluster export-keys` on the first
+    node, `barid init --join` into `data` (the passphrase on stdin both times);
+    then the test settings every node has (`node_settings`)."""
+    bundle = data.parent / f".{data.name}.keys"
+    try:
+        run_cli(first, "cluster", "export-keys", str(bundle), stdin=JOIN_PASSPHRASE + "\n")
+        run_cli(None, "init", "--join", str(bundle), "--database-url", database_url,
+                "--data-dir", str(data), "--node-id", node_id,
+                stdin=JOIN_PASSPHRASE + "\n")  # fmt: skip
+    finally:
+        bundle.unlink(missing_ok=True)
+    configure_node(data, node_settings(database_url, node_id))
 
 
 class Node(Server):
     """One `barid serve` of a cluster: free submission and IMAP ports, log in its data dir."""
 
     def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(data, env, imap_port=free_port(), log=data / "serve.log")
+        # A node starting while the others and PostgreSQL are busy may take a while.
+        super().__init__(data, env, imap_port=free_port(), log=data / "serve.log",
+                         start_timeout=START_TIMEOUT)  # fmt: skip
 
     @property
     def pid(self) -> int:

@@ -19,12 +19,13 @@ from testkit.ports import free_port
 
 class Server:
     def __init__(self, data: Path, env: dict[str, str] | None = None, *, imap_port: int = 0,
-                 log: Path | None = None) -> None:  # fmt: skip
+                 log: Path | None = None, start_timeout: float = 30) -> None:  # fmt: skip
         self.data = data
         self.extra_env = env or {}
         self.port = free_port()
         self.imap_port = imap_port
         self.log = log
+        self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -56,7 +57,7 @@ class Server:
 
     def _wait_for(self, port: int) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 if self.log:

@@ -102,7 +102,7 @@ async def test_two_nodes_behind_haproxy_survive_a_sigkill(
     need_tool("gpg")
     first, second = tmp_path / "a", tmp_path / "b"
     make_first_node(first, pg_url, NODES[0])
-    make_second_node(first, second, NODES[1])
+    make_second_node(first, second, NODES[1], pg_url)
     credentials = demo_credentials(first)
     accounts = {a: Account(a, credentials[a]["password"]) for a in (MOH, *RECIPIENTS)}
     batches = letters(first, credentials)
