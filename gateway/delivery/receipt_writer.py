@@ -33,6 +33,7 @@ from gateway.store.mailbox.store import (
     append_in,
     ensure_folders_in,
     insert_content,
+    lock_mailboxes,
 )
 from gateway.store.models import (
     Agency,
@@ -132,15 +133,17 @@ class ReceiptWriter:
                 .values(state="done", done_at=utcnow(), detail="receipt could not be built")
             )
         claimed = await _claim_receipts(scope.session, [item.job_id for item in rendered])
+        mine = [item for item in rendered if item.job_id in claimed]  # others: another worker's
         folders: dict[int, dict[str, int]] = {}
+        for employee in sorted({item.sender_employee_id for item in mine}):
+            folders[employee] = await ensure_folders_in(scope.session, employee)
+        # Every Sent and Receipts row this batch appends to, locked in id order first.
+        await lock_mailboxes(
+            scope.session, [b[n] for b in folders.values() for n in (SENT, RECEIPTS)]
+        )
         kinds: list[str] = []
-        for item in rendered:
-            if item.job_id not in claimed:
-                continue  # another worker stored it
-            employee = item.sender_employee_id
-            if employee not in folders:
-                folders[employee] = await ensure_folders_in(scope.session, employee)
-            await self._store_receipt(scope, item, folders[employee])
+        for item in mine:
+            await self._store_receipt(scope, item, folders[item.sender_employee_id])
             kinds.append(item.kind)
         return kinds
 

@@ -6,7 +6,8 @@ Every acknowledged message is stored, byte for byte, under its own registry
 number, and the numbers are gap-free; every copy is delivered into exactly one
 mailbox row; the access trail names the client's own address (never the
 balancer's 127.0.0.3) and a node of the cluster; both nodes accepted mail; the
-audit chain verifies (`barid audit verify`, exit 0).
+audit chain verifies (`barid audit verify`, exit 0); neither node met a
+deadlock (SQLSTATE 40P01) in its log.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ async def test_two_nodes_behind_haproxy_survive_a_sigkill(
             for task in tasks:
                 task.cancel()
         await check_store(first, acked)
+    for data in (first, second):  # nodes never deadlocked on shared rows (mailbox UIDs)
+        assert "40P01" not in (data / "serve.log").read_text(), data.name
     barid = make_cli({"BARID_CONFIG": str(first / "barid.toml")})
     verify = await asyncio.to_thread(barid, "audit", "verify")
     assert verify.code == 0, verify.out + verify.err

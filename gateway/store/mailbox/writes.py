@@ -152,6 +152,20 @@ async def insert_content(
     return int(result.scalar_one())
 
 
+async def lock_mailboxes(session: AsyncSession, mailbox_ids: Sequence[int]) -> None:
+    """Lock the mailbox rows of `mailbox_ids` in id order (PostgreSQL).
+
+    A transaction that allocates UIDs in several mailboxes takes their rows one by
+    one; two nodes taking the same rows in different orders would deadlock. Locking
+    them all first, always in id order, makes every such transaction wait in line
+    instead. SQLite has one writer at a time and needs nothing."""
+    if mailbox_ids and session.get_bind().dialect.name == "postgresql":
+        ids = sorted(set(mailbox_ids))
+        await session.execute(
+            select(Mailbox.id).where(Mailbox.id.in_(ids)).order_by(Mailbox.id).with_for_update()
+        )
+
+
 async def allocate(session: AsyncSession, mailbox_id: int, count: int) -> tuple[int, int]:
     """Reserve `count` UIDs and the next modseq: (first uid, modseq)."""
     result = await session.execute(
@@ -250,7 +264,7 @@ async def file_copies_in(
     uids = [0] * len(copies)
     rows = []
     internal_date = format_time(dt.datetime.now(dt.UTC))
-    for mailbox_id, indexes in per_box.items():
+    for mailbox_id, indexes in sorted(per_box.items()):  # id order: see lock_mailboxes
         first, modseq = await allocate(session, mailbox_id, len(indexes))
         for offset, index in enumerate(indexes):
             uids[index] = first + offset
