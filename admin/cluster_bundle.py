@@ -3,7 +3,8 @@
 Owns: `collect` (the payload of `barid cluster export-keys`: every file of the
 key directory, the TLS certificate and key, the routing policy, the [peers] and
 [mailservers] tables with the files they name, and the few settings that must be
-equal: public URL, DKIM selector, host name, trusted proxies) and `lay_out`
+equal: public URL, DKIM selector, host name, trusted proxies, the blob store
+with its S3 credentials file) and `lay_out`
 (the new node's data directory made from it, with its own barid.toml). Must not:
 encrypt (keys.bundle does) or talk to the database.
 """
@@ -30,7 +31,14 @@ SHARED_SETTINGS = {
     "http": ("public_url",),
     "keys": ("dkim_selector",),
     "server": ("hostname", "trusted_proxies"),
-}
+    # Where every node finds the blobs the others wrote (docs/SCALING.md).
+    "blobs": ("backend", "inline_max_bytes", "gc_grace_seconds", "gc_interval_seconds",
+              "s3_endpoint", "s3_bucket", "s3_region", "s3_prefix"),
+}  # fmt: skip
+S3_CREDENTIALS = "remote/blobs-s3-credentials"
+# Files (or folders of files) that may stay readable by others; every other file
+# of the new node is written 0600, whatever its mode on the exporting node.
+PUBLIC_FILES = frozenset({"tls/cert.pem", "keys/retired-signing"})
 
 
 def _entry(path: Path) -> dict[str, Any]:
@@ -73,6 +81,7 @@ def collect(settings: Settings, source_node: str) -> dict[str, Any]:
         section: {key: getattr(getattr(settings, section), key) for key in keys}
         for section, keys in SHARED_SETTINGS.items()
     }
+    _blob_places(settings, shared, files)
     return {
         "format": FORMAT_VERSION,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -82,6 +91,16 @@ def collect(settings: Settings, source_node: str) -> dict[str, Any]:
         "mailservers": _remote("mailservers", settings.mailservers, files),
         "files": files,
     }
+
+
+def _blob_places(settings: Settings, shared: dict[str, Any], files: dict[str, Any]) -> None:
+    """The filesystem backend's directory (absolute: every node mounts it at the same
+    path) and the S3 credentials file, when configured."""
+    if settings.blobs.backend == "filesystem":
+        shared["blobs"]["path"] = str(settings.blobs_dir)
+    if settings.blobs.s3_credentials_file:
+        files[S3_CREDENTIALS] = _entry(Path(settings.blobs.s3_credentials_file))
+        shared["blobs"]["s3_credentials_file"] = S3_CREDENTIALS
 
 
 def _checked_files(payload: dict[str, Any]) -> dict[PurePosixPath, tuple[int, bytes]]:
@@ -131,7 +150,8 @@ def lay_out(payload: dict[str, Any], data_dir: Path, database_url: str, node_id:
         raise BundleError("key bundle content is not valid") from None
     staging = data_dir.with_name(f".{data_dir.name}.joining")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(mode=PRIVATE_DIR_MODE, parents=False)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir(mode=PRIVATE_DIR_MODE)
     try:
         written = [CONFIG_NAME]
         write_new_file(staging / CONFIG_NAME, config.encode("utf-8"), PRIVATE_FILE_MODE)
@@ -139,7 +159,8 @@ def lay_out(payload: dict[str, Any], data_dir: Path, database_url: str, node_id:
             target = staging.joinpath(*path.parts)
             for parent in reversed(target.relative_to(staging).parents[:-1]):
                 (staging / parent).mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-            write_new_file(target, data, mode if mode & 0o044 else PRIVATE_FILE_MODE)
+            public = path.as_posix() in PUBLIC_FILES or path.parent.as_posix() in PUBLIC_FILES
+            write_new_file(target, data, mode if public and mode & 0o044 else PRIVATE_FILE_MODE)
             written.append(path.as_posix())
         if data_dir.exists():
             data_dir.rmdir()  # empty, checked by the caller

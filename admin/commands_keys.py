@@ -16,7 +16,7 @@ from admin.context import open_app, settings_from
 from admin.errors import CliError
 from admin.output import emit
 from admin.services.actor import Actor
-from gateway.store import audit
+from gateway.store import audit, signing_keys
 from gateway.store.db import writing
 from keys.dkim_dns import dkim_records
 from keys.gateway_keys import rotate_signing_key
@@ -82,16 +82,18 @@ def keys_group() -> None:
 def keys_rotate(ctx: click.Context) -> None:
     """Make a new token signing key; the old public key is kept so old tokens verify.
 
-    Restart `barid serve` afterwards: a running gateway signs with the key it loaded
-    at start until then.
+    The key set lives in the database: every node (this one's running gateway
+    too) signs with the new key within a few seconds, without a restart. This
+    node's key files are updated as well.
     """
 
     async def go() -> dict[str, str]:
         async with open_app(settings_from(config_path(ctx))) as app:
-            # The event commits only if the files were rotated (an error rolls it back).
+            # The event and the new set commit only if the files were rotated too.
             async with writing(app.sessions) as session:
+                old_id, new_id, new = await signing_keys.rotate(session, app.keys.master_key)
                 try:
-                    old_id, new_id = rotate_signing_key(app.settings.keys_dir)
+                    rotate_signing_key(app.settings.keys_dir, new)
                 except KeyFileError as exc:
                     raise CliError(f"gateway keys: {exc}") from None
                 await audit.append(
@@ -109,7 +111,6 @@ def keys_rotate(ctx: click.Context) -> None:
         result,
         f"retired token signing key {result['retired']} (kept for verification)\n"
         f"new token signing key {result['current']}\n"
-        "restart `barid serve` (every node): a running gateway signs with the key it"
-        " loaded at start",
+        "every node signs with it within a few seconds (no restart needed)",
         as_json=want_json(ctx),
     )

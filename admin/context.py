@@ -23,7 +23,8 @@ from gateway.store.blobstore import DATABASE_ONLY, BlobStoreError, BlobStores, s
 from gateway.store.cluster_state import ClusterMismatch, check_master_key
 from gateway.store.db import create_engine, session_factory
 from gateway.store.directory import Directory
-from keys.cluster_keys import key_check_value
+from gateway.store.signing_keys import load_shared
+from keys.cluster_keys import SealError, key_check_value
 from keys.gateway_keys import GatewayKeys, derive_key, load_gateway_keys
 from keys.key_files import KeyFileError
 
@@ -63,12 +64,16 @@ def _require_initialised(settings: Settings) -> None:
         )
 
 
-async def _check_cluster(sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys) -> None:
+async def _check_cluster(
+    sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys
+) -> GatewayKeys:
     """Before any command writes: this node's master key is the database's (a
-    database without the check value gets this node's)."""
+    database without the check value gets this node's). Returns the keys with the
+    database's token key set applied (gateway.store.signing_keys)."""
     try:
         await check_master_key(sessions, key_check_value(keys.master_key))
-    except ClusterMismatch as exc:
+        return await load_shared(sessions, keys)
+    except (ClusterMismatch, SealError) as exc:
         raise CliError(str(exc)) from None
     except (SQLAlchemyError, OSError) as exc:
         raise CliError(f"database unavailable ({type(exc).__name__})") from None
@@ -97,7 +102,7 @@ async def open_app(settings: Settings) -> AsyncIterator[App]:
                 f" {migrate.head_revision()}: run `barid init` to migrate"
             )
         sessions = session_factory(engine)
-        await _check_cluster(sessions, keys)
+        keys = await _check_cluster(sessions, keys)
         try:
             stores = stores_from_settings(settings)
         except BlobStoreError as exc:

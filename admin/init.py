@@ -21,6 +21,7 @@ from gateway.config import ConfigError, Settings, load_settings, render_toml
 from gateway.store import audit, audit_checkpoints, migrate
 from gateway.store.cluster_state import ClusterMismatch, check_master_key
 from gateway.store.db import create_engine, session_factory, transaction
+from gateway.store.signing_keys import publish_if_empty
 from keys.cluster_keys import key_check_value
 from keys.gateway_keys import ensure_gateway_keys, load_gateway_keys
 from keys.key_files import KeyFileError
@@ -221,6 +222,8 @@ async def _seal_audit_head(report: InitReport, settings: Settings, engine: Async
     try:
         if await check_master_key(session_factory(engine), key_check_value(keys.master_key)):
             report.created.append("master key check value in the database")
+        if await publish_if_empty(session_factory(engine), keys):
+            report.created.append("token signing key set in the database")
     except ClusterMismatch as exc:
         raise CliError(str(exc)) from None
     audit_key = keys.derive(audit.AUDIT_KEY_PURPOSE)

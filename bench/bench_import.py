@@ -59,7 +59,6 @@ IMPORT_TIMEOUT = 900  # seconds for one `barid directory import`
 STEP_TIMEOUT = 300  # seconds for init, audit verify and PostgreSQL control
 TARGET_SECONDS = 30.0  # the SQLite goal for the whole import
 
-
 class BenchError(Exception):
     """A step of the benchmark failed; the message says which and why."""
 

@@ -168,3 +168,5 @@ def big_once(t: Target, raw: bytes, rnd: int) -> BigSample:
     finally:
         _close(conn)
     return BigSample(t.name, rnd, appended, fetched, len(raw))
+
+

@@ -214,3 +214,5 @@ def lmtp_deliveries(port: int, copies: Sequence[tuple[str, bytes]], rnd: int) ->
     elapsed = time.perf_counter() - start
     return DeliverySample("dovecot", rnd, len(copies), elapsed, elapsed,
                           cpu_s=time.process_time() - cpu0)  # fmt: skip
+
+

@@ -147,6 +147,7 @@ def big_message(mib: int) -> bytes:
     return head.encode() + lines + b"\r\n--big--\r\n"
 
 
+
 def signed_messages(secret_key: str, count: int, document_bytes: int) -> list[bytes]:
     """bench_submission's PGP/MIME messages, the first one signed alone: concurrent first
     uses of a freshly imported key by one gpg-agent can fail ("Unmatched parentheses in
@@ -171,3 +172,5 @@ def signed_messages(secret_key: str, count: int, document_bytes: int) -> list[by
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
                        capture_output=True, timeout=60, check=False)  # fmt: skip
         shutil.rmtree(home, ignore_errors=True)
+
+

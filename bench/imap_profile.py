@@ -174,10 +174,8 @@ def summarise_py_spy(raw: str, samples: list[dict[str, Any]], runs: int, count: 
 
 def py_spy_profile(py_spy: str, data: Path, count: int, work: Path, cpu_ms: float | None) -> str:
     raw = work / "py-spy.txt"
-    code = (
-        f"from bench import imap_profile; "
-        f"imap_profile.profile_driver({str(data)!r}, {count}, {PROFILE_RUNS})"
-    )
+    code = (f"from bench import imap_profile; "
+            f"imap_profile.profile_driver({str(data)!r}, {count}, {PROFILE_RUNS})")
     env = clean_env()
     done = subprocess.run([py_spy, "record", "--native", "--rate", str(PY_SPY_RATE),
                            "--format", "raw", "--output", str(raw), "--", sys.executable, "-c",
@@ -212,3 +210,5 @@ async def cprofile_headers(data: Path, count: int) -> str:
     stats.sort_stats("tottime").print_stats(30)
     stats.sort_stats("cumulative").print_stats(45)
     return out.getvalue()
+
+

@@ -149,3 +149,5 @@ def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "cpu_model": model, "memory": memory,
             "openssl": ssl.OPENSSL_VERSION, "sqlite": sqlite3.sqlite_version}  # fmt: skip
+
+

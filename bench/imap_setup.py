@@ -109,3 +109,5 @@ def check_policy(data: Path) -> None:
             allowed = False
         if done.returncode != 0 or not allowed:
             raise BenchError(f"policy does not allow {SENDER} -> {rcpt}: {text[-1000:]}")
+
+

@@ -214,3 +214,5 @@ def csv_records(data: bytes) -> list[tuple[str, ...]]:
     reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
     next(reader)
     return [tuple(r) for r in reader]
+
+

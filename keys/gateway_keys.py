@@ -313,7 +313,9 @@ def _keep_retired(retired_dir: Path, public: ed25519.Ed25519PublicKey, kid: str)
             ) from None
 
 
-def rotate_signing_key(directory: Path | str) -> tuple[str, str]:
+def rotate_signing_key(
+    directory: Path | str, new: ed25519.Ed25519PrivateKey | None = None
+) -> tuple[str, str]:
     """Retire the token signing key and make a new one; returns (old id, new id).
 
     First the current key's PUBLIC key is written to `retired-signing/<old id>.pem`
@@ -321,7 +323,8 @@ def rotate_signing_key(directory: Path | str) -> tuple[str, str]:
     Ed25519 key (0600). A crash between the two steps leaves the old key current
     and verifiable; running the rotation again then completes it. Concurrent
     rotations of one directory are serialised by a lock on the directory.
-    Running gateways keep signing with the key they loaded at start.
+    `new` is the new key (default: a fresh one; `barid keys rotate` passes the
+    key it recorded in the database's key set).
     """
     directory = Path(directory)
     check_key_directory(directory)
@@ -333,7 +336,7 @@ def rotate_signing_key(directory: Path | str) -> tuple[str, str]:
         old_id = key_id(old.public_key())
         try:
             _keep_retired(directory / RETIRED_SIGNING_DIR, old.public_key(), old_id)
-            new = ed25519.Ed25519PrivateKey.generate()
+            new = new or ed25519.Ed25519PrivateKey.generate()
             replace_file(signing_path, _pem_private(new), PRIVATE_FILE_MODE)
         except OSError as exc:
             raise KeyFileError(

@@ -65,6 +65,8 @@ def admin_app_for(gateway: AdminResources) -> ASGIApp:
     keys, settings, sessions = gateway.keys, gateway.settings, gateway.sessions
     context = App(settings=settings, engine=gateway.engine, sessions=sessions, keys=keys,
                   directory=gateway.directory, blob_stores=gateway.blob_stores)  # fmt: skip
+    if gateway.watch_keys is not None:  # a rotation on any node reaches the admin app too
+        gateway.watch_keys(lambda fresh: setattr(context, "keys", fresh))
     services = AccountServices.build(
         sessions, AccountKeys.from_gateway(keys), authenticator=gateway.login_throttle,
         limits=settings.admin,

@@ -67,6 +67,8 @@ def install_pages(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=_STATIC), name="admin-static")
 
 
+
+
 def _refused_form(request: Request) -> HTMLResponse:
     return page(request, "message.html", 403, message="signin.form_expired",
                  back=f"{PREFIX}/sign-in", back_label="signin.title")  # fmt: skip

@@ -54,13 +54,8 @@ class ServerSettings(Section):
     proxy_header_timeout_seconds: float = _f(5.0, proxies.TIMEOUT_DOC, gt=0, le=60)
     _proxies = field_validator("trusted_proxies", mode="before")(proxies.networks)
 
-    node_id: str = _f(
-        "",
-        "This node's name in audit events, the access trail and log lines"
-        " (empty: this machine's host name).",
-        max_length=64,
-        pattern=r"^\S*$",
-    )
+    node_id: str = _f("", "This node's name in audit events, the access trail and log lines"
+                      " (empty: this machine's host name).", max_length=64, pattern=r"^\S*$")
 
 
 class DatabaseSettings(Section):

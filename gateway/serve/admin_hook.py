@@ -32,6 +32,8 @@ class AdminResources:
     directory: Directory
     login_throttle: Authenticator
     blob_stores: BlobStores = DATABASE_ONLY  # where documents outside the database live
+    # Register a callback for new token keys (a rotation on any node; gateway.serve.key_ring).
+    watch_keys: Callable[[Callable[[GatewayKeys], None]], None] | None = None
 
 
 AdminAppFactory = Callable[[AdminResources], ASGIApp]

@@ -33,6 +33,7 @@ from gateway.serve import listeners, services, workers
 from gateway.serve.admin_hook import AdminAppFactory, AdminResources
 from gateway.serve.audit_checkpointer import AuditCheckpointer
 from gateway.serve.audit_linker import AuditLinker
+from gateway.serve.key_ring import KeyRing
 from gateway.serve.listeners import QuietUvicorn
 from gateway.serve.sockets import StartupError
 from gateway.store.audit import AUDIT_KEY_PURPOSE
@@ -92,14 +93,13 @@ class Gateway:
         self.checkpointer: AuditCheckpointer | None = None
         self.linker: AuditLinker | None = None
         self.alert_rules: AlertEvaluator | None = None
+        self.key_ring: KeyRing | None = None
 
     async def start(self) -> None:
         """Start everything, in this order; a failure raises StartupError (then `stop`)."""
         settings, sessions = self.settings, self.sessions
         set_audit_node(node_name(settings.server.node_id))  # named in the events it appends
-        keys = services.load_keys(settings)
-        await services.check_database(settings, self.engine)
-        await services.check_cluster(settings, sessions, keys)
+        keys = await self._checked_keys()
         audit_key = keys.derive(AUDIT_KEY_PURPOSE)
         await self._start_directory_and_policy(audit_key)
         tls = services.load_tls(settings)
@@ -124,7 +124,7 @@ class Gateway:
             verify_url=pipeline.stamper.verify_url,
             audit_key=audit_key,
         )
-        assert self.store is not None
+        assert self.store is not None and self.key_ring is not None
         self.relay = workers.start_relay_worker(
             settings,
             sessions,
@@ -167,12 +167,24 @@ class Gateway:
             settings,
             self.engine,
             sessions=sessions,
-            keys=keys,
+            keys=self.key_ring,
             audit_key=audit_key,
             endpoints=self.mail_endpoints(),
             snapshot=lambda: self.snapshot,
         )
         self._tasks += [http_task, asyncio.create_task(self._watch_directory())]
+
+    async def _checked_keys(self) -> GatewayKeys:
+        """The keys from the files, once the database is checked: schema, durability,
+        this node's master key and cluster-wide configuration (before anything is
+        written); then with the database's token key set applied, kept current by
+        the key ring."""
+        keys = services.load_keys(self.settings)
+        await services.check_database(self.settings, self.engine)
+        await services.check_cluster(self.settings, self.sessions, keys)
+        keys = await services.shared_keys(self.sessions, keys)
+        self.key_ring = KeyRing(self.sessions, keys)
+        return keys
 
     def _start_blob_stores(self) -> None:
         """The configured blob stores and their collector (gateway.store.blobstore.gc)."""
@@ -215,6 +227,7 @@ class Gateway:
                 self.directory,
                 self.authenticator,
                 self.blob_stores,
+                self.key_ring.watch if self.key_ring is not None else None,
             )
         )
         self._admin, self._admin_task, self.admin_port = await listeners.start_admin_listener(
@@ -242,9 +255,10 @@ class Gateway:
             audit_key,
             keys.derive(COUNTER_KEY_PURPOSE),
         )
+        assert self.key_ring is not None
         self.pipeline = services.build_pipeline(
             self.settings,
-            keys,
+            self.key_ring,
             directory=self.directory,
             sessions=self.sessions,
             store=self.store,
@@ -318,6 +332,11 @@ class Gateway:
                 await self.refresh_snapshot()
             except Exception:
                 log.warning("directory refresh failed; keeping the current snapshot", exc_info=True)
+            try:
+                if self.key_ring is not None:
+                    await self.key_ring.refresh()  # a rotation on another node
+            except Exception:
+                log.warning("token key refresh failed; keeping the current keys", exc_info=True)
             try:
                 if self.policy is not None:
                     await self.policy.reload_if_changed()

@@ -36,6 +36,7 @@ from gateway.intake.smtp.sessions import SessionLimits, SmtpShared, shared_for
 from gateway.intake.smtp.slots import SlotTable
 from gateway.intake.smtp.spool import SPOOL_DIR_NAME
 from gateway.intake.transfer import TransferHandler, TransferSMTP
+from gateway.serve.key_ring import KeyRing
 from gateway.serve.proxy_listener import ProxyRules, accept_through
 from gateway.serve.sockets import StartupError, bind
 from gateway.stamping.dkim import DkimSigner
@@ -46,7 +47,7 @@ from gateway.store.transfers import FederationStore
 from gateway.verification import VerificationService
 from gateway.verification.radar import Radar, RadarLimits, audit_alerts
 from gateway.verification.radar_windows import SharedWindows
-from keys.gateway_keys import GatewayKeys, KeyFileError
+from keys.gateway_keys import KeyFileError
 from policies.directory import DirectorySnapshot
 from policies.holder import PolicyHolder
 
@@ -198,7 +199,7 @@ async def start_http_listener(
     engine: AsyncEngine,
     *,
     sessions: async_sessionmaker[AsyncSession],
-    keys: GatewayKeys,
+    keys: KeyRing,
     audit_key: bytes,
     endpoints: MailEndpoints,
     snapshot: Callable[[], DirectorySnapshot | None],
@@ -210,16 +211,16 @@ async def start_http_listener(
     port = sock.getsockname()[1]
     app = build_app(
         engine,
-        verification=VerificationService(
-            sessions, keys.verification_keys, current_key_id=keys.signing_key_id
-        ),
+        verification=VerificationService(sessions, source=keys),
         radar=Radar(
             RadarLimits(
                 per_minute=http.verify_lookups_per_minute,
                 failures=http.verify_failures_per_10_minutes,
             ),
             alerts=audit_alerts(sessions, audit_key),
-            windows=SharedWindows(SharedCounters(sessions, keys.derive(COUNTER_KEY_PURPOSE))),
+            windows=SharedWindows(
+                SharedCounters(sessions, keys.current().derive(COUNTER_KEY_PURPOSE))
+            ),
         ),
         client_setup=ClientSetup(endpoints, snapshot),
     )

@@ -25,6 +25,7 @@ from gateway.intake.login import Authenticator
 from gateway.intake.smtp.spool import SPOOL_DIR_NAME, clear_spool
 from gateway.intake.smtp.throttle import ThrottleRules
 from gateway.mime.limits import MimeLimits
+from gateway.serve.key_ring import KeyRing
 from gateway.serve.sockets import StartupError
 from gateway.stamping.stamper import Stamper
 from gateway.stamping.trace import TRACE_KEY_PURPOSE
@@ -34,7 +35,8 @@ from gateway.store.counters import LoginFailureCounters, SharedCounters
 from gateway.store.db import durability_problems
 from gateway.store.directory import Directory
 from gateway.store.messages import MessageStore
-from keys.cluster_keys import key_check_value
+from gateway.store.signing_keys import load_shared
+from keys.cluster_keys import SealError, key_check_value
 from keys.gateway_keys import GatewayKeys, KeyFileError, load_gateway_keys
 from keys.tls import load_server_context
 from policies.directory import DirectorySnapshot
@@ -168,9 +170,21 @@ def build_authenticator(
     )
 
 
+async def shared_keys(sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys) -> GatewayKeys:
+    """The keys with the database's token key set applied (this node's published
+    first when the database has none; gateway.store.signing_keys)."""
+    try:
+        return await load_shared(sessions, keys)
+    except SealError as exc:
+        raise StartupError(f"token signing keys: {exc}") from None
+    except Exception:
+        log.exception("database unavailable at start-up")
+        raise StartupError("database unavailable (see the log)") from None
+
+
 def build_pipeline(
     settings: Settings,
-    keys: GatewayKeys,
+    keys: KeyRing,
     *,
     directory: Directory,
     sessions: async_sessionmaker[AsyncSession],
@@ -185,10 +199,11 @@ def build_pipeline(
         policy=policy,
         store=store,
         stamper=Stamper(
-            keys,
+            keys.current(),
             settings.http.public_url,
-            keys.derive(TRACE_KEY_PURPOSE),
+            keys.current().derive(TRACE_KEY_PURPOSE),
             settings.marking.policy(),
+            current=keys.current,
         ),
         federation=settings.federation,
         limits=MimeLimits(

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.model.message import Stamp, StampedCopy, Submission
@@ -94,8 +94,12 @@ class Stamper:
         public_url: str,
         trace_key: bytes,
         marking: MarkingPolicy | None = None,
+        *,
+        current: Callable[[], GatewayKeys] | None = None,
     ) -> None:
-        self._keys = keys
+        # `current` (gateway.serve.key_ring): the keys of the moment, so a rotation
+        # on any node changes the signing key here without a restart.
+        self._current = current if current is not None else (lambda: keys)
         self._marking = marking if marking is not None else MarkingPolicy()
         self._public_url = _check_public_url(public_url)
         self._trace_key = trace_key
@@ -114,6 +118,10 @@ class Stamper:
                 f"http.public_url {public_url!r} is too long: verification QR codes would"
                 f" need version {version} (limit {MAX_QR_VERSION})"
             )
+
+    @property
+    def _keys(self) -> GatewayKeys:
+        return self._current()
 
     @property
     def public_url(self) -> str:

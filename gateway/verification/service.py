@@ -22,7 +22,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -239,42 +239,73 @@ def public_key_b64url(key: Ed25519PublicKey) -> str:
 # ---------------------------------------------------------------- the service
 
 
+class KeySource(Protocol):
+    """Token keys that may change while the service runs (gateway.serve.key_ring)."""
+
+    def verification_keys(self) -> Mapping[str, Ed25519PublicKey]: ...
+
+    def current_key_id(self) -> str: ...
+
+    async def refresh_for_unknown(self) -> bool: ...
+
+
 class VerificationService:
     """Answers public verification questions; read-only, safe to share between requests.
 
     `keys` maps key ids to every token key that may appear (current and retired,
     `GatewayKeys.verification_keys`); `current_key_id` is the one signing now.
+    With `source`, both come from it instead, and a token naming a key id not known
+    yet makes the source re-read the shared key set once before the verdict.
     """
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        keys: Mapping[str, Ed25519PublicKey],
+        keys: Mapping[str, Ed25519PublicKey] | None = None,
         *,
         current_key_id: str | None = None,
+        source: KeySource | None = None,
     ) -> None:
         self._sessions = sessions
-        self._keys = dict(keys)
-        self._current_key_id = current_key_id
+        self._fixed_keys = dict(keys or {})
+        self._fixed_current = current_key_id
+        self._source = source
+
+    @property
+    def _keys(self) -> Mapping[str, Ed25519PublicKey]:
+        return self._source.verification_keys() if self._source else self._fixed_keys
+
+    @property
+    def _current_key_id(self) -> str | None:
+        return self._source.current_key_id() if self._source else self._fixed_current
 
     def published_keys(self) -> list[dict[str, str]]:
         """The token keys as published in keys.json: the current one first."""
-        ordered = sorted(self._keys, key=lambda kid: (kid != self._current_key_id, kid))
+        keys, current = self._keys, self._current_key_id
+        ordered = sorted(keys, key=lambda kid: (kid != current, kid))
         return [
             {
                 "kid": kid,
                 "alg": "Ed25519",
-                "public_key": public_key_b64url(self._keys[kid]),
-                "status": "current" if kid == self._current_key_id else "retired",
+                "public_key": public_key_b64url(keys[kid]),
+                "status": "current" if kid == current else "retired",
             }
             for kid in ordered
         ]
 
     async def by_token(self, token: str) -> Verdict:
-        """The verdict on a token; a forgery is decided without touching the database."""
+        """The verdict on a token; a forgery is decided without touching the database
+        (but for one re-read of the key set, rate-limited, on an unknown key id)."""
         if len(token) > MAX_TOKEN_CHARS:
             return forged(TokenProblem.MALFORMED)
         checked = verify_token(token, self._keys)
+        if (
+            isinstance(checked, TokenError)
+            and checked.problem is TokenProblem.UNKNOWN_KEY
+            and self._source is not None
+            and await self._source.refresh_for_unknown()
+        ):
+            checked = verify_token(token, self._keys)
         if isinstance(checked, TokenError):
             return forged(checked.problem)
         stored = await self._stored_facts(registry_of(checked))

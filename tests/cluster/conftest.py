@@ -62,6 +62,20 @@ def counts(
     return asyncio.run(go())
 
 
+def wipe_key_check(pg_url: str) -> None:
+    """Remove the master-key check value, as in a database from before migration 0015."""
+
+    async def go() -> None:
+        engine = create_engine(pg_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("DELETE FROM cluster_values"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
 def serve(data: Path, **env: str) -> subprocess.Popen[bytes]:
     """`barid serve` on `data` in a child process, every listener on a free port."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("BARID_")}

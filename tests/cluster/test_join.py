@@ -10,7 +10,7 @@ import pytest
 
 from keys.bundle import BundleError, open_bundle, seal_bundle
 from testkit.cli import ok, refused
-from tests.cluster.conftest import PASSPHRASE, Cluster, counts, serve
+from tests.cluster.conftest import PASSPHRASE, Cluster, counts, serve, wipe_key_check
 
 
 def test_bundle_round_trip_and_refusals() -> None:
@@ -47,22 +47,37 @@ def test_export_then_join_makes_an_equal_node(cluster: Cluster, tmp_path: Path) 
     assert node_b("audit", "verify").code == 0
     events = ok(node_b("--json", "audit", "log", "--action", "cluster.export-keys"))
     assert len(events) == 1 and PASSPHRASE not in json.dumps(events)
+    # A database without the check value (as after the upgrade) gets it back from
+    # the first node that opens it.
+    wipe_key_check(cluster.pg_url)
+    assert counts(cluster.pg_url)["cluster_values"] == 0
+    assert node_b("agency", "list").code == 0
+    assert counts(cluster.pg_url)["cluster_values"] == 1
+    # The passphrase may come from a file instead of stdin.
+    phrase = tmp_path / "phrase"
+    phrase.write_text(PASSPHRASE + "\n")
+    c = tmp_path / "c"
+    done = cluster.cli({})("init", "--join", str(cluster.bundle), "--database-url", cluster.pg_url,
+                           "--data-dir", str(c), "--passphrase-file", str(phrase))  # fmt: skip
+    ok(done)
+    assert (c / "keys/master.key").read_bytes() == (b / "keys/master.key").read_bytes()
 
 
-@pytest.mark.parametrize("case", ["wrong", "corrupt", "truncated"])
-def test_join_refuses_a_bad_bundle_and_writes_nothing(
-    cluster: Cluster, tmp_path: Path, case: str
-) -> None:
+def test_join_refuses_a_bad_bundle_and_writes_nothing(cluster: Cluster, tmp_path: Path) -> None:
     data = cluster.bundle.read_bytes()
-    if case == "corrupt":
-        cluster.bundle.write_bytes(data[:40] + bytes([data[40] ^ 0xFF]) + data[41:])
-    elif case == "truncated":
-        cluster.bundle.write_bytes(data[: len(data) // 2])
     before = counts(cluster.pg_url)
     target = tmp_path / "b"
-    result = cluster.join(target, "node-b", PASSPHRASE + "!" if case == "wrong" else PASSPHRASE)
-    refused(result, "key bundle", code=1)
-    assert not target.exists() and not list(tmp_path.glob(".b.*"))
+    cases = {
+        "wrong": (data, PASSPHRASE + "!"),
+        "corrupt": (data[:40] + bytes([data[40] ^ 0xFF]) + data[41:], PASSPHRASE),
+        "truncated": (data[: len(data) // 2], PASSPHRASE),
+        "not a bundle": (b"PK\x03\x04" + data[4:], PASSPHRASE),
+    }
+    for case, (content, passphrase) in cases.items():
+        cluster.bundle.write_bytes(content)
+        line = refused(cluster.join(target, "node-b", passphrase), "key bundle", code=1)
+        assert PASSPHRASE not in line, case
+        assert not target.exists() and not list(tmp_path.glob(".b.*")), case
     assert counts(cluster.pg_url) == before
 
 
@@ -85,3 +100,16 @@ def test_a_node_with_another_master_key_refuses_and_writes_nothing(
     # A bundle from that stranger is refused by the cluster's database, too.
     rogue = tmp_path / "rogue.keys"
     assert node_c("cluster", "export-keys", str(rogue), stdin=PASSPHRASE).code == 1
+
+
+def test_a_bundle_of_another_cluster_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    node_x = cluster.node(other)  # a gateway of its own (SQLite)
+    assert node_x("init", "--data-dir", str(other)).code == 0
+    foreign = tmp_path / "other.keys"
+    ok(node_x("cluster", "export-keys", str(foreign), stdin=PASSPHRASE + "\n"))
+    before = counts(cluster.pg_url)
+    cluster.bundle = foreign
+    refused(cluster.join(tmp_path / "b", "node-b"), "does not match the database's", code=1)
+    assert not (tmp_path / "b").exists()
+    assert counts(cluster.pg_url) == before

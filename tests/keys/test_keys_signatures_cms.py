@@ -321,9 +321,7 @@ def test_weak_digest_is_refused(pki: Pki) -> None:
 def test_registered_certificates(pki: Pki) -> None:
     signature = pki.sign()
     other = _anchor(pki, "chained")
-    unregistered = verify_cms_detached(
-        DOCUMENT, signature, [pki.ca], when=now_utc(), registered=[other]
-    )
+    unregistered = verify_cms_detached(DOCUMENT, signature, [pki.ca], when=now_utc(), registered=[other])
     assert unregistered.status is SignatureStatus.UNKNOWN_SIGNER
     registered = verify_cms_detached(
         DOCUMENT, signature, [pki.ca], when=now_utc(), registered=[other, pki.leaf]
@@ -334,9 +332,7 @@ def test_registered_certificates(pki: Pki) -> None:
     assert verify_cms_detached(DOCUMENT, nocerts, [pki.ca], when=now_utc()).status is (
         SignatureStatus.UNKNOWN_SIGNER
     )
-    assert verify_cms_detached(
-        DOCUMENT, nocerts, [pki.ca], when=now_utc(), registered=[pki.leaf]
-    ).valid
+    assert verify_cms_detached(DOCUMENT, nocerts, [pki.ca], when=now_utc(), registered=[pki.leaf]).valid
 
 
 def test_wrong_shape_is_malformed(pki: Pki) -> None:

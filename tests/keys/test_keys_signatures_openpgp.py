@@ -225,9 +225,7 @@ def test_expired_key_is_judged_at_when(keys: Keys, tmp_path: Path, backend: str)
 def test_fresh_key_past_its_expiry_and_signature_from_the_future(keys: Keys, backend: str) -> None:
     signature = keys.sign(keys.sara, DOCUMENT)
     certs = [keys.public[keys.sara]]
-    late = _verify(
-        DOCUMENT, signature, certs, backend, now_utc() + datetime.timedelta(days=3 * 365)
-    )
+    late = _verify(DOCUMENT, signature, certs, backend, now_utc() + datetime.timedelta(days=3 * 365))
     assert late.status is SignatureStatus.UNTRUSTED
     early = _verify(DOCUMENT, signature, certs, backend, now_utc() - datetime.timedelta(days=1))
     assert early.status is SignatureStatus.UNTRUSTED

@@ -166,9 +166,7 @@ async def test_the_admin_listener_speaks_tls_only_and_the_public_one_no_admin(
         signed = await _sign_in(client, live, ADMIN, secrets[ADMIN])
         assert signed.status_code == 200, signed.text
         scraped = await client.get("/metrics")
-        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith(
-            "text/plain"
-        )
+        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
         assert "barid_up 1.0" in scraped.text and "barid_health_checks_total" in scraped.text
         assert 'barid_directory_entries{kind="agencies"}' in scraped.text
         document = (await client.get("/api/v1/openapi.json")).json()

@@ -19,6 +19,8 @@ AGENCY = AGENCY_MOH
 PASSWORD = "correct horse battery"
 
 
+
+
 def test_init_is_idempotent(tmp_path: Path, make_cli: Any) -> None:
     cli = make_cli({})
     data = tmp_path / "d"

@@ -20,6 +20,8 @@ AGENCY = AGENCY_MOH
 ADDRESS = "karim@moh.gov.example"
 
 
+
+
 def test_admin_commands_round_trip(barid_any: Any, tmp_path: Path) -> None:
     cli = barid_any
     ok(cli(*AGENCY))
