@@ -56,7 +56,7 @@ CLIENTS, PER_CLIENT = 20, 2
 NODES = ("node-a", "node-b")
 
 
-def letters(data: Path, credentials: dict[str, Any]) -> list[list[bytes]]:
+def letters(credentials: dict[str, Any]) -> list[list[bytes]]:
     """PER_CLIENT small signed letters for each client, from the demo's minister."""
     home = new_gnupghome()
     try:
@@ -106,7 +106,7 @@ async def test_two_nodes_behind_haproxy_survive_a_sigkill(
     make_second_node(first, second, NODES[1], pg_url)
     credentials = demo_credentials(first)
     accounts = {a: Account(a, credentials[a]["password"]) for a in (MOH, *RECIPIENTS)}
-    batches = letters(first, credentials)
+    batches = letters(credentials)
     tls = tls_client(first / "tls" / "cert.pem")
     acked: list[tuple[str, bytes]] = []
     with cluster([first, second]) as running:
