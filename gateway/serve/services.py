@@ -85,12 +85,15 @@ async def check_database(settings: Settings, engine: AsyncEngine) -> None:
 async def check_cluster(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], keys: GatewayKeys
 ) -> None:
-    """Before anything is written: this node's master key and its cluster-wide
-    configuration (policy, peers, mail servers) are the database's; values the
-    database does not hold yet (a new or upgraded database) are recorded."""
+    """Before anything is written: this node's master key and, on PostgreSQL (the
+    only database several nodes share), its cluster-wide configuration (policy,
+    peers, mail servers) are the database's; values the database does not hold
+    yet (a new or upgraded database) are recorded. A SQLite database belongs to
+    one node, whose policy file edits keep becoming versions at start."""
     try:
         await check_master_key(sessions, key_check_value(keys.master_key))
-        recorded = await check_config(sessions, config_digests(settings))
+        shared = not settings.database_url.startswith("sqlite")
+        recorded = await check_config(sessions, config_digests(settings)) if shared else []
     except ClusterMismatch as exc:
         raise StartupError(str(exc)) from None
     except Exception:

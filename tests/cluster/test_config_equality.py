@@ -24,7 +24,10 @@ def start_check(data: Path, pg_url: str) -> str:
     """The start-up check of `barid serve` in this process: its refusal, "" if none."""
 
     async def go() -> str:
-        settings = load_settings(data / "barid.toml").model_copy()
+        settings = load_settings(data / "barid.toml")
+        settings = settings.model_copy(
+            update={"database": settings.database.model_copy(update={"url": pg_url})}
+        )
         engine = create_engine(pg_url)
         try:
             keys = load_gateway_keys(settings.keys_dir)
