@@ -43,6 +43,7 @@ from gateway.store.mailbox.store import (
     append_in,
     ensure_folders_in,
     insert_content,
+    lock_mailboxes,
 )
 from gateway.store.models import Blob, DeliveryQueueEntry, Message, MessageCopy, ReceiptJob
 from gateway.store.queue import shares_work, skip_locked
@@ -143,22 +144,25 @@ class ReceiptWriter:
                 .values(state="done", done_at=utcnow(), detail="receipt could not be built")
             )
         claimed = await _claim_receipts(scope.session, [item.job_id for item in rendered])
+        mine = [item for item in rendered if item.job_id in claimed]  # others: another worker's
+        filed = [item for item in mine if item.evidence is None]  # evidence is not filed
         folders: dict[int, dict[str, int]] = {}
+        for employee in sorted({item.sender_employee_id for item in filed}):
+            folders[employee] = await ensure_folders_in(scope.session, employee)
+        # Every Sent and Receipts row this batch appends to, locked in id order first.
+        await lock_mailboxes(
+            scope.session, [b[n] for b in folders.values() for n in (SENT, RECEIPTS)]
+        )
         kinds: list[str] = []
         evidence: list[dict[str, object]] = []
-        for item in rendered:
-            if item.job_id not in claimed:
-                continue  # another worker stored it
+        for item in mine:
             kinds.append(item.kind)
             if item.evidence is not None:
                 evidence.append({"id": item.job_id, "evidence": item.evidence})
                 continue
             if item.summary_owed:
                 await scope.session.execute(insert(ReceiptJob).values(**_summary_job(item)))
-            employee = item.sender_employee_id
-            if employee not in folders:
-                folders[employee] = await ensure_folders_in(scope.session, employee)
-            await self._store_receipt(scope, item, folders[employee])
+            await self._store_receipt(scope, item, folders[item.sender_employee_id])
         if evidence:
             await scope.session.execute(update(ReceiptJob), evidence)
         return kinds

@@ -63,6 +63,7 @@ from gateway.store.mailbox.writes import (
     expunge_in,
     file_copies_in,
     insert_content,
+    lock_mailboxes,
     new_uid_validity,
 )
 
@@ -107,6 +108,7 @@ __all__ = [
     "flags_text",
     "format_time",
     "insert_content",
+    "lock_mailboxes",
     "new_uid_validity",
     "parse_time",
 ]

@@ -172,6 +172,20 @@ async def insert_content(
     return int(result.scalar_one())
 
 
+async def lock_mailboxes(session: AsyncSession, mailbox_ids: Sequence[int]) -> None:
+    """Lock the mailbox rows of `mailbox_ids` in id order (PostgreSQL).
+
+    A transaction that allocates UIDs in several mailboxes takes their rows one by
+    one; two nodes taking the same rows in different orders would deadlock. Locking
+    them all first, always in id order, makes every such transaction wait in line
+    instead. SQLite has one writer at a time and needs nothing."""
+    if mailbox_ids and session.get_bind().dialect.name == "postgresql":
+        ids = sorted(set(mailbox_ids))
+        await session.execute(
+            select(Mailbox.id).where(Mailbox.id.in_(ids)).order_by(Mailbox.id).with_for_update()
+        )
+
+
 async def allocate(session: AsyncSession, mailbox_id: int, count: int) -> tuple[int, int]:
     """Reserve `count` UIDs and the next modseq: (first uid, modseq)."""
     result = await session.execute(
@@ -297,8 +311,9 @@ async def file_copies_in(
     uids = [0] * len(copies)
     rows = []
     internal_date = format_time(dt.datetime.now(dt.UTC))
+    await lock_mailboxes(session, list(per_box))  # id order: see lock_mailboxes
     reserved = await allocate_many(session, {box: len(ix) for box, ix in per_box.items()})
-    for mailbox_id, indexes in per_box.items():
+    for mailbox_id, indexes in sorted(per_box.items()):
         first, modseq = reserved[mailbox_id]
         for offset, index in enumerate(indexes):
             uids[index] = first + offset
