@@ -33,7 +33,6 @@ import io
 import logging
 import os
 import pickle
-import sys
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 from gateway.checks.check_worker import LENGTH, MESSAGE_FIELDS, OK, SHARED_FIELDS, frame
 from gateway.checks.facts import Inputs
 from gateway.checks.submission import check_submission
+from gateway.child_process import spawn_module
 from gateway.mime.verdicts import Verdict
 from gateway.model.message import PolicyAuditHit, Submission
 
@@ -98,17 +98,7 @@ class _Child:
 
     async def started(self) -> asyncio.subprocess.Process:
         if self.process is None or self.process.returncode is not None:
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.checks.check_worker",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                env=env,
-                start_new_session=True,  # a terminal's Ctrl-C is for the parent, which stops it
-            )
+            self.process = await spawn_module("gateway.checks.check_worker", new_session=True)
             _widen(self.process.stdin)
             _widen(self.process.stdout)
             self.version = -1

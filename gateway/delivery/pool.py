@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import struct
-import sys
 from collections.abc import Callable
 
+from gateway.child_process import spawn_module
 from gateway.delivery.parse_worker import load
 
 log = logging.getLogger("barid.delivery")
@@ -68,17 +67,7 @@ class ParsePool:
 
     async def _started(self) -> asyncio.subprocess.Process:
         if self._child is None or self._child.returncode is not None:
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-            self._child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.delivery.parse_worker",
-                self._spec,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                env=env,
-            )
+            self._child = await spawn_module("gateway.delivery.parse_worker", self._spec)
         return self._child
 
     async def _kill(self) -> None:
