@@ -43,12 +43,10 @@ lint: $(TSTAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Three workers (pytest-xdist) on two cores: the suite waits on sockets, child
-# processes and databases for about a third of its time, so a third worker fills
-# those waits; a test file per worker at a time so module fixtures are made once;
-# the 20 slowest tests are listed at the end.
+# Two workers (pytest-xdist), a test file per worker at a time so module fixtures are
+# made once; the 20 slowest tests are listed at the end.
 test: lint
-	$(BIN)/pytest -q -n 3 --dist loadfile --durations=20
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
 
 shell: $(STAMP)
 	@echo "==> a shell with $(VENV)/bin on PATH; 'exit' leaves it"
