@@ -202,10 +202,13 @@ async def test_a_photo_without_its_qr_code_traces_by_the_printed_code(
         found = await leaks.trace_leak(AUDITOR, world.app, str(leaked))
         assert [c.recipient for c in found.copies] == [recipient]
         assert found.kind == "photo" and found.recipient_named
-        assert found.matched_by == (
-            "trace code printed in the photo, read by OCR and its registry number:"
+        # The registry number printed beside the code is read too on most photos;
+        # the code alone (it names one copy) is enough when the blur takes it.
+        assert found.matched_by in {
+            f"trace code printed in the photo, read by OCR{also}:"
             f" {world.registry} trace code {world.codes[recipient]}"
-        )
+            for also in (" and its registry number", "")
+        }
     # Without tesseract the answer says so plainly.
     monkeypatch.setattr(leak_ocr.shutil, "which", lambda _name: None)
     with pytest.raises(NotFound) as refused:
